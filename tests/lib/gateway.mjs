@@ -80,7 +80,7 @@ export function spawnBifrost({ args = [], env = {}, cwd, ulimitNofile } = {}) {
   requireBinary();
   const fullEnv = cleanEnv(env);
   const child = ulimitNofile
-    ? spawn('sh', ['-c', `ulimit -n ${ulimitNofile} 2>/dev/null || true; exec "$0" "$@"`, BIN, ...args], { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn('sh', ['-c', `ulimit -n ${ulimitNofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" "$@"`, BIN, ...args], { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(BIN, args, { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const proc = {
@@ -219,7 +219,7 @@ export async function startGateway({ config = { providers: [] }, workers = 1, en
  * One HTTP request on a fresh connection (unless opts.agent is given).
  * Returns { status, headers, rawHeaders, body: Buffer, text, json() }.
  */
-export function request(port, { method = 'GET', path = '/', headers = {}, body, timeout = 10000, agent = false, host = '127.0.0.1' } = {}) {
+export function request(port, { method = 'GET', path = '/', headers = {}, body, timeout = 5000, agent = false, host = '127.0.0.1' } = {}) {
   return new Promise((resolve, reject) => {
     const h = { ...headers };
     if (body !== undefined && h['content-type'] === undefined && h['Content-Type'] === undefined) h['content-type'] = 'application/json';

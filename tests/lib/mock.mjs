@@ -15,8 +15,10 @@
 //   hang                       never answer
 //   resetAfterBytes            non-stream: send this many body bytes (Content-Length says the full size), then RST
 //   chunks, chunkDelayMs       stream: number of content chunks (default 3), and the gap between events
-//   resetAfterChunks           stream: after this many content chunks, RST the connection
-//   hangAfterChunks            stream: after this many content chunks, go silent (connection kept open)
+//   resetAfterChunks           stream: after this many events, RST the connection
+//   hangAfterChunks            stream: after this many events, go silent (connection kept open)
+//   writeMode                  stream: 'event' (one write per event, default), 'split' (each event in two
+//                              writes 20 ms apart, cut mid-JSON), 'coalesce' (all events in one write)
 //   usage                      { prompt_tokens, completion_tokens } (default 11 / 7)
 // A behaviour may also be a function (requestRecord) → behaviour object.
 
@@ -184,6 +186,11 @@ async function streamChat(mock, rec, b, res, { model, content, usage, n, extra }
   mock.sent.push(record);
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...extra });
   res.flushHeaders();
+  if (b.writeMode === 'coalesce') {
+    record.times.push(Date.now());
+    res.end(Buffer.concat(events));
+    return;
+  }
   for (let i = 0; i < events.length; i++) {
     if (i > 0 && gap) await sleep(gap);
     if (b.resetAfterChunks !== undefined && i === b.resetAfterChunks) {
@@ -193,7 +200,14 @@ async function streamChat(mock, rec, b, res, { model, content, usage, n, extra }
     }
     if (b.hangAfterChunks !== undefined && i === b.hangAfterChunks) return;
     record.times.push(Date.now());
-    await new Promise((r) => res.write(events[i], r));
+    if (b.writeMode === 'split') {
+      const cut = Math.floor(events[i].length / 2);
+      await new Promise((r) => res.write(events[i].subarray(0, cut), r));
+      await sleep(20);
+      await new Promise((r) => res.write(events[i].subarray(cut), r));
+    } else {
+      await new Promise((r) => res.write(events[i], r));
+    }
   }
   res.end();
 }
