@@ -134,7 +134,7 @@ deps_test() {
 
 deps_bench() {
 	local pkgs=(wrk nghttp2-client)
-	if ! command -v nginx >/dev/null && ! pkg_installed nginx-light && ! pkg_installed nginx; then
+	if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
 		# Debian 12 has nginx-light; Debian 13 folded it into nginx.
 		if apt-cache show nginx-light >/dev/null 2>&1; then pkgs+=(nginx-light); else pkgs+=(nginx); fi
 	fi
@@ -316,6 +316,7 @@ vendor_build_one() { # KIND(musl|host) CC CFLAGS
 	cp "$src/jsmn/jsmn.h" "$prefix/include/"
 
 	rm -rf "$src"
+	rmdir "$VENDOR/src" 2>/dev/null || true
 	mkdir -p "$STAMPS"; echo "$key" >"$STAMPS/$kind"
 	log "vendor/$kind ready ($((SECONDS - t0))s)"
 }
@@ -485,7 +486,7 @@ run_integration_tests() {
 			log "integration: npm install (no package-lock.json)"
 			(cd tests && npm install --no-audit --no-fund)
 		fi
-		touch tests/node_modules
+		mkdir -p tests/node_modules && touch tests/node_modules
 	fi
 	if [[ ! -x dist/bifrost ]]; then
 		warn "integration: dist/bifrost does not exist; the tests will fail"
@@ -511,7 +512,7 @@ run_integration_tests() {
 			set +e
 			node --test "${reporters[@]}" --test-reporter=tap \
 				--test-reporter-destination="tests/build/integration.$i.tap" "$f"
-			((rc |= $?))
+			rc=$((rc | $?))
 			set -e
 			INT_PASS=$((INT_PASS + $(tap_count "tests/build/integration.$i.tap" pass)))
 			INT_FAIL=$((INT_FAIL + $(tap_count "tests/build/integration.$i.tap" fail) + $(tap_count "tests/build/integration.$i.tap" cancelled)))
