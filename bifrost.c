@@ -1,0 +1,4399 @@
+/*
+ * bifrost.c — an LLM gateway in one translation unit.
+ *
+ * Clients speak the OpenAI dialect (and, later, Anthropic's); the gateway routes
+ * `provider/model`, rewrites the model and the credential, and forwards the body as
+ * iovecs over the bytes it received. One io_uring event loop per core does all I/O.
+ *
+ * TABLE OF CONTENTS (sections in dependency order; lower never calls upper)
+ *
+ *   1. base      misc helpers, time, errors                         (no prefix)
+ *   2. arena_    per-request bump allocator over cached chunks
+ *   3. str_/buf_ slices, growable byte buffers, formatted appends
+ *   4. json_     jsmn tokens + validation + lookups + escaping writer
+ *   5. http_     HTTP/1.1 request/response head parser, chunked decoder
+ *   6. sse_      server-sent-event splitter
+ *   7. tls_      BearSSL trust anchors and the client engine pump
+ *   8. cfg_      config.json loading, validation, env.NAME, defaults
+ *   9. route_    model string → provider candidates, weighted choice
+ *  10. prov_     provider adapters: base URLs, auth headers, body edits
+ *  11. metrics_  counters and the overhead histogram; log_ request lines
+ *  12. loop_     worker, ring, slab, timer wheel, send queue
+ *  13. up_       upstream client: DNS table, pools, connect, TLS, response
+ *  14. conn_     client connection: read, parse, dispatch, respond
+ *  15. admin_    /health, /metrics, /v1/models
+ *  16. main      command line, signals, reload, drain
+ *
+ * Leaf sections (2–6, 9, 10) do no I/O and allocate only from a caller's arena, so the
+ * unit tests (built with -DBIFROST_TEST, which drops main) can drive them directly.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bearssl.h>
+#include <liburing.h>
+#define JSMN_STATIC
+#define JSMN_STRICT
+#define JSMN_PARENT_LINKS
+#include <jsmn.h>
+
+#ifndef BIFROST_VERSION
+#define BIFROST_VERSION "dev"
+#endif
+
+/* ======================================================================== *
+ * 1. base — tiny helpers shared by every section.                          *
+ * ======================================================================== */
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("bifrost: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+/* xorshift64*: per-worker, for weighted choice; quality is plenty for load balancing. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ======================================================================== *
+ * 2. arena_ — bump allocator for everything a request derives.             *
+ *                                                                          *
+ * Owns: a list of chunks. Small chunks (ARENA_CHUNK) come from a per-worker *
+ * cache so the steady state never calls malloc; oversized requests get a    *
+ * dedicated malloc'd chunk freed on reset. Invariant: memory handed out     *
+ * stays valid until arena_reset. `fail_after` lets tests inject failure.    *
+ * ======================================================================== */
+
+#define ARENA_CHUNK (64 * 1024)
+
+struct arena_chunk {
+	struct arena_chunk *next; /* owned: next chunk in this arena or the cache */
+	size_t cap;               /* usable bytes after the header */
+	size_t used;
+	alignas(16) unsigned char mem[];
+};
+
+struct arena_cache {
+	struct arena_chunk *free; /* owned: standard-size chunks ready for reuse */
+	int nfree, max_free;
+};
+
+struct arena {
+	struct arena_chunk *head;  /* owned: current chunk first */
+	struct arena_cache *cache; /* borrowed: worker's chunk cache, may be NULL */
+	long fail_after;           /* tests: allocations left before failing; <0 = never */
+};
+
+static void arena_init(struct arena *a, struct arena_cache *cache)
+{
+	a->head = NULL;
+	a->cache = cache;
+	a->fail_after = -1;
+}
+
+static struct arena_chunk *arena_chunk_get(struct arena *a, size_t need)
+{
+	struct arena_chunk *c;
+	if (need <= ARENA_CHUNK && a->cache && a->cache->free) {
+		c = a->cache->free;
+		a->cache->free = c->next;
+		a->cache->nfree--;
+	} else {
+		size_t cap = need <= ARENA_CHUNK ? ARENA_CHUNK : need;
+		c = malloc(sizeof(*c) + cap);
+		if (!c)
+			return NULL;
+		c->cap = cap;
+	}
+	c->used = 0;
+	c->next = a->head;
+	a->head = c;
+	return c;
+}
+
+static void *arena_alloc(struct arena *a, size_t size, size_t align)
+{
+	if (a->fail_after == 0)
+		return NULL;
+	if (a->fail_after > 0)
+		a->fail_after--;
+	struct arena_chunk *c = a->head;
+	size_t off = c ? (c->used + align - 1) & ~(align - 1) : 0;
+	if (!c || off + size > c->cap) {
+		c = arena_chunk_get(a, size + align);
+		if (!c)
+			return NULL;
+		off = 0;
+	}
+	c->used = off + size;
+	return c->mem + off;
+}
+
+#define arena_new(a, T, n) ((T *)arena_alloc((a), sizeof(T) * (size_t)(n), alignof(T)))
+
+static void arena_reset(struct arena *a)
+{
+	struct arena_chunk *c = a->head, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->cap == ARENA_CHUNK && a->cache && a->cache->nfree < a->cache->max_free) {
+			c->next = a->cache->free;
+			a->cache->free = c;
+			a->cache->nfree++;
+		} else {
+			free(c);
+		}
+	}
+	a->head = NULL;
+}
+
+static char *arena_strndup(struct arena *a, const char *s, size_t n)
+{
+	char *p = arena_alloc(a, n + 1, 1);
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = 0;
+	}
+	return p;
+}
+
+/* ======================================================================== *
+ * 3. str_/buf_ — slices and growable buffers.                              *
+ *                                                                          *
+ * A `str` never owns its bytes. A `buf` owns a malloc'd block that grows    *
+ * up to `limit`; appends past it fail with -E2BIG, never silently truncate. *
+ * ======================================================================== */
+
+struct str {
+	const char *p; /* borrowed */
+	size_t n;
+};
+
+#define STR(lit) ((struct str){ (lit), sizeof(lit) - 1 })
+
+static bool str_eq(struct str s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+static bool str_case_eq(struct str s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.n == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+static bool str_starts(struct str s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.n >= n && memcmp(s.p, lit, n) == 0;
+}
+
+/* Does a comma-separated header value contain token `tok` (case-insensitive)? */
+static bool str_has_token(struct str s, const char *tok)
+{
+	size_t tn = strlen(tok), i = 0;
+	while (i < s.n) {
+		while (i < s.n && (s.p[i] == ' ' || s.p[i] == '\t' || s.p[i] == ','))
+			i++;
+		size_t b = i;
+		while (i < s.n && s.p[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > b && (s.p[e - 1] == ' ' || s.p[e - 1] == '\t'))
+			e--;
+		if (e - b == tn && strncasecmp(s.p + b, tok, tn) == 0)
+			return true;
+	}
+	return false;
+}
+
+struct buf {
+	char *p;      /* owned: malloc'd, NULL until first append */
+	size_t len, cap;
+	size_t limit; /* hard cap on cap; 0 = SIZE_MAX */
+};
+
+static int buf_reserve(struct buf *b, size_t extra)
+{
+	size_t lim = b->limit ? b->limit : SIZE_MAX;
+	if (extra > lim || b->len > lim - extra)
+		return -E2BIG;
+	if (b->len + extra <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + extra)
+		cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+	if (cap > lim)
+		cap = lim;
+	char *p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int buf_append(struct buf *b, const void *p, size_t n)
+{
+	int rc = buf_reserve(b, n);
+	if (rc)
+		return rc;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static void buf_consume(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+		return;
+	}
+	memmove(b->p, b->p + n, b->len - n);
+	b->len -= n;
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* Arena-backed string builder: writes never fail mid-way; `oom` is sticky. */
+struct sb {
+	struct arena *a; /* borrowed */
+	char *p;         /* arena memory */
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_init(struct sb *s, struct arena *a, size_t cap)
+{
+	s->a = a;
+	s->len = 0;
+	s->cap = cap;
+	s->p = arena_alloc(a, cap, 1);
+	s->oom = !s->p;
+}
+
+static bool sb_grow(struct sb *s, size_t extra)
+{
+	if (s->oom)
+		return false;
+	if (s->len + extra <= s->cap)
+		return true;
+	size_t cap = (s->cap + extra) * 2;
+	char *p = arena_alloc(s->a, cap, 1);
+	if (!p) {
+		s->oom = true;
+		return false;
+	}
+	memcpy(p, s->p, s->len);
+	s->p = p;
+	s->cap = cap;
+	return true;
+}
+
+static void sb_put(struct sb *s, const void *p, size_t n)
+{
+	if (sb_grow(s, n)) {
+		memcpy(s->p + s->len, p, n);
+		s->len += n;
+	}
+}
+
+static void sb_puts(struct sb *s, const char *z) { sb_put(s, z, strlen(z)); }
+static void sb_str(struct sb *s, struct str v) { sb_put(s, v.p, v.n); }
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct sb *s, const char *fmt, ...)
+{
+	va_list ap;
+	for (int tries = 0; tries < 2; tries++) {
+		va_start(ap, fmt);
+		int n = vsnprintf(s->p ? s->p + s->len : NULL, s->oom ? 0 : s->cap - s->len, fmt, ap);
+		va_end(ap);
+		if (n < 0 || s->oom)
+			return;
+		if (s->len + (size_t)n < s->cap) {
+			s->len += (size_t)n;
+			return;
+		}
+		if (!sb_grow(s, (size_t)n + 1))
+			return;
+	}
+}
+
+static struct str sb_view(const struct sb *s) { return (struct str){ s->p, s->len }; }
+
+/* ======================================================================== *
+ * 4. json_ — jsmn tokens, validated.                                       *
+ *                                                                          *
+ * jsmn tokenizes but accepts missing commas/colons and does not check       *
+ * primitives or trailing bytes. json_parse therefore walks the token tree   *
+ * once more and checks every gap between tokens holds exactly the expected  *
+ * separator, every primitive is true/false/null or a JSON number, and only  *
+ * whitespace follows the root. Lookups (json_obj_get) refuse duplicate keys *
+ * among the keys asked for, so one field can never route one way and bill   *
+ * another. Strings are unescaped on demand into the caller's arena.         *
+ * ======================================================================== */
+
+#define JSON_MAX_DEPTH 256
+
+struct json {
+	const char *s;   /* borrowed: the document */
+	size_t n;
+	jsmntok_t *tok;  /* arena */
+	int ntok;
+	const char *err; /* static message for the last failure */
+};
+
+/* A token's full byte span (strings include their quotes). */
+static size_t json_beg(const struct json *j, int i)
+{
+	return (size_t)j->tok[i].start - (j->tok[i].type == JSMN_STRING);
+}
+
+static size_t json_end(const struct json *j, int i)
+{
+	return (size_t)j->tok[i].end + (j->tok[i].type == JSMN_STRING);
+}
+
+static struct str json_raw(const struct json *j, int i)
+{
+	size_t b = json_beg(j, i);
+	return (struct str){ j->s + b, json_end(j, i) - b };
+}
+
+static bool json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Gap [*pos, to) must be whitespace around at most one `sep` (0 = none allowed). */
+static bool json_gap(const struct json *j, size_t *pos, size_t to, char sep)
+{
+	size_t p = *pos;
+	while (p < to && json_ws(j->s[p]))
+		p++;
+	if (sep) {
+		if (p >= to || j->s[p] != sep)
+			return false;
+		p++;
+		while (p < to && json_ws(j->s[p]))
+			p++;
+	}
+	*pos = to;
+	return p == to;
+}
+
+static bool json_number_ok(const char *s, size_t n)
+{
+	size_t i = 0;
+	if (i < n && s[i] == '-')
+		i++;
+	if (i >= n)
+		return false;
+	if (s[i] == '0')
+		i++;
+	else if (s[i] >= '1' && s[i] <= '9')
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	else
+		return false;
+	if (i < n && s[i] == '.') {
+		if (++i >= n || !isdigit((unsigned char)s[i]))
+			return false;
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= n || !isdigit((unsigned char)s[i]))
+			return false;
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	}
+	return i == n;
+}
+
+static bool json_prim_ok(const struct json *j, int i)
+{
+	struct str r = json_raw(j, i);
+	return str_eq(r, "true") || str_eq(r, "false") || str_eq(r, "null") ||
+	       json_number_ok(r.p, r.n);
+}
+
+/* Raw control characters are not allowed inside JSON strings. */
+static bool json_string_ok(const struct json *j, int i)
+{
+	for (int k = j->tok[i].start; k < j->tok[i].end; k++)
+		if ((unsigned char)j->s[k] < 0x20)
+			return false;
+	return true;
+}
+
+/* Walk the subtree at token *i, checking separators; advances *i past it. */
+static bool json_walk(struct json *j, int *i, size_t *pos, int depth)
+{
+	int t = (*i)++;
+	jsmntok_t *tk = &j->tok[t];
+	if (tk->type == JSMN_PRIMITIVE)
+		return json_prim_ok(j, t);
+	if (tk->type == JSMN_STRING)
+		return json_string_ok(j, t);
+	if (depth > JSON_MAX_DEPTH) {
+		j->err = "JSON nested too deeply";
+		return false;
+	}
+	bool obj = tk->type == JSMN_OBJECT;
+	*pos = (size_t)tk->start + 1;
+	for (int k = 0; k < tk->size; k++) {
+		if (*i >= j->ntok || !json_gap(j, pos, json_beg(j, *i), k ? ',' : 0))
+			return false;
+		if (obj) {
+			int key = *i;
+			if (j->tok[key].type != JSMN_STRING || j->tok[key].size != 1 ||
+			    !json_walk(j, i, pos, depth + 1))
+				return false;
+			*pos = json_end(j, key);
+			if (*i >= j->ntok || !json_gap(j, pos, json_beg(j, *i), ':'))
+				return false;
+		}
+		int child = *i;
+		if (!json_walk(j, i, pos, depth + 1))
+			return false;
+		*pos = json_end(j, child);
+	}
+	return json_gap(j, pos, (size_t)tk->end - 1, 0) && j->s[tk->end - 1] == (obj ? '}' : ']');
+}
+
+/* Tokenize and validate `s`. The root must be an object. 0 or -EBADMSG (j->err set). */
+static int json_parse(struct json *j, struct arena *a, const char *s, size_t n)
+{
+	jsmn_parser p;
+	unsigned cap = 64;
+	memset(j, 0, sizeof(*j));
+	j->s = s;
+	j->n = n;
+	jsmn_init(&p);
+	j->tok = arena_new(a, jsmntok_t, cap);
+	for (;;) {
+		if (!j->tok) {
+			j->err = "out of memory parsing JSON";
+			return -ENOMEM;
+		}
+		int r = jsmn_parse(&p, s, n, j->tok, cap);
+		if (r >= 0) {
+			j->ntok = (int)p.toknext;
+			break;
+		}
+		if (r != JSMN_ERROR_NOMEM) {
+			j->err = r == JSMN_ERROR_PART ? "truncated JSON" : "malformed JSON";
+			return -EBADMSG;
+		}
+		jsmntok_t *bigger = arena_new(a, jsmntok_t, (size_t)cap * 4);
+		if (bigger)
+			memcpy(bigger, j->tok, sizeof(jsmntok_t) * cap);
+		j->tok = bigger;
+		cap *= 4;
+	}
+	if (j->ntok < 1 || j->tok[0].type != JSMN_OBJECT) {
+		j->err = "JSON body must be an object";
+		return -EBADMSG;
+	}
+	int i = 0;
+	size_t pos = 0;
+	if (!json_gap(j, &pos, (size_t)j->tok[0].start, 0) || !json_walk(j, &i, &pos, 0) ||
+	    (pos = (size_t)j->tok[0].end, !json_gap(j, &pos, n, 0)) || i != j->ntok) {
+		if (!j->err)
+			j->err = i != j->ntok && i > 0 ? "trailing data after JSON" : "malformed JSON";
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Index of the token after the subtree rooted at i. */
+static int json_skip(const struct json *j, int i)
+{
+	int end = j->tok[i].end, k = i + 1;
+	while (k < j->ntok && j->tok[k].start < end)
+		k++;
+	return k;
+}
+
+/*
+ * Look up `nkeys` keys of object `obj` at once: out[k] gets the VALUE token
+ * index or -1. A key present twice is an error (-EBADMSG), since the gateway
+ * reads it. keyidx[k], when non-NULL, gets the key token's index.
+ */
+static int json_obj_get(struct json *j, int obj, const char *const *keys, int nkeys, int *out,
+			int *keyidx)
+{
+	for (int k = 0; k < nkeys; k++) {
+		out[k] = -1;
+		if (keyidx)
+			keyidx[k] = -1;
+	}
+	if (obj < 0 || j->tok[obj].type != JSMN_OBJECT)
+		return -EINVAL;
+	int i = obj + 1;
+	for (int n = 0; n < j->tok[obj].size; n++) {
+		struct str key = { j->s + j->tok[i].start, (size_t)(j->tok[i].end - j->tok[i].start) };
+		for (int k = 0; k < nkeys; k++) {
+			if (!str_eq(key, keys[k]))
+				continue;
+			if (out[k] >= 0) {
+				j->err = "duplicate key in JSON object";
+				return -EBADMSG;
+			}
+			out[k] = i + 1;
+			if (keyidx)
+				keyidx[k] = i;
+		}
+		i = json_skip(j, i + 1);
+	}
+	return 0;
+}
+
+static bool json_is_true(const struct json *j, int i)
+{
+	return i >= 0 && j->tok[i].type == JSMN_PRIMITIVE && j->s[j->tok[i].start] == 't';
+}
+
+static int json_hex4(const char *p)
+{
+	int v = 0;
+	for (int k = 0; k < 4; k++) {
+		char c = p[k];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if ((c | 32) >= 'a' && (c | 32) <= 'f')
+			v |= (c | 32) - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+static size_t json_utf8(char *o, unsigned cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xC0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 63));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xE0 | cp >> 12);
+		o[1] = (char)(0x80 | (cp >> 6 & 63));
+		o[2] = (char)(0x80 | (cp & 63));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | cp >> 18);
+	o[1] = (char)(0x80 | (cp >> 12 & 63));
+	o[2] = (char)(0x80 | (cp >> 6 & 63));
+	o[3] = (char)(0x80 | (cp & 63));
+	return 4;
+}
+
+/* Unescape string token i into the arena (NUL-terminated). NULL on bad escape/OOM. */
+static char *json_str(struct json *j, struct arena *a, int i, size_t *len)
+{
+	if (i < 0 || j->tok[i].type != JSMN_STRING)
+		return NULL;
+	const char *s = j->s + j->tok[i].start;
+	size_t n = (size_t)(j->tok[i].end - j->tok[i].start), o = 0;
+	char *out = arena_alloc(a, n + 1, 1);
+	if (!out)
+		return NULL;
+	for (size_t k = 0; k < n; k++) {
+		if (s[k] != '\\') {
+			out[o++] = s[k];
+			continue;
+		}
+		if (++k >= n)
+			goto bad;
+		switch (s[k]) {
+		case '"': case '\\': case '/': out[o++] = s[k]; break;
+		case 'b': out[o++] = '\b'; break;
+		case 'f': out[o++] = '\f'; break;
+		case 'n': out[o++] = '\n'; break;
+		case 'r': out[o++] = '\r'; break;
+		case 't': out[o++] = '\t'; break;
+		case 'u': {
+			int cp = k + 4 < n ? json_hex4(s + k + 1) : -1;
+			if (cp < 0)
+				goto bad;
+			k += 4;
+			if (cp >= 0xD800 && cp <= 0xDBFF) { /* high surrogate: a low one must follow */
+				int lo = k + 6 < n && s[k + 1] == '\\' && s[k + 2] == 'u' ? json_hex4(s + k + 3) : -1;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					goto bad;
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				k += 6;
+			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+				goto bad;
+			}
+			o += json_utf8(out + o, (unsigned)cp);
+			break;
+		}
+		default:
+			goto bad;
+		}
+	}
+	out[o] = 0;
+	if (len)
+		*len = o;
+	return out;
+bad:
+	j->err = "bad escape in JSON string";
+	return NULL;
+}
+
+/* Append `s` as a quoted JSON string. */
+static void sb_json_str(struct sb *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	sb_put(b, "\"", 1);
+	size_t run = 0;
+	for (size_t k = 0; k < n; k++) {
+		unsigned char c = (unsigned char)s[k];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_put(b, s + run, k - run);
+		run = k + 1;
+		char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+		if (c == '"' || c == '\\') {
+			e[1] = (char)c;
+			sb_put(b, e, 2);
+		} else if (c == '\n') {
+			sb_put(b, "\\n", 2);
+		} else {
+			sb_put(b, e, 6);
+		}
+	}
+	sb_put(b, s + run, n - run);
+	sb_put(b, "\"", 1);
+}
+
+static void sb_json_z(struct sb *b, const char *z) { sb_json_str(b, z, strlen(z)); }
+
+/* Integer value of a primitive token, or `dflt`. */
+static long long json_int(const struct json *j, int i, long long dflt)
+{
+	if (i < 0 || j->tok[i].type != JSMN_PRIMITIVE)
+		return dflt;
+	const char *p = j->s + j->tok[i].start;
+	if (*p != '-' && !isdigit((unsigned char)*p))
+		return dflt;
+	return strtoll(p, NULL, 10);
+}
+
+/* ======================================================================== *
+ * 5. http_ — HTTP/1.1 heads and chunked bodies.                            *
+ *                                                                          *
+ * picohttpparser's contract: parsers take a buffer and return slices into   *
+ * it; the result is the head length, -EAGAIN (incomplete), -EBADMSG         *
+ * (invalid) or -E2BIG (head over the limit). `*scanned` remembers how far   *
+ * the search for the blank line got, so a client dribbling bytes costs      *
+ * O(n) overall, not O(n^2). Every request-smuggling shape is -EBADMSG:      *
+ * Content-Length with Transfer-Encoding, differing Content-Lengths, signs,  *
+ * overflow, obsolete line folding, whitespace before a colon.               *
+ * ======================================================================== */
+
+#define HTTP_MAX_HDRS 100
+
+struct http_hdr {
+	struct str name, value; /* borrowed: slices of the receive buffer */
+};
+
+struct http_msg {
+	struct str method, path, query; /* requests */
+	int status;                     /* responses */
+	int minor;                      /* HTTP/1.<minor> */
+	struct http_hdr hdr[HTTP_MAX_HDRS];
+	int nhdr;
+	size_t head_len;
+	long long content_length; /* -1: none */
+	bool chunked, expect_continue, keep_alive;
+	const char *err; /* static: why -EBADMSG */
+};
+
+static bool http_tchar(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", c);
+}
+
+static struct str http_header(const struct http_msg *m, const char *name)
+{
+	for (int i = 0; i < m->nhdr; i++)
+		if (str_case_eq(m->hdr[i].name, name))
+			return m->hdr[i].value;
+	return (struct str){ NULL, 0 };
+}
+
+static int http_bad(struct http_msg *m, const char *why)
+{
+	m->err = why;
+	return -EBADMSG;
+}
+
+/* Find the end of the head; -EAGAIN until the blank line arrives. */
+static long http_head_end(const char *b, size_t len, size_t *scanned, size_t max_head)
+{
+	size_t i = *scanned > 3 ? *scanned - 3 : 0;
+	const char *hit = len >= 4 && i < len ? memmem(b + i, len - i, "\r\n\r\n", 4) : NULL;
+	if (!hit) {
+		*scanned = len;
+		return len > max_head ? -E2BIG : -EAGAIN;
+	}
+	size_t end = (size_t)(hit - b) + 4;
+	return end > max_head ? -E2BIG : (long)end;
+}
+
+/* Parse header lines in [p, end) (each ending CRLF) and derive framing. */
+static int http_parse_headers(struct http_msg *m, const char *p, const char *end)
+{
+	bool have_cl = false, have_te = false, conn_close = false, conn_keep = false;
+	m->nhdr = 0;
+	m->content_length = -1;
+	while (p < end) {
+		const char *eol = memchr(p, '\r', (size_t)(end - p));
+		if (!eol || eol + 1 >= end + 2 || eol[1] != '\n')
+			return http_bad(m, "bad line ending");
+		if (eol == p)
+			break;
+		if (*p == ' ' || *p == '\t')
+			return http_bad(m, "obsolete header folding");
+		const char *c = p;
+		while (c < eol && http_tchar((unsigned char)*c))
+			c++;
+		if (c == p || c >= eol || *c != ':')
+			return http_bad(m, "malformed header name");
+		if (m->nhdr == HTTP_MAX_HDRS)
+			return http_bad(m, "too many headers");
+		struct http_hdr *h = &m->hdr[m->nhdr++];
+		h->name = (struct str){ p, (size_t)(c - p) };
+		const char *v = c + 1, *ve = eol;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		for (const char *q = v; q < ve; q++)
+			if ((unsigned char)*q < 0x20 && *q != '\t')
+				return http_bad(m, "control character in header");
+		h->value = (struct str){ v, (size_t)(ve - v) };
+		if (str_case_eq(h->name, "content-length")) {
+			long long n = 0;
+			if (h->value.n == 0 || h->value.n > 18)
+				return http_bad(m, "bad Content-Length");
+			for (size_t k = 0; k < h->value.n; k++) {
+				if (!isdigit((unsigned char)h->value.p[k]))
+					return http_bad(m, "bad Content-Length");
+				n = n * 10 + (h->value.p[k] - '0');
+			}
+			if (have_cl && n != m->content_length)
+				return http_bad(m, "conflicting Content-Length headers");
+			have_cl = true;
+			m->content_length = n;
+		} else if (str_case_eq(h->name, "transfer-encoding")) {
+			if (have_te || !str_case_eq(h->value, "chunked"))
+				return http_bad(m, "unsupported Transfer-Encoding");
+			have_te = m->chunked = true;
+		} else if (str_case_eq(h->name, "connection")) {
+			conn_close |= str_has_token(h->value, "close");
+			conn_keep |= str_has_token(h->value, "keep-alive");
+		} else if (str_case_eq(h->name, "expect")) {
+			m->expect_continue = str_case_eq(h->value, "100-continue");
+		}
+		p = eol + 2;
+	}
+	if (have_cl && have_te)
+		return http_bad(m, "Content-Length with Transfer-Encoding");
+	if (have_te && m->minor == 0)
+		return http_bad(m, "Transfer-Encoding in HTTP/1.0");
+	m->keep_alive = m->minor >= 1 ? !conn_close : conn_keep;
+	return 0;
+}
+
+static int http_parse_version(struct http_msg *m, const char *p, const char *e)
+{
+	if (e - p != 8 || memcmp(p, "HTTP/1.", 7) || (p[7] != '0' && p[7] != '1'))
+		return http_bad(m, "unsupported HTTP version");
+	m->minor = p[7] - '0';
+	return 0;
+}
+
+static int http_parse_request(struct http_msg *m, const char *b, size_t len, size_t *scanned,
+			      size_t max_head)
+{
+	long end = http_head_end(b, len, scanned, max_head);
+	if (end < 0)
+		return (int)end;
+	memset(m, 0, offsetof(struct http_msg, hdr));
+	const char *eol = memchr(b, '\r', (size_t)end), *sp1, *sp2;
+	sp1 = memchr(b, ' ', (size_t)(eol - b));
+	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+	if (!sp1 || !sp2 || sp1 == b)
+		return http_bad(m, "malformed request line");
+	for (const char *q = b; q < sp1; q++)
+		if (!http_tchar((unsigned char)*q))
+			return http_bad(m, "malformed method");
+	m->method = (struct str){ b, (size_t)(sp1 - b) };
+	const char *t = sp1 + 1;
+	if (*t != '/' || sp2 == t)
+		return http_bad(m, "request target must be a path");
+	for (const char *q = t; q < sp2; q++)
+		if ((unsigned char)*q <= 0x20 || *q == 0x7f)
+			return http_bad(m, "bad character in request target");
+	const char *qm = memchr(t, '?', (size_t)(sp2 - t));
+	m->path = (struct str){ t, (size_t)((qm ? qm : sp2) - t) };
+	m->query = qm ? (struct str){ qm + 1, (size_t)(sp2 - qm - 1) } : (struct str){ NULL, 0 };
+	int rc = http_parse_version(m, sp2 + 1, eol);
+	if (rc == 0)
+		rc = http_parse_headers(m, eol + 2, b + end);
+	m->head_len = (size_t)end;
+	return rc ? rc : (int)end;
+}
+
+static int http_parse_response(struct http_msg *m, const char *b, size_t len, size_t *scanned,
+			       size_t max_head)
+{
+	long end = http_head_end(b, len, scanned, max_head);
+	if (end < 0)
+		return (int)end;
+	memset(m, 0, offsetof(struct http_msg, hdr));
+	const char *eol = memchr(b, '\r', (size_t)end);
+	if (eol - b < 12 || b[8] != ' ' || !isdigit((unsigned char)b[9]) ||
+	    !isdigit((unsigned char)b[10]) || !isdigit((unsigned char)b[11]) ||
+	    (eol - b > 12 && b[12] != ' '))
+		return http_bad(m, "malformed status line");
+	int rc = http_parse_version(m, b, b + 8);
+	if (rc)
+		return rc;
+	m->status = (b[9] - '0') * 100 + (b[10] - '0') * 10 + (b[11] - '0');
+	rc = http_parse_headers(m, eol + 2, b + end);
+	m->head_len = (size_t)end;
+	return rc ? rc : (int)end;
+}
+
+/*
+ * Chunked decoding in place: bytes at [*src, len) are decoded down to *dst
+ * (dst <= src always). Returns 1 once the last chunk and trailers are read
+ * (*src then points past them), 0 when more input is needed, -EBADMSG.
+ */
+enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_TRAILER_LINE,
+       CH_END_LF, CH_DONE };
+
+struct http_chunked {
+	int state;
+	int digits;     /* hex digits of the current size */
+	uint64_t left;  /* bytes left in the current chunk */
+	bool last;      /* the zero-size chunk was seen */
+};
+
+static int http_dechunk(struct http_chunked *c, char *b, size_t *src, size_t len, size_t *dst)
+{
+	size_t s = *src, d = *dst;
+	int rc = 0;
+	while (s < len && rc == 0) {
+		char ch = b[s];
+		switch (c->state) {
+		case CH_SIZE: {
+			int v = isdigit((unsigned char)ch) ? ch - '0'
+				: ((ch | 32) >= 'a' && (ch | 32) <= 'f') ? (ch | 32) - 'a' + 10 : -1;
+			if (v >= 0) {
+				if (++c->digits > 15)
+					rc = -EBADMSG;
+				c->left = c->left * 16 + (uint64_t)v;
+				s++;
+				break;
+			}
+			if (c->digits == 0)
+				rc = -EBADMSG;
+			else if (ch == ';' || ch == ' ' || ch == '\t')
+				c->state = CH_EXT;
+			else if (ch == '\r')
+				c->state = CH_SIZE_LF;
+			else
+				rc = -EBADMSG;
+			s++;
+			break;
+		}
+		case CH_EXT:
+			if (ch == '\r')
+				c->state = CH_SIZE_LF;
+			else if ((unsigned char)ch < 0x20 && ch != '\t')
+				rc = -EBADMSG;
+			s++;
+			break;
+		case CH_SIZE_LF:
+			if (ch != '\n') {
+				rc = -EBADMSG;
+				break;
+			}
+			s++;
+			c->last = c->left == 0;
+			c->state = c->last ? CH_TRAILER : CH_DATA;
+			break;
+		case CH_DATA: {
+			size_t n = MIN((uint64_t)(len - s), c->left);
+			if (d != s)
+				memmove(b + d, b + s, n);
+			d += n;
+			s += n;
+			c->left -= n;
+			if (!c->left)
+				c->state = CH_DATA_CR;
+			break;
+		}
+		case CH_DATA_CR:
+			if (ch != '\r')
+				rc = -EBADMSG;
+			c->state = CH_DATA_LF;
+			s++;
+			break;
+		case CH_END_LF:
+			rc = ch == '\n' ? 1 : -EBADMSG;
+			c->state = CH_DONE;
+			s++;
+			break;
+		case CH_DATA_LF:
+			if (ch != '\n')
+				rc = -EBADMSG;
+			c->state = CH_SIZE;
+			c->digits = 0;
+			c->left = 0;
+			s++;
+			break;
+		case CH_TRAILER: /* at the start of a trailer line, or the final CRLF */
+			c->state = ch == '\r' ? CH_END_LF : CH_TRAILER_LINE;
+			s++;
+			break;
+		case CH_TRAILER_LINE:
+			if (ch == '\n')
+				c->state = CH_TRAILER;
+			s++;
+			break;
+		default:
+			rc = 1;
+		}
+	}
+	*src = s;
+	*dst = d;
+	return rc;
+}
+
+static const char *http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 529: return "Overloaded";
+	default: return "Status";
+	}
+}
+
+/* ======================================================================== *
+ * 6. sse_ — server-sent-event framing.                                     *
+ *                                                                          *
+ * An event ends at a blank line ("\n\n" or "\r\n\r\n"). sse_next returns   *
+ * the length of the first complete event in [b, b+len) including its       *
+ * terminator, or 0 if the event is still incomplete. sse_data returns the  *
+ * payload of the event's first `data:` line.                               *
+ * ======================================================================== */
+
+static size_t sse_next(const char *b, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (b[i] != '\n')
+			continue;
+		if (b[i + 1] == '\n')
+			return i + 2;
+		if (b[i + 1] == '\r' && i + 2 < len && b[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+static struct str sse_data(const char *ev, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		const char *nl = memchr(ev + i, '\n', n - i);
+		size_t e = nl ? (size_t)(nl - ev) : n;
+		if (e - i >= 5 && memcmp(ev + i, "data:", 5) == 0) {
+			size_t b = i + 5 + (i + 5 < e && ev[i + 5] == ' ');
+			size_t ee = e > b && ev[e - 1] == '\r' ? e - 1 : e;
+			return (struct str){ ev + b, ee - b };
+		}
+		i = e + 1;
+	}
+	return (struct str){ NULL, 0 };
+}
+
+/* ======================================================================== *
+ * 7. tls_ — BearSSL trust anchors and client contexts.                     *
+ *                                                                          *
+ * Anchors are decoded once (the system bundle at start, a provider's        *
+ * ca_file at config load) into arena memory that lives as long as its       *
+ * owner. A tls_client is allocated per upstream connection (never on a      *
+ * stack: BearSSL's buffers are ~34 KB) and driven by up_ from ring          *
+ * completions through the sendrec/recvrec/sendapp/recvapp pairs; br_sslio   *
+ * is never used because it blocks.                                          *
+ * ======================================================================== */
+
+struct tls_anchors {
+	br_x509_trust_anchor *ta; /* arena of the owner */
+	size_t n;
+};
+
+/* insecure_skip_verify: accept the chain's key even if untrusted or misnamed. */
+struct tls_noverify {
+	const br_x509_class *vtable;
+	br_x509_minimal_context *inner; /* borrowed: same tls_client */
+};
+
+struct tls_client {
+	br_ssl_client_context cc;
+	br_x509_minimal_context xc;
+	struct tls_noverify nv;
+	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+};
+
+static void tls_nv_start_chain(const br_x509_class **ctx, const char *name)
+{
+	struct tls_noverify *nv = (struct tls_noverify *)ctx;
+	nv->inner->vtable->start_chain(&nv->inner->vtable, name);
+}
+
+static void tls_nv_start_cert(const br_x509_class **ctx, uint32_t len)
+{
+	struct tls_noverify *nv = (struct tls_noverify *)ctx;
+	nv->inner->vtable->start_cert(&nv->inner->vtable, len);
+}
+
+static void tls_nv_append(const br_x509_class **ctx, const unsigned char *buf, size_t len)
+{
+	struct tls_noverify *nv = (struct tls_noverify *)ctx;
+	nv->inner->vtable->append(&nv->inner->vtable, buf, len);
+}
+
+static void tls_nv_end_cert(const br_x509_class **ctx)
+{
+	struct tls_noverify *nv = (struct tls_noverify *)ctx;
+	nv->inner->vtable->end_cert(&nv->inner->vtable);
+}
+
+static unsigned tls_nv_end_chain(const br_x509_class **ctx)
+{
+	struct tls_noverify *nv = (struct tls_noverify *)ctx;
+	unsigned err = nv->inner->vtable->end_chain(&nv->inner->vtable);
+	bool trust_only = err == BR_ERR_X509_NOT_TRUSTED || err == BR_ERR_X509_BAD_SERVER_NAME ||
+			  err == BR_ERR_X509_EXPIRED;
+	return trust_only ? 0 : err;
+}
+
+static const br_x509_pkey *tls_nv_get_pkey(const br_x509_class *const *ctx, unsigned *usages)
+{
+	const struct tls_noverify *nv = (const struct tls_noverify *)ctx;
+	if (usages)
+		*usages = nv->inner->key_usages;
+	return &nv->inner->pkey;
+}
+
+static const br_x509_class tls_noverify_vtable = {
+	sizeof(struct tls_noverify), tls_nv_start_chain, tls_nv_start_cert, tls_nv_append,
+	tls_nv_end_cert, tls_nv_end_chain, tls_nv_get_pkey,
+};
+
+static void tls_collect(void *ctx, const void *p, size_t n)
+{
+	struct sb *s = ctx;
+	sb_put(s, p, n);
+}
+
+static void *tls_dup(struct arena *a, const void *p, size_t n)
+{
+	void *d = arena_alloc(a, n ? n : 1, 1);
+	if (d && n)
+		memcpy(d, p, n);
+	return d;
+}
+
+/* Decode one DER certificate into a trust anchor in arena `a`. */
+static bool tls_anchor_from_der(struct arena *a, const void *der, size_t n, br_x509_trust_anchor *ta)
+{
+	struct sb dn;
+	br_x509_decoder_context dc;
+	sb_init(&dn, a, 256);
+	br_x509_decoder_init(&dc, tls_collect, &dn);
+	br_x509_decoder_push(&dc, der, n);
+	const br_x509_pkey *pk = br_x509_decoder_get_pkey(&dc);
+	if (!pk || dn.oom)
+		return false;
+	ta->dn.data = (unsigned char *)dn.p;
+	ta->dn.len = dn.len;
+	ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
+	ta->pkey = *pk;
+	if (pk->key_type == BR_KEYTYPE_RSA) {
+		ta->pkey.key.rsa.n = tls_dup(a, pk->key.rsa.n, pk->key.rsa.nlen);
+		ta->pkey.key.rsa.e = tls_dup(a, pk->key.rsa.e, pk->key.rsa.elen);
+		return ta->pkey.key.rsa.n && ta->pkey.key.rsa.e;
+	}
+	if (pk->key_type == BR_KEYTYPE_EC) {
+		ta->pkey.key.ec.q = tls_dup(a, pk->key.ec.q, pk->key.ec.qlen);
+		return ta->pkey.key.ec.q != NULL;
+	}
+	return false;
+}
+
+/* Load every CERTIFICATE in a PEM file as an anchor. 0, or -errno with `err` filled. */
+static int tls_load_anchors(struct arena *a, const char *path, struct tls_anchors *out,
+			    char *err, size_t errlen)
+{
+	struct buf file = { .limit = 64u << 20 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open CA file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	char tmp[65536];
+	ssize_t r;
+	while ((r = read(fd, tmp, sizeof(tmp))) > 0 && buf_append(&file, tmp, (size_t)r) == 0)
+		;
+	close(fd);
+	buf_append(&file, "\n", 1);
+	size_t cap = 16;
+	out->n = 0;
+	out->ta = arena_new(a, br_x509_trust_anchor, cap);
+	br_pem_decoder_context pc;
+	struct sb der;
+	bool in_cert = false;
+	br_pem_decoder_init(&pc);
+	const char *p = file.p;
+	size_t left = file.len;
+	while (left > 0 && out->ta) {
+		size_t used = br_pem_decoder_push(&pc, p, left);
+		p += used;
+		left -= used;
+		switch (br_pem_decoder_event(&pc)) {
+		case BR_PEM_BEGIN_OBJ:
+			in_cert = strstr(br_pem_decoder_name(&pc), "CERTIFICATE") != NULL;
+			sb_init(&der, a, 2048);
+			br_pem_decoder_setdest(&pc, in_cert ? tls_collect : NULL, &der);
+			break;
+		case BR_PEM_END_OBJ:
+			if (!in_cert || der.oom)
+				break;
+			if (out->n == cap) {
+				br_x509_trust_anchor *bigger = arena_new(a, br_x509_trust_anchor, cap * 2);
+				if (bigger)
+					memcpy(bigger, out->ta, sizeof(*bigger) * cap);
+				out->ta = bigger;
+				cap *= 2;
+				if (!bigger)
+					break;
+			}
+			if (tls_anchor_from_der(a, der.p, der.len, &out->ta[out->n]))
+				out->n++;
+			break;
+		case BR_PEM_ERROR:
+			snprintf(err, errlen, "CA file %s is not valid PEM", path);
+			rc = -EINVAL;
+			left = 0;
+			break;
+		}
+	}
+	buf_free(&file);
+	if (!rc && !out->ta) {
+		snprintf(err, errlen, "out of memory loading %s", path);
+		rc = -ENOMEM;
+	}
+	if (!rc && out->n == 0) {
+		snprintf(err, errlen, "CA file %s holds no certificates", path);
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
+/* Prepare a client engine for `host`; `sess` (if non-NULL) is tried for resumption. */
+static void tls_client_start(struct tls_client *t, const struct tls_anchors *ta, bool insecure,
+			     const char *host, const br_ssl_session_parameters *sess)
+{
+	br_ssl_client_init_full(&t->cc, &t->xc, ta->ta, ta->n);
+	if (insecure) {
+		t->nv.vtable = &tls_noverify_vtable;
+		t->nv.inner = &t->xc;
+		br_ssl_engine_set_x509(&t->cc.eng, &t->nv.vtable);
+	}
+	br_ssl_engine_set_buffer(&t->cc.eng, t->iobuf, sizeof(t->iobuf), 1);
+	if (sess)
+		br_ssl_engine_set_session_parameters(&t->cc.eng, sess);
+	br_ssl_client_reset(&t->cc, host, sess != NULL);
+}
+
+static const char *tls_error_text(int err)
+{
+	switch (err) {
+	case BR_ERR_X509_NOT_TRUSTED: return "certificate not trusted (unknown CA)";
+	case BR_ERR_X509_BAD_SERVER_NAME: return "certificate does not match the host name";
+	case BR_ERR_X509_EXPIRED: return "certificate expired or not yet valid";
+	case BR_ERR_BAD_VERSION: return "server does not speak TLS 1.2 (BearSSL's maximum)";
+	case BR_ERR_NO_CLIENT_AUTH: return "server requires a client certificate";
+	default:
+		if (err >= BR_ERR_RECV_FATAL_ALERT)
+			return "server sent a fatal alert";
+		if (err >= BR_ERR_SEND_FATAL_ALERT)
+			return "handshake failed";
+		return err >= 32 ? "certificate rejected" : "protocol error";
+	}
+}
+
+/* ======================================================================== *
+ * 8. cfg_ — config.json: load, validate, publish.                          *
+ *                                                                          *
+ * A `struct cfg` is immutable once published and lives in its own arena.    *
+ * Workers hold it through a reference count (cfg_get/cfg_put); SIGHUP      *
+ * builds a new one and swaps the global pointer, so requests in flight     *
+ * finish on the config they started with. The loader collects every        *
+ * problem (for `bifrost check`) instead of stopping at the first.          *
+ * The DNS table (dns_) lives beside it: entries outlive configs, readers   *
+ * copy addresses under a seqlock, only the main thread resolves.           *
+ * ======================================================================== */
+
+enum dialect { D_OPENAI, D_ANTHROPIC, D_BEDROCK };
+
+struct prov_kind {
+	const char *name, *base_url, *env_key;
+	enum dialect dialect;
+	bool supported;
+};
+
+static const struct prov_kind prov_kinds[] = {
+	{ "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", D_OPENAI, true },
+	{ "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", D_ANTHROPIC, false },
+	{ "gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY",
+	  D_OPENAI, true },
+	{ "groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", D_OPENAI, true },
+	{ "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", D_OPENAI, true },
+	{ "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", D_OPENAI, true },
+	{ "ollama", "http://127.0.0.1:11434/v1", NULL, D_OPENAI, true },
+	{ "deepseek", "https://api.deepseek.com/v1", NULL, D_OPENAI, true },
+	{ "xai", "https://api.x.ai/v1", NULL, D_OPENAI, true },
+	{ "together", "https://api.together.xyz/v1", NULL, D_OPENAI, true },
+	{ "fireworks", "https://api.fireworks.ai/inference/v1", NULL, D_OPENAI, true },
+	{ "vllm", "http://127.0.0.1:8000/v1", NULL, D_OPENAI, true },
+	{ "azure", NULL, NULL, D_OPENAI, true },
+	{ "bedrock", NULL, NULL, D_BEDROCK, false },
+};
+
+static const struct prov_kind *prov_kind_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(prov_kinds); i++)
+		if (strcmp(prov_kinds[i].name, name) == 0)
+			return &prov_kinds[i];
+	return NULL;
+}
+
+#define DNS_MAX 256
+#define DNS_ADDRS 4
+
+struct dns_entry {
+	char host[256];
+	int port;
+	_Atomic uint32_t seq; /* seqlock: odd while the main thread writes */
+	int n;                /* addresses; 0 = unresolved */
+	struct sockaddr_storage addr[DNS_ADDRS];
+	socklen_t len[DNS_ADDRS];
+	char err[128]; /* last resolver error, for 502 messages */
+	uint64_t next_ns; /* main thread only: next refresh */
+};
+
+static struct dns_entry dns_table[DNS_MAX];
+static _Atomic int dns_count;
+
+struct kv {
+	const char *k, *v; /* config arena */
+};
+
+struct prov_key {
+	const char *value; /* config arena */
+	unsigned weight;
+};
+
+struct provider {
+	const char *name;              /* config arena: routing prefix */
+	const struct prov_kind *kind;  /* static table */
+	struct prov_key *keys;         /* config arena */
+	int nkeys;
+	unsigned weight;
+	bool tls;
+	const char *host, *host_hdr, *base_path; /* from base_url; config arena */
+	int port;
+	struct dns_entry *dns;         /* global table, outlives the config */
+	const char **models;           /* globs; NULL means "*" */
+	int nmodels;
+	struct kv *model_map;
+	int nmap;
+	struct kv *headers;
+	int nheaders;
+	struct kv *deployments;        /* azure: model → deployment */
+	int ndeploy;
+	const char *api_version;       /* azure */
+	long timeout_ms, connect_timeout_ms, stream_idle_timeout_ms;
+	int max_retries;
+	const struct tls_anchors *anchors; /* config arena or the global system set */
+	bool insecure;
+};
+
+struct cfg {
+	struct arena arena; /* owns everything below */
+	_Atomic int refs;
+	char *text;         /* owned (malloc): the file, tokens point into it */
+	const char *listen;
+	int workers;
+	const char *data_dir, *admin_token;
+	size_t max_body, max_header, max_response;
+	long header_timeout_ms, idle_timeout_ms;
+	bool log_requests;
+	struct provider *prov;
+	int nprov;
+	const char **fallbacks;
+	int nfallbacks;
+	const char *source; /* "path" or "environment" */
+};
+
+static _Atomic(struct cfg *) cfg_current;
+static _Atomic uint32_t cfg_generation;
+static struct arena sys_arena; /* process-lifetime: system trust anchors */
+static struct tls_anchors sys_anchors;
+static bool sys_anchors_tried;
+static char sys_anchors_err[256];
+
+static void cfg_free(struct cfg *c)
+{
+	if (!c)
+		return;
+	arena_reset(&c->arena);
+	free(c->text);
+	free(c);
+}
+
+static struct cfg *cfg_get(void)
+{
+	struct cfg *c = atomic_load_explicit(&cfg_current, memory_order_acquire);
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+static void cfg_put(struct cfg *c)
+{
+	if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		cfg_free(c);
+}
+
+/* The loader's scratch: the JSON being read and the problems found. */
+struct cfg_ld {
+	struct cfg *c;
+	struct json j;
+	struct sb errs;
+	int nerr;
+};
+
+__attribute__((format(printf, 2, 3))) static void cfg_problem(struct cfg_ld *L, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sb_printf(&L->errs, "  - %s\n", msg);
+	L->nerr++;
+}
+
+/* A string value, with "env.NAME" read from the environment. NULL if not a string. */
+static const char *cfg_str(struct cfg_ld *L, int tok, const char *what)
+{
+	if (tok < 0)
+		return NULL;
+	const char *s = json_str(&L->j, &L->c->arena, tok, NULL);
+	if (!s) {
+		cfg_problem(L, "%s must be a string", what);
+		return NULL;
+	}
+	if (strncmp(s, "env.", 4) == 0) {
+		const char *v = getenv(s + 4);
+		if (!v) {
+			fprintf(stderr, "bifrost: warning: %s: environment variable %s is not set\n", what, s + 4);
+			v = "";
+		}
+		s = arena_strndup(&L->c->arena, v, strlen(v));
+	}
+	return s;
+}
+
+static long long cfg_num(struct cfg_ld *L, int tok, long long dflt, long long lo, long long hi,
+			 const char *what)
+{
+	if (tok < 0)
+		return dflt;
+	struct str r = json_raw(&L->j, tok);
+	if (L->j.tok[tok].type == JSMN_STRING) { /* "env.X" numbers */
+		const char *s = cfg_str(L, tok, what);
+		char *end;
+		long long v = s ? strtoll(s, &end, 10) : 0;
+		if (!s || !*s || *end)
+			cfg_problem(L, "%s must be a number", what);
+		else if (v < lo || v > hi)
+			cfg_problem(L, "%s must be between %lld and %lld", what, lo, hi);
+		return v;
+	}
+	if (L->j.tok[tok].type != JSMN_PRIMITIVE || !json_number_ok(r.p, r.n)) {
+		cfg_problem(L, "%s must be a number", what);
+		return dflt;
+	}
+	long long v = json_int(&L->j, tok, dflt);
+	if (v < lo || v > hi)
+		cfg_problem(L, "%s must be between %lld and %lld", what, lo, hi);
+	return v;
+}
+
+static bool cfg_bool(struct cfg_ld *L, int tok, bool dflt, const char *what)
+{
+	if (tok < 0)
+		return dflt;
+	struct str r = json_raw(&L->j, tok);
+	if (str_eq(r, "true") || str_eq(r, "false"))
+		return r.p[0] == 't';
+	cfg_problem(L, "%s must be true or false", what);
+	return dflt;
+}
+
+/* An array of strings (or one string) into a NULL-free arena array. */
+static const char **cfg_strs(struct cfg_ld *L, int tok, int *n, const char *what)
+{
+	*n = 0;
+	if (tok < 0)
+		return NULL;
+	jsmntok_t *t = &L->j.tok[tok];
+	if (t->type == JSMN_STRING) {
+		const char **v = arena_new(&L->c->arena, const char *, 1);
+		if (v && (v[0] = cfg_str(L, tok, what)))
+			*n = 1;
+		return v;
+	}
+	if (t->type != JSMN_ARRAY) {
+		cfg_problem(L, "%s must be an array of strings", what);
+		return NULL;
+	}
+	const char **v = arena_new(&L->c->arena, const char *, t->size + 1);
+	for (int k = 0, i = tok + 1; v && k < t->size; k++, i = json_skip(&L->j, i)) {
+		const char *s = cfg_str(L, i, what);
+		if (s)
+			v[(*n)++] = s;
+	}
+	return v;
+}
+
+/* An object of string → string. */
+static struct kv *cfg_map(struct cfg_ld *L, int tok, int *n, const char *what)
+{
+	*n = 0;
+	if (tok < 0)
+		return NULL;
+	jsmntok_t *t = &L->j.tok[tok];
+	if (t->type != JSMN_OBJECT) {
+		cfg_problem(L, "%s must be an object of strings", what);
+		return NULL;
+	}
+	struct kv *v = arena_new(&L->c->arena, struct kv, t->size + 1);
+	for (int k = 0, i = tok + 1; v && k < t->size; k++, i = json_skip(&L->j, i + 1)) {
+		v[*n].k = json_str(&L->j, &L->c->arena, i, NULL);
+		v[*n].v = cfg_str(L, i + 1, what);
+		if (v[*n].k && v[*n].v)
+			(*n)++;
+	}
+	return v;
+}
+
+/* Split "http[s]://host[:port][/path]". 0 or -EINVAL. */
+static int cfg_parse_url(struct arena *a, const char *url, struct provider *p)
+{
+	const char *h;
+	if (strncmp(url, "https://", 8) == 0) {
+		p->tls = true;
+		h = url + 8;
+	} else if (strncmp(url, "http://", 7) == 0) {
+		p->tls = false;
+		h = url + 7;
+	} else {
+		return -EINVAL;
+	}
+	const char *slash = strchr(h, '/'), *end = slash ? slash : h + strlen(h);
+	const char *colon = NULL;
+	if (*h == '[') {
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+		if (!rb)
+			return -EINVAL;
+		p->host = arena_strndup(a, h + 1, (size_t)(rb - h - 1));
+		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+		p->host = arena_strndup(a, h, (size_t)((colon ? colon : end) - h));
+	}
+	p->port = p->tls ? 443 : 80;
+	if (colon) {
+		char *e;
+		long port = strtol(colon + 1, &e, 10);
+		if (e != end || port < 1 || port > 65535)
+			return -EINVAL;
+		p->port = (int)port;
+	}
+	p->host_hdr = arena_strndup(a, h, (size_t)(end - h));
+	size_t plen = slash ? strlen(slash) : 0;
+	while (plen > 0 && slash[plen - 1] == '/')
+		plen--;
+	p->base_path = arena_strndup(a, slash ? slash : "", plen);
+	return p->host && p->host[0] ? 0 : -EINVAL;
+}
+
+static struct dns_entry *dns_lookup_entry(const char *host, int port);
+
+static void cfg_provider_tls(struct cfg_ld *L, struct provider *p, int tok)
+{
+	static const char *const keys[] = { "ca_file", "insecure_skip_verify" };
+	int v[2];
+	if (tok >= 0 && json_obj_get(&L->j, tok, keys, 2, v, NULL) != 0) {
+		cfg_problem(L, "provider %s: tls must be an object without duplicate keys", p->name);
+		return;
+	}
+	p->insecure = tok >= 0 && cfg_bool(L, v[1], false, "tls.insecure_skip_verify");
+	const char *ca = tok >= 0 ? cfg_str(L, v[0], "tls.ca_file") : NULL;
+	if (ca && *ca) {
+		char err[256];
+		struct tls_anchors *ta = arena_new(&L->c->arena, struct tls_anchors, 1);
+		if (!ta || tls_load_anchors(&L->c->arena, ca, ta, err, sizeof(err)) != 0)
+			cfg_problem(L, "provider %s: %s", p->name, ta ? err : "out of memory");
+		p->anchors = ta;
+		return;
+	}
+	if (!p->tls)
+		return;
+	if (!sys_anchors_tried) {
+		static const char *const bundles[] = { "/etc/ssl/certs/ca-certificates.crt",
+			"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem", "/etc/ssl/ca-bundle.pem" };
+		sys_anchors_tried = true;
+		for (size_t i = 0; i < ARRAY_LEN(bundles) && sys_anchors.n == 0; i++)
+			if (access(bundles[i], R_OK) == 0)
+				tls_load_anchors(&sys_arena, bundles[i], &sys_anchors, sys_anchors_err,
+						 sizeof(sys_anchors_err));
+		if (sys_anchors.n == 0 && !sys_anchors_err[0])
+			snprintf(sys_anchors_err, sizeof(sys_anchors_err), "no system CA bundle found");
+	}
+	if (sys_anchors.n == 0)
+		fprintf(stderr, "bifrost: warning: provider %s: %s; set tls.ca_file\n", p->name,
+			sys_anchors_err);
+	p->anchors = &sys_anchors;
+}
+
+static void cfg_provider_keys(struct cfg_ld *L, struct provider *p, int keys_tok, const char *apikey)
+{
+	jsmntok_t *t = keys_tok >= 0 ? &L->j.tok[keys_tok] : NULL;
+	int cap = (t && t->type == JSMN_ARRAY ? t->size : 0) + 1;
+	p->keys = arena_new(&L->c->arena, struct prov_key, cap);
+	if (!p->keys)
+		return;
+	if (apikey)
+		p->keys[p->nkeys++] = (struct prov_key){ apikey, 1 };
+	if (!t)
+		return;
+	if (t->type != JSMN_ARRAY) {
+		cfg_problem(L, "provider %s: keys must be an array", p->name);
+		return;
+	}
+	static const char *const names[] = { "value", "weight" };
+	for (int k = 0, i = keys_tok + 1; k < t->size; k++, i = json_skip(&L->j, i)) {
+		int v[2];
+		if (json_obj_get(&L->j, i, names, 2, v, NULL) != 0 || v[0] < 0) {
+			cfg_problem(L, "provider %s: keys[%d] must be {\"value\": ..., \"weight\": N}", p->name, k);
+			continue;
+		}
+		const char *val = cfg_str(L, v[0], "keys[].value");
+		unsigned w = (unsigned)cfg_num(L, v[1], 1, 0, 1000000, "keys[].weight");
+		if (val && *val && w > 0)
+			p->keys[p->nkeys++] = (struct prov_key){ val, w };
+	}
+}
+
+enum { PF_NAME, PF_PROVIDER, PF_APIKEY, PF_KEYS, PF_WEIGHT, PF_BASE_URL, PF_MODELS, PF_MODEL_MAP,
+       PF_TIMEOUT, PF_CONNECT_TIMEOUT, PF_STREAM_IDLE, PF_RETRIES, PF_HEADERS, PF_TLS,
+       PF_API_VERSION, PF_DEPLOYMENTS, PF_NETWORK, PF_BUDGET, PF_N };
+
+static const char *const pf_names[PF_N] = {
+	"name", "provider", "apiKey", "keys", "weight", "base_url", "models", "model_map",
+	"timeout_ms", "connect_timeout_ms", "stream_idle_timeout_ms", "max_retries", "headers", "tls",
+	"api_version", "deployments", "network_config", "budget",
+};
+
+/* One provider entry; `map_name` is the key in the map form (else NULL). */
+static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct provider *p)
+{
+	int f[PF_N];
+	struct arena *a = &L->c->arena;
+	if (json_obj_get(&L->j, tok, pf_names, PF_N, f, NULL) != 0) {
+		cfg_problem(L, "providers: each entry must be an object without duplicate keys");
+		return;
+	}
+	const char *kind = cfg_str(L, f[PF_PROVIDER], "provider");
+	p->name = f[PF_NAME] >= 0 ? cfg_str(L, f[PF_NAME], "name") : map_name ? map_name : kind;
+	if (!kind)
+		kind = map_name;
+	if (!kind || !p->name || !*p->name) {
+		cfg_problem(L, "providers: an entry needs \"provider\" (openai, anthropic, ...)");
+		return;
+	}
+	if (strchr(p->name, '/'))
+		cfg_problem(L, "provider %s: name must not contain '/'", p->name);
+	p->kind = prov_kind_find(kind);
+	if (!p->kind) {
+		cfg_problem(L, "provider %s: unknown provider kind \"%s\"", p->name, kind);
+		return;
+	}
+	if (!p->kind->supported)
+		cfg_problem(L, "provider %s: kind \"%s\" is not supported by this build yet", p->name, kind);
+	/* network_config is the original Bifrost's home for these */
+	int net[4] = { -1, -1, -1, -1 };
+	static const char *const netk[] = { "base_url", "extra_headers",
+		"default_request_timeout_in_seconds", "max_retries" };
+	if (f[PF_NETWORK] >= 0)
+		json_obj_get(&L->j, f[PF_NETWORK], netk, 4, net, NULL);
+	const char *url = cfg_str(L, f[PF_BASE_URL] >= 0 ? f[PF_BASE_URL] : net[0], "base_url");
+	if (!url || !*url)
+		url = p->kind->base_url;
+	if (!url)
+		cfg_problem(L, "provider %s: base_url is required for kind %s", p->name, kind);
+	else if (cfg_parse_url(a, url, p) != 0)
+		cfg_problem(L, "provider %s: base_url \"%s\" is not http(s)://host[:port][/path]", p->name, url);
+	cfg_provider_keys(L, p, f[PF_KEYS], cfg_str(L, f[PF_APIKEY], "apiKey"));
+	p->weight = (unsigned)cfg_num(L, f[PF_WEIGHT], 1, 0, 1000000, "weight");
+	p->models = cfg_strs(L, f[PF_MODELS], &p->nmodels, "models");
+	p->model_map = cfg_map(L, f[PF_MODEL_MAP], &p->nmap, "model_map");
+	p->headers = cfg_map(L, f[PF_HEADERS] >= 0 ? f[PF_HEADERS] : net[1], &p->nheaders, "headers");
+	p->deployments = cfg_map(L, f[PF_DEPLOYMENTS], &p->ndeploy, "deployments");
+	p->api_version = cfg_str(L, f[PF_API_VERSION], "api_version");
+	if (strcmp(kind, "azure") == 0 && !p->api_version)
+		p->api_version = "2024-10-21";
+	long secs = (long)cfg_num(L, net[2], 600, 1, 86400, "default_request_timeout_in_seconds");
+	p->timeout_ms = (long)cfg_num(L, f[PF_TIMEOUT], secs * 1000, 1, 86400000, "timeout_ms");
+	p->connect_timeout_ms = (long)cfg_num(L, f[PF_CONNECT_TIMEOUT], 5000, 1, 600000, "connect_timeout_ms");
+	p->stream_idle_timeout_ms = (long)cfg_num(L, f[PF_STREAM_IDLE], 300000, 1, 86400000,
+						  "stream_idle_timeout_ms");
+	p->max_retries = (int)cfg_num(L, f[PF_RETRIES] >= 0 ? f[PF_RETRIES] : net[3], 1, 0, 10, "max_retries");
+	if (f[PF_BUDGET] >= 0)
+		cfg_problem(L, "provider %s: budget needs governance, which this build does not have yet", p->name);
+	if (p->host) {
+		cfg_provider_tls(L, p, f[PF_TLS]);
+		p->dns = dns_lookup_entry(p->host, p->port);
+		if (!p->dns)
+			cfg_problem(L, "provider %s: too many distinct upstream hosts", p->name);
+	}
+}
+
+static void cfg_providers(struct cfg_ld *L, int tok)
+{
+	struct cfg *c = L->c;
+	if (tok < 0)
+		return;
+	jsmntok_t *t = &L->j.tok[tok];
+	if (t->type != JSMN_ARRAY && t->type != JSMN_OBJECT) {
+		cfg_problem(L, "providers must be an array (or the map form)");
+		return;
+	}
+	c->prov = arena_new(&c->arena, struct provider, t->size + 1);
+	if (!c->prov)
+		return;
+	memset(c->prov, 0, sizeof(struct provider) * (size_t)(t->size + 1));
+	for (int k = 0, i = tok + 1; k < t->size; k++) {
+		const char *map_name = NULL;
+		if (t->type == JSMN_OBJECT)
+			map_name = json_str(&L->j, &c->arena, i++, NULL);
+		struct provider *p = &c->prov[c->nprov];
+		cfg_provider(L, i, map_name, p);
+		i = json_skip(&L->j, i);
+		if (!p->name || !p->kind)
+			continue;
+		for (int q = 0; q < c->nprov; q++)
+			if (strcmp(c->prov[q].name, p->name) == 0)
+				cfg_problem(L, "provider name \"%s\" is used twice", p->name);
+		c->nprov++;
+	}
+}
+
+enum { TF_LISTEN, TF_WORKERS, TF_DATA_DIR, TF_ADMIN, TF_LIMITS, TF_PROVIDERS, TF_FALLBACKS,
+       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_N };
+
+static const char *const tf_names[TF_N] = {
+	"listen", "workers", "data_dir", "admin", "limits", "providers", "fallbacks",
+	"log_requests", "pricing", "governance",
+};
+
+static void cfg_limits(struct cfg_ld *L, int tok)
+{
+	static const char *const k[] = { "max_body_bytes", "max_header_bytes", "header_timeout_ms",
+		"idle_timeout_ms", "max_response_bytes" };
+	int v[5] = { -1, -1, -1, -1, -1 };
+	if (tok >= 0 && json_obj_get(&L->j, tok, k, 5, v, NULL) != 0)
+		cfg_problem(L, "limits must be an object without duplicate keys");
+	struct cfg *c = L->c;
+	c->max_body = (size_t)cfg_num(L, v[0], 32 << 20, 1024, 1LL << 32, "limits.max_body_bytes");
+	c->max_header = (size_t)cfg_num(L, v[1], 64 << 10, 1024, 1 << 24, "limits.max_header_bytes");
+	c->header_timeout_ms = (long)cfg_num(L, v[2], 10000, 10, 3600000, "limits.header_timeout_ms");
+	c->idle_timeout_ms = (long)cfg_num(L, v[3], 60000, 10, 86400000, "limits.idle_timeout_ms");
+	c->max_response = (size_t)cfg_num(L, v[4], 64 << 20, 4096, 1LL << 32, "limits.max_response_bytes");
+}
+
+/* Parse `text` (taken over: freed with the config). NULL + problems in `errs`. */
+static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct sb *errs)
+{
+	struct cfg_ld L = { 0 };
+	struct cfg *c = calloc(1, sizeof(*c));
+	if (!c) {
+		free(text);
+		return NULL;
+	}
+	arena_init(&c->arena, NULL);
+	c->text = text;
+	c->source = source;
+	c->refs = 1;
+	L.c = c;
+	sb_init(&L.errs, &c->arena, 1024);
+	int f[TF_N];
+	if (json_parse(&L.j, &c->arena, text, len) != 0 ||
+	    json_obj_get(&L.j, 0, tf_names, TF_N, f, NULL) != 0) {
+		cfg_problem(&L, "%s: %s", source, L.j.err ? L.j.err : "not a JSON object");
+		goto out;
+	}
+	c->listen = cfg_str(&L, f[TF_LISTEN], "listen");
+	c->workers = (int)cfg_num(&L, f[TF_WORKERS], 0, 0, 1024, "workers");
+	c->data_dir = cfg_str(&L, f[TF_DATA_DIR], "data_dir");
+	c->log_requests = cfg_bool(&L, f[TF_LOG], true, "log_requests");
+	if (f[TF_ADMIN] >= 0) {
+		static const char *const ak[] = { "token" };
+		int v;
+		json_obj_get(&L.j, f[TF_ADMIN], ak, 1, &v, NULL);
+		c->admin_token = cfg_str(&L, v, "admin.token");
+	}
+	cfg_limits(&L, f[TF_LIMITS]);
+	cfg_providers(&L, f[TF_PROVIDERS]);
+	c->fallbacks = cfg_strs(&L, f[TF_FALLBACKS], &c->nfallbacks, "fallbacks");
+	if (f[TF_GOVERNANCE] >= 0 || f[TF_PRICING] >= 0)
+		cfg_problem(&L, "governance/pricing are not supported by this build yet");
+out:
+	if (L.nerr) {
+		sb_put(errs, L.errs.p, L.errs.len);
+		cfg_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* The embedded default: one provider per API-key environment variable that is set. */
+static char *cfg_default_text(size_t *len)
+{
+	struct arena a;
+	struct sb s;
+	arena_init(&a, NULL);
+	sb_init(&s, &a, 1024);
+	sb_puts(&s, "{\"providers\":[");
+	int n = 0;
+	for (size_t i = 0; i < ARRAY_LEN(prov_kinds); i++) {
+		const struct prov_kind *k = &prov_kinds[i];
+		if (!k->env_key || !getenv(k->env_key))
+			continue;
+		if (!k->supported) {
+			fprintf(stderr, "bifrost: %s is set, but provider %s is not supported by this build yet\n",
+				k->env_key, k->name);
+			continue;
+		}
+		sb_printf(&s, "%s{\"provider\":\"%s\",\"apiKey\":\"env.%s\"}", n++ ? "," : "", k->name, k->env_key);
+	}
+	if (getenv("AWS_ACCESS_KEY_ID"))
+		fprintf(stderr, "bifrost: AWS credentials are set, but Bedrock is not supported by this build yet\n");
+	sb_puts(&s, "]}");
+	char *text = s.oom ? NULL : strndup(s.p, s.len);
+	*len = s.len;
+	arena_reset(&a);
+	return text;
+}
+
+static struct cfg *cfg_load(const char *path, struct sb *errs)
+{
+	size_t len = 0;
+	char *text;
+	if (!path) {
+		text = cfg_default_text(&len);
+		return text ? cfg_parse(text, len, "environment", errs) : NULL;
+	}
+	struct buf b = { .limit = 16u << 20 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		sb_printf(errs, "  - cannot open %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	char tmp[16384];
+	ssize_t r;
+	int rc = 0;
+	while ((r = read(fd, tmp, sizeof(tmp))) > 0 && (rc = buf_append(&b, tmp, (size_t)r)) == 0)
+		;
+	close(fd);
+	if (r < 0 || rc) {
+		sb_printf(errs, "  - cannot read %s\n", path);
+		buf_free(&b);
+		return NULL;
+	}
+	buf_append(&b, "", 1); /* NUL: strtoll-safe */
+	return cfg_parse(b.p, b.len - 1, path, errs);
+}
+
+/* ---- dns_: resolved off the workers, read lock-free ---- */
+
+static struct dns_entry *dns_lookup_entry(const char *host, int port)
+{
+	int n = atomic_load(&dns_count);
+	for (int i = 0; i < n; i++)
+		if (dns_table[i].port == port && strcmp(dns_table[i].host, host) == 0)
+			return &dns_table[i];
+	if (n == DNS_MAX || strlen(host) >= sizeof(dns_table[0].host))
+		return NULL;
+	struct dns_entry *e = &dns_table[n];
+	snprintf(e->host, sizeof(e->host), "%s", host);
+	e->port = port;
+	atomic_store(&dns_count, n + 1);
+	return e;
+}
+
+/* Main thread only: (re)resolve one entry and publish under the seqlock. */
+static void dns_resolve(struct dns_entry *e)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", e->port);
+	int rc = getaddrinfo(e->host, port, &hints, &res);
+	struct dns_entry tmp = { .n = 0 };
+	if (rc != 0)
+		snprintf(tmp.err, sizeof(tmp.err), "cannot resolve %.60s: %s", e->host, gai_strerror(rc));
+	for (ai = res; ai && tmp.n < DNS_ADDRS; ai = ai->ai_next) {
+		memcpy(&tmp.addr[tmp.n], ai->ai_addr, ai->ai_addrlen);
+		tmp.len[tmp.n++] = ai->ai_addrlen;
+	}
+	if (res)
+		freeaddrinfo(res);
+	if (rc != 0 && e->n > 0) /* keep the last good answer on a transient failure */
+		tmp = *e;
+	uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+	atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	e->n = tmp.n;
+	memcpy(e->addr, tmp.addr, sizeof(tmp.addr));
+	memcpy(e->len, tmp.len, sizeof(tmp.len));
+	memcpy(e->err, tmp.err, sizeof(tmp.err));
+	atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+	e->next_ns = now_ns() + (e->n ? 60ull : 5ull) * 1000000000ull;
+}
+
+/* Workers: copy address #idx (mod n). false + message if unresolved. */
+static bool dns_read(struct dns_entry *e, unsigned idx, struct sockaddr_storage *sa, socklen_t *len,
+		     char *err, size_t errlen)
+{
+	for (;;) {
+		uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+		if (s1 & 1)
+			continue;
+		int n = e->n;
+		if (n > 0) {
+			*sa = e->addr[idx % (unsigned)n];
+			*len = e->len[idx % (unsigned)n];
+		} else {
+			snprintf(err, errlen, "%s", e->err[0] ? e->err : "host not resolved yet");
+		}
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
+			return n > 0;
+	}
+}
+
+static void dns_refresh_due(bool all)
+{
+	uint64_t now = now_ns();
+	int n = atomic_load(&dns_count);
+	for (int i = 0; i < n; i++)
+		if (all || dns_table[i].next_ns <= now)
+			dns_resolve(&dns_table[i]);
+}
+
+/* ======================================================================== *
+ * 9. route_ — from a model string to an ordered list of candidates.        *
+ *                                                                          *
+ * `P/M` with P a provider name → that provider, model M (first '/' only).  *
+ * Anything else is a bare model: every provider whose `models` or          *
+ * `model_map` globs match. One candidate is drawn by weight; the others    *
+ * follow, heaviest first (the automatic fallback order). Pure: no I/O.     *
+ * ======================================================================== */
+
+#define ROUTE_MAX 16
+
+struct route_cand {
+	const struct provider *p; /* borrowed: the request's config */
+	const char *model;        /* upstream model name; arena or config */
+};
+
+struct route {
+	struct route_cand c[ROUTE_MAX];
+	int n;
+};
+
+static const struct provider *route_provider(const struct cfg *c, const char *name, size_t n)
+{
+	for (int i = 0; i < c->nprov; i++)
+		if (strlen(c->prov[i].name) == n && memcmp(c->prov[i].name, name, n) == 0)
+			return &c->prov[i];
+	return NULL;
+}
+
+/* model_map target for `m`, or NULL when no glob matches. */
+static const char *route_mapped(const struct provider *p, const char *m)
+{
+	for (int i = 0; i < p->nmap; i++)
+		if (fnmatch(p->model_map[i].k, m, 0) == 0)
+			return p->model_map[i].v;
+	return NULL;
+}
+
+static bool route_serves(const struct provider *p, const char *m)
+{
+	if (route_mapped(p, m))
+		return true;
+	if (!p->models)
+		return true;
+	for (int i = 0; i < p->nmodels; i++)
+		if (fnmatch(p->models[i], m, 0) == 0)
+			return true;
+	return false;
+}
+
+/* Put a weighted-random pick first and the rest by descending weight. */
+static void route_order(struct route *r, uint64_t *rng)
+{
+	for (int i = 1; i < r->n; i++) /* insertion sort by weight, stable */
+		for (int k = i; k > 0 && r->c[k].p->weight > r->c[k - 1].p->weight; k--) {
+			struct route_cand t = r->c[k];
+			r->c[k] = r->c[k - 1];
+			r->c[k - 1] = t;
+		}
+	uint64_t total = 0;
+	for (int i = 0; i < r->n; i++)
+		total += r->c[i].p->weight;
+	if (r->n < 2 || total == 0)
+		return;
+	uint64_t x = rng_next(rng) % total;
+	int pick = 0;
+	while (x >= r->c[pick].p->weight) {
+		x -= r->c[pick].p->weight;
+		pick++;
+	}
+	struct route_cand chosen = r->c[pick];
+	memmove(&r->c[1], &r->c[0], sizeof(r->c[0]) * (size_t)pick);
+	r->c[0] = chosen;
+}
+
+/* 0, or -ENOENT with *why set to a static message. */
+static int route_resolve(const struct cfg *c, const char *model, uint64_t *rng, struct route *r,
+			 const char **why)
+{
+	r->n = 0;
+	const char *slash = strchr(model, '/');
+	const struct provider *p = slash ? route_provider(c, model, (size_t)(slash - model)) : NULL;
+	if (p) {
+		const char *m = slash + 1;
+		const char *mapped = route_mapped(p, m);
+		r->c[r->n++] = (struct route_cand){ p, mapped ? mapped : m };
+		if (!*m) {
+			*why = "model name after the provider prefix is empty";
+			return -ENOENT;
+		}
+		return 0;
+	}
+	for (int i = 0; i < c->nprov && r->n < ROUTE_MAX; i++) {
+		const struct provider *q = &c->prov[i];
+		if (q->weight == 0 || !route_serves(q, model))
+			continue;
+		const char *mapped = route_mapped(q, model);
+		r->c[r->n++] = (struct route_cand){ q, mapped ? mapped : model };
+	}
+	if (r->n == 0) {
+		*why = slash ? "unknown provider prefix and no provider serves this model"
+			     : "no configured provider serves this model";
+		return -ENOENT;
+	}
+	route_order(r, rng);
+	return 0;
+}
+
+/* A provider credential drawn by key weight. NULL if the provider has none. */
+static const char *route_key(const struct provider *p, uint64_t *rng)
+{
+	if (p->nkeys == 0)
+		return NULL;
+	uint64_t total = 0;
+	for (int i = 0; i < p->nkeys; i++)
+		total += p->keys[i].weight;
+	uint64_t x = total ? rng_next(rng) % total : 0;
+	for (int i = 0; i < p->nkeys; i++) {
+		if (x < p->keys[i].weight)
+			return p->keys[i].value;
+		x -= p->keys[i].weight;
+	}
+	return p->keys[0].value;
+}
+
+/* ======================================================================== *
+ * 10. prov_ — what a request looks like on the wire to each provider.      *
+ *                                                                          *
+ * prov_openai_prepare reads the client's OpenAI-dialect body once and       *
+ * lists the spans to change (fallbacks removed, stream usage forced on);   *
+ * prov_build turns a candidate into a request head plus iovecs over the    *
+ * client's body bytes with only those spans (and the model) replaced.      *
+ * Pure: arena memory only.                                                 *
+ * ======================================================================== */
+
+enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS };
+
+static const char *const ep_suffix[] = { "/chat/completions", "/completions", "/embeddings" };
+
+#define PROV_MAX_EDITS 6
+
+struct edit {
+	size_t off, len; /* span of the original body to replace */
+	struct str with; /* arena or static */
+};
+
+struct oai_req {
+	struct json j;
+	const char *model; /* arena: unescaped */
+	int model_tok;
+	bool stream, client_usage; /* client asked for stream usage itself */
+	struct edit ed[PROV_MAX_EDITS];
+	int ned;
+};
+
+static void prov_edit(struct oai_req *o, size_t off, size_t len, struct str with)
+{
+	if (o->ned < PROV_MAX_EDITS)
+		o->ed[o->ned++] = (struct edit){ off, len, with };
+}
+
+/* Force stream_options.include_usage = true (so streams can be billed). */
+static int prov_force_usage(struct oai_req *o, int so)
+{
+	struct json *j = &o->j;
+	static const char *const k[] = { "include_usage" };
+	int iu;
+	if (so < 0) { /* no stream_options at all: insert right after the root '{' */
+		prov_edit(o, (size_t)j->tok[0].start + 1, 0,
+			  j->tok[0].size ? STR("\"stream_options\":{\"include_usage\":true},")
+					 : STR("\"stream_options\":{\"include_usage\":true}"));
+		return 0;
+	}
+	if (j->tok[so].type != JSMN_OBJECT) {
+		if (!str_eq(json_raw(j, so), "null")) {
+			j->err = "stream_options must be an object";
+			return -EBADMSG;
+		}
+		prov_edit(o, json_beg(j, so), json_end(j, so) - json_beg(j, so), STR("{\"include_usage\":true}"));
+		return 0;
+	}
+	if (json_obj_get(j, so, k, 1, &iu, NULL) != 0)
+		return -EBADMSG;
+	o->client_usage = json_is_true(j, iu);
+	if (iu < 0)
+		prov_edit(o, (size_t)j->tok[so].start + 1, 0,
+			  j->tok[so].size ? STR("\"include_usage\":true,") : STR("\"include_usage\":true"));
+	else if (!o->client_usage)
+		prov_edit(o, json_beg(j, iu), json_end(j, iu) - json_beg(j, iu), STR("true"));
+	return 0;
+}
+
+/* Remove top-level member whose key token is `key` (and one adjacent comma). */
+static void prov_remove_member(struct oai_req *o, int key)
+{
+	struct json *j = &o->j;
+	int val = key + 1, after = json_skip(j, val);
+	size_t b = json_beg(j, key), e;
+	if (after < j->ntok && j->tok[after].start < j->tok[0].end) {
+		e = json_beg(j, after); /* a member follows: eat through its start */
+	} else {
+		e = json_end(j, val); /* last member: eat the comma before it */
+		size_t p = b;
+		while (p > (size_t)j->tok[0].start + 1 && (json_ws(j->s[p - 1]) || j->s[p - 1] == ','))
+			if (j->s[--p] == ',') {
+				b = p;
+				break;
+			}
+	}
+	prov_edit(o, b, e - b, (struct str){ "", 0 });
+}
+
+/* Read an OpenAI-dialect body. 0, or -EBADMSG with o->j.err set. */
+static int prov_openai_prepare(struct oai_req *o, struct arena *a, const char *body, size_t n,
+			       enum endpoint ep)
+{
+	enum { K_MODEL, K_STREAM, K_SO, K_FALLBACKS, K_N };
+	static const char *const keys[K_N] = { "model", "stream", "stream_options", "fallbacks" };
+	int v[K_N], kidx[K_N];
+	memset(o, 0, sizeof(*o));
+	if (json_parse(&o->j, a, body, n) != 0)
+		return -EBADMSG;
+	if (json_obj_get(&o->j, 0, keys, K_N, v, kidx) != 0)
+		return -EBADMSG;
+	if (v[K_MODEL] < 0 || o->j.tok[v[K_MODEL]].type != JSMN_STRING) {
+		o->j.err = v[K_MODEL] < 0 ? "missing \"model\"" : "\"model\" must be a string";
+		return -EBADMSG;
+	}
+	o->model_tok = v[K_MODEL];
+	o->model = json_str(&o->j, a, v[K_MODEL], NULL);
+	if (!o->model)
+		return -EBADMSG;
+	if (!*o->model) {
+		o->j.err = "\"model\" is empty";
+		return -EBADMSG;
+	}
+	if (v[K_STREAM] >= 0 && !str_eq(json_raw(&o->j, v[K_STREAM]), "true") &&
+	    !str_eq(json_raw(&o->j, v[K_STREAM]), "false") && !str_eq(json_raw(&o->j, v[K_STREAM]), "null")) {
+		o->j.err = "\"stream\" must be a boolean";
+		return -EBADMSG;
+	}
+	o->stream = json_is_true(&o->j, v[K_STREAM]) && ep != EP_EMBEDDINGS;
+	if (kidx[K_FALLBACKS] >= 0)
+		prov_remove_member(o, kidx[K_FALLBACKS]);
+	if (o->stream && prov_force_usage(o, v[K_SO]) != 0)
+		return -EBADMSG;
+	return 0;
+}
+
+struct up_req {
+	struct iovec *iov; /* arena: [0] is the head, then body pieces */
+	int niov;
+	size_t len;        /* total bytes */
+};
+
+static int prov_edit_cmp(const void *a, const void *b)
+{
+	const struct edit *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The request for candidate (p, model) with credential `key`. 0 or -ENOMEM. */
+static int prov_build(struct arena *a, const struct oai_req *o, const struct provider *p,
+		      const char *model, const char *key, enum endpoint ep, struct str query,
+		      struct up_req *out)
+{
+	struct edit ed[PROV_MAX_EDITS + 1];
+	int ned = o->ned;
+	memcpy(ed, o->ed, sizeof(ed[0]) * (size_t)ned);
+	struct sb m;
+	sb_init(&m, a, strlen(model) + 8);
+	sb_json_z(&m, model);
+	const struct json *j = &o->j;
+	ed[ned++] = (struct edit){ json_beg(j, o->model_tok),
+				   json_end(j, o->model_tok) - json_beg(j, o->model_tok), sb_view(&m) };
+	qsort(ed, (size_t)ned, sizeof(ed[0]), prov_edit_cmp);
+
+	out->iov = arena_new(a, struct iovec, 2 * ned + 2);
+	if (!out->iov || m.oom)
+		return -ENOMEM;
+	size_t pos = 0, body_len = 0;
+	int n = 1;
+	for (int i = 0; i < ned; i++) {
+		if (ed[i].off > pos)
+			out->iov[n++] = (struct iovec){ (void *)(j->s + pos), ed[i].off - pos };
+		if (ed[i].with.n)
+			out->iov[n++] = (struct iovec){ (void *)ed[i].with.p, ed[i].with.n };
+		pos = ed[i].off + ed[i].len;
+	}
+	if (pos < j->n)
+		out->iov[n++] = (struct iovec){ (void *)(j->s + pos), j->n - pos };
+	for (int i = 1; i < n; i++)
+		body_len += out->iov[i].iov_len;
+
+	struct sb h;
+	sb_init(&h, a, 512);
+	bool azure = strcmp(p->kind->name, "azure") == 0;
+	sb_printf(&h, "POST %s", p->base_path);
+	if (azure) {
+		const char *dep = model;
+		for (int i = 0; i < p->ndeploy; i++)
+			if (strcmp(p->deployments[i].k, model) == 0)
+				dep = p->deployments[i].v;
+		sb_printf(&h, "/openai/deployments/%s%s?api-version=%s", dep, ep_suffix[ep], p->api_version);
+		if (query.n)
+			sb_put(&h, "&", 1);
+	} else {
+		sb_puts(&h, ep_suffix[ep]);
+		if (query.n)
+			sb_put(&h, "?", 1);
+	}
+	sb_str(&h, query);
+	sb_printf(&h, " HTTP/1.1\r\nHost: %s\r\n", p->host_hdr);
+	if (key && *key)
+		sb_printf(&h, azure ? "api-key: %s\r\n" : "Authorization: Bearer %s\r\n", key);
+	for (int i = 0; i < p->nheaders; i++)
+		sb_printf(&h, "%s: %s\r\n", p->headers[i].k, p->headers[i].v);
+	sb_printf(&h, "Content-Type: application/json\r\nAccept: %s\r\nContent-Length: %zu\r\n\r\n",
+		  o->stream ? "text/event-stream" : "application/json", body_len);
+	if (h.oom)
+		return -ENOMEM;
+	out->iov[0] = (struct iovec){ h.p, h.len };
+	out->niov = n;
+	out->len = h.len + body_len;
+	return 0;
+}
+
+/* ======================================================================== *
+ * 11. metrics_ / log_ — what operators see.                                *
+ *                                                                          *
+ * Each worker owns its counters (single writer: relaxed load+store, no     *
+ * locked instructions); /metrics sums them. The overhead histogram is the  *
+ * time spent inside bifrost per request, upstream time excluded. Request   *
+ * log lines go to a per-worker double buffer written to stdout by the ring *
+ * (never a blocking write on a worker); when both halves are busy, lines   *
+ * are dropped and counted.                                                 *
+ * ======================================================================== */
+
+static const uint32_t hist_le_us[] = { 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75,
+				       100, 150, 200, 300, 500, 1000, 5000 };
+#define HIST_N (ARRAY_LEN(hist_le_us) + 1)
+
+struct metrics {
+	_Atomic uint64_t requests, by_class[6], upstream_errors, log_dropped, conns_open;
+	_Atomic uint64_t in_tokens, out_tokens;
+	_Atomic uint64_t hist[HIST_N], hist_sum_ns;
+};
+
+#define M_ADD(m, field, v)                                                                     \
+	atomic_store_explicit(&(m)->field,                                                     \
+			      atomic_load_explicit(&(m)->field, memory_order_relaxed) + (v),   \
+			      memory_order_relaxed)
+
+static void metrics_overhead(struct metrics *m, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	size_t b = 0;
+	while (b < ARRAY_LEN(hist_le_us) && us >= hist_le_us[b])
+		b++;
+	M_ADD(m, hist[b], 1);
+	M_ADD(m, hist_sum_ns, ns);
+}
+
+#define LOG_BUF (64 * 1024)
+
+struct log_state {
+	char buf[2][LOG_BUF];
+	size_t len[2]; /* bytes in each half */
+	int cur;       /* half being filled */
+	bool busy;     /* the other half is being written */
+	size_t off;    /* bytes of the busy half already written */
+};
+
+/* ======================================================================== *
+ * 12. loop_ — the worker: ring, slab, timer wheel, sends.                  *
+ *                                                                          *
+ * One worker per core; everything below belongs to exactly one worker      *
+ * thread and is touched by no other. `user_data` = slot | generation | op, *
+ * so a completion for a slot that was reused is recognised and dropped. A  *
+ * slot is freed only when its count of operations in the kernel is zero.  *
+ * Contract for callers: loop_sqe never fails (it submits to make room);    *
+ * conn_close may be called any number of times; nothing here blocks.       *
+ * ======================================================================== */
+
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CONNECT, OP_LINK_TIMEOUT, OP_CANCEL, OP_LOG };
+enum kind { K_FREE, K_CLIENT, K_UP };
+
+#define UD(idx, gen, op) ((uint64_t)(idx) << 32 | (uint64_t)((gen) & 0xffffffu) << 8 | (op))
+#define UD_IDX(ud) ((uint32_t)((ud) >> 32))
+#define UD_GEN(ud) ((uint32_t)(((ud) >> 8) & 0xffffffu))
+#define UD_OP(ud) ((int)((ud) & 0xff))
+#define UD_LISTENER 0xffffffffu
+
+#define SLAB_MAX 65536
+#define WHEEL_SLOTS 1024
+#define WHEEL_MS 16
+#define BR_COUNT 512
+#define BR_SIZE 8192
+#define BR_GROUP 1
+#define POOL_MAX 64
+#define POOL_IDLE_MAX 64
+#define SEND_IOV_MAX 72
+#define INBUF 16384
+#define INBUF_CACHE 256
+
+struct request;
+
+/* Client state (K_CLIENT). */
+enum cstate { CS_HEAD, CS_BODY, CS_BUSY, CS_CLOSE_AFTER };
+
+/* Upstream state (K_UP). */
+enum ustate { US_CONNECTING, US_SENDING, US_HEAD, US_BODY, US_IDLE };
+
+struct pool {
+	struct dns_entry *dns;            /* global */
+	const struct tls_anchors *ta;     /* NULL for plain */
+	bool tls, insecure;
+	char sni[256];
+	uint32_t idle[POOL_IDLE_MAX];     /* slot indexes, LIFO */
+	uint32_t idle_gen[POOL_IDLE_MAX];
+	int nidle;
+	unsigned rr;                      /* next address to try */
+	br_ssl_session_parameters sess;   /* for resumption */
+	bool have_sess;
+};
+
+struct conn {
+	uint32_t gen;
+	uint8_t kind;
+	bool closing, recv_busy, send_busy, recv_multishot;
+	int fd;
+	int inflight;      /* operations in the kernel for this slot */
+	uint32_t next_free;
+	/* timer wheel (intrusive, slot indexes; UINT32_MAX = none) */
+	uint64_t deadline_ms;
+	uint32_t t_prev, t_next;
+	int t_slot;
+	struct buf in;     /* owned: received bytes (client: requests; up: plaintext response) */
+	struct iovec siov[SEND_IOV_MAX]; /* current send; pointers borrowed from arena/in */
+	int sn, si;        /* iov count, first unsent */
+	uint32_t peer, peer_gen; /* the paired conn, or UINT32_MAX */
+	/* K_CLIENT */
+	enum cstate cs;
+	size_t scanned;    /* head bytes already searched */
+	struct arena arena;  /* per request */
+	struct request *rq;  /* arena */
+	struct http_chunked ch;
+	size_t body_src, body_dst;
+	/* K_UP */
+	enum ustate us;
+	struct pool *pool;       /* worker-owned */
+	struct tls_client *tls;  /* owned (malloc), NULL for plain */
+	bool reused, hs_done;
+	size_t tls_copied;       /* request bytes handed to the engine */
+	struct http_msg *resp;   /* client's arena */
+	size_t uscanned;
+	long long body_left;     /* Content-Length remaining; -1 chunked/close */
+	bool resp_chunked, resp_close, resp_done;
+	size_t body_start, dec_pos, dec_end, ev_pos; /* offsets in `in` */
+	bool paused;             /* stream backpressure: client send in flight */
+};
+
+struct cfg_hold {
+	struct cfg *cfg;  /* one reference */
+	long live;        /* requests of this worker using it */
+	struct cfg_hold *next; /* retired holds waiting for live == 0 */
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct io_uring ring;
+	int lfd;
+	bool accepting;
+	struct io_uring_buf_ring *br; /* provided receive buffers */
+	char *br_mem;
+	struct conn *slab;            /* SLAB_MAX entries, mmap'd lazily */
+	uint32_t nslab, free_head;
+	uint32_t wheel[WHEEL_SLOTS];
+	uint64_t wheel_tick;          /* last processed tick */
+	uint64_t now_ms;
+	struct pool pools[POOL_MAX];
+	int npools;
+	struct arena_cache acache;
+	struct cfg_hold *hold;        /* current config */
+	struct cfg_hold *retired;
+	uint32_t cfg_gen;
+	uint64_t rng;
+	struct metrics m;
+	struct log_state *log;
+	int nclients;                 /* open client connections */
+	long active;                  /* requests in progress */
+	char *inbuf[INBUF_CACHE];     /* owned: recycled INBUF-sized input buffers */
+	int ninbuf;
+};
+
+static struct worker *workers;
+static int nworkers;
+static _Atomic bool g_draining;
+
+static uint64_t loop_now_ms(void) { return now_ns() / 1000000; }
+
+static struct io_uring_sqe *loop_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe; /* the SQ is never full after a submit */
+}
+
+static uint32_t conn_idx(struct worker *w, struct conn *c) { return (uint32_t)(c - w->slab); }
+
+static struct conn *conn_alloc(struct worker *w, enum kind k, int fd)
+{
+	uint32_t i;
+	if (w->free_head != UINT32_MAX) {
+		i = w->free_head;
+		w->free_head = w->slab[i].next_free;
+	} else if (w->nslab < SLAB_MAX) {
+		i = w->nslab++;
+		w->slab[i].gen = 1;
+	} else {
+		return NULL;
+	}
+	struct conn *c = &w->slab[i];
+	uint32_t gen = c->gen;
+	memset(c, 0, sizeof(*c));
+	c->gen = gen;
+	c->kind = (uint8_t)k;
+	c->fd = fd;
+	c->peer = UINT32_MAX;
+	c->t_prev = c->t_next = UINT32_MAX;
+	c->t_slot = -1;
+	arena_init(&c->arena, &w->acache);
+	return c;
+}
+
+static struct conn *conn_peer(struct worker *w, struct conn *c)
+{
+	if (c->peer == UINT32_MAX)
+		return NULL;
+	struct conn *p = &w->slab[c->peer];
+	return (p->gen == c->peer_gen && p->kind != K_FREE && !p->closing) ? p : NULL;
+}
+
+static void conn_link(struct worker *w, struct conn *a, struct conn *b)
+{
+	a->peer = conn_idx(w, b);
+	a->peer_gen = b->gen;
+	b->peer = conn_idx(w, a);
+	b->peer_gen = a->gen;
+}
+
+static void conn_unlink(struct worker *w, struct conn *c)
+{
+	struct conn *p = conn_peer(w, c);
+	if (p)
+		p->peer = UINT32_MAX;
+	c->peer = UINT32_MAX;
+}
+
+/* ---- timer wheel ---- */
+
+static void timer_unlink(struct worker *w, struct conn *c)
+{
+	if (c->t_slot < 0)
+		return;
+	if (c->t_prev != UINT32_MAX)
+		w->slab[c->t_prev].t_next = c->t_next;
+	else
+		w->wheel[c->t_slot] = c->t_next;
+	if (c->t_next != UINT32_MAX)
+		w->slab[c->t_next].t_prev = c->t_prev;
+	c->t_prev = c->t_next = UINT32_MAX;
+	c->t_slot = -1;
+}
+
+/* Arm (or with ms == 0, disarm) the connection's single deadline, `ms` from now. */
+static void timer_set(struct worker *w, struct conn *c, long ms)
+{
+	timer_unlink(w, c);
+	c->deadline_ms = ms > 0 ? w->now_ms + (uint64_t)ms : 0;
+	if (!ms)
+		return;
+	int s = (int)((c->deadline_ms / WHEEL_MS) % WHEEL_SLOTS);
+	uint32_t i = conn_idx(w, c);
+	c->t_slot = s;
+	c->t_next = w->wheel[s];
+	if (c->t_next != UINT32_MAX)
+		w->slab[c->t_next].t_prev = i;
+	w->wheel[s] = i;
+}
+
+static void conn_timeout(struct worker *w, struct conn *c);
+
+static void timer_run(struct worker *w)
+{
+	uint64_t tick = w->now_ms / WHEEL_MS;
+	uint32_t due[256], gen[256];
+	int n = 0;
+	if (tick - w->wheel_tick > WHEEL_SLOTS)
+		w->wheel_tick = tick - WHEEL_SLOTS;
+	for (; w->wheel_tick < tick && n < 256; w->wheel_tick++) {
+		int s = (int)((w->wheel_tick + 1) % WHEEL_SLOTS);
+		for (uint32_t i = w->wheel[s]; i != UINT32_MAX && n < 256; i = w->slab[i].t_next)
+			if (w->slab[i].deadline_ms <= w->now_ms) {
+				due[n] = i;
+				gen[n++] = w->slab[i].gen;
+			}
+		if (n == 256)
+			break; /* the rest next time round */
+	}
+	for (int k = 0; k < n; k++) {
+		struct conn *c = &w->slab[due[k]];
+		if (c->gen != gen[k] || c->kind == K_FREE || c->closing || !c->deadline_ms ||
+		    c->deadline_ms > w->now_ms)
+			continue;
+		timer_unlink(w, c);
+		c->deadline_ms = 0;
+		conn_timeout(w, c);
+	}
+}
+
+/* ---- slot lifetime ---- */
+
+static void conn_free(struct worker *w, struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->kind == K_CLIENT)
+		w->nclients--;
+	buf_free(&c->in);
+	free(c->tls);
+	arena_reset(&c->arena);
+	c->kind = K_FREE;
+	c->gen = (c->gen + 1) & 0xffffffu;
+	if (!c->gen)
+		c->gen = 1;
+	c->next_free = w->free_head;
+	w->free_head = conn_idx(w, c);
+}
+
+static void conn_request_end(struct worker *w, struct conn *c);
+
+/* Start closing: cancel whatever the kernel still holds; free when it is all back. */
+static void conn_close(struct worker *w, struct conn *c)
+{
+	if (c->closing || c->kind == K_FREE)
+		return;
+	if (c->kind == K_CLIENT && c->rq)
+		conn_request_end(w, c);
+	c->closing = true;
+	timer_unlink(w, c);
+	conn_unlink(w, c);
+	if (c->inflight == 0) {
+		conn_free(w, c);
+		return;
+	}
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, c), c->gen, OP_CANCEL));
+	c->inflight++;
+}
+
+/* ---- sends: one in flight per socket, MSG_NOSIGNAL always ---- */
+
+static void loop_send_post(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	struct msghdr *mh = arena_new(&c->arena, struct msghdr, 1);
+	static struct msghdr fallback; /* never reached: arena chunk always has room */
+	if (!mh)
+		mh = &fallback;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_iov = &c->siov[c->si];
+	mh->msg_iovlen = (size_t)(c->sn - c->si);
+	io_uring_prep_sendmsg(sqe, c->fd, mh, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, c), c->gen, OP_SEND));
+	c->inflight++;
+	c->send_busy = true;
+}
+
+/* Queue iovecs for sending on c (which must have no send in flight). */
+static void loop_send(struct worker *w, struct conn *c, const struct iovec *iov, int n)
+{
+	c->sn = c->si = 0;
+	for (int i = 0; i < n && c->sn < SEND_IOV_MAX; i++)
+		if (iov[i].iov_len)
+			c->siov[c->sn++] = iov[i];
+	if (c->sn)
+		loop_send_post(w, c);
+}
+
+/* A send completed with `res` bytes: true when everything queued went out. */
+static bool loop_sent(struct worker *w, struct conn *c, int res)
+{
+	size_t left = (size_t)res;
+	c->send_busy = false;
+	while (c->si < c->sn && left >= c->siov[c->si].iov_len)
+		left -= c->siov[c->si++].iov_len;
+	if (c->si < c->sn) {
+		c->siov[c->si].iov_base = (char *)c->siov[c->si].iov_base + left;
+		c->siov[c->si].iov_len -= left;
+		loop_send_post(w, c);
+		return false;
+	}
+	return true;
+}
+
+/* ---- request log: the ring writes stdout so the worker never blocks ---- */
+
+static void log_flush(struct worker *w)
+{
+	struct log_state *l = w->log;
+	if (!l || l->busy || l->len[l->cur] == 0)
+		return;
+	l->busy = true;
+	l->off = 0;
+	int h = l->cur;
+	l->cur ^= 1;
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_write(sqe, STDOUT_FILENO, l->buf[h], (unsigned)l->len[h], (uint64_t)-1);
+	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_LOG));
+}
+
+static void log_written(struct worker *w, int res)
+{
+	struct log_state *l = w->log;
+	int h = l->cur ^ 1;
+	if (res > 0 && l->off + (size_t)res < l->len[h]) { /* short write: the rest */
+		l->off += (size_t)res;
+		struct io_uring_sqe *sqe = loop_sqe(w);
+		io_uring_prep_write(sqe, STDOUT_FILENO, l->buf[h] + l->off, (unsigned)(l->len[h] - l->off),
+				    (uint64_t)-1);
+		io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_LOG));
+		return;
+	}
+	l->len[h] = 0;
+	l->busy = false;
+	if (l->len[l->cur] > LOG_BUF / 2)
+		log_flush(w);
+}
+
+static void log_line(struct worker *w, const char *p, size_t n)
+{
+	struct log_state *l = w->log;
+	if (!l)
+		return;
+	if (l->len[l->cur] + n > LOG_BUF) {
+		log_flush(w);
+		if (l->len[l->cur] + n > LOG_BUF) {
+			M_ADD(&w->m, log_dropped, 1);
+			return;
+		}
+	}
+	memcpy(l->buf[l->cur] + l->len[l->cur], p, n);
+	l->len[l->cur] += n;
+}
+
+/* ======================================================================== *
+ * 13. up_ — the upstream client.                                           *
+ *                                                                          *
+ * Owns per-worker keep-alive pools keyed by (address, TLS settings), the   *
+ * connect (with a linked timeout), the BearSSL engine pump, and reading    *
+ * the response: a non-streamed body is gathered (bounded by                *
+ * limits.max_response_bytes) and handed to the client in one send; an SSE  *
+ * body is relayed event by event with backpressure — the next upstream     *
+ * read is posted only after the client took the previous events. Idle      *
+ * pooled connections keep a read posted, so a server's close is noticed    *
+ * at once; a reused connection that fails before any byte is retried once  *
+ * on a fresh one (the request was never processed).                        *
+ * Calls into conn_ through the three up_to_client_* hooks only.            *
+ * ======================================================================== */
+
+struct request {
+	struct http_msg *msg;   /* arena */
+	enum endpoint ep;
+	struct cfg_hold *hold;  /* worker's config reference, counted in hold->live */
+	struct oai_req o;
+	struct route rt;
+	const char *key;        /* provider credential (config memory) */
+	struct up_req ur;
+	uint64_t t_start_ns, t_up_ns, overhead_ns;
+	int status;             /* what the client got */
+	bool streaming, head_sent, stream_done, fresh_retry;
+	long long in_tok, out_tok, cached_tok;
+	char err[256];
+};
+
+static void up_to_client_error(struct worker *w, struct conn *cl, int status, const char *type,
+			       const char *msg);
+static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u);
+static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *u, bool done);
+
+static struct pool *up_pool(struct worker *w, const struct provider *p)
+{
+	for (int i = 0; i < w->npools; i++) {
+		struct pool *q = &w->pools[i];
+		if (q->dns == p->dns && q->tls == p->tls && q->ta == (p->tls ? p->anchors : NULL) &&
+		    q->insecure == p->insecure && strcmp(q->sni, p->host) == 0)
+			return q;
+	}
+	if (w->npools == POOL_MAX)
+		return NULL;
+	struct pool *q = &w->pools[w->npools++];
+	memset(q, 0, sizeof(*q));
+	q->dns = p->dns;
+	q->tls = p->tls;
+	q->ta = p->tls ? p->anchors : NULL;
+	q->insecure = p->insecure;
+	snprintf(q->sni, sizeof(q->sni), "%s", p->host);
+	return q;
+}
+
+static void up_recv_post(struct worker *w, struct conn *u, void *p, size_t n)
+{
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_recv(sqe, u->fd, p, n, 0);
+	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, u), u->gen, OP_RECV));
+	u->inflight++;
+	u->recv_busy = true;
+}
+
+/* Plain: read into `in`. Never grows `in` while a read is posted. */
+static int up_read_plain(struct worker *w, struct conn *u)
+{
+	if (u->recv_busy || u->paused)
+		return 0;
+	int rc = buf_reserve(&u->in, 16384);
+	if (rc)
+		return rc;
+	up_recv_post(w, u, u->in.p + u->in.len, u->in.cap - u->in.len);
+	return 0;
+}
+
+static void up_pump(struct worker *w, struct conn *u);
+
+/* Kick reading (and, for TLS, writing) after a state change. */
+static void up_kick(struct worker *w, struct conn *u)
+{
+	if (u->tls)
+		up_pump(w, u);
+	else if (up_read_plain(w, u) != 0)
+		up_to_client_error(w, conn_peer(w, u), 502, "upstream_error", "upstream response too large");
+}
+
+/* The request's bytes on the wire (plain: straight from the iovecs). */
+static void up_send_request(struct worker *w, struct conn *u, struct request *rq)
+{
+	u->us = US_SENDING;
+	u->tls_copied = 0;
+	rq->t_up_ns = now_ns();
+	if (u->tls) {
+		up_pump(w, u);
+		return;
+	}
+	loop_send(w, u, rq->ur.iov, rq->ur.niov);
+	up_kick(w, u); /* the read waits in the kernel for the answer */
+}
+
+/* Return a finished connection to its pool (or close it). */
+static void up_release(struct worker *w, struct conn *u, bool reusable)
+{
+	struct pool *q = u->pool;
+	conn_unlink(w, u);
+	if (!reusable || !q || q->nidle == POOL_IDLE_MAX || u->in.len || g_draining) {
+		conn_close(w, u);
+		return;
+	}
+	u->us = US_IDLE;
+	u->resp = NULL;
+	u->paused = false;
+	q->idle[q->nidle] = conn_idx(w, u);
+	q->idle_gen[q->nidle++] = u->gen;
+	timer_set(w, u, 30000);
+	up_kick(w, u); /* keep a read posted to notice the server closing */
+}
+
+/* Take a live idle connection from the pool, or NULL. */
+static struct conn *up_pool_take(struct worker *w, struct pool *q)
+{
+	while (q->nidle > 0) {
+		q->nidle--;
+		struct conn *u = &w->slab[q->idle[q->nidle]];
+		if (u->gen == q->idle_gen[q->nidle] && u->kind == K_UP && !u->closing && u->us == US_IDLE)
+			return u;
+	}
+	return NULL;
+}
+
+static int up_connect(struct worker *w, struct conn *u, const struct provider *p, char *err,
+		      size_t errlen)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	if (!dns_read(p->dns, u->pool->rr++, &sa, &salen, err, errlen))
+		return -EHOSTUNREACH;
+	int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -errno;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	u->fd = fd;
+	/* sockaddr must outlive the SQE: keep it in the connection's input buffer */
+	if (buf_reserve(&u->in, sizeof(sa)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(u->in.p, &sa, salen);
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)u->in.p, salen);
+	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, u), u->gen, OP_CONNECT));
+	sqe->flags |= IOSQE_IO_LINK;
+	struct __kernel_timespec *ts = arena_new(&u->arena, struct __kernel_timespec, 1);
+	if (!ts) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ts->tv_sec = p->connect_timeout_ms / 1000;
+	ts->tv_nsec = (p->connect_timeout_ms % 1000) * 1000000;
+	sqe = loop_sqe(w);
+	io_uring_prep_link_timeout(sqe, ts, 0);
+	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, u), u->gen, OP_LINK_TIMEOUT));
+	u->inflight += 2;
+	u->us = US_CONNECTING;
+	if (p->tls) {
+		u->tls = malloc(sizeof(*u->tls));
+		if (!u->tls) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		tls_client_start(u->tls, p->anchors, p->insecure, p->host,
+				 u->pool->have_sess ? &u->pool->sess : NULL);
+	}
+	return 0;
+}
+
+/* Begin the client's current attempt: pooled connection or a new one. */
+static void up_start(struct worker *w, struct conn *cl, const struct provider *p)
+{
+	struct request *rq = cl->rq;
+	char err[200];
+	struct pool *q = up_pool(w, p);
+	struct conn *u = q && !rq->fresh_retry ? up_pool_take(w, q) : NULL;
+	if (u) {
+		u->reused = true;
+		timer_unlink(w, u);
+	} else {
+		u = conn_alloc(w, K_UP, -1);
+		if (!u) {
+			up_to_client_error(w, cl, 503, "server_error", "gateway connection table full");
+			return;
+		}
+		u->pool = q;
+		int rc = q ? up_connect(w, u, p, err, sizeof(err)) : -ENOSPC;
+		if (rc) {
+			conn_close(w, u);
+			M_ADD(&w->m, upstream_errors, 1);
+			char msg[300];
+			snprintf(msg, sizeof(msg), "cannot reach provider %s: %s", p->name,
+				 q ? err : "too many upstream pools");
+			up_to_client_error(w, cl, 502, "upstream_error", msg);
+			return;
+		}
+	}
+	conn_link(w, cl, u);
+	u->uscanned = 0;
+	u->resp_done = false;
+	timer_set(w, u, p->timeout_ms);
+	if (u->us == US_IDLE)
+		up_send_request(w, u, rq);
+}
+
+/* The attempt failed before the client saw anything: answer with an error. */
+static void up_fail(struct worker *w, struct conn *u, int status, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	struct conn *cl = conn_peer(w, u);
+	M_ADD(&w->m, upstream_errors, 1);
+	/* A reused keep-alive connection that died before answering: the server
+	 * never saw the request, so one retry on a fresh connection is safe. */
+	bool retry = cl && u->reused && u->in.len == 0 && u->us != US_BODY && !cl->rq->fresh_retry &&
+		     !cl->rq->head_sent;
+	conn_close(w, u);
+	if (!cl)
+		return;
+	if (retry) {
+		cl->rq->fresh_retry = true;
+		up_start(w, cl, cl->rq->rt.c[0].p);
+		return;
+	}
+	if (cl->rq && cl->rq->head_sent)
+		up_to_client_stream(w, cl, NULL, true); /* ends the stream with an error event */
+	else
+		up_to_client_error(w, cl, status, status == 504 ? "timeout_error" : "upstream_error", msg);
+}
+
+/* ---- TLS engine pump: drive BearSSL from ring completions ---- */
+
+static void up_tls_feed(struct conn *u, struct request *rq)
+{
+	br_ssl_engine_context *eng = &u->tls->cc.eng;
+	size_t len, pos = 0;
+	unsigned char *dst = br_ssl_engine_sendapp_buf(eng, &len);
+	/* copy the part of the iovecs not yet handed over */
+	for (int i = 0; i < rq->ur.niov && len > 0; i++) {
+		size_t l = rq->ur.iov[i].iov_len;
+		if (u->tls_copied >= pos + l) {
+			pos += l;
+			continue;
+		}
+		size_t off = u->tls_copied - pos, n = MIN(l - off, len);
+		memcpy(dst, (char *)rq->ur.iov[i].iov_base + off, n);
+		dst += n;
+		len -= n;
+		u->tls_copied += n;
+		br_ssl_engine_sendapp_ack(eng, n);
+		pos += l;
+		dst = br_ssl_engine_sendapp_buf(eng, &len);
+		if (!dst)
+			break;
+	}
+	if (u->tls_copied == rq->ur.len)
+		br_ssl_engine_flush(eng, 0);
+}
+
+static void up_on_data(struct worker *w, struct conn *u);
+
+static void up_pump(struct worker *w, struct conn *u)
+{
+	br_ssl_engine_context *eng = &u->tls->cc.eng;
+	bool got = false;
+	for (;;) {
+		unsigned st = br_ssl_engine_current_state(eng);
+		if (st & BR_SSL_CLOSED) {
+			int err = br_ssl_engine_last_error(eng);
+			if (err == BR_ERR_OK && got)
+				break;
+			if (err == BR_ERR_OK)
+				up_fail(w, u, 502, "provider closed the TLS connection");
+			else
+				up_fail(w, u, 502, "upstream TLS failed: %s (BearSSL error %d)", tls_error_text(err), err);
+			return;
+		}
+		if (!u->hs_done && (st & (BR_SSL_SENDAPP | BR_SSL_RECVAPP))) {
+			u->hs_done = true;
+			br_ssl_engine_get_session_parameters(eng, &u->pool->sess);
+			u->pool->have_sess = true;
+		}
+		bool progress = false;
+		if ((st & BR_SSL_SENDREC) && !u->send_busy) {
+			size_t len;
+			unsigned char *p = br_ssl_engine_sendrec_buf(eng, &len);
+			struct iovec v = { p, len };
+			loop_send(w, u, &v, 1);
+		}
+		if ((st & BR_SSL_RECVAPP) && !u->paused) {
+			size_t len;
+			unsigned char *p = br_ssl_engine_recvapp_buf(eng, &len);
+			if (buf_append(&u->in, p, len) != 0) {
+				up_fail(w, u, 502, "upstream response too large");
+				return;
+			}
+			br_ssl_engine_recvapp_ack(eng, len);
+			got = progress = true;
+		}
+		struct conn *cl = conn_peer(w, u);
+		if ((st & BR_SSL_SENDAPP) && u->us == US_SENDING && cl && cl->rq &&
+		    u->tls_copied < cl->rq->ur.len) {
+			up_tls_feed(u, cl->rq);
+			progress = true;
+		}
+		if ((st & BR_SSL_RECVREC) && !u->recv_busy && !u->paused) {
+			size_t len;
+			unsigned char *p = br_ssl_engine_recvrec_buf(eng, &len);
+			up_recv_post(w, u, p, len);
+		}
+		if (!progress)
+			break;
+	}
+	if (u->us == US_SENDING && conn_peer(w, u) && u->tls_copied == conn_peer(w, u)->rq->ur.len &&
+	    !(br_ssl_engine_current_state(eng) & BR_SSL_SENDREC))
+		u->us = US_HEAD;
+	if (got)
+		up_on_data(w, u);
+}
+
+/* ---- reading the response ---- */
+
+static bool up_sse(const struct http_msg *m)
+{
+	struct str ct = http_header(m, "content-type");
+	return m->status == 200 && ct.n >= 17 && strncasecmp(ct.p, "text/event-stream", 17) == 0;
+}
+
+/* Parse the head once it is complete. <0: failed (already reported); 0: need more; 1: ok. */
+static int up_head(struct worker *w, struct conn *u, struct conn *cl)
+{
+	for (;;) {
+		if (!u->resp)
+			u->resp = arena_new(&cl->arena, struct http_msg, 1);
+		if (!u->resp) {
+			up_fail(w, u, 502, "out of memory");
+			return -1;
+		}
+		int rc = http_parse_response(u->resp, u->in.p, u->in.len, &u->uscanned, 65536);
+		if (rc == -EAGAIN)
+			return 0;
+		if (rc < 0) {
+			up_fail(w, u, 502, "provider sent a malformed response (%s)",
+				rc == -E2BIG ? "head too large" : u->resp->err);
+			return -1;
+		}
+		if (u->resp->status >= 100 && u->resp->status < 200) { /* interim: skip */
+			buf_consume(&u->in, (size_t)rc);
+			u->uscanned = 0;
+			continue;
+		}
+		struct http_msg *m = u->resp;
+		u->us = US_BODY;
+		u->body_start = u->dec_pos = u->dec_end = u->ev_pos = (size_t)rc;
+		memset(&u->ch, 0, sizeof(u->ch));
+		u->resp_chunked = m->chunked;
+		u->body_left = m->chunked ? -1 : m->content_length;
+		if (m->status == 204 || m->status == 304)
+			u->body_left = 0;
+		u->resp_close = !m->keep_alive || (!m->chunked && u->body_left < 0);
+		cl->rq->streaming = up_sse(m);
+		cl->rq->overhead_ns -= now_ns(); /* response work starts: counted until the send */
+		if (cl->rq->streaming)
+			timer_set(w, u, cl->rq->rt.c[0].p->stream_idle_timeout_ms);
+		return 1;
+	}
+}
+
+/* Decode what arrived into [body_start, dec_end). <0 bad framing, 1 complete, 0 more. */
+static int up_body(struct conn *u, bool eof)
+{
+	if (u->resp_chunked) {
+		int rc = http_dechunk(&u->ch, u->in.p, &u->dec_pos, u->in.len, &u->dec_end);
+		if (rc == 1 && u->dec_pos != u->in.len)
+			u->resp_close = true; /* bytes after the body: not reusable */
+		return rc < 0 ? -1 : rc == 1 ? 1 : eof ? -1 : 0;
+	}
+	if (u->body_left >= 0) {
+		size_t want = u->body_start + (size_t)u->body_left;
+		u->dec_end = u->dec_pos = MIN(u->in.len, want);
+		if (u->in.len > want)
+			u->resp_close = true;
+		return u->dec_end == want ? 1 : eof ? -1 : 0;
+	}
+	u->dec_end = u->dec_pos = u->in.len; /* delimited by close */
+	return eof ? 1 : 0;
+}
+
+static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
+{
+	struct conn *cl = conn_peer(w, u);
+	if (u->us == US_IDLE || !cl || !cl->rq) { /* closed or chatter while idle: drop it */
+		conn_close(w, u);
+		return;
+	}
+	if (u->us != US_BODY) {
+		int rc = up_head(w, u, cl);
+		if (rc < 0)
+			return;
+		if (rc == 0) {
+			if (eof)
+				up_fail(w, u, 502, "provider closed the connection before answering");
+			else
+				up_kick(w, u);
+			return;
+		}
+	}
+	int rc = up_body(u, eof);
+	if (rc < 0) {
+		if (cl->rq->head_sent) {
+			up_to_client_stream(w, cl, NULL, true);
+			conn_close(w, u);
+		} else {
+			up_fail(w, u, 502, "provider response ended early or had bad framing");
+		}
+		return;
+	}
+	u->resp_done = rc == 1;
+	if (cl->rq->streaming)
+		up_to_client_stream(w, cl, u, u->resp_done);
+	else if (u->resp_done)
+		up_to_client_head(w, cl, u);
+	else if (u->in.len - u->body_start > cl->rq->hold->cfg->max_response)
+		up_fail(w, u, 502, "provider response exceeds limits.max_response_bytes");
+	else
+		up_kick(w, u);
+}
+
+static void up_on_data(struct worker *w, struct conn *u) { up_on_data_eof(w, u, false); }
+
+/* Completions for K_UP slots. */
+static void up_complete(struct worker *w, struct conn *u, int op, int res)
+{
+	switch (op) {
+	case OP_CONNECT:
+		if (res == 0) {
+			struct conn *cl = conn_peer(w, u);
+			if (!cl) {
+				conn_close(w, u);
+				return;
+			}
+			up_send_request(w, u, cl->rq);
+		} else {
+			up_fail(w, u, res == -ECANCELED ? 504 : 502, "cannot connect to provider: %s",
+				res == -ECANCELED ? "connect timeout" : strerror(-res));
+		}
+		return;
+	case OP_LINK_TIMEOUT:
+		return;
+	case OP_SEND:
+		if (res < 0) {
+			u->send_busy = false;
+			up_fail(w, u, 502, "sending to provider failed: %s", strerror(-res));
+			return;
+		}
+		if (u->tls) {
+			u->send_busy = false;
+			br_ssl_engine_sendrec_ack(&u->tls->cc.eng, (size_t)res);
+			up_pump(w, u);
+		} else if (loop_sent(w, u, res) && u->us == US_SENDING) {
+			u->us = US_HEAD;
+		}
+		return;
+	case OP_RECV:
+		u->recv_busy = false;
+		if (res < 0) {
+			up_fail(w, u, 502, "provider connection failed: %s", strerror(-res));
+			return;
+		}
+		if (u->tls) {
+			if (res == 0) {
+				up_on_data_eof(w, u, true);
+				return;
+			}
+			br_ssl_engine_recvrec_ack(&u->tls->cc.eng, (size_t)res);
+			up_pump(w, u);
+			return;
+		}
+		u->in.len += (size_t)res;
+		up_on_data_eof(w, u, res == 0);
+		return;
+	}
+}
+
+static void up_timeout(struct worker *w, struct conn *u)
+{
+	struct conn *cl = conn_peer(w, u);
+	if (u->us == US_IDLE || !cl) {
+		conn_close(w, u);
+		return;
+	}
+	const struct provider *p = cl->rq->rt.c[0].p;
+	if (cl->rq->head_sent) {
+		snprintf(cl->rq->err, sizeof(cl->rq->err), "stream idle for %ld ms", p->stream_idle_timeout_ms);
+		up_to_client_stream(w, cl, NULL, true);
+		conn_close(w, u);
+		return;
+	}
+	cl->rq->fresh_retry = true; /* never retry a timeout */
+	up_fail(w, u, 504, "provider %s did not answer within %ld ms", p->name, p->timeout_ms);
+}
+
+/* ======================================================================== *
+ * 14. conn_ — client connections.                                          *
+ *                                                                          *
+ * States: CS_HEAD (reading a head, header deadline armed, or idle with the *
+ * idle deadline), CS_BODY (reading the body), CS_BUSY (request dispatched; *
+ * pipelined bytes wait in `in`), CS_CLOSE_AFTER (an error that breaks      *
+ * framing: close once the answer is out). Receives are multishot over the  *
+ * worker's provided buffers and copied into `in` at once, so an idle or    *
+ * slow client pins no ring buffer. A request owns `arena` from head to     *
+ * last byte sent; conn_request_end releases it.                            *
+ * ======================================================================== */
+
+/* Input buffers of INBUF bytes are recycled through the worker, so a
+ * keep-alive request costs no malloc; bigger ones (large bodies) are freed. */
+static void conn_inbuf_take(struct worker *w, struct buf *b)
+{
+	if (!b->p && w->ninbuf > 0) {
+		b->p = w->inbuf[--w->ninbuf];
+		b->cap = INBUF;
+	}
+}
+
+static void conn_inbuf_give(struct worker *w, struct buf *b)
+{
+	if (b->len || !b->p)
+		return;
+	if (b->cap == INBUF && w->ninbuf < INBUF_CACHE) {
+		w->inbuf[w->ninbuf++] = b->p;
+		b->p = NULL;
+		b->cap = 0;
+	} else {
+		buf_free(b);
+	}
+}
+
+static void conn_recv_arm(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BR_GROUP;
+	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, c), c->gen, OP_RECV));
+	c->inflight++;
+	c->recv_multishot = true;
+}
+
+static void conn_accept(struct worker *w, int fd)
+{
+	struct cfg *cfg = w->hold->cfg;
+	struct conn *c = g_draining ? NULL : conn_alloc(w, K_CLIENT, fd);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->in.limit = cfg->max_header + cfg->max_body + BR_SIZE;
+	c->cs = CS_HEAD;
+	w->nclients++;
+	M_ADD(&w->m, conns_open, 1);
+	timer_set(w, c, cfg->idle_timeout_ms);
+	conn_recv_arm(w, c);
+}
+
+/* ---- answers made by the gateway itself ---- */
+
+static void conn_send_local(struct worker *w, struct conn *c, int status, const char *ctype,
+			    struct str body, const char *extra)
+{
+	struct request *rq = c->rq;
+	bool keep = c->cs != CS_CLOSE_AFTER && rq && rq->msg && rq->msg->keep_alive && !g_draining;
+	bool head = rq && rq->msg && str_eq(rq->msg->method, "HEAD");
+	struct sb h;
+	sb_init(&h, &c->arena, 256);
+	sb_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
+		  http_reason(status), ctype, body.n, extra ? extra : "", keep ? "" : "Connection: close\r\n");
+	if (!keep)
+		c->cs = CS_CLOSE_AFTER;
+	if (rq)
+		rq->status = status;
+	struct iovec v[2] = { { h.p, h.len }, { (void *)body.p, head ? 0 : body.n } };
+	if (h.oom) {
+		conn_close(w, c);
+		return;
+	}
+	c->cs = keep ? CS_BUSY : CS_CLOSE_AFTER;
+	loop_send(w, c, v, 2);
+}
+
+/* An error in the OpenAI dialect: {"error":{"message","type","code"}}. */
+static void conn_error(struct worker *w, struct conn *c, int status, const char *type, const char *msg)
+{
+	struct sb b;
+	sb_init(&b, &c->arena, 256);
+	sb_puts(&b, "{\"error\":{\"message\":");
+	sb_json_z(&b, msg);
+	sb_puts(&b, ",\"type\":");
+	sb_json_z(&b, type);
+	sb_printf(&b, ",\"code\":%d}}", status);
+	if (c->rq && !c->rq->err[0])
+		snprintf(c->rq->err, sizeof(c->rq->err), "%s", msg);
+	conn_send_local(w, c, status, "application/json", sb_view(&b), NULL);
+}
+
+static void up_to_client_error(struct worker *w, struct conn *cl, int status, const char *type,
+			       const char *msg)
+{
+	if (cl && !cl->closing && cl->rq)
+		conn_error(w, cl, status, type, msg);
+}
+
+/* ---- proxied answers ---- */
+
+static const char *const passthrough_hdrs[] = { "x-request-id", "openai-processing-ms",
+	"openai-version", "retry-after", "request-id" };
+
+static void conn_resp_head(struct sb *h, struct request *rq, const struct http_msg *m, bool keep)
+{
+	const struct route_cand *rc = &rq->rt.c[0];
+	sb_printf(h, "HTTP/1.1 %d %s\r\n", m->status, http_reason(m->status));
+	struct str ct = http_header(m, "content-type");
+	sb_puts(h, "Content-Type: ");
+	if (ct.n)
+		sb_str(h, ct);
+	else
+		sb_puts(h, "application/json");
+	sb_printf(h, "\r\nx-bifrost-provider: %s/%s\r\n", rc->p->name, rc->model);
+	for (int i = 0; i < m->nhdr; i++) {
+		bool pass = str_starts(m->hdr[i].name, "x-ratelimit-");
+		for (size_t k = 0; k < ARRAY_LEN(passthrough_hdrs) && !pass; k++)
+			pass = str_case_eq(m->hdr[i].name, passthrough_hdrs[k]);
+		if (pass) {
+			sb_str(h, m->hdr[i].name);
+			sb_puts(h, ": ");
+			sb_str(h, m->hdr[i].value);
+			sb_puts(h, "\r\n");
+		}
+	}
+	if (!keep)
+		sb_puts(h, "Connection: close\r\n");
+}
+
+/* Token counts from an OpenAI `usage` object. */
+static void conn_usage(struct request *rq, struct json *j, int usage)
+{
+	static const char *const k[] = { "prompt_tokens", "completion_tokens", "prompt_tokens_details" };
+	static const char *const d[] = { "cached_tokens" };
+	int v[3], cv;
+	if (usage < 0 || json_obj_get(j, usage, k, 3, v, NULL) != 0)
+		return;
+	rq->in_tok = json_int(j, v[0], 0);
+	rq->out_tok = json_int(j, v[1], 0);
+	if (v[2] >= 0 && json_obj_get(j, v[2], d, 1, &cv, NULL) == 0)
+		rq->cached_tok = json_int(j, cv, 0);
+}
+
+/* Does this text carry a `"usage": {` member? (cheap filter before a parse) */
+static bool conn_has_usage(const char *p, size_t n)
+{
+	const char *e = p + n;
+	while ((p = memmem(p, (size_t)(e - p), "\"usage\"", 7))) {
+		p += 7;
+		while (p < e && (json_ws(*p) || *p == ':'))
+			p++;
+		if (p < e && *p == '{')
+			return true;
+	}
+	return false;
+}
+
+/* Parse a JSON text for usage; returns true if it is a usage-only stream chunk. */
+static bool conn_read_usage(struct conn *cl, const char *p, size_t n)
+{
+	static const char *const k[] = { "usage", "choices" };
+	struct json j;
+	int v[2];
+	if (!conn_has_usage(p, n) || json_parse(&j, &cl->arena, p, n) != 0 ||
+	    json_obj_get(&j, 0, k, 2, v, NULL) != 0)
+		return false;
+	conn_usage(cl->rq, &j, v[0]);
+	return v[1] >= 0 && j.tok[v[1]].type == JSMN_ARRAY && j.tok[v[1]].size == 0;
+}
+
+static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
+{
+	struct request *rq = cl->rq;
+	const struct http_msg *m = u->resp;
+	size_t blen = u->dec_end - u->body_start;
+	bool keep = rq->msg->keep_alive && !g_draining;
+	struct sb h;
+	rq->status = m->status;
+	if (m->status == 200)
+		conn_read_usage(cl, u->in.p + u->body_start, blen);
+	sb_init(&h, &cl->arena, 512);
+	conn_resp_head(&h, rq, m, keep);
+	sb_printf(&h, "Content-Length: %zu\r\n\r\n", blen);
+	timer_unlink(w, u);
+	if (h.oom) {
+		conn_close(w, cl);
+		return;
+	}
+	struct iovec v[2] = { { h.p, h.len }, { u->in.p + u->body_start, blen } };
+	cl->cs = keep ? CS_BUSY : CS_CLOSE_AFTER;
+	rq->overhead_ns += now_ns();
+	loop_send(w, cl, v, 2);
+}
+
+/* Relay complete SSE events; u == NULL ends the stream with an error event. */
+static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *u, bool done)
+{
+	struct request *rq = cl->rq;
+	struct iovec v[SEND_IOV_MAX];
+	int n = 1; /* v[0]: head and/or chunk size line */
+	size_t payload = 0;
+	if (cl->send_busy || !rq)
+		return; /* resumed from conn_on_sent */
+	bool chunked = rq->msg->minor >= 1;
+	if (u) {
+		size_t ev = u->ev_pos;
+		while (n < SEND_IOV_MAX - 3) {
+			size_t len = sse_next(u->in.p + ev, u->dec_end - ev);
+			if (!len && done && ev < u->dec_end)
+				len = u->dec_end - ev; /* unterminated tail of a finished stream */
+			if (!len)
+				break;
+			struct str data = sse_data(u->in.p + ev, len);
+			bool drop = data.n && data.p[0] == '{' && conn_read_usage(cl, data.p, data.n) &&
+				    !rq->o.client_usage;
+			if (!drop) {
+				struct iovec *last = &v[n - 1];
+				if (n > 1 && (char *)last->iov_base + last->iov_len == u->in.p + ev)
+					last->iov_len += len;
+				else
+					v[n++] = (struct iovec){ u->in.p + ev, len };
+				payload += len;
+			}
+			ev += len;
+		}
+		u->ev_pos = ev;
+		done = done && ev >= u->dec_end;
+	} else {
+		struct sb e;
+		sb_init(&e, &cl->arena, 256);
+		sb_puts(&e, "data: {\"error\":{\"message\":");
+		sb_json_z(&e, rq->err[0] ? rq->err : "provider stream failed");
+		sb_puts(&e, ",\"type\":\"upstream_error\"}}\n\n");
+		v[n++] = (struct iovec){ e.p, e.len };
+		payload += e.len;
+		done = true;
+	}
+	struct sb h;
+	sb_init(&h, &cl->arena, 256);
+	if (!rq->head_sent) {
+		rq->status = 200;
+		rq->head_sent = true;
+		sb_printf(&h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+			      "x-bifrost-provider: %s/%s\r\n%s\r\n", rq->rt.c[0].p->name, rq->rt.c[0].model,
+			  chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n");
+		rq->overhead_ns += now_ns();
+	}
+	if (chunked && payload)
+		sb_printf(&h, "%zx\r\n", payload);
+	if (chunked && payload)
+		v[n++] = (struct iovec){ "\r\n", 2 };
+	if (chunked && done)
+		v[n++] = (struct iovec){ "0\r\n\r\n", 5 };
+	v[0] = (struct iovec){ h.p, h.len };
+	rq->stream_done = done;
+	if (!chunked && done)
+		cl->cs = CS_CLOSE_AFTER;
+	if (h.oom) {
+		conn_close(w, cl);
+		return;
+	}
+	if (!h.len && n == 1) { /* nothing complete yet: read on */
+		if (u)
+			up_kick(w, u);
+		return;
+	}
+	if (u)
+		u->paused = true;
+	loop_send(w, cl, v, n);
+}
+
+/* The client took a batch of events: drop them from `in` and read on. */
+static void conn_stream_resume(struct worker *w, struct conn *cl, struct conn *u)
+{
+	size_t shift = u->ev_pos - u->body_start;
+	memmove(u->in.p + u->body_start, u->in.p + u->ev_pos, u->in.len - u->ev_pos);
+	u->in.len -= shift;
+	u->dec_pos -= shift;
+	u->dec_end -= shift;
+	u->ev_pos = u->body_start;
+	u->paused = false;
+	timer_set(w, u, cl->rq->rt.c[0].p->stream_idle_timeout_ms);
+	if (sse_next(u->in.p + u->ev_pos, u->dec_end - u->ev_pos) || u->resp_done)
+		up_to_client_stream(w, cl, u, u->resp_done);
+	else
+		up_kick(w, u);
+}
+
+/* ---- request lifecycle ---- */
+
+static void conn_log(struct worker *w, struct conn *c, struct request *rq)
+{
+	char line[1024];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	const struct route_cand *rc = rq->rt.n ? &rq->rt.c[0] : NULL;
+	uint64_t up_ns = rq->t_up_ns ? now_ns() - rq->t_up_ns : 0;
+	struct sb s = { .a = NULL, .p = line, .cap = sizeof(line) };
+	sb_printf(&s, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"worker\":%d,\"method\":\"%.*s\","
+		      "\"path\":", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		  tm.tm_sec, ts.tv_nsec / 1000000, w->id, (int)MIN(rq->msg->method.n, 16), rq->msg->method.p);
+	sb_json_str(&s, rq->msg->path.p, MIN(rq->msg->path.n, 200));
+	sb_printf(&s, ",\"status\":%d,\"provider\":", rq->status);
+	if (rc) {
+		char pm[300];
+		int n = snprintf(pm, sizeof(pm), "%s/%s", rc->p->name, rc->model);
+		sb_json_str(&s, pm, (size_t)MIN(n, (int)sizeof(pm) - 1));
+	} else {
+		sb_puts(&s, "null");
+	}
+	sb_printf(&s, ",\"stream\":%s,\"upstream_ms\":%.3f,\"overhead_us\":%.1f,\"in_tokens\":%lld,"
+		      "\"out_tokens\":%lld,\"cached_tokens\":%lld", rq->streaming ? "true" : "false",
+		  (double)up_ns / 1e6, (double)rq->overhead_ns / 1e3, rq->in_tok, rq->out_tok, rq->cached_tok);
+	if (rq->err[0]) {
+		sb_puts(&s, ",\"error\":");
+		sb_json_z(&s, rq->err);
+	}
+	sb_puts(&s, "}\n");
+	if (!s.oom)
+		log_line(w, s.p, s.len);
+}
+
+static void hold_release(struct worker *w, struct cfg_hold *h)
+{
+	if (--h->live > 0 || h == w->hold)
+		return;
+	for (struct cfg_hold **pp = &w->retired; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	cfg_put(h->cfg);
+	free(h);
+}
+
+/* Account for and forget the current request (arena included). */
+static void conn_request_end(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	struct conn *u = conn_peer(w, c);
+	if (u) /* the client left mid-request: the half-read response is useless */
+		conn_close(w, u);
+	if (rq->msg && rq->status) {
+		M_ADD(&w->m, requests, 1);
+		M_ADD(&w->m, by_class[MIN(rq->status / 100, 5)], 1);
+		M_ADD(&w->m, in_tokens, (uint64_t)rq->in_tok);
+		M_ADD(&w->m, out_tokens, (uint64_t)rq->out_tok);
+		if (rq->rt.n)
+			metrics_overhead(&w->m, rq->overhead_ns);
+		if (rq->hold->cfg->log_requests)
+			conn_log(w, c, rq);
+	}
+	hold_release(w, rq->hold);
+	w->active--;
+	c->rq = NULL;
+	arena_reset(&c->arena);
+}
+
+static void conn_parse(struct worker *w, struct conn *c);
+
+/* The answer is out: keep the connection for the next request, or close. */
+static void conn_on_sent(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	struct conn *u = conn_peer(w, c);
+	if (rq && rq->streaming && !rq->stream_done && u) {
+		conn_stream_resume(w, c, u);
+		return;
+	}
+	if (u) {
+		bool whole = u->resp_done && u->dec_pos == u->in.len && !u->resp_close;
+		if (whole)
+			u->in.len = 0;
+		up_release(w, u, whole);
+	}
+	if (c->cs == CS_CLOSE_AFTER) {
+		conn_close(w, c);
+		return;
+	}
+	if (rq) {
+		buf_consume(&c->in, c->body_src);
+		conn_request_end(w, c);
+	}
+	c->cs = CS_HEAD;
+	c->scanned = 0;
+	c->body_src = 0;
+	conn_inbuf_give(w, &c->in);
+	if (g_draining) {
+		conn_close(w, c);
+		return;
+	}
+	timer_set(w, c, w->hold->cfg->idle_timeout_ms);
+	if (c->in.len)
+		conn_parse(w, c);
+}
+
+static void admin_dispatch(struct worker *w, struct conn *c);
+
+static const struct {
+	const char *path;
+	enum endpoint ep;
+} api_routes[] = {
+	{ "/v1/chat/completions", EP_CHAT }, { "/openai/v1/chat/completions", EP_CHAT },
+	{ "/chat/completions", EP_CHAT },     { "/v1/completions", EP_COMPLETIONS },
+	{ "/openai/v1/completions", EP_COMPLETIONS }, { "/v1/embeddings", EP_EMBEDDINGS },
+	{ "/openai/v1/embeddings", EP_EMBEDDINGS },
+};
+
+/* A whole request is in: route it to a provider, or answer it here. */
+static void conn_dispatch(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	const struct http_msg *m = rq->msg;
+	int ep = -1;
+	timer_set(w, c, 0);
+	c->cs = CS_BUSY;
+	for (size_t i = 0; i < ARRAY_LEN(api_routes); i++)
+		if (str_eq(m->path, api_routes[i].path))
+			ep = (int)api_routes[i].ep;
+	if (ep < 0) {
+		admin_dispatch(w, c);
+		return;
+	}
+	if (!str_eq(m->method, "POST")) {
+		conn_error(w, c, 405, "invalid_request_error", "use POST for this endpoint");
+		return;
+	}
+	rq->ep = (enum endpoint)ep;
+	size_t body_len = c->body_dst - m->head_len;
+	const char *body = c->in.p + m->head_len;
+	const char *why = NULL;
+	if (prov_openai_prepare(&rq->o, &c->arena, body, body_len, rq->ep) != 0) {
+		conn_error(w, c, 400, "invalid_request_error", rq->o.j.err ? rq->o.j.err : "malformed JSON");
+		return;
+	}
+	if (route_resolve(rq->hold->cfg, rq->o.model, &w->rng, &rq->rt, &why) != 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "%s: %s", why, rq->o.model);
+		conn_error(w, c, 400, "invalid_request_error", msg);
+		return;
+	}
+	const struct route_cand *rc = &rq->rt.c[0];
+	rq->key = route_key(rc->p, &w->rng);
+	if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, m->query, &rq->ur) != 0) {
+		conn_error(w, c, 500, "server_error", "out of memory");
+		return;
+	}
+	rq->overhead_ns += now_ns() - rq->t_start_ns;
+	up_start(w, c, rc->p);
+}
+
+/* Send "100 Continue" now (tiny, on a fresh socket: a direct nonblocking send). */
+static void conn_continue(struct conn *c)
+{
+	static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	ssize_t r = send(c->fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)r; /* if it fails, curl sends the body after its own short wait */
+}
+
+/* Framing error before the body was read: answer and close. */
+static void conn_reject(struct worker *w, struct conn *c, int status, const char *msg)
+{
+	c->cs = CS_CLOSE_AFTER;
+	conn_error(w, c, status, "invalid_request_error", msg);
+}
+
+static bool conn_begin(struct worker *w, struct conn *c)
+{
+	if (c->rq)
+		return true;
+	struct request *rq = arena_new(&c->arena, struct request, 1);
+	struct http_msg *m = arena_new(&c->arena, struct http_msg, 1);
+	if (!rq || !m) {
+		conn_close(w, c);
+		return false;
+	}
+	memset(rq, 0, sizeof(*rq));
+	rq->msg = m;
+	rq->hold = w->hold;
+	w->hold->live++;
+	timer_set(w, c, w->hold->cfg->header_timeout_ms); /* set once: dribbling can't extend it */
+	w->active++;
+	c->rq = rq;
+	return true;
+}
+
+static void conn_parse(struct worker *w, struct conn *c)
+{
+	struct cfg *cfg = w->hold->cfg;
+	if (c->cs == CS_HEAD) {
+		if (!conn_begin(w, c))
+			return;
+		struct http_msg *m = c->rq->msg;
+		int rc = http_parse_request(m, c->in.p, c->in.len, &c->scanned, c->rq->hold->cfg->max_header);
+		if (rc == -EAGAIN)
+			return;
+		if (rc == -E2BIG)
+			return conn_reject(w, c, 431, "request headers exceed limits.max_header_bytes");
+		if (rc < 0)
+			return conn_reject(w, c, 400, m->err ? m->err : "malformed request");
+		if (m->content_length > (long long)cfg->max_body)
+			return conn_reject(w, c, 413, "request body exceeds limits.max_body_bytes");
+		c->cs = CS_BODY;
+		timer_set(w, c, cfg->idle_timeout_ms); /* the body must keep moving */
+		c->body_src = c->body_dst = m->head_len;
+		memset(&c->ch, 0, sizeof(c->ch));
+		if (m->expect_continue && m->minor >= 1 &&
+		    (m->chunked || c->in.len < m->head_len + (size_t)MAX(m->content_length, 0)))
+			conn_continue(c);
+	}
+	struct http_msg *m = c->rq->msg;
+	if (m->chunked) {
+		int rc = http_dechunk(&c->ch, c->in.p, &c->body_src, c->in.len, &c->body_dst);
+		if (rc < 0)
+			return conn_reject(w, c, 400, "malformed chunked body");
+		if (c->body_dst - m->head_len > cfg->max_body)
+			return conn_reject(w, c, 413, "request body exceeds limits.max_body_bytes");
+		if (rc == 0)
+			return;
+	} else {
+		size_t need = m->head_len + (size_t)MAX(m->content_length, 0);
+		if (c->in.len < need)
+			return;
+		c->body_src = c->body_dst = need;
+	}
+	c->rq->t_start_ns = now_ns();
+	conn_dispatch(w, c);
+}
+
+static void conn_on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		c->recv_multishot = false;
+	if (cqe->res == -ENOBUFS) { /* ring buffers ran out for a moment: ask again */
+		if (!c->recv_multishot)
+			conn_recv_arm(w, c);
+		return;
+	}
+	if (cqe->res <= 0) {
+		conn_close(w, c);
+		return;
+	}
+	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	conn_inbuf_take(w, &c->in);
+	int rc = buf_append(&c->in, w->br_mem + (size_t)bid * BR_SIZE, (size_t)cqe->res);
+	io_uring_buf_ring_add(w->br, w->br_mem + (size_t)bid * BR_SIZE, BR_SIZE, (unsigned short)bid,
+			      io_uring_buf_ring_mask(BR_COUNT), 0);
+	io_uring_buf_ring_advance(w->br, 1);
+	if (rc) { /* more than a request can be, buffered: a broken or hostile client */
+		conn_close(w, c);
+		return;
+	}
+	if (!c->recv_multishot)
+		conn_recv_arm(w, c);
+	if (c->cs == CS_BODY)
+		timer_set(w, c, w->hold->cfg->idle_timeout_ms);
+	if (c->cs == CS_HEAD || c->cs == CS_BODY)
+		conn_parse(w, c);
+}
+
+static void conn_timeout(struct worker *w, struct conn *c)
+{
+	if (c->kind == K_UP) {
+		up_timeout(w, c);
+		return;
+	}
+	conn_close(w, c); /* header, body or idle deadline */
+}
+
+static void conn_complete(struct worker *w, struct conn *c, int op, struct io_uring_cqe *cqe)
+{
+	if (op == OP_RECV) {
+		conn_on_recv(w, c, cqe);
+		return;
+	}
+	if (op != OP_SEND)
+		return;
+	if (cqe->res < 0) {
+		c->send_busy = false;
+		conn_close(w, c);
+	} else if (loop_sent(w, c, cqe->res)) {
+		conn_on_sent(w, c);
+	}
+}
+
+/* ======================================================================== *
+ * 15. admin_ — answers the gateway makes itself.                           *
+ * ======================================================================== */
+
+static void admin_models(struct worker *w, struct conn *c)
+{
+	const struct cfg *cfg = c->rq->hold->cfg;
+	struct sb b;
+	sb_init(&b, &c->arena, 1024);
+	sb_puts(&b, "{\"object\":\"list\",\"data\":[");
+	int n = 0;
+	for (int i = 0; i < cfg->nprov; i++) {
+		const struct provider *p = &cfg->prov[i];
+		for (int k = 0; k < p->nmodels + p->nmap; k++) {
+			const char *m = k < p->nmodels ? p->models[k] : p->model_map[k - p->nmodels].k;
+			if (strpbrk(m, "*?["))
+				continue;
+			char id[512];
+			snprintf(id, sizeof(id), "%s/%s", p->name, m);
+			sb_puts(&b, n++ ? ",{\"id\":" : "{\"id\":");
+			sb_json_z(&b, id);
+			sb_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
+			sb_json_z(&b, p->name);
+			sb_puts(&b, "}");
+		}
+	}
+	sb_puts(&b, "]}");
+	conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
+}
+
+static uint64_t admin_sum(size_t off)
+{
+	uint64_t t = 0;
+	for (int i = 0; i < nworkers; i++)
+		t += atomic_load_explicit((_Atomic uint64_t *)((char *)&workers[i].m + off), memory_order_relaxed);
+	return t;
+}
+
+#define ADMIN_SUM(field) admin_sum(offsetof(struct metrics, field))
+
+static void admin_metrics(struct worker *w, struct conn *c)
+{
+	struct sb b;
+	sb_init(&b, &c->arena, 4096);
+	sb_printf(&b, "# TYPE bifrost_requests_total counter\nbifrost_requests_total %llu\n",
+		  (unsigned long long)ADMIN_SUM(requests));
+	for (int k = 1; k <= 5; k++)
+		sb_printf(&b, "bifrost_responses_total{class=\"%dxx\"} %llu\n", k,
+			  (unsigned long long)ADMIN_SUM(by_class[k]));
+	sb_printf(&b, "bifrost_upstream_errors_total %llu\nbifrost_log_lines_dropped_total %llu\n"
+		      "bifrost_connections_accepted_total %llu\nbifrost_tokens_total{kind=\"input\"} %llu\n"
+		      "bifrost_tokens_total{kind=\"output\"} %llu\n",
+		  (unsigned long long)ADMIN_SUM(upstream_errors), (unsigned long long)ADMIN_SUM(log_dropped),
+		  (unsigned long long)ADMIN_SUM(conns_open), (unsigned long long)ADMIN_SUM(in_tokens),
+		  (unsigned long long)ADMIN_SUM(out_tokens));
+	sb_puts(&b, "# HELP bifrost_overhead_us Time spent inside bifrost per proxied request, upstream excluded.\n"
+		    "# TYPE bifrost_overhead_us histogram\n");
+	uint64_t cum = 0;
+	for (size_t k = 0; k < HIST_N; k++) {
+		cum += ADMIN_SUM(hist[k]);
+		if (k < ARRAY_LEN(hist_le_us))
+			sb_printf(&b, "bifrost_overhead_us_bucket{le=\"%u\"} %llu\n", hist_le_us[k],
+				  (unsigned long long)cum);
+		else
+			sb_printf(&b, "bifrost_overhead_us_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	}
+	sb_printf(&b, "bifrost_overhead_us_sum %.3f\nbifrost_overhead_us_count %llu\n",
+		  (double)ADMIN_SUM(hist_sum_ns) / 1000.0, (unsigned long long)cum);
+	conn_send_local(w, c, 200, "text/plain; version=0.0.4", sb_view(&b), NULL);
+}
+
+static void admin_dispatch(struct worker *w, struct conn *c)
+{
+	const struct http_msg *m = c->rq->msg;
+	bool get = str_eq(m->method, "GET"), head = str_eq(m->method, "HEAD");
+	if ((get || head) && (str_eq(m->path, "/") || str_eq(m->path, "/anthropic"))) {
+		conn_send_local(w, c, 200, "text/plain", STR("bifrost LLM gateway\n"), NULL);
+	} else if ((get || head) && str_eq(m->path, "/health")) {
+		struct sb b;
+		sb_init(&b, &c->arena, 256);
+		sb_printf(&b, "{\"status\":\"ok\",\"version\":\"%s\",\"workers\":%d,\"providers\":[", BIFROST_VERSION,
+			  nworkers);
+		const struct cfg *cfg = c->rq->hold->cfg;
+		for (int i = 0; i < cfg->nprov; i++) {
+			sb_puts(&b, i ? "," : "");
+			sb_json_z(&b, cfg->prov[i].name);
+		}
+		sb_puts(&b, "]}");
+		conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
+	} else if (get && str_eq(m->path, "/metrics")) {
+		admin_metrics(w, c);
+	} else if (get && (str_eq(m->path, "/v1/models") || str_eq(m->path, "/openai/v1/models"))) {
+		admin_models(w, c);
+	} else {
+		conn_error(w, c, 404, "invalid_request_error", "no such route");
+	}
+}
+
+/* ---- the worker's loop (section 12's driver; it needs every handler above) ---- */
+
+static void loop_adopt_config(struct worker *w)
+{
+	uint32_t gen = atomic_load_explicit(&cfg_generation, memory_order_acquire);
+	if (gen == w->cfg_gen)
+		return;
+	struct cfg_hold *h = malloc(sizeof(*h));
+	if (!h)
+		return; /* try again next turn */
+	h->cfg = cfg_get();
+	h->live = 0;
+	h->next = NULL;
+	struct cfg_hold *old = w->hold;
+	w->hold = h;
+	w->cfg_gen = gen;
+	if (old && old->live == 0) {
+		cfg_put(old->cfg);
+		free(old);
+	} else if (old) {
+		old->next = w->retired;
+		w->retired = old;
+	}
+}
+
+static void loop_accept_arm(struct worker *w)
+{
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_multishot_accept(sqe, w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_ACCEPT));
+	w->accepting = true;
+}
+
+static void loop_cqe(struct worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	int op = UD_OP(ud);
+	uint32_t idx = UD_IDX(ud);
+	if (idx == UD_LISTENER) {
+		if (op == OP_LOG) {
+			log_written(w, cqe->res);
+		} else if (op == OP_ACCEPT) {
+			if (cqe->res >= 0)
+				conn_accept(w, cqe->res);
+			if (!(cqe->flags & IORING_CQE_F_MORE)) {
+				w->accepting = false;
+				if (!g_draining && w->lfd >= 0)
+					loop_accept_arm(w);
+			}
+		}
+		return;
+	}
+	struct conn *c = &w->slab[idx];
+	if (c->gen != UD_GEN(ud) || c->kind == K_FREE)
+		return; /* cannot happen: slots outlive their operations */
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		c->inflight--;
+	if (c->closing || op == OP_CANCEL) {
+		if (cqe->flags & IORING_CQE_F_BUFFER) { /* hand the ring buffer back */
+			unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+			io_uring_buf_ring_add(w->br, w->br_mem + (size_t)bid * BR_SIZE, BR_SIZE,
+					      (unsigned short)bid, io_uring_buf_ring_mask(BR_COUNT), 0);
+			io_uring_buf_ring_advance(w->br, 1);
+		}
+		if (c->closing && c->inflight == 0)
+			conn_free(w, c);
+		return;
+	}
+	if (c->kind == K_CLIENT)
+		conn_complete(w, c, op, cqe);
+	else
+		up_complete(w, c, op, cqe->res);
+}
+
+/* Draining: stop accepting, close idle clients; true when nothing is left. */
+static bool loop_drain(struct worker *w, uint64_t deadline_ms)
+{
+	if (w->lfd >= 0) {
+		struct io_uring_sqe *sqe = loop_sqe(w);
+		io_uring_prep_cancel64(sqe, UD(UD_LISTENER, 0, OP_ACCEPT), 0);
+		io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_CANCEL));
+		close(w->lfd);
+		w->lfd = -1;
+	}
+	bool force = w->now_ms >= deadline_ms;
+	for (uint32_t i = 0; i < w->nslab; i++) {
+		struct conn *c = &w->slab[i];
+		if (c->kind == K_FREE || c->closing)
+			continue;
+		if (force || (c->kind == K_CLIENT && !c->rq) || (c->kind == K_UP && c->us == US_IDLE))
+			conn_close(w, c);
+	}
+	return w->nclients == 0 && (force || w->active == 0);
+}
+
+static int loop_ring_init(struct worker *w)
+{
+	static const unsigned flagsets[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int rc = -EINVAL;
+	for (size_t i = 0; i < ARRAY_LEN(flagsets); i++) {
+		struct io_uring_params p = { .flags = flagsets[i] | IORING_SETUP_CQSIZE, .cq_entries = 16384 };
+		rc = io_uring_queue_init_params(2048, &w->ring, &p);
+		if (rc == 0)
+			break;
+	}
+	if (rc)
+		return rc;
+	w->br = io_uring_setup_buf_ring(&w->ring, BR_COUNT, BR_GROUP, 0, &rc);
+	if (!w->br)
+		return rc;
+	w->br_mem = malloc((size_t)BR_COUNT * BR_SIZE);
+	if (!w->br_mem)
+		return -ENOMEM;
+	for (unsigned i = 0; i < BR_COUNT; i++)
+		io_uring_buf_ring_add(w->br, w->br_mem + (size_t)i * BR_SIZE, BR_SIZE, (unsigned short)i,
+				      io_uring_buf_ring_mask(BR_COUNT), (int)i);
+	io_uring_buf_ring_advance(w->br, BR_COUNT);
+	return 0;
+}
+
+static void *loop_run(void *arg)
+{
+	struct worker *w = arg;
+	int rc = loop_ring_init(w);
+	if (rc)
+		die("worker %d: io_uring setup failed: %s", w->id, strerror(-rc));
+	w->slab = mmap(NULL, sizeof(struct conn) * SLAB_MAX, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (w->slab == MAP_FAILED)
+		die("worker %d: cannot map the connection table", w->id);
+	w->free_head = UINT32_MAX;
+	for (int i = 0; i < WHEEL_SLOTS; i++)
+		w->wheel[i] = UINT32_MAX;
+	w->now_ms = loop_now_ms();
+	w->wheel_tick = w->now_ms / WHEEL_MS;
+	w->acache.max_free = 64;
+	w->rng = now_ns() ^ ((uint64_t)(w->id + 1) * 0x9E3779B97F4A7C15ULL);
+	loop_adopt_config(w);
+	loop_accept_arm(w);
+	uint64_t drain_deadline = 0, last_flush = w->now_ms;
+	for (;;) {
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = WHEEL_MS * 1000000L };
+		struct io_uring_cqe *cqe;
+		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+		w->now_ms = loop_now_ms();
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			loop_cqe(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+		timer_run(w);
+		loop_adopt_config(w);
+		if (w->log && (w->log->len[w->log->cur] > LOG_BUF / 4 || w->now_ms - last_flush >= 20)) {
+			log_flush(w);
+			last_flush = w->now_ms;
+		}
+		if (atomic_load_explicit(&g_draining, memory_order_relaxed)) {
+			if (!drain_deadline)
+				drain_deadline = w->now_ms + 10000;
+			if (loop_drain(w, drain_deadline) && !(w->log && w->log->busy))
+				break;
+		}
+	}
+	log_flush(w);
+	io_uring_submit(&w->ring);
+	return NULL;
+}
+
+/* ======================================================================== *
+ * 16. main — command line, start-up checks, signals, reload, drain.        *
+ * ======================================================================== */
+
+#ifndef BIFROST_TEST
+
+static const char usage_text[] =
+	"usage: bifrost [-c|--config FILE] [-l|--listen HOST:PORT] [-w|--workers N] [-d|--data-dir DIR]\n"
+	"       bifrost check -c FILE     validate a config (exit 0, or 1 listing every problem)\n"
+	"       bifrost --version | --help\n"
+	"Without --config: ./config.json if present, else providers from OPENAI_API_KEY, ANTHROPIC_API_KEY,\n"
+	"GEMINI_API_KEY, GROQ_API_KEY, MISTRAL_API_KEY, OPENROUTER_API_KEY.\n"
+	"Environment: BIFROST_LISTEN, BIFROST_WORKERS, BIFROST_DATA_DIR override the file; flags override both.\n";
+
+struct opts {
+	const char *config, *listen, *data_dir;
+	int workers;
+	bool check;
+};
+
+static void main_args(int argc, char **argv, struct opts *o)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "check") && i == 1) {
+			o->check = true;
+		} else if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
+			printf("bifrost %s\n", BIFROST_VERSION);
+			exit(0);
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage_text, stdout);
+			exit(0);
+		} else if (v && (!strcmp(a, "-c") || !strcmp(a, "--config"))) {
+			o->config = argv[++i];
+		} else if (v && (!strcmp(a, "-l") || !strcmp(a, "--listen"))) {
+			o->listen = argv[++i];
+		} else if (v && (!strcmp(a, "-w") || !strcmp(a, "--workers"))) {
+			o->workers = atoi(argv[++i]);
+			if (o->workers < 1 || o->workers > 1024)
+				die("--workers must be between 1 and 1024");
+		} else if (v && (!strcmp(a, "-d") || !strcmp(a, "--data-dir"))) {
+			o->data_dir = argv[++i];
+		} else {
+			fprintf(stderr, "bifrost: unknown or incomplete argument '%s'\n%s", a, usage_text);
+			exit(2);
+		}
+	}
+}
+
+/* "host:port", "[v6]:port", ":port" or "port" → a bound, listening socket. */
+static int main_listen(const char *spec, char *err, size_t errlen)
+{
+	char host[256] = "0.0.0.0";
+	const char *port = spec, *colon = strrchr(spec, ':');
+	if (colon) {
+		size_t n = (size_t)(colon - spec);
+		if (n && spec[0] == '[' && spec[n - 1] == ']') {
+			spec++;
+			n -= 2;
+		}
+		if (n >= sizeof(host))
+			n = sizeof(host) - 1;
+		if (n) {
+			memcpy(host, spec, n);
+			host[n] = 0;
+		}
+		port = colon + 1;
+	}
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *ai;
+	int rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc) {
+		snprintf(err, errlen, "bad listen address '%s': %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
+		snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static void main_probe_uring(void)
+{
+	struct io_uring r;
+	int rc = io_uring_queue_init(8, &r, 0);
+	if (rc == 0) {
+		io_uring_queue_exit(&r);
+		return;
+	}
+	die("io_uring is not available (%s).\n"
+	    "  - In a container: allow io_uring_setup, io_uring_enter and io_uring_register\n"
+	    "    (docker run --security-opt seccomp=dist/seccomp-bifrost.json ...).\n"
+	    "  - On the host: sysctl kernel.io_uring_disabled must be 0 (or 1 with this user in\n"
+	    "    the kernel.io_uring_group group). Linux 6.1 or newer is required.",
+	    strerror(-rc));
+}
+
+static struct cfg *main_load(const char *path, bool *from_file)
+{
+	struct arena a;
+	struct sb errs;
+	arena_init(&a, NULL);
+	sb_init(&errs, &a, 1024);
+	if (!path && access("config.json", R_OK) == 0)
+		path = "config.json";
+	*from_file = path != NULL;
+	struct cfg *c = cfg_load(path, &errs);
+	if (c)
+		dns_refresh_due(false);
+	else
+		fprintf(stderr, "bifrost: %s has problems:\n%.*s", path ? path : "the default config",
+			(int)errs.len, errs.p);
+	arena_reset(&a);
+	return c;
+}
+
+static void main_print_start(const struct cfg *c, const char *listen, int nw)
+{
+	fprintf(stderr, "bifrost %s listening on http://%s (%d worker%s, config: %s)\n", BIFROST_VERSION,
+		listen, nw, nw == 1 ? "" : "s", c->source);
+	for (int i = 0; i < c->nprov; i++) {
+		const struct provider *p = &c->prov[i];
+		fprintf(stderr, "  provider %-12s %-10s %s://%s%s%s\n", p->name, p->kind->name,
+			p->tls ? "https" : "http", p->host_hdr, p->base_path,
+			p->dns && p->dns->n == 0 ? "  (not resolved yet)" : "");
+	}
+	if (c->nprov == 0)
+		fprintf(stderr, "  no providers: set OPENAI_API_KEY (or another provider key) or write config.json\n");
+	fprintf(stderr, "  health: http://%s/health   metrics: http://%s/metrics\n", listen, listen);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	bool from_file;
+	main_args(argc, argv, &o);
+	arena_init(&sys_arena, NULL);
+	if (o.check) {
+		if (!o.config)
+			die("check needs -c FILE");
+		struct cfg *c = main_load(o.config, &from_file);
+		if (!c)
+			return 1;
+		printf("%s: ok (%d provider%s)\n", o.config, c->nprov, c->nprov == 1 ? "" : "s");
+		return 0;
+	}
+	struct cfg *c = main_load(o.config, &from_file);
+	if (!c)
+		return 1;
+	const char *listen = o.listen ? o.listen : getenv("BIFROST_LISTEN") ? getenv("BIFROST_LISTEN")
+			     : c->listen ? c->listen : "0.0.0.0:8080";
+	const char *data_dir = o.data_dir ? o.data_dir : getenv("BIFROST_DATA_DIR") ? getenv("BIFROST_DATA_DIR")
+			       : c->data_dir ? c->data_dir : "./data";
+	int nw = o.workers ? o.workers : getenv("BIFROST_WORKERS") ? atoi(getenv("BIFROST_WORKERS")) : c->workers;
+	if (nw <= 0)
+		nw = (int)MAX(1, sysconf(_SC_NPROCESSORS_ONLN));
+	if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
+		fprintf(stderr, "bifrost: warning: cannot create data_dir %s: %s\n", data_dir, strerror(errno));
+	main_probe_uring();
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	atomic_store(&cfg_current, c);
+	atomic_store(&cfg_generation, 1);
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+
+	workers = calloc((size_t)nw, sizeof(*workers));
+	if (!workers)
+		die("out of memory");
+	nworkers = nw;
+	for (int i = 0; i < nw; i++) {
+		char err[300];
+		workers[i].id = i;
+		workers[i].lfd = main_listen(listen, err, sizeof(err));
+		if (workers[i].lfd < 0)
+			die("%s", err);
+		workers[i].log = calloc(1, sizeof(struct log_state));
+	}
+	for (int i = 0; i < nw; i++) {
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 1 << 20);
+		if (pthread_create(&workers[i].thread, &attr, loop_run, &workers[i]) != 0)
+			die("cannot start worker %d", i);
+		pthread_attr_destroy(&attr);
+	}
+	main_print_start(c, listen, nw);
+
+	for (;;) {
+		struct signalfd_siginfo si;
+		struct timeval tv = { 1, 0 };
+		fd_set rfds;
+		FD_ZERO(&rfds);
+		FD_SET(sfd, &rfds);
+		if (select(sfd + 1, &rfds, NULL, NULL, &tv) > 0 && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGHUP) {
+				const char *path = from_file ? (o.config ? o.config : "config.json") : NULL;
+				struct cfg *n = main_load(path, &from_file);
+				if (n) {
+					struct cfg *old = atomic_exchange(&cfg_current, n);
+					atomic_fetch_add(&cfg_generation, 1);
+					cfg_put(old);
+					fprintf(stderr, "bifrost: config reloaded (%d providers)\n", n->nprov);
+				} else {
+					fprintf(stderr, "bifrost: reload rejected; keeping the running config\n");
+				}
+			} else {
+				fprintf(stderr, "bifrost: draining (signal %d)\n", (int)si.ssi_signo);
+				break;
+			}
+		}
+		dns_refresh_due(false);
+	}
+	atomic_store(&g_draining, true);
+	for (int i = 0; i < nw; i++)
+		pthread_join(workers[i].thread, NULL);
+	fprintf(stderr, "bifrost: stopped\n");
+	return 0;
+}
+
+#endif /* BIFROST_TEST */
