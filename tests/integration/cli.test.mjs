@@ -59,7 +59,7 @@ test('check -c good.json → exit 0', async () => {
 test('check accepts the map form of providers', async () => {
   const dir = tempDir();
   const f = join(dir, 'map.json');
-  writeFileSync(f, JSON.stringify({ providers: { openai: { keys: [{ value: 'sk-x', weight: 1 }] }, anthropic: { keys: [{ value: 'sk-y', weight: 1 }] } } }));
+  writeFileSync(f, JSON.stringify({ providers: { openai: { keys: [{ value: 'sk-x', weight: 1 }] }, groq: { keys: [{ value: 'sk-y', weight: 1 }] } } }));
   const r = await runBifrost(['check', '-c', f]);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
 });

@@ -289,14 +289,14 @@ test('Expect: 100-continue with a body over the limit → 413 without reading th
   await assertStillServing();
 });
 
-test('curl with a >1 KB body (sends Expect: 100-continue) gets 200 promptly', async () => {
+test('curl with a >1 KB body and Expect: 100-continue gets 100 then 200 promptly', async () => {
   const dir = tempDir();
   const f = join(dir, 'body.json');
   const body = `{"model":"p1/gpt-curl","messages":[{"role":"user","content":"${'c'.repeat(2000)}"}]}`;
   writeFileSync(f, body);
   const t0 = Date.now();
   const out = await new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '-v', '--max-time', '10', '-H', 'Content-Type: application/json', '--data-binary', `@${f}`,
+    execFile('curl', ['-sS', '-v', '--max-time', '10', '-H', 'Content-Type: application/json', '-H', 'Expect: 100-continue', '--data-binary', `@${f}`,
       '-w', '\n%{http_code}', `http://127.0.0.1:${gw.port}/v1/chat/completions`], (err, stdout, stderr) => {
       if (err) reject(new Error(`${err.message}\n${stderr}`)); else resolve({ stdout, stderr });
     });

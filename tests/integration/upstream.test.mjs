@@ -184,12 +184,12 @@ test('max_retries: a provider with max_retries 2 is tried 3 times on 500 before 
   });
   try {
     m.behave({ status: 500, body: '{"error":{"message":"nope","type":"server_error","code":null}}' });
-    const r = await chat(g.port, { model: 'r/m', messages: MSG });
+    const r = await chat(g.port, { model: 'r/m', messages: MSG }, { timeout: 10000 });
     assert.equal(r.status, 500, r.text);
     assert.equal(m.requests.length, 3, `upstream saw ${m.requests.length} attempts`);
     m.reset();
     m.once({ status: 500, body: '{"error":{"message":"once","type":"server_error","code":null}}' });
-    const r2 = await chat(g.port, { model: 'r/m', messages: MSG });
+    const r2 = await chat(g.port, { model: 'r/m', messages: MSG }, { timeout: 10000 });
     assert.equal(r2.status, 200, r2.text);
     assert.equal(m.requests.length, 2);
   } finally {

@@ -25,6 +25,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // process bookkeeping
 
 const live = new Set();
+const byPort = new Map(); // gateway port → proc, to explain connection failures
 const tmpDirs = new Set();
 function killAll() {
   for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
@@ -137,6 +138,7 @@ export async function runBifrost(args, { env = {}, cwd, timeoutMs = 10000 } = {}
 
 /** Poll GET /health until 200; throws with the captured output on exit or timeout. */
 export async function waitHealthy(proc, port, timeoutMs = 10000) {
+  byPort.set(port, proc);
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (proc.exited) throw new Error(`gateway exited early (${JSON.stringify(proc.exited)})\n${proc.output()}`);
@@ -219,7 +221,7 @@ export async function startGateway({ config = { providers: [] }, workers = 1, en
  * One HTTP request on a fresh connection (unless opts.agent is given).
  * Returns { status, headers, rawHeaders, body: Buffer, text, json() }.
  */
-export function request(port, { method = 'GET', path = '/', headers = {}, body, timeout = 5000, agent = false, host = '127.0.0.1' } = {}) {
+export function request(port, { method = 'GET', path = '/', headers = {}, body, timeout = 3000, agent = false, host = '127.0.0.1' } = {}) {
   return new Promise((resolve, reject) => {
     const h = { ...headers };
     if (body !== undefined && h['content-type'] === undefined && h['Content-Type'] === undefined) h['content-type'] = 'application/json';
@@ -240,10 +242,19 @@ export function request(port, { method = 'GET', path = '/', headers = {}, body, 
       res.on('error', reject);
     });
     req.setTimeout(timeout, () => req.destroy(new Error(`request ${method} ${path} timed out after ${timeout} ms`)));
-    req.on('error', reject);
+    req.on('error', (err) => reject(explain(err, port)));
     if (body !== undefined) req.write(typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
     req.end();
   });
+}
+
+/** Add the gateway's exit status and last stderr lines to a connection error if it died. */
+export function explain(err, port) {
+  const proc = byPort.get(port);
+  if (proc?.exited) {
+    err.message += ` — the gateway on port ${port} has exited (${JSON.stringify(proc.exited)}); last stderr:\n${proc.stderr.slice(-15).join('\n')}`;
+  }
+  return err;
 }
 
 /** POST a chat completion (body object or exact string). */
@@ -329,8 +340,8 @@ export function parseResponse(buf, { noBody = false, atEof = false } = {}) {
 export class RawConn {
   static open(port, host = '127.0.0.1') {
     return new Promise((resolve, reject) => {
-      const sock = net.connect({ port, host }, () => resolve(new RawConn(sock)));
-      sock.once('error', reject);
+      const sock = net.connect({ port, host }, () => { const c = new RawConn(sock); c.port = port; resolve(c); });
+      sock.once('error', (e) => reject(explain(e, port)));
     });
   }
 
@@ -374,7 +385,7 @@ export class RawConn {
     }, timeoutMs);
     if (!r) {
       const got = JSON.stringify(this.buf.toString('latin1').slice(0, 600));
-      throw new Error(ok ? `connection closed before a full response; received ${got}` : `no full response within ${timeoutMs} ms; received ${got}`);
+      throw explain(new Error(ok ? `connection closed before a full response; received ${got}` : `no full response within ${timeoutMs} ms; received ${got}`), this.port);
     }
     this.buf = this.buf.subarray(r.consumed);
     return r;
