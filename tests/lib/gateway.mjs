@@ -376,8 +376,19 @@ export class RawConn {
     });
   }
 
-  /** read one full response; throws on timeout or EOF before it is complete */
-  async readResponse({ timeoutMs = 5000, noBody = false } = {}) {
+  /**
+   * Read one full response; throws on timeout or EOF before it is complete.
+   * Interim 1xx responses (which a server may send unasked, RFC 9110 §15.2) are skipped
+   * unless `interim` is true.
+   */
+  async readResponse({ timeoutMs = 5000, noBody = false, interim = false } = {}) {
+    for (;;) {
+      const r = await this._readOne({ timeoutMs, noBody });
+      if (interim || r.status < 100 || r.status > 199 || r.status === 101) return r;
+    }
+  }
+
+  async _readOne({ timeoutMs, noBody }) {
     let r = null;
     const ok = await this.waitFor(() => {
       r = parseResponse(this.buf, { noBody, atEof: this.closed });
