@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, chat, RawConn } from '../lib/gateway.mjs';
+import { startGateway, chat, RawConn, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 
 let m, gw;
@@ -144,7 +144,7 @@ test('upstream 4xx error: status and body passed through unchanged, not retried'
   const errBody = '{\n  "error": {"message": "This model\'s maximum context length is 8 tokens", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}\n}\n';
   m.behave({ status: 400, body: errBody });
   const res = await chat(gw.port, { model: 'p1/gpt-err', messages: [{ role: 'user', content: 'x' }] });
-  assert.equal(res.status, 400);
+  assert.equal(res.status, 400, show(res));
   assert.equal(res.text, errBody);
   assert.equal(m.requests.length, 1, '4xx (other than 429) must not be retried');
   m.behave({});
@@ -165,7 +165,7 @@ test('response with non-ASCII and large content is byte-identical', async () => 
   const content = 'ünïcødé ✓ '.repeat(20000);
   m.behave({ content });
   const res = await chat(gw.port, { model: 'p1/gpt-large-resp', messages: [{ role: 'user', content: 'x' }] });
-  assert.equal(res.status, 200);
+  assert.equal(res.status, 200, show(res));
   assert.ok(res.body.equals(m.sent[0].body), `response differs (got ${res.body.length} bytes, upstream sent ${m.sent[0].body.length})`);
   assert.equal(res.json().choices[0].message.content, content);
   m.behave({});

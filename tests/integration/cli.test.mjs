@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import http from 'node:http';
-import { runBifrost, spawnBifrost, waitHealthy, startGateway, chat, request, freePort, tempDir } from '../lib/gateway.mjs';
+import { runBifrost, spawnBifrost, waitHealthy, startGateway, chat, request, freePort, tempDir, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 
 const procs = [];
@@ -117,7 +117,7 @@ test('zero config: OPENAI_API_KEY only, empty cwd → healthy, openai provider f
   await waitHealthy(p, port, 10000);
   const models = await request(port, { path: '/v1/models' });
   const health = await request(port, { path: '/health' });
-  assert.equal(health.status, 200);
+  assert.equal(health.status, 200, show(health));
   const said = `${p.stdout.join('\n')}\n${p.stderr.join('\n')}\n${models.text}\n${health.text}`;
   assert.match(said, /openai/i, `nothing mentions the openai provider:\n${said}`);
   assert.ok(!said.includes('sk-test'), 'the API key was printed');

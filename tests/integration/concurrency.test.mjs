@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startGateway, request } from '../lib/gateway.mjs';
+import { startGateway, request, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 
 let m, gw;
@@ -55,7 +55,7 @@ test('1,000 concurrent client connections each doing a request → all 200 with 
   assert.equal(m.requests.length, 1000);
   // the gateway is still healthy afterwards
   const h = await request(gw.port, { path: '/health' });
-  assert.equal(h.status, 200);
+  assert.equal(h.status, 200, show(h));
 });
 
 test('200 concurrent streams all complete with [DONE] and no leaked usage chunk', { timeout: 30000 }, async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startGateway, chat, request, errorBody, RawConn, rawRequest, tempDir, sleep } from '../lib/gateway.mjs';
+import { startGateway, chat, request, errorBody, RawConn, rawRequest, tempDir, sleep, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 
 let m, gw;
@@ -43,7 +43,7 @@ function chatReq(body, headers = {}) {
 
 test('GET /health → 200 JSON {"status":"ok"}', async () => {
   const r = await request(gw.port, { path: '/health' });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   assert.match(r.headers['content-type'] || '', /application\/json/);
   assert.equal(r.json().status, 'ok');
 });
@@ -52,7 +52,7 @@ test('HEAD / → 200 with no body', async () => {
   const conn = await RawConn.open(gw.port);
   await conn.write('HEAD / HTTP/1.1\r\nHost: gw\r\n\r\n');
   const r = await conn.readResponse({ noBody: true });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   // no body bytes may follow a HEAD response: a follow-up request must parse cleanly
   await conn.write('GET /health HTTP/1.1\r\nHost: gw\r\n\r\n');
   const r2 = await conn.readResponse();
@@ -63,7 +63,7 @@ test('HEAD / → 200 with no body', async () => {
 test('GET /metrics → 200 Prometheus text', async () => {
   await assertStillServing();
   const r = await request(gw.port, { path: '/metrics' });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   assert.match(r.headers['content-type'] || '', /^text\/plain/);
   assert.match(r.text, /^# (HELP|TYPE) \w+/m);
   assert.match(r.text, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [0-9.eE+-]+$/m, 'no sample line');
@@ -245,13 +245,13 @@ test('pipelining: two requests in one write → two responses in order', async (
     const r1 = await c.readResponse();
     const r2 = await c.readResponse();
     const r3 = await c.readResponse();
-    assert.equal(r1.status, 200);
+    assert.equal(r1.status, 200, show(r1));
     assert.equal(r1.headers['x-bifrost-provider'], 'p1/gpt-first');
     assert.equal(JSON.parse(r1.body).model, 'gpt-first');
-    assert.equal(r2.status, 200);
+    assert.equal(r2.status, 200, show(r2));
     assert.equal(r2.headers['x-bifrost-provider'], 'p1/gpt-second');
     assert.equal(JSON.parse(r2.body).model, 'gpt-second');
-    assert.equal(r3.status, 200);
+    assert.equal(r3.status, 200, show(r3));
     assert.equal(JSON.parse(r3.body).status, 'ok');
   } finally {
     c.destroy();
@@ -322,7 +322,7 @@ test('chunked request body with extensions and trailers → 200', async () => {
     // the connection is still usable after the chunked body
     await c.write(rawRequest('GET', '/health'));
     const r2 = await c.readResponse();
-    assert.equal(r2.status, 200);
+    assert.equal(r2.status, 200, show(r2));
   } finally {
     c.destroy();
   }
@@ -368,7 +368,7 @@ test('an idle keep-alive connection is closed after idle_timeout_ms (700)', asyn
   try {
     await c.write(rawRequest('GET', '/health'));
     const r = await c.readResponse();
-    assert.equal(r.status, 200);
+    assert.equal(r.status, 200, show(r));
     const t0 = Date.now();
     const closed = await c.waitClose(4000);
     const dt = Date.now() - t0;
@@ -385,7 +385,7 @@ test('a connection used within idle_timeout_ms stays open', async () => {
     for (let i = 0; i < 4; i++) {
       await c.write(rawRequest('GET', '/health'));
       const r = await c.readResponse();
-      assert.equal(r.status, 200);
+      assert.equal(r.status, 200, show(r));
       await sleep(350);
     }
     assert.equal(c.closed, false, 'closed although never idle for idle_timeout_ms');
@@ -399,7 +399,7 @@ test('Connection: close is honoured: response then close', async () => {
   try {
     await c.write('GET /health HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
     const r = await c.readResponse();
-    assert.equal(r.status, 200);
+    assert.equal(r.status, 200, show(r));
     assert.ok(await c.waitClose(2000), 'connection not closed after Connection: close');
   } finally {
     c.destroy();
@@ -411,7 +411,7 @@ test('HTTP/1.0 request without keep-alive → response then close', async () => 
   try {
     await c.write('GET /health HTTP/1.0\r\n\r\n');
     const r = await c.readResponse();
-    assert.equal(r.status, 200);
+    assert.equal(r.status, 200, show(r));
     assert.ok(await c.waitClose(2000), 'HTTP/1.0 connection not closed');
   } finally {
     c.destroy();

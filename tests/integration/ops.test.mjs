@@ -3,7 +3,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, chat, request, RawConn, rawRequest, sleep } from '../lib/gateway.mjs';
+import { startGateway, chat, request, RawConn, rawRequest, sleep, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 
 const MSG = [{ role: 'user', content: 'ops' }];
@@ -31,7 +31,7 @@ test('SIGHUP with a new provider: new route works, an open keep-alive connection
   try {
     await c.write(chatReqBytes('a/a-1'));
     const r1 = await c.readResponse();
-    assert.equal(r1.status, 200);
+    assert.equal(r1.status, 200, show(r1));
 
     const before = await chat(g.port, { model: 'b/b-1', messages: MSG });
     assert.equal(before.status, 400, `b/… must be unknown before the reload: ${before.status}`);
@@ -51,10 +51,10 @@ test('SIGHUP with a new provider: new route works, an open keep-alive connection
     assert.equal(c.closed, false, 'keep-alive connection was dropped by the reload');
     await c.write(chatReqBytes('a/a-2'));
     const r2 = await c.readResponse();
-    assert.equal(r2.status, 200);
+    assert.equal(r2.status, 200, show(r2));
     await c.write(chatReqBytes('b/b-2'));
     const r3 = await c.readResponse();
-    assert.equal(r3.status, 200);
+    assert.equal(r3.status, 200, show(r3));
     assert.equal(r3.headers['x-bifrost-provider'], 'b/b-2');
     assert.equal(g.exited, null, 'gateway exited on SIGHUP');
   } finally {
@@ -95,7 +95,7 @@ test('SIGTERM → exit code 0', async () => {
   const a = await mock('a');
   const g = await gateway({ config: { providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl }] } });
   const r = await chat(g.port, { model: 'a/x', messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   const t0 = Date.now();
   const { code, signal } = await g.stop('SIGTERM', 10000);
   assert.equal(signal, null, `killed by ${signal} (SIGTERM handler missing or exit took > 10 s)`);
@@ -128,14 +128,14 @@ test('stdout has one JSON log line per request with route/path, status, provider
   const a = await mock('a');
   const g = await gateway({ config: { providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl, models: ['gpt-*'], max_retries: 0 }] } });
   const r = await chat(g.port, { model: 'a/gpt-4o', messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   const bad = await chat(g.port, { model: 'nope/x', messages: MSG });
-  assert.equal(bad.status, 400);
+  assert.equal(bad.status, 400, show(bad));
   await sleep(200);
   const logs = g.logLines().filter((l) => (l.route ?? l.path ?? '').includes('chat/completions'));
   assert.equal(logs.length, 2, `expected 2 chat log lines, stdout:\n${g.stdout.join('\n')}`);
   const [ok, err] = logs;
-  assert.equal(ok.status, 200);
+  assert.equal(ok.status, 200, show(ok));
   assert.ok(ok.provider === 'a' || ok.provider === 'a/gpt-4o', `provider field: ${JSON.stringify(ok.provider)}`);
   for (const f of ['upstream_ms', 'overhead_us', 'in_tokens', 'out_tokens']) {
     assert.equal(typeof ok[f], 'number', `field ${f} missing or not a number in ${JSON.stringify(ok)}`);
@@ -143,7 +143,7 @@ test('stdout has one JSON log line per request with route/path, status, provider
   assert.equal(ok.in_tokens, 11, 'in_tokens should come from upstream usage.prompt_tokens');
   assert.equal(ok.out_tokens, 7, 'out_tokens should come from upstream usage.completion_tokens');
   assert.ok(ok.overhead_us >= 0);
-  assert.equal(err.status, 400);
+  assert.equal(err.status, 400, show(err));
 });
 
 test('a streamed request is logged with the tokens of the usage chunk', async () => {
@@ -151,11 +151,11 @@ test('a streamed request is logged with the tokens of the usage chunk', async ()
   a.behave({ usage: { prompt_tokens: 21, completion_tokens: 13 } });
   const g = await gateway({ config: { providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl }] } });
   const r = await chat(g.port, { model: 'a/gpt-4o', stream: true, messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   await sleep(200);
   const log = g.logLines().find((l) => (l.route ?? l.path ?? '').includes('chat/completions'));
   assert.ok(log, g.stdout.join('\n'));
-  assert.equal(log.status, 200);
+  assert.equal(log.status, 200, show(log));
   assert.equal(log.in_tokens, 21);
   assert.equal(log.out_tokens, 13);
 });
@@ -164,7 +164,7 @@ test('log_requests: false → no per-request lines on stdout', async () => {
   const a = await mock('a');
   const g = await gateway({ config: { log_requests: false, providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl }] } });
   const r = await chat(g.port, { model: 'a/gpt-4o', messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   await sleep(200);
   const logs = g.logLines().filter((l) => 'status' in l);
   assert.equal(logs.length, 0, `request lines logged: ${JSON.stringify(logs)}`);
@@ -175,7 +175,7 @@ test('/metrics: some request counter grows by the number of requests served', as
   const g = await gateway({ config: { providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl }] } });
   const samples = async () => {
     const r = await request(g.port, { path: '/metrics' });
-    assert.equal(r.status, 200);
+    assert.equal(r.status, 200, show(r));
     const out = new Map();
     for (const line of r.text.split('\n')) {
       const mm = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) ([0-9.eE+-]+)$/.exec(line);
@@ -184,7 +184,7 @@ test('/metrics: some request counter grows by the number of requests served', as
     return { out, text: r.text };
   };
   const before = await samples();
-  for (let i = 0; i < 5; i++) assert.equal((await chat(g.port, { model: 'a/gpt-4o', messages: MSG })).status, 200);
+  for (let i = 0; i < 5; i++) { const rr = await chat(g.port, { model: 'a/gpt-4o', messages: MSG }); assert.equal(rr.status, 200, show(rr)); }
   const afterM = await samples();
   const grew = [...afterM.out].filter(([k, v]) => /request/i.test(k) && v - (before.out.get(k) ?? 0) >= 5);
   assert.ok(grew.length > 0, `no request metric grew by 5:\n${afterM.text}`);

@@ -118,7 +118,7 @@ test('SDK: upstream error is passed through with its message', async () => {
   await assert.rejects(
     client.chat.completions.create({ model: 'sdk/gpt-9', messages: [{ role: 'user', content: 'x' }] }),
     (err) => {
-      assert.equal(err.status, 404);
+      assert.equal(err.status, 404, String(err));
       assert.equal(err.code, 'model_not_found');
       assert.match(err.message, /gpt-9/);
       return true;

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startGateway, chat, errorBody, sleep } from '../lib/gateway.mjs';
+import { startGateway, chat, errorBody, sleep, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 
 let m, gw;
@@ -73,7 +73,7 @@ test('stream without include_usage: the usage chunk the gateway asked for is dro
   m.reset();
   m.behave({ chunks: 4 });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   assert.match(r.headers['content-type'] || '', /^text\/event-stream/);
   assert.equal(r.headers['x-bifrost-provider'], 's/gpt-4o');
   assert.equal(m.requests[0].json.stream_options?.include_usage, true, 'gateway did not ask the upstream for usage');
@@ -89,7 +89,7 @@ test('stream with include_usage:true: the usage chunk is kept, stream byte-exact
   m.reset();
   m.behave({ chunks: 4 });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, stream_options: { include_usage: true }, messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   const sent = m.sent[0];
   assertSameBytes(r.body, concat(sent.events), 'client stream must equal the upstream stream');
   const usageLine = r.body.toString().split('\n\n').find((e) => e.includes('"usage"'));
@@ -101,7 +101,7 @@ test('events split across upstream writes (mid-JSON) are still forwarded exactly
   m.reset();
   m.behave({ chunks: 3, writeMode: 'split' });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   const sent = m.sent[0];
   assertSameBytes(r.body, concat(sent.events, sent.usageIndex), 'split events');
 });
@@ -110,7 +110,7 @@ test('all events in one upstream write (usage chunk coalesced with [DONE]) → u
   m.reset();
   m.behave({ chunks: 3, writeMode: 'coalesce' });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   const sent = m.sent[0];
   assertSameBytes(r.body, concat(sent.events, sent.usageIndex), 'coalesced events');
 });
@@ -119,7 +119,7 @@ test('a long stream (300 chunks) is forwarded byte-exact', async () => {
   m.reset();
   m.behave({ chunks: 300, content: 'x'.repeat(3000) });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, stream_options: { include_usage: true }, messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   assertSameBytes(r.body, concat(m.sent[0].events), 'long stream');
 });
 
@@ -127,7 +127,7 @@ test('chunks are forwarded as they arrive (300 ms apart upstream → first chunk
   m.reset();
   m.behave({ chunks: 5, chunkDelayMs: 300 });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   const sent = m.sent[0];
   const tLastSent = sent.times[sent.times.length - 1];
   const firstContent = r.arrivals.find((a) => a.bytes.toString().includes('"content"'));
@@ -153,7 +153,7 @@ test('upstream goes silent mid-stream → stream ended after stream_idle_timeout
   m.behave({ chunks: 4, hangAfterChunks: 2 });
   const t0 = Date.now();
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG }, { timeoutMs: 6000 });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   assert.ok(!r.timedOut, 'the client stream was never ended (waited 6 s)');
   const dt = r.tEnd - t0;
   assert.ok(dt < 4000, `stream ended only after ${dt} ms`);
@@ -161,21 +161,21 @@ test('upstream goes silent mid-stream → stream ended after stream_idle_timeout
   assert.ok(text.startsWith(m.sent[0].events[0].toString()), `first event not forwarded: ${JSON.stringify(text)}`);
   assert.ok(!text.includes('[DONE]'), 'a stream cut by the idle timeout must not look complete');
   const ok = await chat(gw.port, { model: 's/gpt-4o', messages: MSG });
-  assert.equal(ok.status, 200);
+  assert.equal(ok.status, 200, show(ok));
 });
 
 test('upstream resets mid-stream → client stream ends without [DONE], gateway keeps serving', async () => {
   m.reset();
   m.behave({ chunks: 4, resetAfterChunks: 2 });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG }, { timeoutMs: 6000 });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   assert.ok(!r.timedOut, 'client stream not ended after the upstream reset');
   const text = r.body.toString();
   assert.ok(text.startsWith(Buffer.concat(m.sent[0].events.slice(0, 2)).toString()), `first events not forwarded: ${JSON.stringify(text)}`);
   assert.ok(!text.includes('[DONE]'), 'a broken stream must not look complete');
   m.behave({});
   const ok = await chat(gw.port, { model: 's/gpt-4o', messages: MSG });
-  assert.equal(ok.status, 200);
+  assert.equal(ok.status, 200, show(ok));
 });
 
 test('upstream error status on a stream request is returned as is (not as SSE)', async () => {
@@ -183,7 +183,7 @@ test('upstream error status on a stream request is returned as is (not as SSE)',
   const err = '{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}';
   m.behave({ status: 429, body: err, headers: { 'retry-after': '1' } });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG });
-  assert.equal(r.status, 429);
+  assert.equal(r.status, 429, show(r));
   assert.equal(r.body.toString(), err);
   m.behave({});
 });
@@ -205,12 +205,12 @@ test('client disconnecting mid-stream does not disturb the gateway', async () =>
   m.reset();
   m.behave({ chunks: 10, chunkDelayMs: 100 });
   const r = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG }, { abortAfterFirst: true });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   await sleep(300);
   m.behave({});
   const ok = await chat(gw.port, { model: 's/gpt-4o', messages: MSG });
   assert.equal(ok.status, 200, ok.text);
   const r2 = await streamRequest({ model: 's/gpt-4o', stream: true, messages: MSG });
-  assert.equal(r2.status, 200);
+  assert.equal(r2.status, 200, show(r2));
   assert.match(r2.body.toString(), /data: \[DONE\]\n\n$/);
 });

@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, chat, errorBody, tempDir } from '../lib/gateway.mjs';
+import { startGateway, chat, errorBody, tempDir, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 import { makeCA, makeServerCert } from '../lib/tlsca.mjs';
 
@@ -73,7 +73,7 @@ test('a large response over TLS (several TLS records) is byte-exact', async () =
   rsa.reset();
   rsa.once({ content: 'tls-record '.repeat(20000) });
   const r = await chat(gw.port, { model: 'rsa/gpt-4o', messages: MSG });
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   assert.ok(r.body.equals(rsa.sent[0].body), `got ${r.body.length} bytes, upstream sent ${rsa.sent[0].body.length}`);
 });
 
@@ -81,7 +81,7 @@ test('a large request over TLS arrives byte-exact except the model', async () =>
   rsa.reset();
   const body = `{"model":"rsa/gpt-4o","messages":[{"role":"user","content":"${'q'.repeat(300000)}"}]}`;
   const r = await chat(gw.port, body);
-  assert.equal(r.status, 200);
+  assert.equal(r.status, 200, show(r));
   assert.ok(rsa.requests[0].body.equals(Buffer.from(body.replace('"rsa/gpt-4o"', '"gpt-4o"'))), 'request body changed in transit');
 });
 

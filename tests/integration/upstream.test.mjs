@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startGateway, chat, errorBody, freePort, RawConn, rawRequest, parseResponse, sleep } from '../lib/gateway.mjs';
+import { startGateway, chat, errorBody, freePort, RawConn, rawRequest, parseResponse, sleep, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 
 let a, b, gw, deadPort;
@@ -48,19 +48,19 @@ test('sequential requests through one worker reuse ONE upstream TCP connection',
 test('upstream connection is reused across client connections and after a streamed response', async () => {
   a.reset();
   const r1 = await chat(gw.port, { model: 'a/a-1', messages: MSG, stream: true });
-  assert.equal(r1.status, 200);
+  assert.equal(r1.status, 200, show(r1));
   assert.match(r1.text, /data: \[DONE\]/);
   const r2 = await chat(gw.port, { model: 'a/a-2', messages: MSG });
-  assert.equal(r2.status, 200);
+  assert.equal(r2.status, 200, show(r2));
   const r3 = await chat(gw.port, { model: 'a/a-3', messages: MSG, stream: true });
-  assert.equal(r3.status, 200);
+  assert.equal(r3.status, 200, show(r3));
   assert.equal(a.socketIds().length, 1, `3 requests used ${a.socketIds().length} upstream sockets`);
 });
 
 test('a new upstream connection is made when the upstream closed the idle one', async () => {
   a.reset();
   const r1 = await chat(gw.port, { model: 'a/a-1', messages: MSG });
-  assert.equal(r1.status, 200);
+  assert.equal(r1.status, 200, show(r1));
   a.server.closeIdleConnections(); // upstream drops its keep-alive sockets
   await sleep(100);
   const r2 = await chat(gw.port, { model: 'a/a-2', messages: MSG });

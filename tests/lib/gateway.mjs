@@ -262,6 +262,13 @@ export function chat(port, body, { headers = {}, path = '/v1/chat/completions', 
   return request(port, { method: 'POST', path, body: typeof body === 'string' ? body : JSON.stringify(body), headers: { authorization: 'Bearer vk-client-secret', ...headers }, agent, timeout });
 }
 
+/** A short description of a response for assertion messages. */
+export function show(r) {
+  if (!r) return String(r);
+  const body = r.text ?? r.body?.toString?.() ?? '';
+  return `status ${r.status}, body ${JSON.stringify(body.length > 600 ? `${body.slice(0, 600)}…` : body)}`;
+}
+
 /** Assert-friendly check of the OpenAI error shape; returns the parsed error object. */
 export function errorBody(res) {
   let j;
