@@ -771,12 +771,12 @@ struct http_msg {
 	struct str method, path, query; /* requests */
 	int status;                     /* responses */
 	int minor;                      /* HTTP/1.<minor> */
-	struct http_hdr hdr[HTTP_MAX_HDRS];
-	int nhdr;
 	size_t head_len;
 	long long content_length; /* -1: none */
 	bool chunked, expect_continue, keep_alive;
 	const char *err; /* static: why -EBADMSG */
+	int nhdr;
+	struct http_hdr hdr[HTTP_MAX_HDRS]; /* last: parsers clear everything before it */
 };
 
 static bool http_tchar(unsigned char c)
@@ -1042,6 +1042,19 @@ static int http_dechunk(struct http_chunked *c, char *b, size_t *src, size_t len
 	*src = s;
 	*dst = d;
 	return rc;
+}
+
+/* The buffer under a parsed head moved (realloc): move the slices with it. */
+static void http_rebase(struct http_msg *m, const char *from, const char *to)
+{
+	struct str *s[] = { &m->method, &m->path, &m->query };
+	for (size_t i = 0; i < ARRAY_LEN(s); i++)
+		if (s[i]->p)
+			s[i]->p = to + (s[i]->p - from);
+	for (int i = 0; i < m->nhdr; i++) {
+		m->hdr[i].name.p = to + (m->hdr[i].name.p - from);
+		m->hdr[i].value.p = to + (m->hdr[i].value.p - from);
+	}
 }
 
 static const char *http_reason(int status)
@@ -2448,6 +2461,7 @@ struct conn {
 	uint32_t t_prev, t_next;
 	int t_slot;
 	struct buf in;     /* owned: received bytes (client: requests; up: plaintext response) */
+	struct buf pend;   /* owned: client bytes that arrived while `in` was pinned */
 	struct iovec siov[SEND_IOV_MAX]; /* current send; pointers borrowed from arena/in */
 	int sn, si;        /* iov count, first unsent */
 	uint32_t peer, peer_gen; /* the paired conn, or UINT32_MAX */
@@ -2489,7 +2503,7 @@ struct worker {
 	struct conn *slab;            /* SLAB_MAX entries, mmap'd lazily */
 	uint32_t nslab, free_head;
 	uint32_t wheel[WHEEL_SLOTS];
-	uint64_t wheel_tick;          /* last processed tick */
+	uint64_t wheel_tick;          /* next tick whose slot is due */
 	uint64_t now_ms;
 	struct pool pools[POOL_MAX];
 	int npools;
@@ -2614,8 +2628,9 @@ static void timer_run(struct worker *w)
 	int n = 0;
 	if (tick - w->wheel_tick > WHEEL_SLOTS)
 		w->wheel_tick = tick - WHEEL_SLOTS;
+	/* a slot is visited once its tick has fully passed, so all it holds is due */
 	for (; w->wheel_tick < tick && n < 256; w->wheel_tick++) {
-		int s = (int)((w->wheel_tick + 1) % WHEEL_SLOTS);
+		int s = (int)(w->wheel_tick % WHEEL_SLOTS);
 		for (uint32_t i = w->wheel[s]; i != UINT32_MAX && n < 256; i = w->slab[i].t_next)
 			if (w->slab[i].deadline_ms <= w->now_ms) {
 				due[n] = i;
@@ -2644,6 +2659,7 @@ static void conn_free(struct worker *w, struct conn *c)
 	if (c->kind == K_CLIENT)
 		w->nclients--;
 	buf_free(&c->in);
+	buf_free(&c->pend);
 	free(c->tls);
 	arena_reset(&c->arena);
 	c->kind = K_FREE;
@@ -3685,6 +3701,13 @@ static void conn_on_sent(struct worker *w, struct conn *c)
 		buf_consume(&c->in, c->body_src);
 		conn_request_end(w, c);
 	}
+	if (c->pend.len) {
+		if (buf_append(&c->in, c->pend.p, c->pend.len) != 0) {
+			conn_close(w, c);
+			return;
+		}
+		buf_free(&c->pend);
+	}
 	c->cs = CS_HEAD;
 	c->scanned = 0;
 	c->body_src = 0;
@@ -3779,6 +3802,7 @@ static bool conn_begin(struct worker *w, struct conn *c)
 		return false;
 	}
 	memset(rq, 0, sizeof(*rq));
+	memset(m, 0, offsetof(struct http_msg, hdr));
 	rq->msg = m;
 	rq->hold = w->hold;
 	w->hold->live++;
@@ -3806,6 +3830,13 @@ static void conn_parse(struct worker *w, struct conn *c)
 			return conn_reject(w, c, 413, "request body exceeds limits.max_body_bytes");
 		c->cs = CS_BODY;
 		timer_set(w, c, cfg->idle_timeout_ms); /* the body must keep moving */
+		if (m->content_length > 0) { /* one allocation for the whole body */
+			const char *before = c->in.p;
+			size_t need = m->head_len + (size_t)m->content_length;
+			if (need > c->in.len && buf_reserve(&c->in, need - c->in.len) != 0)
+				return conn_reject(w, c, 413, "request body too large");
+			http_rebase(m, before, c->in.p);
+		}
 		c->body_src = c->body_dst = m->head_len;
 		memset(&c->ch, 0, sizeof(c->ch));
 		if (m->expect_continue && m->minor >= 1 &&
@@ -3845,8 +3876,18 @@ static void conn_on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *
 		return;
 	}
 	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	conn_inbuf_take(w, &c->in);
-	int rc = buf_append(&c->in, w->br_mem + (size_t)bid * BR_SIZE, (size_t)cqe->res);
+	const char *data = w->br_mem + (size_t)bid * BR_SIZE, *before = c->in.p;
+	int rc;
+	if (c->cs == CS_BUSY || c->cs == CS_CLOSE_AFTER) {
+		/* pipelined bytes: `in` is pinned (iovecs point into it) until the answer is out */
+		c->pend.limit = c->in.limit;
+		rc = buf_append(&c->pend, data, (size_t)cqe->res);
+	} else {
+		conn_inbuf_take(w, &c->in);
+		rc = buf_append(&c->in, data, (size_t)cqe->res);
+		if (c->in.p != before && c->rq && c->cs == CS_BODY)
+			http_rebase(c->rq->msg, before, c->in.p);
+	}
 	io_uring_buf_ring_add(w->br, w->br_mem + (size_t)bid * BR_SIZE, BR_SIZE, (unsigned short)bid,
 			      io_uring_buf_ring_mask(BR_COUNT), 0);
 	io_uring_buf_ring_advance(w->br, 1);
