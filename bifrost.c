@@ -912,6 +912,8 @@ static int http_parse_request(struct http_msg *m, const char *b, size_t len, siz
 	int rc = http_parse_version(m, sp2 + 1, eol);
 	if (rc == 0)
 		rc = http_parse_headers(m, eol + 2, b + end);
+	if (rc == 0 && m->minor == 1 && !http_header(m, "host").p)
+		rc = http_bad(m, "missing Host header");
 	m->head_len = (size_t)end;
 	return rc ? rc : (int)end;
 }
@@ -2851,12 +2853,22 @@ static void up_recv_post(struct worker *w, struct conn *u, void *p, size_t n)
 	u->recv_busy = true;
 }
 
+/* Grow `in`, keeping the parsed response head's slices pointing into it. */
+static int up_in_reserve(struct conn *u, size_t extra)
+{
+	const char *before = u->in.p;
+	int rc = buf_reserve(&u->in, extra);
+	if (!rc && u->resp && u->us == US_BODY && before != u->in.p)
+		http_rebase(u->resp, before, u->in.p);
+	return rc;
+}
+
 /* Plain: read into `in`. Never grows `in` while a read is posted. */
 static int up_read_plain(struct worker *w, struct conn *u)
 {
 	if (u->recv_busy || u->paused)
 		return 0;
-	int rc = buf_reserve(&u->in, 16384);
+	int rc = up_in_reserve(u, 16384);
 	if (rc)
 		return rc;
 	up_recv_post(w, u, u->in.p + u->in.len, u->in.cap - u->in.len);
@@ -3093,7 +3105,7 @@ static void up_pump(struct worker *w, struct conn *u)
 		if ((st & BR_SSL_RECVAPP) && !u->paused) {
 			size_t len;
 			unsigned char *p = br_ssl_engine_recvapp_buf(eng, &len);
-			if (buf_append(&u->in, p, len) != 0) {
+			if (up_in_reserve(u, len) != 0 || buf_append(&u->in, p, len) != 0) {
 				up_fail(w, u, 502, "upstream response too large");
 				return;
 			}
@@ -3160,6 +3172,9 @@ static int up_head(struct worker *w, struct conn *u, struct conn *cl)
 		u->body_left = m->chunked ? -1 : m->content_length;
 		if (m->status == 204 || m->status == 304)
 			u->body_left = 0;
+		if (u->body_left > 0 && (size_t)u->body_left <= cl->rq->hold->cfg->max_response &&
+		    u->in.len < u->body_start + (size_t)u->body_left)
+			up_in_reserve(u, u->body_start + (size_t)u->body_left - u->in.len);
 		u->resp_close = !m->keep_alive || (!m->chunked && u->body_left < 0);
 		cl->rq->streaming = up_sse(m);
 		cl->rq->overhead_ns -= now_ns(); /* response work starts: counted until the send */
