@@ -224,7 +224,7 @@ T_PIDS[direct]=$MOCK_PID
 write_bodies() { # TARGET
 	local t=$1 m=${T_MODEL[$1]}
 	printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64,"temperature":0}' "$m" >"$OUT/body_$t.json"
-	printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64,"temperature":0,"stream":true}' "$m" >"$OUT/sbody_$t.json"
+	printf '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' "$m" >"$OUT/sbody_$t.json"
 	{
 		printf 'local f = io.open("%s", "rb")\nwrk.body = f:read("*a")\nf:close()\n' "$OUT/body_$t.json"
 		printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -266,6 +266,32 @@ probe() {
 
 write_bodies direct
 
+# launch TARGET: (re)start TARGET's process on T_PORT[TARGET] and set T_PIDS;
+# fails if the port does not answer in time. Restarts get their own log file.
+declare -A T_RESTARTS T_LOG LAST_PHASE
+launch() {
+	local t=$1 port=${T_PORT[$1]} name=$1 n=${T_RESTARTS[$1]:-0} secs=10
+	((n > 0)) && name="$t.restart$n"
+	case $t in
+	nginx) start_nginx "$name" "$port" ;;
+	bifrost) start_bifrost "$name" "$port" 0 ;;
+	bifrost_gov) start_bifrost "$name" "$port" 1 ;;
+	portkey)
+		start_bg "$name" "$GW_CPU" env NODE_ENV=production node "$PK_JS" "--port=$port" --headless
+		secs=30
+		;;
+	*) return 1 ;;
+	esac
+	T_LOG[$t]=$OUT/$name.log
+	wait_port "$LAST_PID" "$port" "$secs" || return 1
+	if [[ $t == nginx ]]; then
+		sleep 0.2
+		T_PIDS[$t]=$(nginx_pids "$LAST_PID")
+	else
+		T_PIDS[$t]=$LAST_PID
+	fi
+}
+
 # ---- nginx
 start_nginx() { # NAME PORT -> LAST_PID
 	local name=$1 port=$2 dir=$OUT/$1
@@ -280,7 +306,7 @@ daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log error;
 worker_rlimit_nofile 65536;
-events { worker_connections 16384; }
+events { worker_connections 4096; }
 http {
     access_log off;
     client_body_temp_path $dir/tmp/body;
@@ -318,10 +344,7 @@ if ((HAVE_NGINX)); then
 	alloc_port
 	T_PORT[nginx]=$PORT
 	write_bodies nginx
-	start_nginx nginx "$PORT"
-	if wait_port "$LAST_PID" "$PORT" 10; then
-		sleep 0.2
-		T_PIDS[nginx]=$(nginx_pids "$LAST_PID")
+	if launch nginx; then
 		if probe nginx; then T_STATE[nginx]=ok; fi
 	else
 		T_NOTE[nginx]="nginx did not start: $(tail -3 "$OUT/nginx.log" "$OUT/nginx/error.log" 2>/dev/null | tr '\n' ' ')"
@@ -350,14 +373,17 @@ start_bifrost() { # NAME PORT GOV -> LAST_PID
 }
 
 METRICS_OK=0
+BIFROST_VERSION=
 if [[ -x $BIFROST ]]; then
+	# measure a private copy: a rebuild during the run must not change the binary under test
+	cp "$BIFROST" "$OUT/bifrost.bin"
+	BIFROST=$OUT/bifrost.bin
+	BIFROST_VERSION=$("$BIFROST" --version 2>&1 | head -1) || true
 	alloc_port
 	T_PORT[bifrost]=$PORT
 	T_MODEL[bifrost]="mock/gpt-4o"
 	write_bodies bifrost
-	start_bifrost bifrost "$PORT" 0
-	if wait_port "$LAST_PID" "$PORT" 10; then
-		T_PIDS[bifrost]=$LAST_PID
+	if launch bifrost; then
 		if probe bifrost; then T_STATE[bifrost]=ok; fi
 		m=$("$LAT" once -p "$PORT" -P /metrics -M GET -v 2>/dev/null || true)
 		if [[ $(head -1 <<<"$m") == status=200 ]] && grep -q '^bifrost_overhead_us_bucket' <<<"$m"; then
@@ -374,9 +400,7 @@ if [[ -x $BIFROST ]]; then
 	T_MODEL[bifrost_gov]="mock/gpt-4o"
 	T_AUTH[bifrost_gov]="Bearer sk-bf-bench"
 	write_bodies bifrost_gov
-	start_bifrost bifrost_gov "$PORT" 1
-	if wait_port "$LAST_PID" "$PORT" 10; then
-		T_PIDS[bifrost_gov]=$LAST_PID
+	if launch bifrost_gov; then
 		noauth=$("$LAT" once -p "$PORT" -B "$OUT/body_bifrost_gov.json" | head -1) || true
 		if [[ $noauth != status=401 ]]; then
 			T_NOTE[bifrost_gov]="governance not implemented (a request without a virtual key got ${noauth#status=}, not 401)"
@@ -413,9 +437,7 @@ else
 		alloc_port
 		T_PORT[portkey]=$PORT
 		write_bodies portkey
-		start_bg portkey "$GW_CPU" env NODE_ENV=production node "$PK_JS" "--port=$PORT" --headless
-		if wait_port "$LAST_PID" "$PORT" 30; then
-			T_PIDS[portkey]=$LAST_PID
+		if launch portkey; then
 			if probe portkey; then T_STATE[portkey]=ok; fi
 		else
 			T_NOTE[portkey]="did not start: $(tail -5 "$OUT/portkey.log" | tr '\n' ' ' | head -c 300)"
@@ -453,6 +475,53 @@ phase_fail() {
 	[[ ${T_NOTE[$t]} == *"$msg"* ]] && return 0
 	T_NOTE[$t]="${T_NOTE[$t]:+${T_NOTE[$t]}; }$msg"
 	log "$t: $msg"
+}
+
+# ensure_healthy TARGET: before each phase, the target must be alive and answer
+# one chat completion 200; if not, the failure is noted (it is a finding) and
+# the target is restarted so that the remaining phases still measure something.
+MAX_RESTARTS=${MAX_RESTARTS:-10}
+ensure_healthy() {
+	local t=$1 when=${LAST_PHASE[$1]:-start-up} p rc dead="" r st msg n
+	if [[ $t == direct ]]; then
+		alive "$MOCK_PID" || die "the mock upstream died after $when (see bench/out/mock.log)"
+		return 0
+	fi
+	for p in ${T_PIDS[$t]//,/ }; do
+		if ! alive "$p"; then
+			rc=0
+			wait "$p" 2>/dev/null || rc=$?
+			dead+="pid $p gone, exit status $rc; "
+		fi
+	done
+	if [[ -z $dead ]]; then
+		hdr_args "$t"
+		r=$("$LAT" once -p "${T_PORT[$t]}" "${HDRS[@]}" -B "$OUT/body_$t.json" -v 2>&1 | head -c 400) || true
+		st=$(head -1 <<<"$r")
+		[[ $st == status=200 ]] && return 0
+		msg="after $when it answered ${st#status=} ($(tail -n +2 <<<"$r" | tr '\n' ' ' | head -c 160))"
+	else
+		msg="after $when it died (${dead%; }; see ${T_LOG[$t]#"$BENCH/"})"
+	fi
+	n=$((${T_RESTARTS[$t]:-0} + 1))
+	T_RESTARTS[$t]=$n
+	if ((n <= 3)); then
+		phase_fail "$t" "restart #$n: $msg"
+	else
+		log "$t: restart #$n: $msg"
+	fi
+	((n <= MAX_RESTARTS)) || return 1
+	stop_pid "${T_PIDS[$t]%%,*}"
+	launch "$t"
+}
+
+# run_phase PHASE TARGET ROUND [ARG]: a health check, then phase_PHASE
+run_phase() {
+	local ph=$1 t=$2 r=$3
+	shift 3
+	ensure_healthy "$t" || return 0
+	"phase_$ph" "$t" "$r" "$@"
+	LAST_PHASE[$t]="the $ph phase of round $r${1:+ ($1 conns)}"
 }
 
 phase_seq() { # TARGET ROUND
@@ -620,11 +689,13 @@ for t in "${ACTIVE[@]}"; do
 	rec x "$t" rss_kb "$(kv vmhwm_kb "$line")"
 	rec x "$t" err "$(errs "$line")"
 	rec x "$t" hold_open "$(kv open "$line")"
+	LAST_PHASE[$t]="the ${HOLD_CONNS}-idle-connection (RSS) phase"
 done
 sleep 0.5
 
 # ---- warm-up (JITs, connection pools, caches)
 for t in "${ACTIVE[@]}"; do
+	ensure_healthy "$t" || true
 	hdr_args "$t"
 	on "$SEQ_CPU" "$LAT" rr -p "${T_PORT[$t]}" "${HDRS[@]}" -B "$OUT/body_$t.json" -n 500 -w 0 >/dev/null || true
 	if ((HAVE_WRK)); then
@@ -640,12 +711,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	order=()
 	for ((i = 0; i < n; i++)); do order+=("${ACTIVE[$(((i + r - 1) % n))]}"); done
 	log "round $r/$ROUNDS: ${order[*]}"
-	for t in "${order[@]}"; do phase_seq "$t" "$r"; done
-	for t in "${order[@]}"; do phase_stream "$t" "$r"; done
-	for t in "${order[@]}"; do phase_wrk "$t" "$r" 32; done
-	for t in "${order[@]}"; do phase_wrk "$t" "$r" 256; done
-	for t in "${order[@]}"; do phase_rps "$t" "$r"; done
-	for t in "${order[@]}"; do phase_h2 "$t" "$r"; done
+	for t in "${order[@]}"; do run_phase seq "$t" "$r"; done
+	for t in "${order[@]}"; do run_phase stream "$t" "$r"; done
+	for t in "${order[@]}"; do run_phase wrk "$t" "$r" 32; done
+	for t in "${order[@]}"; do run_phase wrk "$t" "$r" 256; done
+	for t in "${order[@]}"; do run_phase rps "$t" "$r"; done
+	for t in "${order[@]}"; do run_phase h2 "$t" "$r"; done
 done
 log "rounds done in $((SECONDS - T_START)) s"
 
@@ -749,7 +820,7 @@ TABLE=$OUT/table.md
 				if [[ -n $floor ]]; then
 					v=$(med direct "$floor")
 					cells+=("${v:+floor $(fmtv us "$v")}")
-				elif [[ $metric == ovh_* || $metric == rss_kb ]]; then
+				elif [[ $metric == ovh_* || $metric == rss_kb || $metric == chunk_* ]]; then
 					cells+=("—")
 				else
 					cells+=("$(cell direct "$metric" "$kind")")
@@ -777,6 +848,12 @@ TABLE=$OUT/table.md
 	done
 	printf '| Errors (non-2xx + socket errors, all phases) | 0 | %s | %s | %s | %s | %s | %s |\n' "${cells[@]}" \
 		"$([[ ${T_STATE[bifrost]} == ok ]] && { [[ $(sumx bifrost err) == 0 ]] && echo yes || echo '**no**'; } || echo n/a)"
+	cells=()
+	for t in "${TARGETS_ALL[@]}"; do
+		if [[ ${T_STATE[$t]} == ok ]]; then cells+=("${T_RESTARTS[$t]:-0}"); else cells+=("n/a"); fi
+	done
+	printf '| Restarts (died, or stopped answering 200 between phases) | 0 | %s | %s | %s | %s | %s | %s |\n' "${cells[@]}" \
+		"$([[ ${T_STATE[bifrost]} == ok ]] && { [[ ${T_RESTARTS[bifrost]:-0} == 0 ]] && echo yes || echo '**no**'; } || echo n/a)"
 } >"$TABLE"
 
 # ------------------------------------------------------------------ report
@@ -818,7 +895,7 @@ NOTES=$OUT/notes.md
 	echo
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "- Machine: $NCPU cores, $MODEL, kernel $(uname -r)"
-	echo "- Commit: $COMMIT"
+	echo "- Commit: $COMMIT${BIFROST_VERSION:+ (binary: $BIFROST_VERSION)}"
 	echo "- Run: ROUNDS=$ROUNDS QUICK=$QUICK; sequential $SEQ_N requests (+$SEQ_W warm-up) per round; wrk ${WRK_SECS}s -t2;" \
 		"open loop $RPS req/s for ${RPS_SECS}s over $RPS_CONNS conns (h2load: ${H2_SECS}s, $H2_CONNS conns); $STREAM_N streams of $CHUNKS chunks ${CHUNK_US} µs apart;" \
 		"$HOLD_CONNS idle conns for RSS"
@@ -855,12 +932,26 @@ NOTES=$OUT/notes.md
 		echo "$hdr |"
 		echo "$sep|"
 		files=("$OUT/stream_direct.1.txt")
-		for t in "${ACTIVE[@]}"; do [[ $t == direct ]] || files+=("$OUT/stream_$t.1.txt"); done
-		awk '
-			FNR == 1 { f++ }
-			$1 == "ev" { v[f, $2] = $3; if ($2 + 1 > n) n = $2 + 1 }
-			END { for (i = 0; i < n; i++) { line = "| " i; for (j = 1; j <= f; j++) line = line " | " ((j, i) in v ? v[j, i] : "—"); print line " |" } }
-		' "${files[@]}"
+		for t in "${ACTIVE[@]}"; do
+			[[ $t == direct ]] && continue
+			if [[ -s $OUT/stream_$t.1.txt ]]; then files+=("$OUT/stream_$t.1.txt"); else files+=(/dev/null); fi
+		done
+		awk -v files="$(printf '%s\n' "${files[@]}")" '
+			BEGIN {
+				nf = split(files, F, "\n"); n = 0
+				for (j = 1; j <= nf; j++) {
+					while ((getline line < F[j]) > 0) {
+						split(line, x, " ")
+						if (x[1] == "ev") { v[j, x[2]] = x[3]; if (x[2] + 1 > n) n = x[2] + 1 }
+					}
+					close(F[j])
+				}
+				for (i = 0; i < n; i++) {
+					out = "| " i
+					for (j = 1; j <= nf; j++) out = out " | " ((j, i) in v ? v[j, i] : "—")
+					print out " |"
+				}
+			}'
 	fi
 	echo
 	echo "Method and caveats: bench/README.md. Raw output of this run: bench/out/ (not committed)."
