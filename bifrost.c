@@ -2176,6 +2176,7 @@ struct oai_req {
 	const char *model; /* arena: unescaped */
 	int model_tok;
 	bool stream, client_usage; /* client asked for stream usage itself */
+	int fallbacks_tok;         /* the body's "fallbacks" array, or -1 */
 	struct edit ed[PROV_MAX_EDITS];
 	int ned;
 };
@@ -2267,6 +2268,11 @@ static int prov_openai_prepare(struct oai_req *o, struct arena *a, const char *b
 		return -EBADMSG;
 	}
 	o->stream = json_is_true(&o->j, v[K_STREAM]) && ep != EP_EMBEDDINGS;
+	o->fallbacks_tok = v[K_FALLBACKS];
+	if (o->fallbacks_tok >= 0 && o->j.tok[o->fallbacks_tok].type != JSMN_ARRAY) {
+		o->j.err = "\"fallbacks\" must be an array of \"provider/model\" strings";
+		return -EBADMSG;
+	}
 	if (kidx[K_FALLBACKS] >= 0)
 		prov_remove_member(o, kidx[K_FALLBACKS]);
 	if (o->stream && prov_force_usage(o, v[K_SO]) != 0)
@@ -2809,7 +2815,10 @@ struct request {
 	enum endpoint ep;
 	struct cfg_hold *hold;  /* worker's config reference, counted in hold->live */
 	struct oai_req o;
-	struct route rt;
+	struct route rt;        /* candidates in attempt order: primary, then fallbacks */
+	int ci, tries, attempts; /* current candidate, retries on it, attempts in all */
+	bool retry_wait;        /* the client's timer is a backoff before the next attempt */
+	int key0;               /* first key index tried on the current candidate */
 	const char *key;        /* provider credential (config memory) */
 	struct up_req ur;
 	uint64_t t_start_ns, t_up_ns, overhead_ns;
@@ -2823,6 +2832,8 @@ static void up_to_client_error(struct worker *w, struct conn *cl, int status, co
 			       const char *msg);
 static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u);
 static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *u, bool done);
+static long up_to_client_plan(struct worker *w, struct conn *cl, int status, long retry_after_ms);
+static void up_to_client_retry(struct worker *w, struct conn *cl, long delay_ms);
 
 static struct pool *up_pool(struct worker *w, const struct provider *p)
 {
@@ -3030,15 +3041,21 @@ static void up_fail(struct worker *w, struct conn *u, int status, const char *fm
 	bool retry = cl && u->reused && u->in.len == 0 && u->us != US_BODY && !cl->rq->fresh_retry &&
 		     !cl->rq->head_sent;
 	conn_close(w, u);
-	if (!cl)
+	if (!cl || !cl->rq)
 		return;
 	if (retry) {
 		cl->rq->fresh_retry = true;
-		up_start(w, cl, cl->rq->rt.c[0].p);
+		up_start(w, cl, cl->rq->rt.c[cl->rq->ci].p);
 		return;
 	}
-	if (cl->rq && cl->rq->head_sent)
+	if (cl->rq->head_sent) {
 		up_to_client_stream(w, cl, NULL, true); /* ends the stream with an error event */
+		return;
+	}
+	snprintf(cl->rq->err, sizeof(cl->rq->err), "%s", msg);
+	long delay = up_to_client_plan(w, cl, status, -1);
+	if (delay >= 0)
+		up_to_client_retry(w, cl, delay);
 	else
 		up_to_client_error(w, cl, status, status == 504 ? "timeout_error" : "upstream_error", msg);
 }
@@ -3179,7 +3196,7 @@ static int up_head(struct worker *w, struct conn *u, struct conn *cl)
 		cl->rq->streaming = up_sse(m);
 		cl->rq->overhead_ns -= now_ns(); /* response work starts: counted until the send */
 		if (cl->rq->streaming)
-			timer_set(w, u, cl->rq->rt.c[0].p->stream_idle_timeout_ms);
+			timer_set(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
 		return 1;
 	}
 }
@@ -3307,7 +3324,7 @@ static void up_timeout(struct worker *w, struct conn *u)
 		conn_close(w, u);
 		return;
 	}
-	const struct provider *p = cl->rq->rt.c[0].p;
+	const struct provider *p = cl->rq->rt.c[cl->rq->ci].p;
 	if (cl->rq->head_sent) {
 		snprintf(cl->rq->err, sizeof(cl->rq->err), "stream idle for %ld ms", p->stream_idle_timeout_ms);
 		up_to_client_stream(w, cl, NULL, true);
@@ -3436,7 +3453,7 @@ static const char *const passthrough_hdrs[] = { "x-request-id", "openai-processi
 
 static void conn_resp_head(struct sb *h, struct request *rq, const struct http_msg *m, bool keep)
 {
-	const struct route_cand *rc = &rq->rt.c[0];
+	const struct route_cand *rc = &rq->rt.c[rq->ci];
 	sb_printf(h, "HTTP/1.1 %d %s\r\n", m->status, http_reason(m->status));
 	struct str ct = http_header(m, "content-type");
 	sb_puts(h, "Content-Type: ");
@@ -3444,7 +3461,8 @@ static void conn_resp_head(struct sb *h, struct request *rq, const struct http_m
 		sb_str(h, ct);
 	else
 		sb_puts(h, "application/json");
-	sb_printf(h, "\r\nx-bifrost-provider: %s/%s\r\n", rc->p->name, rc->model);
+	sb_printf(h, "\r\nx-bifrost-provider: %s/%s\r\nx-bifrost-attempts: %d\r\n", rc->p->name, rc->model,
+		  rq->attempts);
 	for (int i = 0; i < m->nhdr; i++) {
 		bool pass = str_starts(m->hdr[i].name, "x-ratelimit-");
 		for (size_t k = 0; k < ARRAY_LEN(passthrough_hdrs) && !pass; k++)
@@ -3501,6 +3519,62 @@ static bool conn_read_usage(struct conn *cl, const char *p, size_t n)
 	return v[1] >= 0 && j.tok[v[1]].type == JSMN_ARRAY && j.tok[v[1]].size == 0;
 }
 
+/* Retry-After in ms (delta-seconds form), or -1. */
+static long conn_retry_after(const struct http_msg *m)
+{
+	struct str v = http_header(m, "retry-after");
+	long s = 0;
+	if (!v.n || v.n > 6)
+		return -1;
+	for (size_t i = 0; i < v.n; i++) {
+		if (!isdigit((unsigned char)v.p[i]))
+			return -1;
+		s = s * 10 + (v.p[i] - '0');
+	}
+	return s * 1000;
+}
+
+#define RETRY_WAIT_MAX_MS 10000 /* longer Retry-After: move on to the next candidate */
+
+/*
+ * After a failed attempt (status: the upstream's, or 502/504 for transport
+ * failures), pick the next one and return the delay before it, or -1 if no
+ * attempt is left. 429 tries the provider's next key at once; other failures
+ * retry the same provider up to max_retries with jittered exponential backoff
+ * (or its Retry-After); then the next candidate.
+ */
+static long up_to_client_plan(struct worker *w, struct conn *cl, int status, long retry_after_ms)
+{
+	struct request *rq = cl->rq;
+	const struct provider *p = rq->rt.c[rq->ci].p;
+	if (status == 429 && rq->tries + 1 < p->nkeys) {
+		rq->tries++;
+		return 0;
+	}
+	if (status != 429 && rq->tries < p->max_retries && retry_after_ms <= RETRY_WAIT_MAX_MS) {
+		long base = 50L << MIN(rq->tries, 6);
+		rq->tries++;
+		return retry_after_ms >= 0 ? retry_after_ms : base + (long)(rng_next(&w->rng) % (uint64_t)base);
+	}
+	if (rq->ci + 1 >= rq->rt.n)
+		return -1;
+	rq->ci++;
+	rq->tries = 0;
+	return 0;
+}
+
+static void conn_attempt(struct worker *w, struct conn *c);
+
+static void up_to_client_retry(struct worker *w, struct conn *cl, long delay_ms)
+{
+	if (delay_ms <= 0) {
+		conn_attempt(w, cl);
+		return;
+	}
+	cl->rq->retry_wait = true;
+	timer_set(w, cl, delay_ms);
+}
+
 static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 {
 	struct request *rq = cl->rq;
@@ -3508,6 +3582,19 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	size_t blen = u->dec_end - u->body_start;
 	bool keep = rq->msg->keep_alive && !g_draining;
 	struct sb h;
+	if (m->status == 429 || m->status >= 500) { /* worth another attempt? */
+		long delay = up_to_client_plan(w, cl, m->status, conn_retry_after(m));
+		if (delay >= 0) {
+			snprintf(rq->err, sizeof(rq->err), "provider %s answered %d", rq->rt.c[rq->ci].p->name,
+				 m->status);
+			bool whole = u->dec_pos == u->in.len && !u->resp_close;
+			if (whole)
+				u->in.len = 0;
+			up_release(w, u, whole);
+			up_to_client_retry(w, cl, delay);
+			return;
+		}
+	}
 	rq->status = m->status;
 	if (m->status == 200)
 		conn_read_usage(cl, u->in.p + u->body_start, blen);
@@ -3574,7 +3661,8 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 		rq->status = 200;
 		rq->head_sent = true;
 		sb_printf(&h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-			      "x-bifrost-provider: %s/%s\r\n%s\r\n", rq->rt.c[0].p->name, rq->rt.c[0].model,
+			      "x-bifrost-provider: %s/%s\r\nx-bifrost-attempts: %d\r\n%s\r\n", rq->rt.c[rq->ci].p->name,
+			  rq->rt.c[rq->ci].model, rq->attempts,
 			  chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n");
 		rq->overhead_ns += now_ns();
 	}
@@ -3612,7 +3700,7 @@ static void conn_stream_resume(struct worker *w, struct conn *cl, struct conn *u
 	u->dec_end -= shift;
 	u->ev_pos = u->body_start;
 	u->paused = false;
-	timer_set(w, u, cl->rq->rt.c[0].p->stream_idle_timeout_ms);
+	timer_set(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
 	if (sse_next(u->in.p + u->ev_pos, u->dec_end - u->ev_pos) || u->resp_done)
 		up_to_client_stream(w, cl, u, u->resp_done);
 	else
@@ -3628,7 +3716,7 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	const struct route_cand *rc = rq->rt.n ? &rq->rt.c[0] : NULL;
+	const struct route_cand *rc = rq->rt.n ? &rq->rt.c[rq->ci] : NULL;
 	uint64_t up_ns = rq->t_up_ns ? now_ns() - rq->t_up_ns : 0;
 	struct sb s = { .a = NULL, .p = line, .cap = sizeof(line) };
 	sb_printf(&s, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"worker\":%d,\"method\":\"%.*s\","
@@ -3643,6 +3731,7 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 	} else {
 		sb_puts(&s, "null");
 	}
+	sb_printf(&s, ",\"attempts\":%d", rq->attempts);
 	sb_printf(&s, ",\"stream\":%s,\"upstream_ms\":%.3f,\"overhead_us\":%.1f,\"in_tokens\":%lld,"
 		      "\"out_tokens\":%lld,\"cached_tokens\":%lld", rq->streaming ? "true" : "false",
 		  (double)up_ns / 1e6, (double)rq->overhead_ns / 1e3, rq->in_tok, rq->out_tok, rq->cached_tok);
@@ -3748,6 +3837,68 @@ static const struct {
 	{ "/openai/v1/embeddings", EP_EMBEDDINGS },
 };
 
+/* Append `name` ("P/M", a bare model, or a provider name meaning "same model there"). */
+static void conn_add_fallback(struct worker *w, struct request *rq, const char *name)
+{
+	const struct cfg *cfg = rq->hold->cfg;
+	struct route r;
+	const char *why, *slash = strchr(rq->o.model, '/');
+	const struct provider *p = strchr(name, '/') ? NULL : route_provider(cfg, name, strlen(name));
+	if (p) { /* provider only: the client's model name, mapped there */
+		const char *m = slash && route_provider(cfg, rq->o.model, (size_t)(slash - rq->o.model))
+				? slash + 1 : rq->o.model;
+		const char *mapped = route_mapped(p, m);
+		r.c[0] = (struct route_cand){ p, mapped ? mapped : m };
+	} else if (route_resolve(cfg, name, &w->rng, &r, &why) != 0) {
+		return;
+	}
+	for (int i = 0; i < rq->rt.n; i++)
+		if (rq->rt.c[i].p == r.c[0].p && strcmp(rq->rt.c[i].model, r.c[0].model) == 0)
+			return;
+	if (rq->rt.n < ROUTE_MAX)
+		rq->rt.c[rq->rt.n++] = r.c[0];
+}
+
+/* The attempt order: the body's "fallbacks" replace the automatic list; the
+ * config's top-level fallbacks come last. */
+static void conn_fallbacks(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	struct json *j = &rq->o.j;
+	int t = rq->o.fallbacks_tok;
+	if (t >= 0) {
+		rq->rt.n = 1;
+		for (int k = 0, i = t + 1; k < j->tok[t].size; k++, i = json_skip(j, i)) {
+			const char *name = json_str(j, &c->arena, i, NULL);
+			if (name)
+				conn_add_fallback(w, rq, name);
+		}
+	}
+	for (int i = 0; i < rq->hold->cfg->nfallbacks; i++)
+		conn_add_fallback(w, rq, rq->hold->cfg->fallbacks[i]);
+}
+
+/* Send the request to the current candidate (first try, retry or fallback). */
+static void conn_attempt(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	const struct route_cand *rc = &rq->rt.c[rq->ci];
+	if (rq->tries == 0) {
+		const char *k = route_key(rc->p, &w->rng);
+		rq->key0 = 0;
+		while (k && rc->p->keys[rq->key0].value != k)
+			rq->key0++;
+	}
+	rq->key = rc->p->nkeys ? rc->p->keys[(rq->key0 + rq->tries) % rc->p->nkeys].value : NULL;
+	rq->attempts++;
+	rq->fresh_retry = false;
+	if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, rq->msg->query, &rq->ur) != 0) {
+		conn_error(w, c, 500, "server_error", "out of memory");
+		return;
+	}
+	up_start(w, c, rc->p);
+}
+
 /* A whole request is in: route it to a provider, or answer it here. */
 static void conn_dispatch(struct worker *w, struct conn *c)
 {
@@ -3781,14 +3932,9 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 		conn_error(w, c, 400, "invalid_request_error", msg);
 		return;
 	}
-	const struct route_cand *rc = &rq->rt.c[0];
-	rq->key = route_key(rc->p, &w->rng);
-	if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, m->query, &rq->ur) != 0) {
-		conn_error(w, c, 500, "server_error", "out of memory");
-		return;
-	}
+	conn_fallbacks(w, c);
 	rq->overhead_ns += now_ns() - rq->t_start_ns;
-	up_start(w, c, rc->p);
+	conn_attempt(w, c);
 }
 
 /* Send "100 Continue" now (tiny, on a fresh socket: a direct nonblocking send). */
@@ -3922,6 +4068,11 @@ static void conn_timeout(struct worker *w, struct conn *c)
 {
 	if (c->kind == K_UP) {
 		up_timeout(w, c);
+		return;
+	}
+	if (c->rq && c->rq->retry_wait) { /* backoff over: next attempt */
+		c->rq->retry_wait = false;
+		conn_attempt(w, c);
 		return;
 	}
 	conn_close(w, c); /* header, body or idle deadline */
