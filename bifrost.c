@@ -3351,10 +3351,10 @@ static void up_timeout(struct worker *w, struct conn *u)
  * keep-alive request costs no malloc; bigger ones (large bodies) are freed. */
 static void conn_inbuf_take(struct worker *w, struct buf *b)
 {
-	if (!b->p && w->ninbuf > 0) {
-		b->p = w->inbuf[--w->ninbuf];
-		b->cap = INBUF;
-	}
+	if (b->p)
+		return;
+	b->p = w->ninbuf > 0 ? w->inbuf[--w->ninbuf] : malloc(INBUF);
+	b->cap = b->p ? INBUF : 0;
 }
 
 static void conn_inbuf_give(struct worker *w, struct buf *b)
