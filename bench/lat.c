@@ -775,8 +775,13 @@ static int mode_open(double rate, double secs, int nconn, const char *out)
 				if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 					break;
 				if (k <= 0) {
-					if (c->busy) {
+					/* an idle connection is already in idle[] (it is
+					 * reopened when next used); a busy one goes back */
+					int was_busy = c->busy;
+					if (was_busy) {
 						if (k == 0 && c->r.state == R_EOF) {
+							if (c->r.status < 200 || c->r.status > 299)
+								non2xx++;
 							lat[done++] = t - c->due;
 						} else {
 							errors++;
@@ -784,12 +789,12 @@ static int mode_open(double rate, double secs, int nconn, const char *out)
 						inflight--;
 					}
 					oconn_close(c);
-					idle[nidle++] = (int)(c - cs);
+					if (was_busy)
+						idle[nidle++] = (int)(c - cs);
 					break;
 				}
-				if (!c->busy) {	/* unsolicited bytes: drop the connection */
+				if (!c->busy) {	/* unsolicited bytes: drop the connection, it stays in idle[] */
 					oconn_close(c);
-					idle[nidle++] = (int)(c - cs);
 					break;
 				}
 				c->r.len += (size_t)k;

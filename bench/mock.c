@@ -67,6 +67,7 @@ struct conn {
 static int g_chunks = 20;
 static long g_interval_us = 1000;
 static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop_sig, g_stop_pid;	/* who stopped us (logged at exit) */
 static struct conn *g_streams;	/* head of the streaming list, not owned */
 static int g_ep;
 static char g_json[1024];
@@ -79,9 +80,11 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *si, void *ctx)
 {
-	(void)sig;
+	(void)ctx;
+	g_stop_sig = sig;
+	g_stop_pid = si ? si->si_pid : 0;
 	g_stop = 1;
 }
 
@@ -472,7 +475,7 @@ int main(int argc, char **argv)
 	build_json();
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);	/* chunk timing to the microsecond */
 
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = { .sa_sigaction = on_signal, .sa_flags = SA_SIGINFO };
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -568,5 +571,7 @@ int main(int argc, char **argv)
 		}
 	}
 	close(lfd);
+	if (!quiet)
+		fprintf(stderr, "mock: stopped by signal %d from pid %d\n", (int)g_stop_sig, (int)g_stop_pid);
 	return 0;
 }

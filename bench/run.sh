@@ -484,7 +484,11 @@ MAX_RESTARTS=${MAX_RESTARTS:-10}
 ensure_healthy() {
 	local t=$1 when=${LAST_PHASE[$1]:-start-up} p rc dead="" r st msg n
 	if [[ $t == direct ]]; then
-		alive "$MOCK_PID" || die "the mock upstream died after $when (see bench/out/mock.log)"
+		if ! alive "$MOCK_PID"; then
+			rc=0
+			wait "$MOCK_PID" 2>/dev/null || rc=$?
+			die "the mock upstream died after $when (exit status $rc: $(tail -1 "$OUT/mock.log"))"
+		fi
 		return 0
 	fi
 	for p in ${T_PIDS[$t]//,/ }; do
