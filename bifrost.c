@@ -1365,7 +1365,7 @@ struct prov_kind {
 
 static const struct prov_kind prov_kinds[] = {
 	{ "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", D_OPENAI, true },
-	{ "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", D_ANTHROPIC, false },
+	{ "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", D_ANTHROPIC, true },
 	{ "gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY",
 	  D_OPENAI, true },
 	{ "groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", D_OPENAI, true },
@@ -2160,9 +2160,16 @@ static const char *route_key(const struct provider *p, uint64_t *rng)
  * Pure: arena memory only.                                                 *
  * ======================================================================== */
 
-enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS };
+enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MESSAGES, EP_COUNT_TOKENS };
 
-static const char *const ep_suffix[] = { "/chat/completions", "/completions", "/embeddings" };
+static const char *const ep_suffix[] = { "/chat/completions", "/completions", "/embeddings",
+					 "/messages", "/messages/count_tokens" };
+
+/* The dialect a client speaks on an endpoint. */
+static enum dialect ep_dialect(enum endpoint ep)
+{
+	return ep >= EP_MESSAGES ? D_ANTHROPIC : D_OPENAI;
+}
 
 #define PROV_MAX_EDITS 6
 
@@ -2177,6 +2184,7 @@ struct oai_req {
 	int model_tok;
 	bool stream, client_usage; /* client asked for stream usage itself */
 	int fallbacks_tok;         /* the body's "fallbacks" array, or -1 */
+	struct str anth_version, anth_beta; /* client's anthropic-* headers, forwarded verbatim */
 	struct edit ed[PROV_MAX_EDITS];
 	int ned;
 };
@@ -2275,7 +2283,7 @@ static int prov_openai_prepare(struct oai_req *o, struct arena *a, const char *b
 	}
 	if (kidx[K_FALLBACKS] >= 0)
 		prov_remove_member(o, kidx[K_FALLBACKS]);
-	if (o->stream && prov_force_usage(o, v[K_SO]) != 0)
+	if (o->stream && ep_dialect(ep) == D_OPENAI && prov_force_usage(o, v[K_SO]) != 0)
 		return -EBADMSG;
 	return 0;
 }
@@ -2292,7 +2300,53 @@ static int prov_edit_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* The request for candidate (p, model) with credential `key`. 0 or -ENOMEM. */
+/* Request line and headers for provider p; `ep` is the upstream's endpoint. */
+static void prov_head(struct sb *h, const struct oai_req *o, const struct provider *p,
+		      const char *model, const char *key, enum endpoint ep, struct str query,
+		      size_t body_len)
+{
+	enum dialect d = p->kind->dialect;
+	bool azure = strcmp(p->kind->name, "azure") == 0;
+	sb_printf(h, "POST %s", p->base_path);
+	if (azure) {
+		const char *dep = model;
+		for (int i = 0; i < p->ndeploy; i++)
+			if (strcmp(p->deployments[i].k, model) == 0)
+				dep = p->deployments[i].v;
+		sb_printf(h, "/openai/deployments/%s%s?api-version=%s", dep, ep_suffix[ep], p->api_version);
+	} else {
+		size_t bl = strlen(p->base_path);
+		bool v1 = bl >= 3 && strcmp(p->base_path + bl - 3, "/v1") == 0;
+		sb_printf(h, "%s%s", d == D_ANTHROPIC && !v1 ? "/v1" : "", ep_suffix[ep]);
+	}
+	if (query.n)
+		sb_put(h, azure ? "&" : "?", 1);
+	sb_str(h, query);
+	sb_printf(h, " HTTP/1.1\r\nHost: %s\r\n", p->host_hdr);
+	if (key && *key)
+		sb_printf(h, azure ? "api-key: %s\r\n" : d == D_ANTHROPIC ? "x-api-key: %s\r\n"
+			  : "Authorization: Bearer %s\r\n", key);
+	if (d == D_ANTHROPIC) {
+		sb_puts(h, "anthropic-version: ");
+		if (o->anth_version.n)
+			sb_str(h, o->anth_version);
+		else
+			sb_puts(h, "2023-06-01");
+		sb_puts(h, "\r\n");
+		if (o->anth_beta.n) {
+			sb_puts(h, "anthropic-beta: ");
+			sb_str(h, o->anth_beta);
+			sb_puts(h, "\r\n");
+		}
+	}
+	for (int i = 0; i < p->nheaders; i++)
+		sb_printf(h, "%s: %s\r\n", p->headers[i].k, p->headers[i].v);
+	sb_printf(h, "Content-Type: application/json\r\nAccept: %s\r\nContent-Length: %zu\r\n\r\n",
+		  o->stream ? "text/event-stream" : "application/json", body_len);
+}
+
+/* The request for candidate (p, model) with credential `key`: the head, then
+ * iovecs over the client's body with the edits applied. 0 or -ENOMEM. */
 static int prov_build(struct arena *a, const struct oai_req *o, const struct provider *p,
 		      const char *model, const char *key, enum endpoint ep, struct str query,
 		      struct up_req *out)
@@ -2324,32 +2378,9 @@ static int prov_build(struct arena *a, const struct oai_req *o, const struct pro
 		out->iov[n++] = (struct iovec){ (void *)(j->s + pos), j->n - pos };
 	for (int i = 1; i < n; i++)
 		body_len += out->iov[i].iov_len;
-
 	struct sb h;
 	sb_init(&h, a, 512);
-	bool azure = strcmp(p->kind->name, "azure") == 0;
-	sb_printf(&h, "POST %s", p->base_path);
-	if (azure) {
-		const char *dep = model;
-		for (int i = 0; i < p->ndeploy; i++)
-			if (strcmp(p->deployments[i].k, model) == 0)
-				dep = p->deployments[i].v;
-		sb_printf(&h, "/openai/deployments/%s%s?api-version=%s", dep, ep_suffix[ep], p->api_version);
-		if (query.n)
-			sb_put(&h, "&", 1);
-	} else {
-		sb_puts(&h, ep_suffix[ep]);
-		if (query.n)
-			sb_put(&h, "?", 1);
-	}
-	sb_str(&h, query);
-	sb_printf(&h, " HTTP/1.1\r\nHost: %s\r\n", p->host_hdr);
-	if (key && *key)
-		sb_printf(&h, azure ? "api-key: %s\r\n" : "Authorization: Bearer %s\r\n", key);
-	for (int i = 0; i < p->nheaders; i++)
-		sb_printf(&h, "%s: %s\r\n", p->headers[i].k, p->headers[i].v);
-	sb_printf(&h, "Content-Type: application/json\r\nAccept: %s\r\nContent-Length: %zu\r\n\r\n",
-		  o->stream ? "text/event-stream" : "application/json", body_len);
+	prov_head(&h, o, p, model, key, ep, query, body_len);
 	if (h.oom)
 		return -ENOMEM;
 	out->iov[0] = (struct iovec){ h.p, h.len };
@@ -2824,7 +2855,7 @@ struct request {
 	uint64_t t_start_ns, t_up_ns, overhead_ns;
 	int status;             /* what the client got */
 	bool streaming, head_sent, stream_done, fresh_retry;
-	long long in_tok, out_tok, cached_tok;
+	long long in_tok, out_tok, cached_tok, cache_write_tok;
 	char err[256];
 };
 
@@ -3424,16 +3455,51 @@ static void conn_send_local(struct worker *w, struct conn *c, int status, const 
 	loop_send(w, c, v, 2);
 }
 
-/* An error in the OpenAI dialect: {"error":{"message","type","code"}}. */
+/* Anthropic's error type for a status. */
+static const char *conn_anthropic_type(int status)
+{
+	switch (status) {
+	case 400: return "invalid_request_error";
+	case 401: return "authentication_error";
+	case 402: return "billing_error";
+	case 403: return "permission_error";
+	case 404: return "not_found_error";
+	case 413: return "request_too_large";
+	case 429: return "rate_limit_error";
+	case 504: return "timeout_error";
+	case 529: return "overloaded_error";
+	default: return "api_error";
+	}
+}
+
+/* Which dialect the client speaks, judged by the path when the request never got far. */
+static enum dialect conn_dialect(const struct conn *c)
+{
+	const struct http_msg *m = c->rq ? c->rq->msg : NULL;
+	if (!m || !m->path.p)
+		return D_OPENAI;
+	return str_starts(m->path, "/anthropic") || str_starts(m->path, "/v1/messages") ? D_ANTHROPIC
+											: D_OPENAI;
+}
+
+/* An error in the client's dialect: OpenAI {"error":{"message","type","code"}},
+ * Anthropic {"type":"error","error":{"type","message"}}. */
 static void conn_error(struct worker *w, struct conn *c, int status, const char *type, const char *msg)
 {
 	struct sb b;
 	sb_init(&b, &c->arena, 256);
-	sb_puts(&b, "{\"error\":{\"message\":");
-	sb_json_z(&b, msg);
-	sb_puts(&b, ",\"type\":");
-	sb_json_z(&b, type);
-	sb_printf(&b, ",\"code\":%d}}", status);
+	if (conn_dialect(c) == D_ANTHROPIC) {
+		sb_printf(&b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
+			  conn_anthropic_type(status));
+		sb_json_z(&b, msg);
+		sb_puts(&b, "}}");
+	} else {
+		sb_puts(&b, "{\"error\":{\"message\":");
+		sb_json_z(&b, msg);
+		sb_puts(&b, ",\"type\":");
+		sb_json_z(&b, type);
+		sb_printf(&b, ",\"code\":%d}}", status);
+	}
 	if (c->rq && !c->rq->err[0])
 		snprintf(c->rq->err, sizeof(c->rq->err), "%s", msg);
 	conn_send_local(w, c, status, "application/json", sb_view(&b), NULL);
@@ -3478,17 +3544,22 @@ static void conn_resp_head(struct sb *h, struct request *rq, const struct http_m
 		sb_puts(h, "Connection: close\r\n");
 }
 
-/* Token counts from an OpenAI `usage` object. */
+/* Token counts from a `usage` object in either dialect (fields present win). */
 static void conn_usage(struct request *rq, struct json *j, int usage)
 {
-	static const char *const k[] = { "prompt_tokens", "completion_tokens", "prompt_tokens_details" };
+	enum { PT, CT, PTD, IT, OT, CR, CW, N };
+	static const char *const k[N] = { "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+		"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens" };
 	static const char *const d[] = { "cached_tokens" };
-	int v[3], cv;
-	if (usage < 0 || json_obj_get(j, usage, k, 3, v, NULL) != 0)
+	int v[N], cv;
+	if (usage < 0 || json_obj_get(j, usage, k, N, v, NULL) != 0)
 		return;
-	rq->in_tok = json_int(j, v[0], 0);
-	rq->out_tok = json_int(j, v[1], 0);
-	if (v[2] >= 0 && json_obj_get(j, v[2], d, 1, &cv, NULL) == 0)
+	long long *dst[N] = { &rq->in_tok, &rq->out_tok, NULL, &rq->in_tok, &rq->out_tok, &rq->cached_tok,
+			      &rq->cache_write_tok };
+	for (int i = 0; i < N; i++)
+		if (dst[i] && v[i] >= 0 && j->tok[v[i]].type == JSMN_PRIMITIVE)
+			*dst[i] = json_int(j, v[i], 0);
+	if (v[PTD] >= 0 && json_obj_get(j, v[PTD], d, 1, &cv, NULL) == 0 && cv >= 0)
 		rq->cached_tok = json_int(j, cv, 0);
 }
 
@@ -3509,13 +3580,16 @@ static bool conn_has_usage(const char *p, size_t n)
 /* Parse a JSON text for usage; returns true if it is a usage-only stream chunk. */
 static bool conn_read_usage(struct conn *cl, const char *p, size_t n)
 {
-	static const char *const k[] = { "usage", "choices" };
+	static const char *const k[] = { "usage", "choices", "message" };
+	static const char *const mk[] = { "usage" };
 	struct json j;
-	int v[2];
+	int v[3], mu;
 	if (!conn_has_usage(p, n) || json_parse(&j, &cl->arena, p, n) != 0 ||
-	    json_obj_get(&j, 0, k, 2, v, NULL) != 0)
+	    json_obj_get(&j, 0, k, 3, v, NULL) != 0)
 		return false;
 	conn_usage(cl->rq, &j, v[0]);
+	if (v[2] >= 0 && json_obj_get(&j, v[2], mk, 1, &mu, NULL) == 0) /* Anthropic message_start */
+		conn_usage(cl->rq, &j, mu);
 	return v[1] >= 0 && j.tok[v[1]].type == JSMN_ARRAY && j.tok[v[1]].size == 0;
 }
 
@@ -3733,8 +3807,10 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 	}
 	sb_printf(&s, ",\"attempts\":%d", rq->attempts);
 	sb_printf(&s, ",\"stream\":%s,\"upstream_ms\":%.3f,\"overhead_us\":%.1f,\"in_tokens\":%lld,"
-		      "\"out_tokens\":%lld,\"cached_tokens\":%lld", rq->streaming ? "true" : "false",
-		  (double)up_ns / 1e6, (double)rq->overhead_ns / 1e3, rq->in_tok, rq->out_tok, rq->cached_tok);
+		      "\"out_tokens\":%lld,\"cached_tokens\":%lld,\"cache_write_tokens\":%lld",
+		  rq->streaming ? "true" : "false",
+		  (double)up_ns / 1e6, (double)rq->overhead_ns / 1e3, rq->in_tok, rq->out_tok, rq->cached_tok,
+		  rq->cache_write_tok);
 	if (rq->err[0]) {
 		sb_puts(&s, ",\"error\":");
 		sb_json_z(&s, rq->err);
@@ -3834,7 +3910,9 @@ static const struct {
 	{ "/v1/chat/completions", EP_CHAT }, { "/openai/v1/chat/completions", EP_CHAT },
 	{ "/chat/completions", EP_CHAT },     { "/v1/completions", EP_COMPLETIONS },
 	{ "/openai/v1/completions", EP_COMPLETIONS }, { "/v1/embeddings", EP_EMBEDDINGS },
-	{ "/openai/v1/embeddings", EP_EMBEDDINGS },
+	{ "/openai/v1/embeddings", EP_EMBEDDINGS }, { "/v1/messages", EP_MESSAGES },
+	{ "/anthropic/v1/messages", EP_MESSAGES }, { "/v1/messages/count_tokens", EP_COUNT_TOKENS },
+	{ "/anthropic/v1/messages/count_tokens", EP_COUNT_TOKENS },
 };
 
 /* Append `name` ("P/M", a bare model, or a provider name meaning "same model there"). */
@@ -3878,6 +3956,25 @@ static void conn_fallbacks(struct worker *w, struct conn *c)
 		conn_add_fallback(w, rq, rq->hold->cfg->fallbacks[i]);
 }
 
+/* The candidate speaks the other dialect. count_tokens is estimated here
+ * (characters / 4, rounded up: the usual rule of thumb); everything else
+ * needs translation, which this build does not have yet. */
+static void conn_cross_dialect(struct worker *w, struct conn *c, const struct route_cand *rc)
+{
+	struct request *rq = c->rq;
+	if (rq->ep == EP_COUNT_TOKENS) {
+		struct sb b;
+		sb_init(&b, &c->arena, 64);
+		sb_printf(&b, "{\"input_tokens\":%zu}", (rq->o.j.n + 3) / 4);
+		conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
+		return;
+	}
+	char msg[300];
+	snprintf(msg, sizeof(msg), "provider %s speaks the %s dialect; translation is not available yet",
+		 rc->p->name, rc->p->kind->dialect == D_ANTHROPIC ? "Anthropic" : "OpenAI");
+	conn_error(w, c, 400, "invalid_request_error", msg);
+}
+
 /* Send the request to the current candidate (first try, retry or fallback). */
 static void conn_attempt(struct worker *w, struct conn *c)
 {
@@ -3890,6 +3987,10 @@ static void conn_attempt(struct worker *w, struct conn *c)
 			rq->key0++;
 	}
 	rq->key = rc->p->nkeys ? rc->p->keys[(rq->key0 + rq->tries) % rc->p->nkeys].value : NULL;
+	if (rc->p->kind->dialect != ep_dialect(rq->ep)) {
+		conn_cross_dialect(w, c, rc);
+		return;
+	}
 	rq->attempts++;
 	rq->fresh_retry = false;
 	if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, rq->msg->query, &rq->ur) != 0) {
@@ -3926,6 +4027,8 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 		conn_error(w, c, 400, "invalid_request_error", rq->o.j.err ? rq->o.j.err : "malformed JSON");
 		return;
 	}
+	rq->o.anth_version = http_header(m, "anthropic-version");
+	rq->o.anth_beta = http_header(m, "anthropic-beta");
 	if (route_resolve(rq->hold->cfg, rq->o.model, &w->rng, &rq->rt, &why) != 0) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "%s: %s", why, rq->o.model);
@@ -4098,12 +4201,13 @@ static void conn_complete(struct worker *w, struct conn *c, int op, struct io_ur
  * 15. admin_ — answers the gateway makes itself.                           *
  * ======================================================================== */
 
-static void admin_models(struct worker *w, struct conn *c)
+/* The concrete provider/model names the config lists, in the client's dialect. */
+static void admin_models(struct worker *w, struct conn *c, enum dialect d)
 {
 	const struct cfg *cfg = c->rq->hold->cfg;
 	struct sb b;
 	sb_init(&b, &c->arena, 1024);
-	sb_puts(&b, "{\"object\":\"list\",\"data\":[");
+	sb_puts(&b, d == D_ANTHROPIC ? "{\"data\":[" : "{\"object\":\"list\",\"data\":[");
 	int n = 0;
 	for (int i = 0; i < cfg->nprov; i++) {
 		const struct provider *p = &cfg->prov[i];
@@ -4113,14 +4217,23 @@ static void admin_models(struct worker *w, struct conn *c)
 				continue;
 			char id[512];
 			snprintf(id, sizeof(id), "%s/%s", p->name, m);
-			sb_puts(&b, n++ ? ",{\"id\":" : "{\"id\":");
-			sb_json_z(&b, id);
-			sb_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
-			sb_json_z(&b, p->name);
-			sb_puts(&b, "}");
+			sb_puts(&b, n++ ? ",{" : "{");
+			if (d == D_ANTHROPIC) {
+				sb_puts(&b, "\"type\":\"model\",\"id\":");
+				sb_json_z(&b, id);
+				sb_puts(&b, ",\"display_name\":");
+				sb_json_z(&b, id);
+				sb_puts(&b, ",\"created_at\":\"1970-01-01T00:00:00Z\"}");
+			} else {
+				sb_puts(&b, "\"id\":");
+				sb_json_z(&b, id);
+				sb_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
+				sb_json_z(&b, p->name);
+				sb_puts(&b, "}");
+			}
 		}
 	}
-	sb_puts(&b, "]}");
+	sb_puts(&b, d == D_ANTHROPIC ? "],\"has_more\":false}" : "]}");
 	conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
 }
 
@@ -4186,7 +4299,9 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 	} else if (get && str_eq(m->path, "/metrics")) {
 		admin_metrics(w, c);
 	} else if (get && (str_eq(m->path, "/v1/models") || str_eq(m->path, "/openai/v1/models"))) {
-		admin_models(w, c);
+		admin_models(w, c, D_OPENAI);
+	} else if (get && str_eq(m->path, "/anthropic/v1/models")) {
+		admin_models(w, c, D_ANTHROPIC);
 	} else {
 		conn_error(w, c, 404, "invalid_request_error", "no such route");
 	}
