@@ -2503,11 +2503,14 @@ struct conn {
 	struct buf pend;   /* owned: client bytes that arrived while `in` was pinned */
 	struct iovec siov[SEND_IOV_MAX]; /* current send; pointers borrowed from arena/in */
 	int sn, si;        /* iov count, first unsent */
+	struct msghdr mh;  /* the send in flight (one per socket) */
+	struct __kernel_timespec connect_ts; /* the linked connect timeout */
 	uint32_t peer, peer_gen; /* the paired conn, or UINT32_MAX */
 	/* K_CLIENT */
 	enum cstate cs;
 	size_t scanned;    /* head bytes already searched */
 	struct arena arena;  /* per request */
+	struct arena scratch; /* per stream batch: parsing upstream events */
 	struct request *rq;  /* arena */
 	struct http_chunked ch;
 	size_t body_src, body_dst;
@@ -2599,6 +2602,7 @@ static struct conn *conn_alloc(struct worker *w, enum kind k, int fd)
 	c->t_prev = c->t_next = UINT32_MAX;
 	c->t_slot = -1;
 	arena_init(&c->arena, &w->acache);
+	arena_init(&c->scratch, &w->acache);
 	return c;
 }
 
@@ -2701,6 +2705,7 @@ static void conn_free(struct worker *w, struct conn *c)
 	buf_free(&c->pend);
 	free(c->tls);
 	arena_reset(&c->arena);
+	arena_reset(&c->scratch);
 	c->kind = K_FREE;
 	c->gen = (c->gen + 1) & 0xffffffu;
 	if (!c->gen)
@@ -2736,10 +2741,7 @@ static void conn_close(struct worker *w, struct conn *c)
 static void loop_send_post(struct worker *w, struct conn *c)
 {
 	struct io_uring_sqe *sqe = loop_sqe(w);
-	struct msghdr *mh = arena_new(&c->arena, struct msghdr, 1);
-	static struct msghdr fallback; /* never reached: arena chunk always has room */
-	if (!mh)
-		mh = &fallback;
+	struct msghdr *mh = &c->mh;
 	memset(mh, 0, sizeof(*mh));
 	mh->msg_iov = &c->siov[c->si];
 	mh->msg_iovlen = (size_t)(c->sn - c->si);
@@ -2855,6 +2857,7 @@ struct request {
 	uint64_t t_start_ns, t_up_ns, overhead_ns;
 	int status;             /* what the client got */
 	bool streaming, head_sent, stream_done, fresh_retry;
+	char chunk_line[24];    /* the current stream chunk's size line */
 	long long in_tok, out_tok, cached_tok, cache_write_tok;
 	char err[256];
 };
@@ -2997,11 +3000,7 @@ static int up_connect(struct worker *w, struct conn *u, const struct provider *p
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)u->in.p, salen);
 	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, u), u->gen, OP_CONNECT));
 	sqe->flags |= IOSQE_IO_LINK;
-	struct __kernel_timespec *ts = arena_new(&u->arena, struct __kernel_timespec, 1);
-	if (!ts) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	struct __kernel_timespec *ts = &u->connect_ts;
 	ts->tv_sec = p->connect_timeout_ms / 1000;
 	ts->tv_nsec = (p->connect_timeout_ms % 1000) * 1000000;
 	sqe = loop_sqe(w);
@@ -3584,7 +3583,7 @@ static bool conn_read_usage(struct conn *cl, const char *p, size_t n)
 	static const char *const mk[] = { "usage" };
 	struct json j;
 	int v[3], mu;
-	if (!conn_has_usage(p, n) || json_parse(&j, &cl->arena, p, n) != 0 ||
+	if (!conn_has_usage(p, n) || json_parse(&j, &cl->scratch, p, n) != 0 ||
 	    json_obj_get(&j, 0, k, 3, v, NULL) != 0)
 		return false;
 	conn_usage(cl->rq, &j, v[0]);
@@ -3698,7 +3697,7 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 	bool chunked = rq->msg->minor >= 1;
 	if (u) {
 		size_t ev = u->ev_pos;
-		while (n < SEND_IOV_MAX - 3) {
+		while (n < SEND_IOV_MAX - 4) {
 			size_t len = sse_next(u->in.p + ev, u->dec_end - ev);
 			if (!len && done && ev < u->dec_end)
 				len = u->dec_end - ev; /* unterminated tail of a finished stream */
@@ -3729,31 +3728,34 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 		payload += e.len;
 		done = true;
 	}
-	struct sb h;
-	sb_init(&h, &cl->arena, 256);
-	if (!rq->head_sent) {
+	struct sb h = { 0 };
+	if (!rq->head_sent) { /* once per stream: nothing per batch comes from the arena */
 		rq->status = 200;
 		rq->head_sent = true;
+		sb_init(&h, &cl->arena, 256);
 		sb_printf(&h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
 			      "x-bifrost-provider: %s/%s\r\nx-bifrost-attempts: %d\r\n%s\r\n", rq->rt.c[rq->ci].p->name,
 			  rq->rt.c[rq->ci].model, rq->attempts,
 			  chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n");
 		rq->overhead_ns += now_ns();
+		if (h.oom) {
+			conn_close(w, cl);
+			return;
+		}
 	}
-	if (chunked && payload)
-		sb_printf(&h, "%zx\r\n", payload);
-	if (chunked && payload)
+	v[0] = (struct iovec){ h.p, h.len };
+	if (chunked && payload) { /* one chunk per batch: size line, events, CRLF */
+		int len = snprintf(rq->chunk_line, sizeof(rq->chunk_line), "%zx\r\n", payload);
+		memmove(&v[2], &v[1], sizeof(v[0]) * (size_t)(n - 1));
+		v[1] = (struct iovec){ rq->chunk_line, (size_t)len };
+		n++;
 		v[n++] = (struct iovec){ "\r\n", 2 };
+	}
 	if (chunked && done)
 		v[n++] = (struct iovec){ "0\r\n\r\n", 5 };
-	v[0] = (struct iovec){ h.p, h.len };
 	rq->stream_done = done;
 	if (!chunked && done)
 		cl->cs = CS_CLOSE_AFTER;
-	if (h.oom) {
-		conn_close(w, cl);
-		return;
-	}
 	if (!h.len && n == 1) { /* nothing complete yet: read on */
 		if (u)
 			up_kick(w, u);
@@ -3774,6 +3776,7 @@ static void conn_stream_resume(struct worker *w, struct conn *cl, struct conn *u
 	u->dec_end -= shift;
 	u->ev_pos = u->body_start;
 	u->paused = false;
+	arena_reset(&cl->scratch);
 	timer_set(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
 	if (sse_next(u->in.p + u->ev_pos, u->dec_end - u->ev_pos) || u->resp_done)
 		up_to_client_stream(w, cl, u, u->resp_done);
@@ -3854,6 +3857,7 @@ static void conn_request_end(struct worker *w, struct conn *c)
 	w->active--;
 	c->rq = NULL;
 	arena_reset(&c->arena);
+	arena_reset(&c->scratch);
 }
 
 static void conn_parse(struct worker *w, struct conn *c);
