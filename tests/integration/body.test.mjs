@@ -170,3 +170,30 @@ test('response with non-ASCII and large content is byte-identical', async () => 
   assert.equal(res.json().choices[0].message.content, content);
   m.behave({});
 });
+
+test('a model value written with JSON escapes is decoded for routing ("p1\\/gpt-\\u0034o" → p1, gpt-4o)', async () => {
+  const body = '{"model":"p1\\/gpt-\\u0034o","messages":[{"role":"user","content":"\\u00e9"}]}';
+  const { res, up } = await roundTrip(body);
+  const text = up.toString('utf8');
+  const j = JSON.parse(text);
+  assert.equal(j.model, 'gpt-4o');
+  assert.ok(text.endsWith(',"messages":[{"role":"user","content":"\\u00e9"}]}'), `rest of the body changed: ${text}`);
+  assert.equal(res.headers['x-bifrost-provider'], 'p1/gpt-4o');
+});
+
+test('upstream JSON sent with Transfer-Encoding: chunked is relayed byte-identical', async () => {
+  m.reset();
+  m.behave({ chunkedBody: true, content: 'chunked upstream '.repeat(50) });
+  try {
+    const res = await chat(gw.port, { model: 'p1/gpt-te', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(res.status, 200, res.text);
+    assert.ok(res.body.equals(m.sent[0].body), `got ${JSON.stringify(res.text.slice(0, 200))}…`);
+    // and the pooled upstream connection is still usable after a chunked response
+    const res2 = await chat(gw.port, { model: 'p1/gpt-te2', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(res2.status, 200, res2.text);
+    assert.ok(res2.body.equals(m.sent[1].body));
+    assert.equal(m.socketIds().length, 1);
+  } finally {
+    m.behave({});
+  }
+});

@@ -77,6 +77,7 @@ for (const [name, body] of [
   ['model not a string', '{"model":5,"messages":[]}'],
   ['model null', '{"model":null,"messages":[]}'],
   ['duplicate model key', '{"model":"p1/gpt-4o","messages":[],"model":"p1/gpt-3.5"}'],
+  ['duplicate model key spelled with an escape', '{"model":"p1/gpt-4o","messages":[],"mod\\u0065l":"p1/gpt-3.5"}'],
   ['bad string escape', '{"model":"p1/gpt-4o","messages":[{"role":"user","content":"bad \\x escape"}]}'],
   ['bad \\u escape', '{"model":"p1/gpt-4o","messages":[{"role":"user","content":"\\u12G4"}]}'],
   ['trailing garbage', '{"model":"p1/gpt-4o","messages":[]} xyz'],

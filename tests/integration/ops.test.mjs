@@ -91,6 +91,35 @@ test('SIGHUP with a broken config: rejected with a logged reason, old config kee
   assert.equal(r.status, 200, 'a good config after a rejected one was not applied');
 });
 
+test('SIGHUP while a request is in flight: the request completes with 200', async () => {
+  const a = await mock('a');
+  a.behave({ delayMs: 700 });
+  const cfg = { providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl }] };
+  const g = await gateway({ config: cfg });
+  const inflight = chat(g.port, { model: 'a/slow', messages: MSG });
+  await a.waitForRequests(1);
+  await g.reload({ providers: [...cfg.providers, { name: 'c', provider: 'openai', apiKey: 'sk-c', base_url: a.baseUrl }] });
+  const r = await inflight;
+  assert.equal(r.status, 200, show(r));
+  assert.equal(r.json().choices[0].message.content, 'Hello from a');
+});
+
+test('SIGHUP with 2 workers: every worker takes the new config', async () => {
+  const a = await mock('a');
+  const b = await mock('b');
+  const cfg = { providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl, models: ['a-*'] }] };
+  const g = await gateway({ config: cfg, workers: 2 });
+  await g.reload({ providers: [...cfg.providers, { name: 'b', provider: 'openai', apiKey: 'sk-b', base_url: b.baseUrl, models: ['b-*'] }] });
+  let r;
+  const until = Date.now() + 3000;
+  do { await sleep(100); r = await chat(g.port, { model: 'b/x', messages: MSG }); } while (r.status !== 200 && Date.now() < until);
+  assert.equal(r.status, 200, show(r));
+  // fresh connections land on either worker (SO_REUSEPORT): all must know provider b
+  const statuses = [];
+  for (let i = 0; i < 30; i++) statuses.push((await chat(g.port, { model: 'b/x', messages: MSG })).status);
+  assert.deepEqual([...new Set(statuses)], [200], `statuses after reload: ${statuses.join(',')}`);
+});
+
 test('SIGTERM → exit code 0', async () => {
   const a = await mock('a');
   const g = await gateway({ config: { providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl }] } });

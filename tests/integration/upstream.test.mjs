@@ -68,6 +68,36 @@ test('a new upstream connection is made when the upstream closed the idle one', 
   assert.equal(a.requests.length, 2);
 });
 
+test('upstream answering Connection: close is not reused; every request still succeeds', async () => {
+  a.reset();
+  a.behave({ headers: { connection: 'close' } });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await chat(gw.port, { model: `a/a-close-${i}`, messages: MSG });
+      assert.equal(r.status, 200, show(r));
+    }
+  } finally {
+    a.behave({});
+  }
+  assert.equal(a.requests.length, 3);
+  assert.equal(a.socketIds().length, 3, 'a connection the upstream closed must not be reused');
+});
+
+test('with 2 workers, sequential requests use at most 2 upstream connections (one pool per worker)', async () => {
+  const m = await startMock({ name: 'pool2' });
+  const g = await startGateway({ workers: 2, config: { providers: [{ name: 'p', provider: 'openai', apiKey: 'sk', base_url: m.baseUrl }] } });
+  try {
+    for (let i = 0; i < 12; i++) {
+      const r = await chat(g.port, { model: `p/m${i}`, messages: MSG });
+      assert.equal(r.status, 200, show(r));
+    }
+    assert.ok(m.connections <= 2, `${m.connections} upstream connections for 12 sequential requests on 2 workers`);
+  } finally {
+    await g.stop();
+    await m.close();
+  }
+});
+
 test('upstream that refuses connections → 502 OpenAI error', async () => {
   const t0 = Date.now();
   const r = await chat(gw.port, { model: 'dead/dead-1', messages: MSG });

@@ -13,6 +13,7 @@
 //   content                    assistant text (default `Hello from <name>`)
 //   delayMs                    wait before sending the status line
 //   hang                       never answer
+//   chunkedBody                non-stream: send the JSON with Transfer-Encoding: chunked in 97-byte pieces
 //   resetAfterBytes            non-stream: send this many body bytes (Content-Length says the full size), then RST
 //   chunks, chunkDelayMs       stream: number of content chunks (default 3), and the gap between events
 //   resetAfterChunks           stream: after this many events, RST the connection
@@ -154,6 +155,16 @@ async function respond(mock, rec, b, res) {
   }
 
   mock.sent.push({ status, body });
+  if (b.chunkedBody) {
+    // no Content-Length: Transfer-Encoding: chunked, the body cut into small pieces
+    res.writeHead(status, { 'content-type': 'application/json', ...extra });
+    for (let i = 0; i < body.length; i += 97) {
+      await new Promise((r) => res.write(body.subarray(i, i + 97), r));
+      if (i === 0) await sleep(20);
+    }
+    res.end();
+    return;
+  }
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length, ...extra });
   if (b.resetAfterBytes !== undefined) {
     await new Promise((r) => res.write(body.subarray(0, b.resetAfterBytes), r));
