@@ -577,6 +577,37 @@ static int json_skip(const struct json *j, int i)
 	return k;
 }
 
+static int json_hex4(const char *p);
+static size_t json_utf8(char *o, unsigned cp);
+
+/* Unescape a short key into buf; a key too long (or malformed) matches nothing. */
+static struct str json_key_unescape(struct str k, char *buf, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < k.n; i++) {
+		if (o + 4 > cap)
+			return (struct str){ "", 0 };
+		if (k.p[i] != '\\') {
+			buf[o++] = k.p[i];
+			continue;
+		}
+		if (++i >= k.n)
+			return (struct str){ "", 0 };
+		if (k.p[i] == 'u') {
+			int cp = i + 4 < k.n ? json_hex4(k.p + i + 1) : -1;
+			if (cp < 0)
+				return (struct str){ "", 0 };
+			o += json_utf8(buf + o, (unsigned)cp);
+			i += 4;
+		} else {
+			char c = k.p[i];
+			buf[o++] = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' : c == 'r' ? '\r'
+				 : c == 't' ? '\t' : c; /* '"', '\\' and '/' stand for themselves */
+		}
+	}
+	return (struct str){ buf, o };
+}
+
 /*
  * Look up `nkeys` keys of object `obj` at once: out[k] gets the VALUE token
  * index or -1. A key present twice is an error (-EBADMSG), since the gateway
@@ -595,6 +626,9 @@ static int json_obj_get(struct json *j, int obj, const char *const *keys, int nk
 	int i = obj + 1;
 	for (int n = 0; n < j->tok[obj].size; n++) {
 		struct str key = { j->s + j->tok[i].start, (size_t)(j->tok[i].end - j->tok[i].start) };
+		char kbuf[64];
+		if (memchr(key.p, '\\', key.n)) /* "mod\u0065l" is "model": compare unescaped */
+			key = json_key_unescape(key, kbuf, sizeof(kbuf));
 		for (int k = 0; k < nkeys; k++) {
 			if (!str_eq(key, keys[k]))
 				continue;
@@ -1415,6 +1449,18 @@ struct prov_key {
 	unsigned weight;
 };
 
+/* Circuit breaker of one provider key, shared by all workers (lives as long as
+ * the config). Closed: fails < CB_FAILS. Open: skipped until open_until_ms.
+ * Half-open after that: one request (the one that wins `probing`) decides. */
+struct breaker {
+	_Atomic int fails;
+	_Atomic int64_t open_until_ms;
+	_Atomic bool probing;
+};
+
+#define CB_FAILS 5
+#define CB_COOLDOWN_MS 30000
+
 struct provider {
 	const char *name;              /* config arena: routing prefix */
 	const struct prov_kind *kind;  /* static table */
@@ -1438,6 +1484,7 @@ struct provider {
 	int max_retries;
 	const struct tls_anchors *anchors; /* config arena or the global system set */
 	bool insecure;
+	struct breaker *brk;           /* config arena: one per key (at least one) */
 };
 
 struct cfg {
@@ -1769,6 +1816,9 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 	else if (cfg_parse_url(a, url, p) != 0)
 		cfg_problem(L, "provider %s: base_url \"%s\" is not http(s)://host[:port][/path]", p->name, url);
 	cfg_provider_keys(L, p, f[PF_KEYS], cfg_str(L, f[PF_APIKEY], "apiKey"));
+	p->brk = arena_new(a, struct breaker, MAX(p->nkeys, 1));
+	if (p->brk)
+		memset(p->brk, 0, sizeof(struct breaker) * (size_t)MAX(p->nkeys, 1));
 	p->weight = (unsigned)cfg_num(L, f[PF_WEIGHT], 1, 0, 1000000, "weight");
 	p->models = cfg_strs(L, f[PF_MODELS], &p->nmodels, "models");
 	p->model_map = cfg_map(L, f[PF_MODEL_MAP], &p->nmap, "model_map");
@@ -2131,6 +2181,39 @@ static int route_resolve(const struct cfg *c, const char *model, uint64_t *rng, 
 	}
 	route_order(r, rng);
 	return 0;
+}
+
+/* May a request use this key now? Half-open admits exactly one probe. */
+static bool route_cb_allow(struct breaker *b, int64_t now_ms)
+{
+	int64_t until = atomic_load_explicit(&b->open_until_ms, memory_order_relaxed);
+	if (!until)
+		return true;
+	if (now_ms < until)
+		return false;
+	bool idle = false;
+	return atomic_compare_exchange_strong(&b->probing, &idle, true);
+}
+
+static void route_cb_result(struct breaker *b, bool ok, int64_t now_ms)
+{
+	if (ok) {
+		atomic_store(&b->fails, 0);
+		atomic_store(&b->open_until_ms, 0);
+		atomic_store(&b->probing, false);
+		return;
+	}
+	int fails = atomic_fetch_add(&b->fails, 1) + 1;
+	if (fails >= CB_FAILS || atomic_load(&b->probing)) { /* (re)open */
+		atomic_store(&b->open_until_ms, now_ms + CB_COOLDOWN_MS);
+		atomic_store(&b->probing, false);
+	}
+}
+
+static const char *route_cb_state(struct breaker *b, int64_t now_ms)
+{
+	int64_t until = atomic_load(&b->open_until_ms);
+	return !until ? "closed" : now_ms < until ? "open" : "half-open";
 }
 
 /* A provider credential drawn by key weight. NULL if the provider has none. */
@@ -2852,6 +2935,7 @@ struct request {
 	int ci, tries, attempts; /* current candidate, retries on it, attempts in all */
 	bool retry_wait;        /* the client's timer is a backoff before the next attempt */
 	int key0;               /* first key index tried on the current candidate */
+	int kidx;               /* key (breaker) index of the attempt in flight */
 	const char *key;        /* provider credential (config memory) */
 	struct up_req ur;
 	uint64_t t_start_ns, t_up_ns, overhead_ns;
@@ -3620,6 +3704,7 @@ static long up_to_client_plan(struct worker *w, struct conn *cl, int status, lon
 {
 	struct request *rq = cl->rq;
 	const struct provider *p = rq->rt.c[rq->ci].p;
+	route_cb_result(&p->brk[rq->kidx], false, (int64_t)w->now_ms);
 	if (status == 429 && rq->tries + 1 < p->nkeys) {
 		rq->tries++;
 		return 0;
@@ -3669,6 +3754,8 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 		}
 	}
 	rq->status = m->status;
+	if (m->status != 429 && m->status < 500)
+		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], true, (int64_t)w->now_ms);
 	if (m->status == 200)
 		conn_read_usage(cl, u->in.p + u->body_start, blen);
 	sb_init(&h, &cl->arena, 512);
@@ -3732,6 +3819,7 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 	if (!rq->head_sent) { /* once per stream: nothing per batch comes from the arena */
 		rq->status = 200;
 		rq->head_sent = true;
+		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], true, (int64_t)w->now_ms);
 		sb_init(&h, &cl->arena, 256);
 		sb_printf(&h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
 			      "x-bifrost-provider: %s/%s\r\nx-bifrost-attempts: %d\r\n%s\r\n", rq->rt.c[rq->ci].p->name,
@@ -3983,14 +4071,32 @@ static void conn_cross_dialect(struct worker *w, struct conn *c, const struct ro
 static void conn_attempt(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
-	const struct route_cand *rc = &rq->rt.c[rq->ci];
-	if (rq->tries == 0) {
-		const char *k = route_key(rc->p, &w->rng);
-		rq->key0 = 0;
-		while (k && rc->p->keys[rq->key0].value != k)
-			rq->key0++;
+	const struct route_cand *rc;
+	for (;;) { /* the first candidate/key whose circuit lets us in */
+		rc = &rq->rt.c[rq->ci];
+		if (rq->tries == 0) {
+			const char *k = route_key(rc->p, &w->rng);
+			rq->key0 = 0;
+			while (k && rc->p->keys[rq->key0].value != k)
+				rq->key0++;
+		}
+		int nk = MAX(rc->p->nkeys, 1), i;
+		for (i = 0; i < nk; i++)
+			if (route_cb_allow(&rc->p->brk[(rq->key0 + rq->tries + i) % nk], (int64_t)w->now_ms))
+				break;
+		if (i < nk) {
+			rq->kidx = (rq->key0 + rq->tries + i) % nk;
+			break;
+		}
+		if (rq->ci + 1 >= rq->rt.n) {
+			conn_error(w, c, 503, "upstream_error",
+				   "every provider for this model is failing (circuit open); retry later");
+			return;
+		}
+		rq->ci++;
+		rq->tries = 0;
 	}
-	rq->key = rc->p->nkeys ? rc->p->keys[(rq->key0 + rq->tries) % rc->p->nkeys].value : NULL;
+	rq->key = rc->p->nkeys ? rc->p->keys[rq->kidx].value : NULL;
 	if (rc->p->kind->dialect != ep_dialect(rq->ep)) {
 		conn_cross_dialect(w, c, rc);
 		return;
@@ -4295,8 +4401,14 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 			  nworkers);
 		const struct cfg *cfg = c->rq->hold->cfg;
 		for (int i = 0; i < cfg->nprov; i++) {
-			sb_puts(&b, i ? "," : "");
-			sb_json_z(&b, cfg->prov[i].name);
+			const struct provider *p = &cfg->prov[i];
+			sb_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+			sb_json_z(&b, p->name);
+			sb_printf(&b, ",\"kind\":\"%s\",\"keys\":[", p->kind->name);
+			for (int k = 0; k < MAX(p->nkeys, 1); k++)
+				sb_printf(&b, "%s{\"circuit\":\"%s\",\"failures\":%d}", k ? "," : "",
+					  route_cb_state(&p->brk[k], (int64_t)w->now_ms), atomic_load(&p->brk[k].fails));
+			sb_puts(&b, "]}");
 		}
 		sb_puts(&b, "]}");
 		conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
