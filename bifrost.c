@@ -1450,7 +1450,7 @@ struct prov_key {
 };
 
 /* Circuit breaker of one provider key, shared by all workers (lives as long as
- * the config). Closed: fails < CB_FAILS. Open: skipped until open_until_ms.
+ * the config). Closed: fails < cb_conf.fails. Open: skipped until open_until_ms.
  * Half-open after that: one request (the one that wins `probing`) decides. */
 struct breaker {
 	_Atomic int fails;
@@ -1458,8 +1458,10 @@ struct breaker {
 	_Atomic bool probing;
 };
 
-#define CB_FAILS 5
-#define CB_COOLDOWN_MS 30000
+struct cb_conf {
+	int fails;          /* consecutive failures that open the circuit */
+	long cooldown_ms;   /* how long it stays open before a probe */
+};
 
 struct provider {
 	const char *name;              /* config arena: routing prefix */
@@ -1501,6 +1503,7 @@ struct cfg {
 	int nprov;
 	const char **fallbacks;
 	int nfallbacks;
+	struct cb_conf cb;
 	const char *source; /* "path" or "environment" */
 };
 
@@ -1874,11 +1877,11 @@ static void cfg_providers(struct cfg_ld *L, int tok)
 }
 
 enum { TF_LISTEN, TF_WORKERS, TF_DATA_DIR, TF_ADMIN, TF_LIMITS, TF_PROVIDERS, TF_FALLBACKS,
-       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_N };
+       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_N };
 
 static const char *const tf_names[TF_N] = {
 	"listen", "workers", "data_dir", "admin", "limits", "providers", "fallbacks",
-	"log_requests", "pricing", "governance",
+	"log_requests", "pricing", "governance", "circuit_breaker",
 };
 
 static void cfg_limits(struct cfg_ld *L, int tok)
@@ -1894,6 +1897,16 @@ static void cfg_limits(struct cfg_ld *L, int tok)
 	c->header_timeout_ms = (long)cfg_num(L, v[2], 10000, 10, 3600000, "limits.header_timeout_ms");
 	c->idle_timeout_ms = (long)cfg_num(L, v[3], 60000, 10, 86400000, "limits.idle_timeout_ms");
 	c->max_response = (size_t)cfg_num(L, v[4], 64 << 20, 4096, 1LL << 32, "limits.max_response_bytes");
+}
+
+static void cfg_breaker(struct cfg_ld *L, int tok)
+{
+	static const char *const k[] = { "failures", "cooldown_ms" };
+	int v[2] = { -1, -1 };
+	if (tok >= 0 && json_obj_get(&L->j, tok, k, 2, v, NULL) != 0)
+		cfg_problem(L, "circuit_breaker must be an object without duplicate keys");
+	L->c->cb.fails = (int)cfg_num(L, v[0], 5, 1, 1000000, "circuit_breaker.failures");
+	L->c->cb.cooldown_ms = (long)cfg_num(L, v[1], 30000, 1, 86400000, "circuit_breaker.cooldown_ms");
 }
 
 /* Parse `text` (taken over: freed with the config). NULL + problems in `errs`. */
@@ -1928,6 +1941,7 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 		c->admin_token = cfg_str(&L, v, "admin.token");
 	}
 	cfg_limits(&L, f[TF_LIMITS]);
+	cfg_breaker(&L, f[TF_CB]);
 	cfg_providers(&L, f[TF_PROVIDERS]);
 	c->fallbacks = cfg_strs(&L, f[TF_FALLBACKS], &c->nfallbacks, "fallbacks");
 	if (f[TF_GOVERNANCE] >= 0 || f[TF_PRICING] >= 0)
@@ -2195,7 +2209,7 @@ static bool route_cb_allow(struct breaker *b, int64_t now_ms)
 	return atomic_compare_exchange_strong(&b->probing, &idle, true);
 }
 
-static void route_cb_result(struct breaker *b, bool ok, int64_t now_ms)
+static void route_cb_result(struct breaker *b, const struct cb_conf *cf, bool ok, int64_t now_ms)
 {
 	if (ok) {
 		atomic_store(&b->fails, 0);
@@ -2204,8 +2218,8 @@ static void route_cb_result(struct breaker *b, bool ok, int64_t now_ms)
 		return;
 	}
 	int fails = atomic_fetch_add(&b->fails, 1) + 1;
-	if (fails >= CB_FAILS || atomic_load(&b->probing)) { /* (re)open */
-		atomic_store(&b->open_until_ms, now_ms + CB_COOLDOWN_MS);
+	if (fails >= cf->fails || atomic_load(&b->probing)) { /* (re)open */
+		atomic_store(&b->open_until_ms, now_ms + cf->cooldown_ms);
 		atomic_store(&b->probing, false);
 	}
 }
@@ -3704,7 +3718,7 @@ static long up_to_client_plan(struct worker *w, struct conn *cl, int status, lon
 {
 	struct request *rq = cl->rq;
 	const struct provider *p = rq->rt.c[rq->ci].p;
-	route_cb_result(&p->brk[rq->kidx], false, (int64_t)w->now_ms);
+	route_cb_result(&p->brk[rq->kidx], &rq->hold->cfg->cb, false, (int64_t)w->now_ms);
 	if (status == 429 && rq->tries + 1 < p->nkeys) {
 		rq->tries++;
 		return 0;
@@ -3755,7 +3769,8 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	}
 	rq->status = m->status;
 	if (m->status != 429 && m->status < 500)
-		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], true, (int64_t)w->now_ms);
+		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true,
+				(int64_t)w->now_ms);
 	if (m->status == 200)
 		conn_read_usage(cl, u->in.p + u->body_start, blen);
 	sb_init(&h, &cl->arena, 512);
@@ -3819,7 +3834,8 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 	if (!rq->head_sent) { /* once per stream: nothing per batch comes from the arena */
 		rq->status = 200;
 		rq->head_sent = true;
-		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], true, (int64_t)w->now_ms);
+		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true,
+				(int64_t)w->now_ms);
 		sb_init(&h, &cl->arena, 256);
 		sb_printf(&h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
 			      "x-bifrost-provider: %s/%s\r\nx-bifrost-attempts: %d\r\n%s\r\n", rq->rt.c[rq->ci].p->name,

@@ -1,0 +1,66 @@
+// Circuit breaking per provider key: repeated failures open the circuit (the key is
+// skipped, traffic goes to the fallback), after the cooldown one probe closes it again.
+// Visible in /health. Runs with one and with two workers (the breaker is shared).
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, chat, request, sleep, show } from '../lib/gateway.mjs';
+import { startMock } from '../lib/mock.mjs';
+
+const MSG = [{ role: 'user', content: 'hi' }];
+const started = [];
+after(async () => { for (const x of started) await x.stop?.() ?? x.close?.(); });
+
+async function setup(workers) {
+  const a = await startMock({ name: 'a' });
+  const b = await startMock({ name: 'b' });
+  const gw = await startGateway({
+    workers,
+    config: {
+      providers: [
+        { name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl, models: ['m'], weight: 1000, max_retries: 0 },
+        { name: 'b', provider: 'openai', apiKey: 'sk-b', base_url: b.baseUrl, models: ['m'], weight: 1, max_retries: 0 },
+      ],
+      circuit_breaker: { failures: 3, cooldown_ms: 700 },
+      log_requests: false,
+    },
+  });
+  started.push(gw, a, b);
+  return { a, b, gw };
+}
+
+const health = async (port) => JSON.parse((await request(port, { path: '/health' })).text);
+const circuitOf = (h, name) => h.providers.find((p) => p.name === name).keys[0].circuit;
+
+for (const workers of [1, 2]) {
+  test(`circuit opens after repeated failures, skips the key, recovers after a probe (${workers} worker(s))`, async () => {
+    const { a, b, gw } = await setup(workers);
+    a.behave({ status: 500, body: { error: { message: 'a is down', type: 'server_error' } } });
+    // Until the breaker opens, each request tries a (500) then falls over to b.
+    let triedA = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await chat(gw.port, { model: 'm', messages: MSG });
+      assert.equal(r.status, 200, show(r));
+      assert.equal(r.headers['x-bifrost-provider'], 'b/m');
+    }
+    triedA = a.requests.length;
+    assert.equal(triedA, 3, 'a was tried once per request before the circuit opened');
+    assert.equal(circuitOf(await health(gw.port), 'a'), 'open');
+    // Open: a is skipped entirely, b serves at the first attempt.
+    for (let i = 0; i < 5; i++) {
+      const r = await chat(gw.port, { model: 'm', messages: MSG });
+      assert.equal(r.status, 200, show(r));
+      assert.equal(r.headers['x-bifrost-attempts'], '1', 'the open circuit was not skipped');
+    }
+    assert.equal(a.requests.length, triedA, 'a received traffic while its circuit was open');
+    // After the cooldown a is healthy again: one probe goes to it and closes the circuit.
+    a.behave({});
+    await sleep(800);
+    assert.equal(circuitOf(await health(gw.port), 'a'), 'half-open');
+    const r = await chat(gw.port, { model: 'm', messages: MSG });
+    assert.equal(r.status, 200, show(r));
+    assert.equal(r.headers['x-bifrost-provider'], 'a/m', 'the probe did not go to a');
+    assert.equal(circuitOf(await health(gw.port), 'a'), 'closed');
+    assert.ok(b.requests.length >= 8);
+  });
+}
