@@ -319,11 +319,11 @@ Test(http_request, pipelined_requests)
 	struct parsed p;
 	const char r[] = "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
 	REQ(&p, r);
-	cr_assert_eq(p.rc, 27);
+	cr_assert_eq(p.rc, 28);
 	ASSERT_STR(p.m.path, "/a");
 	size_t sc = 0;
-	int rc = http_parse_request(&p.m, p.g.p + 27, sizeof(r) - 1 - 27, &sc, MAXH);
-	cr_assert_eq(rc, 27);
+	int rc = http_parse_request(&p.m, p.g.p + 28, sizeof(r) - 1 - 28, &sc, MAXH);
+	cr_assert_eq(rc, 28);
 	ASSERT_STR(p.m.path, "/b");
 	guard_free(&p.g);
 }

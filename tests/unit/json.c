@@ -334,11 +334,31 @@ Test(json_parse, depth_limit)
 	cr_expect(err && strcmp(err, "JSON nested too deeply") == 0, "err: %s", err ? err : "(null)");
 	free(s);
 
-	s = nested(100000, &n);
+	s = nested(2000, &n);
 	err = NULL;
-	cr_expect_eq(parse_rc(s, n, &err), -EBADMSG, "100000 nested containers must be rejected");
+	cr_expect_eq(parse_rc(s, n, &err), -EBADMSG, "2000 nested containers must be rejected");
 	cr_expect(err && strcmp(err, "JSON nested too deeply") == 0, "err: %s", err ? err : "(null)");
 	free(s);
+}
+
+/*
+ * The depth limit exists to bound the work a hostile body can cause, so a
+ * deeply nested body must be rejected in time linear in its size. A 400 KB
+ * body of 200000 nested arrays parses in well under a second when linear;
+ * the timeout turns a quadratic parse into a failure instead of a hang.
+ */
+Test(json_parse, deep_nesting_rejected_in_linear_time, .timeout = 3.)
+{
+	size_t n;
+	char *s = nested(200000, &n);
+	const char *err = NULL;
+	uint64_t t0 = now_ns();
+	int rc = parse_rc(s, n, &err);
+	double secs = (double)(now_ns() - t0) / 1e9;
+	free(s);
+	cr_expect_eq(rc, -EBADMSG);
+	cr_expect(err && strcmp(err, "JSON nested too deeply") == 0, "err: %s", err ? err : "(null)");
+	cr_expect_lt(secs, 1.0, "rejecting a 400 KB nested body took %.2f s", secs);
 }
 
 Test(json_parse, deep_objects_limit)
