@@ -382,6 +382,27 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(struct sb *s, const 
 
 static struct str sb_view(const struct sb *s) { return (struct str){ s->p, s->len }; }
 
+/* Decimal without printf: the request path builds heads with these. */
+static void sb_u64(struct sb *s, uint64_t v)
+{
+	char d[20];
+	int n = 0;
+	do
+		d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < (int)sizeof(d));
+	sb_put(s, d + sizeof(d) - n, (size_t)n);
+}
+
+/* Append several NUL-terminated strings; the list ends with NULL. */
+static void sb_cat(struct sb *s, ...)
+{
+	va_list ap;
+	va_start(ap, s);
+	for (const char *z; (z = va_arg(ap, const char *));)
+		sb_puts(s, z);
+	va_end(ap);
+}
+
 /* ======================================================================== *
  * 4. json_ — jsmn tokens, validated.                                       *
  *                                                                          *
@@ -2404,7 +2425,7 @@ static void prov_head(struct sb *h, const struct oai_req *o, const struct provid
 {
 	enum dialect d = p->kind->dialect;
 	bool azure = strcmp(p->kind->name, "azure") == 0;
-	sb_printf(h, "POST %s", p->base_path);
+	sb_cat(h, "POST ", p->base_path, NULL);
 	if (azure) {
 		const char *dep = model;
 		for (int i = 0; i < p->ndeploy; i++)
@@ -2414,15 +2435,15 @@ static void prov_head(struct sb *h, const struct oai_req *o, const struct provid
 	} else {
 		size_t bl = strlen(p->base_path);
 		bool v1 = bl >= 3 && strcmp(p->base_path + bl - 3, "/v1") == 0;
-		sb_printf(h, "%s%s", d == D_ANTHROPIC && !v1 ? "/v1" : "", ep_suffix[ep]);
+		sb_cat(h, d == D_ANTHROPIC && !v1 ? "/v1" : "", ep_suffix[ep], NULL);
 	}
 	if (query.n)
 		sb_put(h, azure ? "&" : "?", 1);
 	sb_str(h, query);
-	sb_printf(h, " HTTP/1.1\r\nHost: %s\r\n", p->host_hdr);
+	sb_cat(h, " HTTP/1.1\r\nHost: ", p->host_hdr, "\r\n", NULL);
 	if (key && *key)
-		sb_printf(h, azure ? "api-key: %s\r\n" : d == D_ANTHROPIC ? "x-api-key: %s\r\n"
-			  : "Authorization: Bearer %s\r\n", key);
+		sb_cat(h, azure ? "api-key: " : d == D_ANTHROPIC ? "x-api-key: " : "Authorization: Bearer ", key,
+		       "\r\n", NULL);
 	if (d == D_ANTHROPIC) {
 		sb_puts(h, "anthropic-version: ");
 		if (o->anth_version.n)
@@ -2437,9 +2458,11 @@ static void prov_head(struct sb *h, const struct oai_req *o, const struct provid
 		}
 	}
 	for (int i = 0; i < p->nheaders; i++)
-		sb_printf(h, "%s: %s\r\n", p->headers[i].k, p->headers[i].v);
-	sb_printf(h, "Content-Type: application/json\r\nAccept: %s\r\nContent-Length: %zu\r\n\r\n",
-		  o->stream ? "text/event-stream" : "application/json", body_len);
+		sb_cat(h, p->headers[i].k, ": ", p->headers[i].v, "\r\n", NULL);
+	sb_cat(h, "Content-Type: application/json\r\nAccept: ",
+	       o->stream ? "text/event-stream" : "application/json", "\r\nContent-Length: ", NULL);
+	sb_u64(h, body_len);
+	sb_puts(h, "\r\n\r\n");
 }
 
 /* The request for candidate (p, model) with credential `key`: the head, then
@@ -3617,15 +3640,18 @@ static const char *const passthrough_hdrs[] = { "x-request-id", "openai-processi
 static void conn_resp_head(struct sb *h, struct request *rq, const struct http_msg *m, bool keep)
 {
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
-	sb_printf(h, "HTTP/1.1 %d %s\r\n", m->status, http_reason(m->status));
+	sb_puts(h, "HTTP/1.1 ");
+	sb_u64(h, (uint64_t)m->status);
+	sb_cat(h, " ", http_reason(m->status), "\r\n", NULL);
 	struct str ct = http_header(m, "content-type");
 	sb_puts(h, "Content-Type: ");
 	if (ct.n)
 		sb_str(h, ct);
 	else
 		sb_puts(h, "application/json");
-	sb_printf(h, "\r\nx-bifrost-provider: %s/%s\r\nx-bifrost-attempts: %d\r\n", rc->p->name, rc->model,
-		  rq->attempts);
+	sb_cat(h, "\r\nx-bifrost-provider: ", rc->p->name, "/", rc->model, "\r\nx-bifrost-attempts: ", NULL);
+	sb_u64(h, (uint64_t)rq->attempts);
+	sb_puts(h, "\r\n");
 	for (int i = 0; i < m->nhdr; i++) {
 		bool pass = str_starts(m->hdr[i].name, "x-ratelimit-");
 		for (size_t k = 0; k < ARRAY_LEN(passthrough_hdrs) && !pass; k++)
@@ -3775,7 +3801,9 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 		conn_read_usage(cl, u->in.p + u->body_start, blen);
 	sb_init(&h, &cl->arena, 512);
 	conn_resp_head(&h, rq, m, keep);
-	sb_printf(&h, "Content-Length: %zu\r\n\r\n", blen);
+	sb_puts(&h, "Content-Length: ");
+	sb_u64(&h, blen);
+	sb_puts(&h, "\r\n\r\n");
 	timer_unlink(w, u);
 	if (h.oom) {
 		conn_close(w, cl);
