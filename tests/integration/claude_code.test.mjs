@@ -63,6 +63,14 @@ test(`Claude Code (${found.version ?? 'not available'}) -p via ANTHROPIC_BASE_UR
   assert.ok(msgs.length >= 1, diag(r));
   assertCliMessagesRequest(msgs[0]);
   assert.equal(msgs[0].query, 'beta=true', 'the ?beta=true query was not kept');
+  // the CLI's Anthropic-only fields arrive (byte-exactness itself is covered by anthropic.test.mjs)
+  assert.ok(msgs[0].json.thinking && msgs[0].json.context_management && msgs[0].json.metadata?.user_id, Object.keys(msgs[0].json).join(','));
+  assert.ok(Array.isArray(msgs[0].json.system) && msgs[0].json.system.some((blk) => blk.cache_control), 'system blocks with cache_control');
+  // the stream was billed from message_start / message_delta
+  const billed = gw.logLines().filter((l) => l.provider === 'anthropic/claude-sonnet-4-5');
+  assert.ok(billed.length >= 1, diag(r));
+  const l = billed.at(-1);
+  assert.deepEqual([l.stream, l.in_tokens, l.out_tokens, l.cached_tokens, l.cache_write_tokens], [true, 25, 9, 100, 50], JSON.stringify(l));
   // everything the CLI sent to the gateway was answered with 2xx
   const bad = gw.logLines().filter((l) => 'path' in l && l.status >= 400);
   assert.deepEqual(bad, [], diag(r));
