@@ -304,6 +304,30 @@ Test(sb, printf_exactly_filling_and_growing)
 	arena_reset(&a);
 }
 
+Test(sb, u64_and_cat)
+{
+	struct arena a;
+	struct sb s;
+	arena_init(&a, NULL);
+	sb_init(&s, &a, 2);
+	sb_u64(&s, 0);
+	sb_puts(&s, "|");
+	sb_u64(&s, 7);
+	sb_puts(&s, "|");
+	sb_u64(&s, 10);
+	sb_puts(&s, "|");
+	sb_u64(&s, 1234567890);
+	sb_puts(&s, "|");
+	sb_u64(&s, UINT64_MAX);
+	sb_cat(&s, "|", "a", "", "bc", NULL);
+	sb_cat(&s, NULL);
+	cr_assert_not(s.oom);
+	const char want[] = "0|7|10|1234567890|18446744073709551615|abc";
+	cr_assert_eq(s.len, sizeof(want) - 1);
+	cr_assert_eq(memcmp(s.p, want, s.len), 0, "got %.*s", (int)s.len, s.p);
+	arena_reset(&a);
+}
+
 Test(sb, oom_at_init_is_sticky)
 {
 	struct arena a;

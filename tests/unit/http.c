@@ -516,6 +516,19 @@ Test(http_request, bare_cr_in_request_line)
 	run_bad_requests(c, ARRAY_LEN(c));
 }
 
+/* RFC 9112 3.2: a server MUST answer 400 to a request with more than one Host
+ * field line (or an invalid Host value); two Hosts let two parsers disagree on
+ * which authority the request is for. */
+Test(http_request, two_host_headers)
+{
+	static const struct bad_case c[] = {
+		BADC("two differing Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", NULL),
+		BADC("two equal Hosts", "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", NULL),
+		BADC("two Hosts in 1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", NULL),
+	};
+	run_bad_requests(c, ARRAY_LEN(c));
+}
+
 Test(http_request, too_many_headers)
 {
 	struct sb s;

@@ -503,6 +503,47 @@ Test(json_obj_get, keys_compare_raw_bytes)
 	arena_reset(&a);
 }
 
+Test(json_obj_get, escaped_keys_compare_unescaped)
+{
+	/* "mod\u0065l" is "model": found, and a duplicate of a plain "model" */
+	struct arena a;
+	struct json j;
+	arena_init(&a, NULL);
+	static const char *const keys[] = { "model", "stream" };
+	int v[2];
+	const char d1[] = "{\"m\\u006fdel\":\"x\",\"str\\u0065am\":true}";
+	cr_assert_eq(json_parse(&j, &a, d1, sizeof(d1) - 1), 0);
+	cr_assert_eq(json_obj_get(&j, 0, keys, 2, v, NULL), 0);
+	cr_assert(v[0] >= 0 && str_eq(json_raw(&j, v[0]), "\"x\""));
+	cr_assert(v[1] >= 0 && str_eq(json_raw(&j, v[1]), "true"));
+
+	const char d2[] = "{\"model\":\"a\",\"mod\\u0065l\":\"b\"}";
+	cr_assert_eq(json_parse(&j, &a, d2, sizeof(d2) - 1), 0);
+	cr_assert_eq(json_obj_get(&j, 0, keys, 2, v, NULL), -EBADMSG);
+
+	const char d3[] = "{\"\\u006d\\u006f\\u0064\\u0065\\u006c\":1,\"model\":2}";
+	cr_assert_eq(json_parse(&j, &a, d3, sizeof(d3) - 1), 0);
+	cr_assert_eq(json_obj_get(&j, 0, keys, 2, v, NULL), -EBADMSG, "fully escaped duplicate");
+
+	/* escapes that do not spell a requested key */
+	const char d4[] = "{\"mo\\/del\":1,\"model\\u0000\":2,\"model\\n\":3,\"model\":4}";
+	cr_assert_eq(json_parse(&j, &a, d4, sizeof(d4) - 1), 0);
+	cr_assert_eq(json_obj_get(&j, 0, keys, 2, v, NULL), 0);
+	cr_assert(str_eq(json_raw(&j, v[0]), "4"));
+
+	/* a long escaped key matches nothing and does not overflow anything */
+	struct sb s;
+	sb_init(&s, &a, 64);
+	sb_puts(&s, "{\"");
+	for (int i = 0; i < 200; i++)
+		sb_puts(&s, "\\u00e9");
+	sb_puts(&s, "\":1,\"model\":2}");
+	cr_assert_eq(json_parse(&j, &a, s.p, s.len), 0);
+	cr_assert_eq(json_obj_get(&j, 0, keys, 2, v, NULL), 0);
+	cr_assert(str_eq(json_raw(&j, v[0]), "2"));
+	arena_reset(&a);
+}
+
 /* ---- json_str ---- */
 
 static char *unescape(struct arena *a, const char *doc, size_t *len)

@@ -266,7 +266,7 @@ Test(cfg, all_problems_listed_at_once)
 		"  - provider name \"groq\" is used twice\n",
 		"  - weight must be a number\n",
 		"  - models must be an array of strings\n",
-		"  - timeout_ms must be a number\n",
+		"  - timeout_ms must be a ", /* "number" or "whole number": the wording may vary */
 		"  - provider w: keys must be an array\n",
 		"  - headers must be an object of strings\n",
 		"  - provider a/b: name must not contain '/'\n",
@@ -363,6 +363,26 @@ Test(cfg, network_config_of_the_wrong_type_is_a_problem)
 	c = load("{\"providers\":[{\"provider\":\"openai\",\"network_config\":"
 		 "{\"base_url\":\"http://a:1\",\"base_url\":\"http://b:2\"}}]}", &errs);
 	cr_expect_null(c, "duplicate network_config.base_url accepted (host %s)", c ? c->prov[0].host_hdr : "");
+	cfg_free(c);
+	free(errs);
+}
+
+/* Integer settings given as non-integer JSON numbers: "1e3" is 1000, not 1,
+ * and a fractional weight or timeout is a problem, not silently truncated
+ * (weight 0.5 would become 0 and take the provider out of bare-model routing). */
+Test(cfg, non_integer_numbers)
+{
+	char *errs;
+	struct cfg *c = load("{\"providers\":[{\"provider\":\"vllm\",\"timeout_ms\":1e3}]}", &errs);
+	cr_expect(!c || c->prov[0].timeout_ms == 1000, "\"timeout_ms\":1e3 loaded as %ld", c ? c->prov[0].timeout_ms : 0L);
+	cfg_free(c);
+	free(errs);
+	c = load("{\"providers\":[{\"provider\":\"vllm\",\"weight\":0.5}]}", &errs);
+	cr_expect_null(c, "\"weight\":0.5 accepted as weight %u", c ? c->prov[0].weight : 0u);
+	cfg_free(c);
+	free(errs);
+	c = load("{\"providers\":[{\"provider\":\"vllm\",\"keys\":[{\"value\":\"k\",\"weight\":2.9}]}]}", &errs);
+	cr_expect_null(c, "keys[].weight 2.9 accepted as %u", c && c->prov[0].nkeys ? c->prov[0].keys[0].weight : 0u);
 	cfg_free(c);
 	free(errs);
 }
@@ -850,6 +870,12 @@ Test(prov, fallbacks_only_member)
 Test(prov, fallbacks_first_with_stream_usage_insertion)
 {
 	struct built b;
+	/* with a space after '{' the two edits start at different offsets: fine */
+	build(&b, "{ \"fallbacks\":[\"a/b\"],\"model\":\"m\",\"stream\":true}", "o", "M", "KEY", EP_CHAT, NOQ);
+	cr_assert_eq(b.build_rc, 0);
+	cr_expect_str_eq(b.body, "{\"stream_options\":{\"include_usage\":true}, \"model\":\"M\",\"stream\":true}");
+	built_free(&b);
+	/* no space: both edits start at offset 1 */
 	build(&b, "{\"fallbacks\":[\"a/b\"],\"model\":\"m\",\"stream\":true}", "o", "M", "KEY", EP_CHAT, NOQ);
 	cr_assert_eq(b.build_rc, 0);
 	cr_expect_str_eq(b.body, "{\"stream_options\":{\"include_usage\":true},\"model\":\"M\",\"stream\":true}");
@@ -968,11 +994,29 @@ Test(prov, azure_model_cannot_inject_into_the_request_head)
 		for (const char *q = b.head; q < eol; q++)
 			spaces += *q == ' ';
 		cr_expect_eq(spaces, 2, "model %zu: request line is \"%.*s\"", i, (int)(eol - b.head), b.head);
-		cr_expect_null(strstr(b.head, "X-Injected"), "model %zu: header injected:\n%s", i, b.head);
+		cr_expect_null(strstr(b.head, "\nX-Injected"), "model %zu: header injected:\n%s", i, b.head);
+		for (const char *q = b.head; q < eol; q++)
+			cr_expect((unsigned char)*q > 0x20 || *q == ' ', "model %zu: control byte in the request line", i);
 		const char *end = strstr(b.head, "\r\n\r\n");
 		cr_expect(end && (size_t)(end - b.head) + 4 == b.head_len, "model %zu: the head ends once, at its end", i);
 		built_free(&b);
 	}
+}
+
+Test(prov, azure_deployment_from_model_is_percent_encoded)
+{
+	/* prov_path_segment: everything but unreserved characters is %XX */
+	struct built b;
+	build(&b, "{\"model\":\"m\"}", "az", "My Model/v2?x=1#\xc3\xa9~._-", "AZK", EP_CHAT, NOQ);
+	cr_assert_eq(b.build_rc, 0);
+	HEAD_STARTS(&b, "POST /openai/deployments/My%20Model%2Fv2%3Fx%3D1%23%C3%A9~._-/chat/completions"
+			"?api-version=2024-10-21 HTTP/1.1\r\n");
+	cr_assert_str_eq(b.body, "{\"model\":\"My Model/v2?x=1#\xc3\xa9~._-\"}", "the body keeps the name as is");
+	built_free(&b);
+	build(&b, "{\"model\":\"m\"}", "az", "../../admin", "AZK", EP_CHAT, NOQ);
+	cr_assert_eq(b.build_rc, 0);
+	HEAD_STARTS(&b, "POST /openai/deployments/..%2F..%2Fadmin/chat/completions?api-version=2024-10-21 HTTP/1.1\r\n");
+	built_free(&b);
 }
 
 struct bad_body {
