@@ -361,6 +361,31 @@ Test(json_parse, deep_nesting_rejected_in_linear_time, .timeout = 3.)
 	cr_expect_lt(secs, 1.0, "rejecting a 400 KB nested body took %.2f s", secs);
 }
 
+/*
+ * Same bound, with the nesting placed after a '"' inside a primitive: jsmn
+ * (strict) reads `t"` as one primitive ended by the space and then tokenizes
+ * every bracket after it, so any depth pre-check must not take that '"' for
+ * the start of a string. 100 KB must still be rejected quickly.
+ */
+Test(json_parse, deep_nesting_after_a_quote_in_a_primitive, .timeout = 3.)
+{
+	int d = 50000;
+	char *s = malloc(64 + 2 * (size_t)d), *p = s;
+	p += sprintf(p, "{\"a\":[t\" ");
+	for (int i = 0; i < d; i++)
+		*p++ = '[';
+	for (int i = 0; i < d; i++)
+		*p++ = ']';
+	p += sprintf(p, "]}");
+	const char *err = NULL;
+	uint64_t t0 = now_ns();
+	int rc = parse_rc(s, (size_t)(p - s), &err);
+	double secs = (double)(now_ns() - t0) / 1e9;
+	free(s);
+	cr_expect_eq(rc, -EBADMSG);
+	cr_expect_lt(secs, 1.0, "rejecting a 100 KB body took %.2f s (err: %s)", secs, err ? err : "(null)");
+}
+
 Test(json_parse, deep_objects_limit)
 {
 	/* nesting through objects counts too */
