@@ -825,6 +825,8 @@ Test(prov, fallbacks_removed_anywhere)
 		{ "{ \"model\" : \"m\" , \"fallbacks\" : [ \"x\" ] , \"n\" : 1 }", "{ \"model\" : \"M\" , \"n\" : 1 }" },
 		{ "{ \"model\" : \"m\" , \"fallbacks\" : [ ] }", "{ \"model\" : \"M\"  }" },
 		{ "{\n  \"fallbacks\": [\"x\"],\n  \"model\": \"m\"\n}", "{\n  \"model\": \"M\"\n}" },
+		/* an escaped key is the same key */
+		{ "{\"model\":\"m\",\"fallb\\u0061cks\":[\"x\"]}", "{\"model\":\"M\"}" },
 		/* nested "fallbacks" keys are not touched */
 		{ "{\"model\":\"m\",\"meta\":{\"fallbacks\":[1]}}", "{\"model\":\"M\",\"meta\":{\"fallbacks\":[1]}}" },
 	};
@@ -895,6 +897,12 @@ Test(prov, stream_usage_inserted)
 				"text/event-stream", b.body_len);
 	cr_assert_str_eq(b.head, h);
 	free(h);
+	built_free(&b);
+
+	build(&b, "{\"model\":\"m\",\"str\\u0065am\":true}", "o", "M", "KEY", EP_CHAT, NOQ);
+	cr_assert_eq(b.build_rc, 0);
+	cr_assert(b.o.stream, "an escaped \"stream\" key counts");
+	cr_assert_str_eq(b.body, "{\"stream_options\":{\"include_usage\":true},\"model\":\"M\",\"str\\u0065am\":true}");
 	built_free(&b);
 
 	build(&b, " { \"stream\" : true , \"model\" : \"m\" } ", "o", "M", "KEY", EP_CHAT, NOQ);
