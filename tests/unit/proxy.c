@@ -419,6 +419,179 @@ Test(cfg, oom_while_loading_never_crashes)
 	}
 }
 
+/* ---- tls_load_anchors and tls.ca_file ---- */
+
+#define SYS_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+/* The first PEM certificate of the system bundle (malloc'd), or NULL. */
+static char *first_pem_cert(void)
+{
+	FILE *f = fopen(SYS_BUNDLE, "r");
+	if (!f)
+		return NULL;
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *b = strstr(buf, "-----BEGIN CERTIFICATE-----");
+	char *e = b ? strstr(b, "-----END CERTIFICATE-----") : NULL;
+	return e ? strndup(b, (size_t)(e - b) + strlen("-----END CERTIFICATE-----")) : NULL;
+}
+
+static char tmpdir[64];
+
+static const char *write_tmp(const char *name, const char *text)
+{
+	static char path[128];
+	if (!tmpdir[0]) {
+		strcpy(tmpdir, "/tmp/bifrost-unit-XXXXXX");
+		cr_assert_not_null(mkdtemp(tmpdir));
+	}
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void rm_tmp(const char *name)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	unlink(path);
+}
+
+static int anchors(const char *path, size_t *n, char *err, size_t errlen, long fail_after)
+{
+	struct arena a;
+	struct tls_anchors ta = { 0 };
+	arena_init(&a, NULL);
+	a.fail_after = fail_after;
+	err[0] = 0;
+	int rc = tls_load_anchors(&a, path, &ta, err, errlen);
+	*n = ta.n;
+	for (size_t i = 0; rc == 0 && i < ta.n; i++) {
+		cr_assert_gt(ta.ta[i].dn.len, 0, "anchor %zu has a DN", i);
+		cr_assert(ta.ta[i].pkey.key_type == BR_KEYTYPE_RSA || ta.ta[i].pkey.key_type == BR_KEYTYPE_EC);
+	}
+	arena_reset(&a);
+	return rc;
+}
+
+Test(tls_anchors, system_bundle_and_single_certs)
+{
+	char err[256];
+	size_t n;
+	cr_assert_eq(anchors(SYS_BUNDLE, &n, err, sizeof(err), -1), 0, "%s", err);
+	cr_assert_gt(n, 16, "the system bundle holds many roots (more than the initial array)");
+
+	char *cert = first_pem_cert();
+	cr_assert_not_null(cert);
+	cr_assert_eq(anchors(write_tmp("one.pem", cert), &n, err, sizeof(err), -1), 0, "%s", err);
+	cr_assert_eq(n, 1);
+	/* no newline after END: still read */
+	char *nonl = strdup(cert);
+	nonl[strlen(nonl)] = 0;
+	cr_assert_eq(anchors(write_tmp("nonl.pem", nonl), &n, err, sizeof(err), -1), 0, "%s", err);
+	cr_assert_eq(n, 1);
+	/* a private key block and comments around the certificate are skipped */
+	char *mixed;
+	cr_assert_geq(asprintf(&mixed, "# comment\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n%s\n%s\n", cert, cert), 0);
+	cr_assert_eq(anchors(write_tmp("mixed.pem", mixed), &n, err, sizeof(err), -1), 0, "%s", err);
+	cr_assert_eq(n, 2);
+	free(mixed);
+	free(nonl);
+	free(cert);
+	rm_tmp("one.pem");
+	rm_tmp("nonl.pem");
+	rm_tmp("mixed.pem");
+	rmdir(tmpdir);
+}
+
+Test(tls_anchors, failures)
+{
+	char err[256];
+	size_t n;
+	cr_assert_eq(anchors("/nonexistent/ca.pem", &n, err, sizeof(err), -1), -ENOENT);
+	cr_assert_str_eq(err, "cannot open CA file /nonexistent/ca.pem: No such file or directory");
+
+	const char *p = write_tmp("empty.pem", "");
+	cr_assert_eq(anchors(p, &n, err, sizeof(err), -1), -EINVAL);
+	cr_assert_not_null(strstr(err, "holds no certificates"), "%s", err);
+
+	p = write_tmp("text.pem", "hello, not a certificate\n");
+	cr_assert_eq(anchors(p, &n, err, sizeof(err), -1), -EINVAL);
+	cr_assert_not_null(strstr(err, "holds no certificates"), "%s", err);
+
+	p = write_tmp("baddata.pem", "-----BEGIN CERTIFICATE-----\nQUJDREVGRw==\n-----END CERTIFICATE-----\n");
+	cr_assert_eq(anchors(p, &n, err, sizeof(err), -1), -EINVAL, "valid PEM, not a certificate");
+	cr_assert_eq(n, 0);
+
+	p = write_tmp("badpem.pem", "-----BEGIN CERTIFICATE-----\n@@@@ not base64 @@@@\n-----END CERTIFICATE-----\n");
+	cr_assert_eq(anchors(p, &n, err, sizeof(err), -1), -EINVAL);
+	cr_assert_eq(n, 0);
+
+	/* out of memory anywhere: -ENOMEM, or every anchor; never a silently shorter
+	 * trust store, a misleading message, a crash or a leak */
+	size_t all;
+	cr_assert_eq(anchors(SYS_BUNDLE, &all, err, sizeof(err), -1), 0);
+	static const long ks[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 20, 50, 100, 250, 400 };
+	for (size_t i = 0; i < ARRAY_LEN(ks); i++) {
+		int rc = anchors(SYS_BUNDLE, &n, err, sizeof(err), ks[i]);
+		cr_expect(rc == -ENOMEM || (rc == 0 && n == all), "fail_after %ld: rc %d, %zu of %zu anchors (%s)", ks[i],
+			  rc, n, all, err);
+	}
+	cr_assert_eq(anchors(SYS_BUNDLE, &n, err, sizeof(err), 0), -ENOMEM);
+	cr_assert_not_null(strstr(err, "out of memory"), "%s", err);
+	rm_tmp("empty.pem");
+	rm_tmp("text.pem");
+	rm_tmp("baddata.pem");
+	rm_tmp("badpem.pem");
+	rmdir(tmpdir);
+}
+
+Test(cfg, tls_section)
+{
+	char *cert = first_pem_cert();
+	cr_assert_not_null(cert);
+	const char *path = write_tmp("ca.pem", cert);
+	char *text;
+	cr_assert_geq(asprintf(&text,
+			       "{\"providers\":["
+			       " {\"name\":\"a\",\"provider\":\"openai\",\"base_url\":\"https://h:8443/v1\","
+			       "  \"tls\":{\"ca_file\":\"%s\"}},"
+			       " {\"name\":\"b\",\"provider\":\"openai\",\"base_url\":\"https://h/v1\","
+			       "  \"tls\":{\"insecure_skip_verify\":true}},"
+			       " {\"name\":\"c\",\"provider\":\"openai\",\"base_url\":\"https://h/v1\"}"
+			       "]}", path), 0);
+	struct cfg *c = load_ok(text);
+	const struct provider *a = prov_named(c, "a"), *b = prov_named(c, "b"), *pc = prov_named(c, "c");
+	cr_assert_not_null(a->anchors);
+	cr_assert_eq(a->anchors->n, 1, "the ca_file's anchors only");
+	cr_assert_not(a->insecure);
+	cr_assert(b->insecure);
+	cr_assert_eq(b->anchors, &sys_anchors);
+	cr_assert_eq(pc->anchors, &sys_anchors);
+	cr_assert_gt(sys_anchors.n, 16);
+	cfg_free(c);
+	free(text);
+
+	char *errs;
+	c = load("{\"providers\":[{\"name\":\"x\",\"provider\":\"openai\",\"tls\":{\"ca_file\":\"/nonexistent.pem\"}},"
+		 "{\"name\":\"y\",\"provider\":\"openai\",\"tls\":{\"insecure_skip_verify\":\"yes\"}},"
+		 "{\"name\":\"z\",\"provider\":\"openai\",\"tls\":[]}]}", &errs);
+	cr_assert_null(c);
+	cr_expect_not_null(strstr(errs, "  - provider x: cannot open CA file /nonexistent.pem: No such file or directory\n"), "%s", errs);
+	cr_expect_not_null(strstr(errs, "  - tls.insecure_skip_verify must be true or false\n"), "%s", errs);
+	cr_expect_not_null(strstr(errs, "  - provider z: tls must be an object without duplicate keys\n"), "%s", errs);
+	cr_expect_eq(count_lines(errs), 3, "%s", errs);
+	free(errs);
+	free(cert);
+	rm_tmp("ca.pem");
+	rmdir(tmpdir);
+}
+
 /* ======================================================================== */
 /* route_                                                                   */
 /* ======================================================================== */
