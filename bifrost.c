@@ -172,13 +172,16 @@ static void *arena_alloc(struct arena *a, size_t size, size_t align)
 		return NULL;
 	if (a->fail_after > 0)
 		a->fail_after--;
+	if (size > SIZE_MAX / 2 - align)
+		return NULL;
 	struct arena_chunk *c = a->head;
-	size_t off = c ? (c->used + align - 1) & ~(align - 1) : 0;
+	/* align the address, not the offset: chunks are only 16-aligned */
+	size_t off = c ? (size_t)(-(uintptr_t)(c->mem + c->used) & (align - 1)) + c->used : 0;
 	if (!c || off + size > c->cap) {
 		c = arena_chunk_get(a, size + align);
 		if (!c)
 			return NULL;
-		off = 0;
+		off = (size_t)(-(uintptr_t)c->mem & (align - 1));
 	}
 	c->used = off + size;
 	return c->mem + off;
@@ -353,7 +356,7 @@ static bool sb_grow(struct sb *s, size_t extra)
 
 static void sb_put(struct sb *s, const void *p, size_t n)
 {
-	if (sb_grow(s, n)) {
+	if (n && sb_grow(s, n)) {
 		memcpy(s->p + s->len, p, n);
 		s->len += n;
 	}
@@ -544,6 +547,42 @@ static bool json_walk(struct json *j, int *i, size_t *pos, int depth)
 	return json_gap(j, pos, (size_t)tk->end - 1, 0) && j->s[tk->end - 1] == (obj ? '}' : ']');
 }
 
+/* Nesting deeper than JSON_MAX_DEPTH? Checked before jsmn, whose closing-bracket
+ * search walks every closed ancestor and so turns quadratic on deep nesting.
+ * It lexes the way jsmn (strict) does, so a '"' inside a primitive such as
+ * `t"` is not taken for a string that would hide the brackets after it. */
+static bool json_too_deep(const char *s, size_t n)
+{
+	enum { OUT, STR, PRIM } st = OUT;
+	int depth = 0;
+	for (size_t i = 0; i < n && s[i]; i++) {
+		char c = s[i];
+		if (st == STR) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				st = OUT;
+			continue;
+		}
+		if (st == PRIM) {
+			if (!strchr("\t\r\n ,]}", c))
+				continue;
+			st = OUT;
+		}
+		if (c == '"')
+			st = STR;
+		else if (c == '[' || c == '{')
+			depth++;
+		else if (c == ']' || c == '}')
+			depth--;
+		else if (!strchr("\t\r\n ,:", c))
+			st = PRIM;
+		if (depth > JSON_MAX_DEPTH + 1)
+			return true;
+	}
+	return false;
+}
+
 /* Tokenize and validate `s`. The root must be an object. 0 or -EBADMSG (j->err set). */
 static int json_parse(struct json *j, struct arena *a, const char *s, size_t n)
 {
@@ -552,6 +591,10 @@ static int json_parse(struct json *j, struct arena *a, const char *s, size_t n)
 	memset(j, 0, sizeof(*j));
 	j->s = s;
 	j->n = n;
+	if (json_too_deep(s, n)) {
+		j->err = "JSON nested too deeply";
+		return -EBADMSG;
+	}
 	jsmn_init(&p);
 	j->tok = arena_new(a, jsmntok_t, cap);
 	for (;;) {
@@ -927,7 +970,7 @@ static int http_parse_headers(struct http_msg *m, const char *p, const char *end
 		return http_bad(m, "Content-Length with Transfer-Encoding");
 	if (have_te && m->minor == 0)
 		return http_bad(m, "Transfer-Encoding in HTTP/1.0");
-	m->keep_alive = m->minor >= 1 ? !conn_close : conn_keep;
+	m->keep_alive = !conn_close && (m->minor >= 1 || conn_keep);
 	return 0;
 }
 
@@ -947,6 +990,8 @@ static int http_parse_request(struct http_msg *m, const char *b, size_t len, siz
 		return (int)end;
 	memset(m, 0, offsetof(struct http_msg, hdr));
 	const char *eol = memchr(b, '\r', (size_t)end), *sp1, *sp2;
+	if (eol[1] != '\n')
+		return http_bad(m, "bare CR in request line");
 	sp1 = memchr(b, ' ', (size_t)(eol - b));
 	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
 	if (!sp1 || !sp2 || sp1 == b)
@@ -967,7 +1012,12 @@ static int http_parse_request(struct http_msg *m, const char *b, size_t len, siz
 	int rc = http_parse_version(m, sp2 + 1, eol);
 	if (rc == 0)
 		rc = http_parse_headers(m, eol + 2, b + end);
-	if (rc == 0 && m->minor == 1 && !http_header(m, "host").p)
+	int hosts = 0;
+	for (int i = 0; rc == 0 && i < m->nhdr; i++)
+		hosts += str_case_eq(m->hdr[i].name, "host");
+	if (rc == 0 && hosts > 1)
+		rc = http_bad(m, "more than one Host header");
+	if (rc == 0 && m->minor == 1 && !hosts)
 		rc = http_bad(m, "missing Host header");
 	m->head_len = (size_t)end;
 	return rc ? rc : (int)end;
@@ -981,6 +1031,8 @@ static int http_parse_response(struct http_msg *m, const char *b, size_t len, si
 		return (int)end;
 	memset(m, 0, offsetof(struct http_msg, hdr));
 	const char *eol = memchr(b, '\r', (size_t)end);
+	if (eol[1] != '\n')
+		return http_bad(m, "bare CR in status line");
 	if (eol - b < 12 || b[8] != ' ' || !isdigit((unsigned char)b[9]) ||
 	    !isdigit((unsigned char)b[10]) || !isdigit((unsigned char)b[11]) ||
 	    (eol - b > 12 && b[12] != ' '))
@@ -1269,8 +1321,9 @@ static void *tls_dup(struct arena *a, const void *p, size_t n)
 	return d;
 }
 
-/* Decode one DER certificate into a trust anchor in arena `a`. */
-static bool tls_anchor_from_der(struct arena *a, const void *der, size_t n, br_x509_trust_anchor *ta)
+/* Decode one DER certificate into a trust anchor in arena `a`: 0, -EINVAL (not
+ * usable as an anchor: skipped) or -ENOMEM. */
+static int tls_anchor_from_der(struct arena *a, const void *der, size_t n, br_x509_trust_anchor *ta)
 {
 	struct sb dn;
 	br_x509_decoder_context dc;
@@ -1278,8 +1331,10 @@ static bool tls_anchor_from_der(struct arena *a, const void *der, size_t n, br_x
 	br_x509_decoder_init(&dc, tls_collect, &dn);
 	br_x509_decoder_push(&dc, der, n);
 	const br_x509_pkey *pk = br_x509_decoder_get_pkey(&dc);
-	if (!pk || dn.oom)
-		return false;
+	if (dn.oom)
+		return -ENOMEM;
+	if (!pk)
+		return -EINVAL;
 	ta->dn.data = (unsigned char *)dn.p;
 	ta->dn.len = dn.len;
 	ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
@@ -1287,13 +1342,13 @@ static bool tls_anchor_from_der(struct arena *a, const void *der, size_t n, br_x
 	if (pk->key_type == BR_KEYTYPE_RSA) {
 		ta->pkey.key.rsa.n = tls_dup(a, pk->key.rsa.n, pk->key.rsa.nlen);
 		ta->pkey.key.rsa.e = tls_dup(a, pk->key.rsa.e, pk->key.rsa.elen);
-		return ta->pkey.key.rsa.n && ta->pkey.key.rsa.e;
+		return ta->pkey.key.rsa.n && ta->pkey.key.rsa.e ? 0 : -ENOMEM;
 	}
 	if (pk->key_type == BR_KEYTYPE_EC) {
 		ta->pkey.key.ec.q = tls_dup(a, pk->key.ec.q, pk->key.ec.qlen);
-		return ta->pkey.key.ec.q != NULL;
+		return ta->pkey.key.ec.q ? 0 : -ENOMEM;
 	}
-	return false;
+	return -EINVAL;
 }
 
 /* Load every CERTIFICATE in a PEM file as an anchor. 0, or -errno with `err` filled. */
@@ -1321,7 +1376,7 @@ static int tls_load_anchors(struct arena *a, const char *path, struct tls_anchor
 	br_pem_decoder_init(&pc);
 	const char *p = file.p;
 	size_t left = file.len;
-	while (left > 0 && out->ta) {
+	while (left > 0 && out->ta && rc != -ENOMEM) {
 		size_t used = br_pem_decoder_push(&pc, p, left);
 		p += used;
 		left -= used;
@@ -1332,6 +1387,8 @@ static int tls_load_anchors(struct arena *a, const char *path, struct tls_anchor
 			br_pem_decoder_setdest(&pc, in_cert ? tls_collect : NULL, &der);
 			break;
 		case BR_PEM_END_OBJ:
+			if (in_cert && der.oom)
+				rc = -ENOMEM;
 			if (!in_cert || der.oom)
 				break;
 			if (out->n == cap) {
@@ -1343,8 +1400,11 @@ static int tls_load_anchors(struct arena *a, const char *path, struct tls_anchor
 				if (!bigger)
 					break;
 			}
-			if (tls_anchor_from_der(a, der.p, der.len, &out->ta[out->n]))
+			int r = tls_anchor_from_der(a, der.p, der.len, &out->ta[out->n]);
+			if (r == 0)
 				out->n++;
+			else if (r == -ENOMEM)
+				rc = r;
 			break;
 		case BR_PEM_ERROR:
 			snprintf(err, errlen, "CA file %s is not valid PEM", path);
@@ -1354,7 +1414,7 @@ static int tls_load_anchors(struct arena *a, const char *path, struct tls_anchor
 		}
 	}
 	buf_free(&file);
-	if (!rc && !out->ta) {
+	if (rc == -ENOMEM || (!rc && !out->ta)) {
 		snprintf(err, errlen, "out of memory loading %s", path);
 		rc = -ENOMEM;
 	}
@@ -1613,8 +1673,9 @@ static long long cfg_num(struct cfg_ld *L, int tok, long long dflt, long long lo
 			cfg_problem(L, "%s must be between %lld and %lld", what, lo, hi);
 		return v;
 	}
-	if (L->j.tok[tok].type != JSMN_PRIMITIVE || !json_number_ok(r.p, r.n)) {
-		cfg_problem(L, "%s must be a number", what);
+	if (L->j.tok[tok].type != JSMN_PRIMITIVE || !json_number_ok(r.p, r.n) ||
+	    strcspn(r.p, ".eE,}] \t\r\n") < r.n) {
+		cfg_problem(L, "%s must be a whole number", what);
 		return dflt;
 	}
 	long long v = json_int(&L->j, tok, dflt);
@@ -1830,8 +1891,8 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 	int net[4] = { -1, -1, -1, -1 };
 	static const char *const netk[] = { "base_url", "extra_headers",
 		"default_request_timeout_in_seconds", "max_retries" };
-	if (f[PF_NETWORK] >= 0)
-		json_obj_get(&L->j, f[PF_NETWORK], netk, 4, net, NULL);
+	if (f[PF_NETWORK] >= 0 && json_obj_get(&L->j, f[PF_NETWORK], netk, 4, net, NULL) != 0)
+		cfg_problem(L, "provider %s: network_config must be an object without duplicate keys", p->name);
 	const char *url = cfg_str(L, f[PF_BASE_URL] >= 0 ? f[PF_BASE_URL] : net[0], "base_url");
 	if (!url || !*url)
 		url = p->kind->base_url;
@@ -1958,7 +2019,8 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	if (f[TF_ADMIN] >= 0) {
 		static const char *const ak[] = { "token" };
 		int v;
-		json_obj_get(&L.j, f[TF_ADMIN], ak, 1, &v, NULL);
+		if (json_obj_get(&L.j, f[TF_ADMIN], ak, 1, &v, NULL) != 0)
+			cfg_problem(&L, "admin must be an object like {\"token\": \"env.BIFROST_ADMIN_TOKEN\"}");
 		c->admin_token = cfg_str(&L, v, "admin.token");
 	}
 	cfg_limits(&L, f[TF_LIMITS]);
@@ -2414,8 +2476,24 @@ struct up_req {
 
 static int prov_edit_cmp(const void *a, const void *b)
 {
-	const struct edit *x = a, *y = b;
-	return x->off < y->off ? -1 : x->off > y->off;
+	const struct edit *x = a, *y = b; /* at one offset, an insertion goes before a removal */
+	return x->off != y->off ? (x->off < y->off ? -1 : 1) : (x->len > y->len) - (x->len < y->len);
+}
+
+/* A client-chosen name inside a URL path: percent-encode all but unreserved
+ * characters, so no model name can reach the request line raw. */
+static void prov_path_segment(struct sb *h, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+			sb_put(h, s, 1);
+		} else {
+			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+			sb_put(h, e, 3);
+		}
+	}
 }
 
 /* Request line and headers for provider p; `ep` is the upstream's endpoint. */
@@ -2431,7 +2509,9 @@ static void prov_head(struct sb *h, const struct oai_req *o, const struct provid
 		for (int i = 0; i < p->ndeploy; i++)
 			if (strcmp(p->deployments[i].k, model) == 0)
 				dep = p->deployments[i].v;
-		sb_printf(h, "/openai/deployments/%s%s?api-version=%s", dep, ep_suffix[ep], p->api_version);
+		sb_puts(h, "/openai/deployments/");
+		prov_path_segment(h, dep);
+		sb_cat(h, ep_suffix[ep], "?api-version=", p->api_version, NULL);
 	} else {
 		size_t bl = strlen(p->base_path);
 		bool v1 = bl >= 3 && strcmp(p->base_path + bl - 3, "/v1") == 0;
@@ -2492,7 +2572,7 @@ static int prov_build(struct arena *a, const struct oai_req *o, const struct pro
 			out->iov[n++] = (struct iovec){ (void *)(j->s + pos), ed[i].off - pos };
 		if (ed[i].with.n)
 			out->iov[n++] = (struct iovec){ (void *)ed[i].with.p, ed[i].with.n };
-		pos = ed[i].off + ed[i].len;
+		pos = MAX(pos, ed[i].off + ed[i].len);
 	}
 	if (pos < j->n)
 		out->iov[n++] = (struct iovec){ (void *)(j->s + pos), j->n - pos };
