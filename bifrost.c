@@ -17,12 +17,14 @@
  *   8. cfg_      config.json loading, validation, env.NAME, defaults
  *   9. route_    model string → provider candidates, weighted choice
  *  10. prov_     provider adapters: base URLs, auth headers, body edits
- *  11. metrics_  counters and the overhead histogram; log_ request lines
- *  12. loop_     worker, ring, slab, timer wheel, send queue
- *  13. up_       upstream client: DNS table, pools, connect, TLS, response
- *  14. conn_     client connection: read, parse, dispatch, respond
- *  15. admin_    /health, /metrics, /v1/models
- *  16. main      command line, signals, reload, drain
+ *  11. jrnl_     charge journal: checksummed records, group commit, replay, compaction
+ *  12. gov_      governance: windows, prices, lock-free counters, admission, cfg_governance
+ *  13. metrics_  counters and the overhead histogram; log_ request lines
+ *  14. loop_     worker, ring, slab, timer wheel, send queue
+ *  15. up_       upstream client: DNS table, pools, connect, TLS, response
+ *  16. conn_     client connection: read, parse, dispatch, respond
+ *  17. admin_    /health, /metrics, /v1/models
+ *  18. main      command line, signals, reload, drain
  *
  * Leaf sections (2–6, 9, 10) do no I/O and allocate only from a caller's arena, so the
  * unit tests (built with -DBIFROST_TEST, which drops main) can drive them directly.
@@ -51,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -1586,6 +1589,7 @@ struct cfg {
 	int nfallbacks;
 	struct cb_conf cb;
 	const char *source; /* "path" or "environment" */
+	struct gov *gov;    /* config arena: governance + pricing (cfg_governance) */
 };
 
 static _Atomic(struct cfg *) cfg_current;
@@ -1918,8 +1922,6 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 	p->stream_idle_timeout_ms = (long)cfg_num(L, f[PF_STREAM_IDLE], 300000, 1, 86400000,
 						  "stream_idle_timeout_ms");
 	p->max_retries = (int)cfg_num(L, f[PF_RETRIES] >= 0 ? f[PF_RETRIES] : net[3], 1, 0, 10, "max_retries");
-	if (f[PF_BUDGET] >= 0)
-		cfg_problem(L, "provider %s: budget needs governance, which this build does not have yet", p->name);
 	if (p->host) {
 		cfg_provider_tls(L, p, f[PF_TLS]);
 		p->dns = dns_lookup_entry(p->host, p->port);
@@ -1991,6 +1993,8 @@ static void cfg_breaker(struct cfg_ld *L, int tok)
 	L->c->cb.cooldown_ms = (long)cfg_num(L, v[1], 30000, 1, 86400000, "circuit_breaker.cooldown_ms");
 }
 
+static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok);
+
 /* Parse `text` (taken over: freed with the config). NULL + problems in `errs`. */
 static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct sb *errs)
 {
@@ -2027,8 +2031,7 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	cfg_breaker(&L, f[TF_CB]);
 	cfg_providers(&L, f[TF_PROVIDERS]);
 	c->fallbacks = cfg_strs(&L, f[TF_FALLBACKS], &c->nfallbacks, "fallbacks");
-	if (f[TF_GOVERNANCE] >= 0 || f[TF_PRICING] >= 0)
-		cfg_problem(&L, "governance/pricing are not supported by this build yet");
+	c->gov = cfg_governance(&L, f[TF_GOVERNANCE], f[TF_PRICING], f[TF_PROVIDERS]);
 out:
 	if (L.nerr) {
 		sb_put(errs, L.errs.p, L.errs.len);
@@ -2222,29 +2225,38 @@ static bool route_serves(const struct provider *p, const char *m)
 	return false;
 }
 
-/* Put a weighted-random pick first and the rest by descending weight. */
-static void route_order(struct route *r, uint64_t *rng)
+/* Put a pick drawn by `wt` first and the rest by descending weight (wt moves along). */
+static void route_order_w(struct route *r, unsigned *wt, uint64_t *rng)
 {
 	for (int i = 1; i < r->n; i++) /* insertion sort by weight, stable */
-		for (int k = i; k > 0 && r->c[k].p->weight > r->c[k - 1].p->weight; k--) {
+		for (int k = i; k > 0 && wt[k] > wt[k - 1]; k--) {
 			struct route_cand t = r->c[k];
+			unsigned tw = wt[k];
 			r->c[k] = r->c[k - 1];
+			wt[k] = wt[k - 1];
 			r->c[k - 1] = t;
+			wt[k - 1] = tw;
 		}
 	uint64_t total = 0;
 	for (int i = 0; i < r->n; i++)
-		total += r->c[i].p->weight;
+		total += wt[i];
 	if (r->n < 2 || total == 0)
 		return;
 	uint64_t x = rng_next(rng) % total;
 	int pick = 0;
-	while (x >= r->c[pick].p->weight) {
-		x -= r->c[pick].p->weight;
-		pick++;
-	}
+	while (x >= wt[pick])
+		x -= wt[pick++];
 	struct route_cand chosen = r->c[pick];
 	memmove(&r->c[1], &r->c[0], sizeof(r->c[0]) * (size_t)pick);
 	r->c[0] = chosen;
+}
+
+static void route_order(struct route *r, uint64_t *rng)
+{
+	unsigned wt[ROUTE_MAX];
+	for (int i = 0; i < r->n; i++)
+		wt[i] = r->c[i].p->weight;
+	route_order_w(r, wt, rng);
 }
 
 /* 0, or -ENOENT with *why set to a static message. */
@@ -2364,6 +2376,7 @@ struct oai_req {
 	int model_tok;
 	bool stream, client_usage; /* client asked for stream usage itself */
 	int fallbacks_tok;         /* the body's "fallbacks" array, or -1 */
+	long long max_tokens;      /* 0 when absent: governance estimates from it */
 	struct str anth_version, anth_beta; /* client's anthropic-* headers, forwarded verbatim */
 	struct edit ed[PROV_MAX_EDITS];
 	int ned;
@@ -2430,8 +2443,9 @@ static void prov_remove_member(struct oai_req *o, int key)
 static int prov_openai_prepare(struct oai_req *o, struct arena *a, const char *body, size_t n,
 			       enum endpoint ep)
 {
-	enum { K_MODEL, K_STREAM, K_SO, K_FALLBACKS, K_N };
-	static const char *const keys[K_N] = { "model", "stream", "stream_options", "fallbacks" };
+	enum { K_MODEL, K_STREAM, K_SO, K_FALLBACKS, K_MAXT, K_MAXCT, K_N };
+	static const char *const keys[K_N] = { "model", "stream", "stream_options", "fallbacks",
+		"max_tokens", "max_completion_tokens" };
 	int v[K_N], kidx[K_N];
 	memset(o, 0, sizeof(*o));
 	if (json_parse(&o->j, a, body, n) != 0)
@@ -2457,6 +2471,7 @@ static int prov_openai_prepare(struct oai_req *o, struct arena *a, const char *b
 	}
 	o->stream = json_is_true(&o->j, v[K_STREAM]) && ep != EP_EMBEDDINGS;
 	o->fallbacks_tok = v[K_FALLBACKS];
+	o->max_tokens = json_int(&o->j, v[K_MAXCT] >= 0 ? v[K_MAXCT] : v[K_MAXT], 0);
 	if (o->fallbacks_tok >= 0 && o->j.tok[o->fallbacks_tok].type != JSMN_ARRAY) {
 		o->j.err = "\"fallbacks\" must be an array of \"provider/model\" strings";
 		return -EBADMSG;
@@ -2590,7 +2605,1702 @@ static int prov_build(struct arena *a, const struct oai_req *o, const struct pro
 }
 
 /* ======================================================================== *
- * 11. metrics_ / log_ — what operators see.                                *
+ * 11. jrnl_ — the charge journal: fixed-size checksummed records.          *
+ *                                                                          *
+ * Owns: the on-disk format (64-byte little-endian records, CRC32C), the    *
+ * per-writer append rings, group commit, replay and compaction.            *
+ *                                                                          *
+ * Record (all integers little-endian):                                     *
+ *    0 u16 magic "BJ"   2 u8 version   3 u8 kind<<4 | type                  *
+ *    4 u32 crc32c of bytes 0-3 and 8-63                                    *
+ *    8 u64 entity key   16 i64 window start (unix s)   24 i64 spend (µ$)   *
+ *   32 i64 tokens in    40 i64 tokens out                                  *
+ *   48 u64 request id (TOTAL: number of requests)   56 i64 unix time (ns)  *
+ * A CHARGE is one completed request at one tier; a TOTAL (written only by  *
+ * compaction) is the sum of an entity's charges in its latest window.      *
+ *                                                                          *
+ * Writers (workers) never touch the file: jrnl_append encodes into the     *
+ * writer's own single-producer ring and returns a sequence number. One     *
+ * committer thread (every few ms) runs jrnl_commit: it pwrite()s every     *
+ * ring's pending records at the known-good end of the file, fdatasync()s,  *
+ * and only then publishes each ring's `durable` sequence. A failed write   *
+ * truncates back to the known-good end and publishes nothing, so the file  *
+ * is always a sequence of whole records followed by at most one torn tail. *
+ *                                                                          *
+ * Crash safety ("a kill -9 never loses a charge for a delivered            *
+ * response"): the worker appends the charge as soon as the usage is known  *
+ * (the final upstream chunk) and HOLDS the response's last bytes (the      *
+ * final body bytes / the terminating SSE event and 0-chunk) until          *
+ * jrnl_durable(ring) >= seq. A response whose last byte reached the client *
+ * therefore has its charge on disk. Cost: one group-commit interval plus   *
+ * one fdatasync of latency on the END of each response (not on the first   *
+ * byte, and not on throughput: one fdatasync covers every record of the    *
+ * interval). A crash between commit and release bills a response the      *
+ * client may not have fully received: we err towards charging.             *
+ *                                                                          *
+ * Replay reads whole records from offset 0 and stops at the first one that *
+ * is short or fails magic/version/CRC, reporting that offset so the caller *
+ * truncates there before appending (a mid-file corruption also stops it:   *
+ * what follows is not trusted; keep a copy of the file before truncating). *
+ * Compaction (committer thread, between commits, so the file is quiet)     *
+ * folds the file into one TOTAL per entity for its latest window, writes   *
+ * it to a temporary file, fdatasyncs, rename()s it over the journal and    *
+ * fsyncs the directory: a crash leaves either the old or the new file.     *
+ * ======================================================================== */
+
+#define JRNL_REC 64
+#define JRNL_MAGIC 0x4A42u /* "BJ" */
+#define JRNL_VERSION 1
+#define JRNL_RING 4096 /* records per writer ring; a power of two */
+#define JRNL_MAX_WRITERS 64
+
+enum jrnl_type { JRNL_CHARGE = 1, JRNL_TOTAL = 2 };
+
+struct jrnl_rec {
+	uint8_t kind;      /* enum gov_kind of the entity */
+	uint8_t type;      /* enum jrnl_type */
+	uint64_t ent;      /* entity key (gov_ent_key) */
+	int64_t win_start; /* unix s: start of the budget window charged */
+	int64_t spend;     /* µ$ */
+	int64_t tok_in, tok_out;
+	uint64_t req;      /* CHARGE: request id; TOTAL: requests counted */
+	int64_t t_ns;      /* unix ns when charged */
+};
+
+/* One writer's records waiting for the committer. head: writer only; durable: committer only. */
+struct jrnl_ring {
+	alignas(64) _Atomic uint64_t head; /* records appended so far */
+	alignas(64) _Atomic uint64_t durable; /* records on disk (and their space free) */
+	alignas(64) uint8_t rec[JRNL_RING][JRNL_REC];
+};
+
+struct jrnl {
+	int fd;               /* owned: the journal, written at `end` with pwrite */
+	off_t end;            /* bytes known good (whole records) */
+	struct jrnl_ring **w; /* borrowed: one ring per writer (at most JRNL_MAX_WRITERS) */
+	int nw;
+};
+
+/* CRC32C (Castagnoli), bitwise: 64-byte records make a table not worth its cache lines. */
+static uint32_t jrnl_crc32c(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1)));
+	}
+	return ~crc;
+}
+
+static void jrnl_put(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t jrnl_get(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t jrnl_rec_crc(const uint8_t *b)
+{
+	return jrnl_crc32c(jrnl_crc32c(0, b, 4), b + 8, JRNL_REC - 8);
+}
+
+static void jrnl_encode(const struct jrnl_rec *r, uint8_t out[JRNL_REC])
+{
+	jrnl_put(out, JRNL_MAGIC, 2);
+	out[2] = JRNL_VERSION;
+	out[3] = (uint8_t)((r->kind & 15) << 4 | (r->type & 15));
+	jrnl_put(out + 8, r->ent, 8);
+	jrnl_put(out + 16, (uint64_t)r->win_start, 8);
+	jrnl_put(out + 24, (uint64_t)r->spend, 8);
+	jrnl_put(out + 32, (uint64_t)r->tok_in, 8);
+	jrnl_put(out + 40, (uint64_t)r->tok_out, 8);
+	jrnl_put(out + 48, r->req, 8);
+	jrnl_put(out + 56, (uint64_t)r->t_ns, 8);
+	jrnl_put(out + 4, jrnl_rec_crc(out), 4);
+}
+
+/* 0, or -EBADMSG for a torn or corrupt record (magic, version, type or CRC). */
+static int jrnl_decode(const uint8_t in[JRNL_REC], struct jrnl_rec *r)
+{
+	if (jrnl_get(in, 2) != JRNL_MAGIC || in[2] != JRNL_VERSION ||
+	    jrnl_get(in + 4, 4) != jrnl_rec_crc(in))
+		return -EBADMSG;
+	r->kind = in[3] >> 4;
+	r->type = in[3] & 15;
+	if (r->type != JRNL_CHARGE && r->type != JRNL_TOTAL)
+		return -EBADMSG;
+	r->ent = jrnl_get(in + 8, 8);
+	r->win_start = (int64_t)jrnl_get(in + 16, 8);
+	r->spend = (int64_t)jrnl_get(in + 24, 8);
+	r->tok_in = (int64_t)jrnl_get(in + 32, 8);
+	r->tok_out = (int64_t)jrnl_get(in + 40, 8);
+	r->req = jrnl_get(in + 48, 8);
+	r->t_ns = (int64_t)jrnl_get(in + 56, 8);
+	return 0;
+}
+
+/* Writer side: the sequence to wait for (jrnl_durable >= it), or -EAGAIN when the ring is full. */
+static int64_t jrnl_append(struct jrnl_ring *q, const struct jrnl_rec *r)
+{
+	uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+	if (h - atomic_load_explicit(&q->durable, memory_order_acquire) >= JRNL_RING)
+		return -EAGAIN;
+	jrnl_encode(r, q->rec[h & (JRNL_RING - 1)]);
+	atomic_store_explicit(&q->head, h + 1, memory_order_release);
+	return (int64_t)(h + 1);
+}
+
+static uint64_t jrnl_durable(const struct jrnl_ring *q)
+{
+	return atomic_load_explicit(&q->durable, memory_order_acquire);
+}
+
+/* pwritev all of iov at off, resuming after short writes. 0 or -errno. */
+static int jrnl_pwritev_all(int fd, struct iovec *iov, int n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwritev(fd, iov, MIN(n, IOV_MAX), off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += w;
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Committer thread only. Writes every ring's pending records, fdatasyncs, then publishes
+ * them durable. Returns the number of records committed, or -errno (nothing published;
+ * the file is cut back to its known-good end and the same records are retried next time).
+ */
+static int jrnl_commit(struct jrnl *j)
+{
+	struct iovec iov[2 * JRNL_MAX_WRITERS];
+	uint64_t head[JRNL_MAX_WRITERS];
+	int niov = 0, nrec = 0, nw = MIN(j->nw, JRNL_MAX_WRITERS);
+	for (int i = 0; i < nw; i++) {
+		struct jrnl_ring *q = j->w[i];
+		uint64_t d = atomic_load_explicit(&q->durable, memory_order_relaxed);
+		uint64_t h = head[i] = atomic_load_explicit(&q->head, memory_order_acquire);
+		uint64_t a = d & (JRNL_RING - 1), first = MIN(h - d, JRNL_RING - a);
+		if (first)
+			iov[niov++] = (struct iovec){ q->rec[a], first * JRNL_REC };
+		if (h - d > first)
+			iov[niov++] = (struct iovec){ q->rec[0], (h - d - first) * JRNL_REC };
+		nrec += (int)(h - d);
+	}
+	if (nrec == 0)
+		return 0;
+	int rc = jrnl_pwritev_all(j->fd, iov, niov, j->end);
+	if (rc == 0 && fdatasync(j->fd) != 0)
+		rc = -errno;
+	if (rc) {
+		if (ftruncate(j->fd, j->end) != 0) {
+			/* the next commit rewrites from j->end anyway */
+		}
+		return rc;
+	}
+	j->end += (off_t)nrec * JRNL_REC;
+	for (int i = 0; i < nw; i++)
+		atomic_store_explicit(&j->w[i]->durable, head[i], memory_order_release);
+	return nrec;
+}
+
+/*
+ * Apply every valid record from offset 0, in file order. *valid_end = the offset of the first
+ * torn/corrupt record (or of EOF). Returns the number applied, or -errno on a read error.
+ */
+static int jrnl_replay(int fd, void (*apply)(void *ctx, const struct jrnl_rec *r), void *ctx,
+		       off_t *valid_end)
+{
+	uint8_t buf[JRNL_REC * 256];
+	off_t off = 0;
+	int n = 0;
+	*valid_end = 0;
+	for (;;) {
+		ssize_t got = pread(fd, buf, sizeof(buf), off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		for (ssize_t k = 0; k + JRNL_REC <= got; k += JRNL_REC) {
+			struct jrnl_rec r;
+			if (jrnl_decode(buf + k, &r) != 0)
+				return n;
+			apply(ctx, &r);
+			n++;
+			*valid_end = off + k + JRNL_REC;
+		}
+		if (got < (ssize_t)sizeof(buf))
+			return n; /* EOF; a short tail (< 64 bytes) is torn */
+		off += got;
+	}
+}
+
+/* Write `n` records to path_tmp, fdatasync, rename over `path`, fsync the directory. 0 or -errno. */
+static int jrnl_snapshot(const char *path_tmp, const char *path, const struct jrnl_rec *recs, size_t n)
+{
+	int fd = open(path_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc = 0;
+	if (fd < 0)
+		return -errno;
+	uint8_t buf[JRNL_REC * 64];
+	for (size_t i = 0; i < n && rc == 0;) {
+		size_t k = 0;
+		for (; k < 64 && i < n; k++, i++)
+			jrnl_encode(&recs[i], buf + k * JRNL_REC);
+		struct iovec v = { buf, k * JRNL_REC };
+		rc = jrnl_pwritev_all(fd, &v, 1, (off_t)(i - k) * JRNL_REC);
+	}
+	if (rc == 0 && fdatasync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(path_tmp, path) != 0)
+		rc = -errno;
+	if (rc) {
+		unlink(path_tmp);
+		return rc;
+	}
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
+		 slash ? path : ".");
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		if (fsync(dfd) != 0)
+			rc = -errno;
+		close(dfd);
+	}
+	return rc;
+}
+
+/* ---- compaction: fold a journal into one TOTAL per entity ---- */
+
+struct jrnl_fold {
+	struct jrnl_rec *r; /* owned (malloc): open-addressed by entity key; ent 0 = empty */
+	size_t cap, n;
+	bool oom;
+};
+
+static bool jrnl_fold_grow(struct jrnl_fold *f)
+{
+	size_t cap = f->cap ? f->cap * 2 : 256;
+	struct jrnl_rec *r = calloc(cap, sizeof(*r));
+	if (!r)
+		return false;
+	for (size_t i = 0; i < f->cap; i++) {
+		if (!f->r[i].ent)
+			continue;
+		size_t h = f->r[i].ent & (cap - 1);
+		while (r[h].ent)
+			h = (h + 1) & (cap - 1);
+		r[h] = f->r[i];
+	}
+	free(f->r);
+	f->r = r;
+	f->cap = cap;
+	return true;
+}
+
+/*
+ * Replay callback. An entity's latest window is the one of its most recent record (by time),
+ * so a changed reset_duration is followed; older windows are dropped; same window: summed.
+ */
+static void jrnl_fold_apply(void *ctx, const struct jrnl_rec *r)
+{
+	struct jrnl_fold *f = ctx;
+	if (f->oom || !r->ent || ((f->n + 1) * 2 > f->cap && !jrnl_fold_grow(f))) {
+		f->oom = true;
+		return;
+	}
+	size_t h = r->ent & (f->cap - 1);
+	while (f->r[h].ent && f->r[h].ent != r->ent)
+		h = (h + 1) & (f->cap - 1);
+	struct jrnl_rec *t = &f->r[h];
+	uint64_t nreq = r->type == JRNL_TOTAL ? r->req : 1;
+	if (!t->ent || (t->win_start != r->win_start && r->t_ns >= t->t_ns)) {
+		f->n += !t->ent;
+		*t = (struct jrnl_rec){ .kind = r->kind, .type = JRNL_TOTAL, .ent = r->ent,
+					.win_start = r->win_start, .t_ns = r->t_ns };
+	} else if (t->win_start != r->win_start) {
+		return; /* a straggler from an older window */
+	}
+	t->spend += r->spend;
+	t->tok_in += r->tok_in;
+	t->tok_out += r->tok_out;
+	t->req += nreq;
+	t->t_ns = MAX(t->t_ns, r->t_ns);
+}
+
+/*
+ * Committer thread only, between commits: fold j's file into TOTALs, atomically replace
+ * `path` with them, and continue appending to the new file. 0 or -errno (j unchanged).
+ */
+static int jrnl_compact(struct jrnl *j, const char *path)
+{
+	struct jrnl_fold f = { 0 };
+	off_t valid;
+	char tmp[PATH_MAX];
+	int rc = jrnl_replay(j->fd, jrnl_fold_apply, &f, &valid);
+	if (rc >= 0 && f.oom)
+		rc = -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; rc >= 0 && i < f.cap; i++)
+		if (f.r[i].ent)
+			f.r[k++] = f.r[i];
+	if (rc >= 0 && snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		rc = -ENAMETOOLONG;
+	if (rc >= 0)
+		rc = jrnl_snapshot(tmp, path, f.r, k);
+	free(f.r);
+	if (rc < 0)
+		return rc;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno; /* the file is already the snapshot: the caller reopens it */
+	close(j->fd);
+	j->fd = fd;
+	j->end = (off_t)k * JRNL_REC;
+	return 0;
+}
+
+/* ======================================================================== *
+ * 12. gov_ — governance: windows, prices, lock-free counters, admission.   *
+ *                                                                          *
+ * Owns: reset windows (pure calendar arithmetic, UTC, no libc time zone),  *
+ * the price table and cost math in integer micro-dollars (µ$), the shared  *
+ * counter region, the multi-tier admission/settlement protocol, and the    *
+ * governance config (cfg_governance, struct gov: immutable, config arena). *
+ *                                                                          *
+ * Counters. The region is a flat array of 128-byte slots (two cache lines, *
+ * the rate-limit words on the second), found by an entity's 64-bit key     *
+ * (claimed once by CAS, never freed), so a reload keeps the counters of    *
+ * entities that still exist. Every windowed counter is ONE 64-bit word:    *
+ * the low 22 bits of its window's start (unix s) in the top bits, the      *
+ * amount in the low 42 (4.39e12: $4.39M, or 4.39e12 tokens, per window).   *
+ * Updating and rolling over are then the same CAS: a word whose tag is     *
+ * neither the caller's window start nor its end (the caller's clock is a   *
+ * little behind a window someone already rolled to) belongs to an old      *
+ * window and is replaced by (tag, 0) — exactly once, and no concurrent add *
+ * can be wiped or land in the wrong window. No locks anywhere.             *
+ * (A tag repeats after 2^22 s; a slot idle for an exact multiple of that,  *
+ * ~48.5 days, in a 1-second window would reuse that second's count.)       *
+ *                                                                          *
+ * Budget bound. `used` = settled + reserved µ$. Admission reserves the     *
+ * request's estimate e by CAS only while used < limit, so reservations     *
+ * stop the moment the limit is reached and at most one request crosses    *
+ * it. At completion used += actual - e. Hence, per window and tier:        *
+ *     spend < limit + a_last + Σ over requests in flight at the last       *
+ *             admission of max(0, a_i - e_i)                               *
+ * so with estimates that are upper bounds (max_tokens × output price +     *
+ * input tokens × input price) spend < limit + one request's cost. A        *
+ * window roll discards reservations (requests in flight across a reset    *
+ * are charged in full to the new window).                                  *
+ *                                                                          *
+ * Callers: cfg_parse (cfg_governance), the main thread (gov_bind after a   *
+ * config is built, gov_replay_apply at start), workers (gov_key_find,      *
+ * gov_key_allows, gov_tiers, gov_admit, gov_complete, gov_abort), admin    *
+ * (gov_usage_json). Time is unix seconds from the caller (CLOCK_REALTIME). *
+ * ======================================================================== */
+
+/* ---- windows ---- */
+
+enum gov_unit { GU_NONE, GU_SEC, GU_MIN, GU_HOUR, GU_DAY, GU_WEEK, GU_MONTH, GU_YEAR };
+
+struct gov_window {
+	enum gov_unit unit; /* GU_NONE: one window for ever */
+	int32_t n;          /* >= 1 */
+};
+
+struct gov_winpos {
+	int64_t start, end; /* [start, end): unix s */
+};
+
+static const struct { char c; enum gov_unit u; int64_t secs, max_n; } gov_units[] = {
+	{ 's', GU_SEC, 1, 100000000 }, { 'm', GU_MIN, 60, 10000000 }, { 'h', GU_HOUR, 3600, 1000000 },
+	{ 'd', GU_DAY, 86400, 36600 },  { 'w', GU_WEEK, 604800, 5200 }, { 'M', GU_MONTH, 0, 1200 },
+	{ 'Y', GU_YEAR, 0, 100 },
+};
+
+#define GOV_MONDAY_S (4 * 86400) /* 1970-01-05, the first Monday after the epoch */
+
+/* "30s", "1m" (minute), "1M" (month), "1Y": digits then one unit. 0, -EINVAL or -ERANGE. */
+static int gov_parse_duration(const char *s, struct gov_window *w)
+{
+	int64_t n = 0;
+	const char *p = s;
+	if (!s || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++)
+		if ((n = n * 10 + (*p - '0')) > 1000000000)
+			return -ERANGE;
+	for (size_t i = 0; i < ARRAY_LEN(gov_units); i++) {
+		if (*p != gov_units[i].c || p[1])
+			continue;
+		if (n == 0 || n > gov_units[i].max_n)
+			return n ? -ERANGE : -EINVAL;
+		*w = (struct gov_window){ gov_units[i].u, (int32_t)n };
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int64_t gov_fdiv(int64_t a, int64_t b) /* floor division, b > 0 */
+{
+	return a / b - (a % b < 0);
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t gov_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = gov_fdiv(y, 400);
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void gov_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	z += 719468;
+	int64_t era = gov_fdiv(z, 146097);
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static unsigned gov_month_days(int64_t y, unsigned m)
+{
+	return (unsigned)(m == 12 ? 31 : gov_days_from_civil(y, m + 1, 1) - gov_days_from_civil(y, m, 1));
+}
+
+/* Months since 1970-01 of time t. */
+static int64_t gov_month_of(int64_t t)
+{
+	int64_t y;
+	unsigned m, d;
+	gov_civil_from_days(gov_fdiv(t, 86400), &y, &m, &d);
+	return (y - 1970) * 12 + m - 1;
+}
+
+/* First instant of month `mi` (months since 1970-01). */
+static int64_t gov_month_start(int64_t mi)
+{
+	return gov_days_from_civil(1970 + gov_fdiv(mi, 12), (unsigned)(mi - gov_fdiv(mi, 12) * 12) + 1, 1) * 86400;
+}
+
+/* t plus k months, the day clamped to the target month's length (Jan 31 + 1M = Feb 28/29). */
+static int64_t gov_add_months(int64_t t, int64_t k)
+{
+	int64_t days = gov_fdiv(t, 86400), sod = t - days * 86400, y;
+	unsigned m, d;
+	gov_civil_from_days(days, &y, &m, &d);
+	int64_t mi = y * 12 + (m - 1) + k, ny = gov_fdiv(mi, 12);
+	unsigned nm = (unsigned)(mi - ny * 12) + 1, dim = gov_month_days(ny, nm);
+	return gov_days_from_civil(ny, nm, d < dim ? d : dim) * 86400 + sod;
+}
+
+static int64_t gov_unit_secs(enum gov_unit u)
+{
+	for (size_t i = 0; i < ARRAY_LEN(gov_units); i++)
+		if (gov_units[i].u == u)
+			return gov_units[i].secs;
+	return 0;
+}
+
+/* Months-long windows: calendar (aligned to multiples of n months since 1970) or rolling from anchor. */
+static void gov_window_months(int64_t months, bool cal, int64_t anchor, int64_t now, struct gov_winpos *p)
+{
+	if (cal) {
+		int64_t q = gov_fdiv(gov_month_of(now), months) * months;
+		p->start = gov_month_start(q);
+		p->end = gov_month_start(q + months);
+		return;
+	}
+	int64_t k = gov_fdiv(gov_month_of(now) - gov_month_of(anchor), months);
+	while ((p->start = gov_add_months(anchor, k * months)) > now)
+		k--;
+	while ((p->end = gov_add_months(anchor, (k + 1) * months)) <= now)
+		p->start = p->end, k++;
+}
+
+/*
+ * The window containing `now`. Rolling: fixed-length windows counted from `anchor`.
+ * calendar_aligned: UTC boundaries (minute/hour/day starts, Monday 00:00 weeks, the 1st of a
+ * month, Jan 1), multiples of n counted from the epoch (3M = quarters, 5m = :00, :05, ...).
+ */
+static void gov_window_at(const struct gov_window *w, bool cal, int64_t anchor, int64_t now,
+			  struct gov_winpos *p)
+{
+	if (w->unit == GU_NONE) {
+		*p = (struct gov_winpos){ 0, INT64_MAX };
+		return;
+	}
+	if (w->unit == GU_MONTH || w->unit == GU_YEAR) {
+		gov_window_months(w->unit == GU_YEAR ? 12LL * w->n : w->n, cal, anchor, now, p);
+		return;
+	}
+	int64_t len = gov_unit_secs(w->unit) * w->n;
+	int64_t base = cal ? (w->unit == GU_WEEK ? GOV_MONDAY_S : 0) : anchor;
+	p->start = base + gov_fdiv(now - base, len) * len;
+	p->end = p->start + len;
+}
+
+__attribute__((unused)) static int64_t gov_window_start(const struct gov_window *w, bool cal, int64_t anchor_s, int64_t now_s)
+{
+	struct gov_winpos p;
+	gov_window_at(w, cal, anchor_s, now_s, &p);
+	return p.start;
+}
+
+/* The next reset time. */
+__attribute__((unused)) static int64_t gov_window_end(const struct gov_window *w, bool cal, int64_t anchor_s, int64_t now_s)
+{
+	struct gov_winpos p;
+	gov_window_at(w, cal, anchor_s, now_s, &p);
+	return p.end;
+}
+
+/* ---- money: decimal dollars, prices, cost ---- */
+
+/*
+ * Exact decimal dollars (JSON number syntax) → µ$: "2.5" → 2500000, "1e-3" → 1000.
+ * 0; -EINVAL (syntax), -EDOM (negative), -ERANGE (> max), -ENOTSUP (finer than 1 µ$).
+ */
+static int gov_parse_micros(const char *s, size_t n, int64_t max, int64_t *out)
+{
+	if (!json_number_ok(s, n))
+		return -EINVAL;
+	if (s[0] == '-')
+		return -EDOM;
+	uint64_t mant = 0;
+	int64_t scale = 6, exp = 0;
+	bool frac = false, big = false;
+	size_t i = 0;
+	for (; i < n && s[i] != 'e' && s[i] != 'E'; i++) {
+		if (s[i] == '.') {
+			frac = true;
+			continue;
+		}
+		if (mant > (UINT64_MAX - 9) / 10) { /* only zeros may follow, else too big/too fine */
+			if (s[i] != '0')
+				big = true;
+			if (!frac)
+				scale++;
+			continue;
+		}
+		mant = mant * 10 + (uint64_t)(s[i] - '0');
+		scale -= frac;
+	}
+	if (i < n)
+		exp = strtoll(s + i + 1, NULL, 10); /* json_number_ok vetted the syntax */
+	if (mant == 0 && !big) {
+		*out = 0;
+		return 0;
+	}
+	if (big || exp > 40)
+		return -ERANGE;
+	if (exp < -40)
+		return -ENOTSUP;
+	for (scale += exp; scale < 0; scale++) {
+		if (mant % 10)
+			return -ENOTSUP;
+		mant /= 10;
+	}
+	for (; scale > 0; scale--) {
+		if (mant > (uint64_t)max / 10)
+			return -ERANGE;
+		mant *= 10;
+	}
+	if (mant > (uint64_t)max)
+		return -ERANGE;
+	*out = (int64_t)mant;
+	return 0;
+}
+
+/* Prices in µ$ per million tokens ($2.50/MTok = 2500000). */
+struct gov_price {
+	int64_t in, out, cache_read, cache_write;
+};
+
+struct gov_price_ent {
+	const char *prov; /* NULL = any provider; else a provider name or kind */
+	const char *pat;  /* exact name, prefix (at a '-', '.', '@', ':' boundary), or glob */
+	struct gov_price p;
+};
+
+#define GOV_USD(d, c) ((int64_t)(d) * 1000000 + (int64_t)(c) * 10000)  /* GOV_USD(2, 50) = $2.50 */
+#define GOV_MILLI(m) ((int64_t)(m) * 1000)                         /* GOV_MILLI(75) = $0.075 */
+
+/*
+ * Built-in list prices (US$ per million tokens: input, output, cache read, cache write), a
+ * DEFAULT: the config's "pricing" overrides it entry by entry. Anthropic cache writes are the
+ * 5-minute tier (1.25 × input); OpenAI does not charge cache writes.
+ */
+static const struct gov_price_ent gov_builtin_prices[] = {
+	{ NULL, "gpt-4o", { GOV_USD(2, 50), GOV_USD(10, 0), GOV_USD(1, 25), 0 } },
+	{ NULL, "gpt-4o-mini", { GOV_USD(0, 15), GOV_USD(0, 60), GOV_MILLI(75), 0 } },
+	{ NULL, "gpt-4.1", { GOV_USD(2, 0), GOV_USD(8, 0), GOV_USD(0, 50), 0 } },
+	{ NULL, "gpt-4.1-mini", { GOV_USD(0, 40), GOV_USD(1, 60), GOV_USD(0, 10), 0 } },
+	{ NULL, "gpt-4.1-nano", { GOV_USD(0, 10), GOV_USD(0, 40), GOV_MILLI(25), 0 } },
+	{ NULL, "gpt-4-turbo", { GOV_USD(10, 0), GOV_USD(30, 0), 0, 0 } },
+	{ NULL, "gpt-3.5-turbo", { GOV_USD(0, 50), GOV_USD(1, 50), 0, 0 } },
+	{ NULL, "o1", { GOV_USD(15, 0), GOV_USD(60, 0), GOV_USD(7, 50), 0 } },
+	{ NULL, "o1-mini", { GOV_USD(1, 10), GOV_USD(4, 40), GOV_USD(0, 55), 0 } },
+	{ NULL, "o1-pro", { GOV_USD(150, 0), GOV_USD(600, 0), 0, 0 } },
+	{ NULL, "o3", { GOV_USD(2, 0), GOV_USD(8, 0), GOV_USD(0, 50), 0 } },
+	{ NULL, "o3-mini", { GOV_USD(1, 10), GOV_USD(4, 40), GOV_USD(0, 55), 0 } },
+	{ NULL, "o3-pro", { GOV_USD(20, 0), GOV_USD(80, 0), 0, 0 } },
+	{ NULL, "o4-mini", { GOV_USD(1, 10), GOV_USD(4, 40), GOV_MILLI(275), 0 } },
+	{ NULL, "gpt-5", { GOV_USD(1, 25), GOV_USD(10, 0), GOV_MILLI(125), 0 } },
+	{ NULL, "gpt-5-mini", { GOV_USD(0, 25), GOV_USD(2, 0), GOV_MILLI(25), 0 } },
+	{ NULL, "gpt-5-nano", { GOV_USD(0, 5), GOV_USD(0, 40), GOV_MILLI(5), 0 } },
+	{ NULL, "text-embedding-3-small", { GOV_USD(0, 2), 0, 0, 0 } },
+	{ NULL, "text-embedding-3-large", { GOV_USD(0, 13), 0, 0, 0 } },
+	{ NULL, "claude-opus-4*", { GOV_USD(15, 0), GOV_USD(75, 0), GOV_USD(1, 50), GOV_MILLI(18750) } },
+	{ NULL, "claude-opus-4-5*", { GOV_USD(5, 0), GOV_USD(25, 0), GOV_USD(0, 50), GOV_USD(6, 25) } },
+	{ NULL, "claude-sonnet-4*", { GOV_USD(3, 0), GOV_USD(15, 0), GOV_USD(0, 30), GOV_USD(3, 75) } },
+	{ NULL, "claude-3-7-sonnet", { GOV_USD(3, 0), GOV_USD(15, 0), GOV_USD(0, 30), GOV_USD(3, 75) } },
+	{ NULL, "claude-3-5-sonnet", { GOV_USD(3, 0), GOV_USD(15, 0), GOV_USD(0, 30), GOV_USD(3, 75) } },
+	{ NULL, "claude-haiku-4-5", { GOV_USD(1, 0), GOV_USD(5, 0), GOV_USD(0, 10), GOV_USD(1, 25) } },
+	{ NULL, "claude-3-5-haiku", { GOV_USD(0, 80), GOV_USD(4, 0), GOV_MILLI(80), GOV_USD(1, 0) } },
+	{ NULL, "claude-3-haiku", { GOV_USD(0, 25), GOV_USD(1, 25), GOV_MILLI(30), GOV_USD(0, 30) } },
+	{ NULL, "claude-3-opus", { GOV_USD(15, 0), GOV_USD(75, 0), GOV_USD(1, 50), GOV_MILLI(18750) } },
+};
+
+/* How specifically `pat` names `model`: 0 = no match; exact beats prefix/glob, longer beats shorter. */
+static size_t gov_price_score(const char *pat, const char *model)
+{
+	size_t n = strlen(pat), lit = 0;
+	if (strcmp(pat, model) == 0)
+		return 1000000 + n;
+	if (strpbrk(pat, "*?[")) {
+		for (const char *c = pat; *c; c++)
+			lit += !strchr("*?[]", *c);
+		return fnmatch(pat, model, 0) == 0 ? 1 + lit : 0;
+	}
+	if (strncmp(pat, model, n) == 0 && strchr("-.@:", model[n]))
+		return 1 + n;
+	return 0;
+}
+
+/* Best entry of one table for (provider name/kind, model); provider-qualified entries win ties. */
+static const struct gov_price *gov_price_best(const struct gov_price_ent *t, int n, const char *pname,
+					      const char *pkind, const char *model)
+{
+	const struct gov_price *best = NULL;
+	size_t best_score = 0;
+	for (int i = 0; i < n; i++) {
+		if (t[i].prov && !(pname && strcmp(t[i].prov, pname) == 0) &&
+		    !(pkind && strcmp(t[i].prov, pkind) == 0))
+			continue;
+		size_t s = gov_price_score(t[i].pat, model);
+		s = s ? s * 2 + (t[i].prov != NULL) : 0;
+		if (s > best_score) {
+			best_score = s;
+			best = &t[i].p;
+		}
+	}
+	return best;
+}
+
+/* ---- governed entities and the config they come from ---- */
+
+enum gov_kind { GK_NONE, GK_CUSTOMER, GK_TEAM, GK_KEY, GK_PCFG, GK_PROVIDER };
+
+static const char *const gov_kind_name[] = { "", "customer", "team", "virtual_key",
+					     "provider_config", "provider" };
+
+struct gov_budget {
+	int64_t max;           /* µ$ per window; < 0 = no budget */
+	struct gov_window win; /* GU_NONE without a budget: spend is then a running total */
+	bool cal;              /* calendar_aligned */
+};
+
+struct gov_rate {
+	int64_t req_max, tok_max;          /* per window; < 0 = unlimited */
+	struct gov_window req_win, tok_win;
+	int32_t max_conc;                  /* in-flight requests; 0 = unlimited */
+};
+
+struct gov_slot;
+
+struct gov_ent {
+	enum gov_kind kind;
+	const char *id;         /* config arena (provider configs: "key/provider") */
+	uint64_t key;           /* gov_ent_key(kind, id): slot and journal identity, never 0 */
+	struct gov_budget budget;
+	struct gov_rate rate;
+	struct gov_slot *slot;  /* the counter region (outlives configs); set by gov_bind */
+};
+
+struct gov_team {
+	struct gov_ent e;
+	int customer;           /* index into gov.cust, or -1 */
+};
+
+struct gov_pcfg {
+	struct gov_ent e;
+	const char *provider;   /* config arena: a provider entry's name (or kind) */
+	int weight;             /* steers the key's traffic; < 0 = the provider's own weight */
+};
+
+struct gov_vkey {
+	struct gov_ent e;
+	const char *value;      /* config arena: the secret the client presents */
+	size_t nvalue;
+	bool active;
+	int team, customer;     /* indexes into gov.team / gov.cust, or -1 (customer via team too) */
+	const char **models, **provs; /* config arena: globs; NULL = all */
+	int nmodels, nprovs;
+	struct gov_pcfg *pc;    /* config arena */
+	int npc;
+};
+
+struct gov {
+	bool enforce;
+	struct gov_ent *cust;   /* everything here: config arena */
+	int ncust;
+	struct gov_team *team;
+	int nteam;
+	struct gov_vkey *key;
+	int nkey;
+	struct gov_ent *prov;   /* parallel to cfg.prov: each provider entry's own cap */
+	int nprov;
+	struct gov_price_ent *price; /* the config's "pricing": searched before the built-ins */
+	int nprice;
+	struct gov_ent **all;   /* every entity, for bind, replay and usage */
+	int nall;
+	uint32_t *hidx;         /* open addressing: key → 1 + index into all; 0 = empty */
+	uint32_t hcap;          /* power of two */
+};
+
+/* Price for (provider entry name, its kind, upstream model): config first, then built-ins. */
+static const struct gov_price *gov_price_find(const struct gov *g, const char *pname, const char *pkind,
+					      const char *model)
+{
+	const char *tries[3] = { model, strrchr(model, '/'), strstr(model, "claude-") };
+	if (tries[1])
+		tries[1]++; /* "openai/gpt-4o" via a router; "anthropic.claude-..." on Bedrock */
+	for (int i = 0; i < 3; i++) {
+		if (!tries[i] || (i && tries[i] == model))
+			continue;
+		const struct gov_price *p = g ? gov_price_best(g->price, g->nprice, pname, pkind, tries[i]) : NULL;
+		if (!p)
+			p = gov_price_best(gov_builtin_prices, (int)ARRAY_LEN(gov_builtin_prices), pname, pkind,
+					   tries[i]);
+		if (p)
+			return p;
+	}
+	return NULL; /* costs 0: the caller counts it in the "unpriced" metric */
+}
+
+static uint64_t gov_pos(int64_t v) { return v > 0 ? (uint64_t)v : 0; }
+
+/*
+ * Cost in µ$ = ceil(Σ tokens × price / 10^6), summed exactly in 128 bits, rounded UP once (so
+ * never under the exact cost, at most 1 µ$ over), saturating at INT64_MAX. Negative counts
+ * are 0. in_tok excludes cached tokens (OpenAI: prompt_tokens - cached_tokens; Anthropic:
+ * input_tokens as reported).
+ */
+static int64_t gov_cost_micros(const struct gov_price *p, int64_t in_tok, int64_t out_tok,
+			       int64_t cache_read_tok, int64_t cache_write_tok)
+{
+	if (!p)
+		return 0;
+	unsigned __int128 s = (unsigned __int128)gov_pos(in_tok) * gov_pos(p->in) +
+			      (unsigned __int128)gov_pos(out_tok) * gov_pos(p->out) +
+			      (unsigned __int128)gov_pos(cache_read_tok) * gov_pos(p->cache_read) +
+			      (unsigned __int128)gov_pos(cache_write_tok) * gov_pos(p->cache_write);
+	s = (s + 999999) / 1000000;
+	return s > INT64_MAX ? INT64_MAX : (int64_t)s;
+}
+
+/* FNV-1a of kind and id: an entity's identity in the region and the journal. Never 0. */
+static uint64_t gov_ent_key(enum gov_kind kind, const char *id)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	h = (h ^ (uint64_t)kind) * 0x100000001b3ULL;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return h ? h : 1;
+}
+
+/*
+ * The virtual key `presented` names, or NULL. Constant time in the content: every key is
+ * compared over its full length, no early exit on a mismatch or a match.
+ */
+static const struct gov_vkey *gov_key_find(const struct gov *g, const char *presented, size_t n)
+{
+	uintptr_t hit = 0;
+	if (n == 0) /* lengths are not secret */
+		return NULL;
+	for (int i = 0; g && i < g->nkey; i++) {
+		const struct gov_vkey *k = &g->key[i];
+		unsigned d = k->nvalue != n;
+		for (size_t j = 0; j < k->nvalue; j++)
+			d |= (unsigned char)(k->value[j] ^ (j < n ? presented[j] : 0));
+		uintptr_t mask = (uintptr_t)0 - (uintptr_t)(d == 0);
+		hit = ((uintptr_t)k & mask) | (hit & ~mask);
+	}
+	return (const struct gov_vkey *)hit;
+}
+
+static bool gov_globs_match(const char **globs, int n, const char *s)
+{
+	if (!globs)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (fnmatch(globs[i], s, 0) == 0)
+			return true;
+	return false;
+}
+
+/* allowed_models (the model as the client named it, and bare) and allowed_providers: false → 403. */
+static bool gov_key_allows(const struct gov_vkey *k, const char *provider, const char *model)
+{
+	return gov_globs_match(k->provs, k->nprovs, provider) && gov_globs_match(k->models, k->nmodels, model);
+}
+
+/* The key's provider config for provider entry (name, kind), or NULL. */
+static const struct gov_pcfg *gov_key_pcfg(const struct gov_vkey *k, const char *pname, const char *pkind)
+{
+	const struct gov_pcfg *by_kind = NULL;
+	for (int i = 0; k && i < k->npc; i++) {
+		if (strcmp(k->pc[i].provider, pname) == 0)
+			return &k->pc[i];
+		if (pkind && strcmp(k->pc[i].provider, pkind) == 0)
+			by_kind = &k->pc[i];
+	}
+	return by_kind;
+}
+
+/* ---- the counter region ---- */
+
+#define GOV_AMT_BITS 42
+#define GOV_AMT_MAX ((1ULL << GOV_AMT_BITS) - 1)
+#define GOV_TAG_MASK ((1ULL << (64 - GOV_AMT_BITS)) - 1)
+#define GOV_MAX_MICROS 4000000000000LL /* $4M per window: fits a counter word */
+
+struct gov_slot {
+	_Atomic uint64_t key;       /* the entity's key; 0 = free. Set once by CAS. */
+	_Atomic int64_t anchor_s;   /* rolling windows count from here: first bind, or replay */
+	_Atomic int64_t win_start;  /* newest budget window start seen (reporting) */
+	_Atomic uint64_t used;      /* tagged: settled + reserved µ$ (what admission checks) */
+	_Atomic uint64_t spend;     /* tagged: settled µ$ */
+	_Atomic uint64_t tokens;    /* tagged: tokens charged in the budget window */
+	_Atomic uint64_t requests;  /* tagged: requests completed in the budget window */
+	_Atomic int32_t in_flight;
+	alignas(64) _Atomic uint64_t rl_req; /* tagged: requests admitted in the request window */
+	_Atomic uint64_t rl_tok;    /* tagged: tokens charged in the token window */
+};
+
+_Static_assert(sizeof(struct gov_slot) % 64 == 0, "gov_slot must fill whole cache lines");
+
+struct gov_region {
+	size_t nslots;
+	alignas(64) struct gov_slot slot[];
+};
+
+/* Shared, zeroed, process-lifetime. Workers are threads, so anonymous shared memory suffices. */
+static struct gov_region *gov_region_map(size_t nslots)
+{
+	size_t len = sizeof(struct gov_region) + nslots * sizeof(struct gov_slot);
+	struct gov_region *r = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (r == MAP_FAILED)
+		return NULL;
+	r->nslots = nslots;
+	return r;
+}
+
+static __attribute__((unused)) void gov_region_unmap(struct gov_region *r)
+{
+	if (r)
+		munmap(r, sizeof(*r) + r->nslots * sizeof(struct gov_slot));
+}
+
+/* The slot for `key`, claiming a free one (linear probing). NULL when the region is full. */
+static struct gov_slot *gov_slot_claim(struct gov_region *r, uint64_t key, int64_t now_s)
+{
+	for (size_t n = 0, i = key % r->nslots; n < r->nslots; n++, i = (i + 1) % r->nslots) {
+		struct gov_slot *s = &r->slot[i];
+		uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
+		if (k == 0 && atomic_compare_exchange_strong(&s->key, &k, key)) {
+			atomic_store(&s->anchor_s, now_s);
+			return s;
+		}
+		if (k == key)
+			return s;
+	}
+	return NULL;
+}
+
+/* ---- tagged counter words ---- */
+
+static uint64_t gov_tag(int64_t start) { return (uint64_t)start & GOV_TAG_MASK; }
+
+/* The amount word w holds for window p (0 if w is from an older window); *tag: what to write back. */
+static uint64_t gov_ctr_view(uint64_t w, const struct gov_winpos *p, uint64_t *tag)
+{
+	uint64_t t = w >> GOV_AMT_BITS;
+	if (t == gov_tag(p->start) || t == gov_tag(p->end)) { /* ours, or the next (our clock lags) */
+		*tag = t;
+		return w & GOV_AMT_MAX;
+	}
+	*tag = gov_tag(p->start);
+	return 0;
+}
+
+static uint64_t gov_ctr_word(uint64_t tag, int64_t amt)
+{
+	uint64_t a = amt < 0 ? 0 : (uint64_t)amt > GOV_AMT_MAX ? GOV_AMT_MAX : (uint64_t)amt;
+	return tag << GOV_AMT_BITS | a;
+}
+
+static uint64_t gov_ctr_get(_Atomic uint64_t *c, const struct gov_winpos *p)
+{
+	uint64_t tag;
+	return gov_ctr_view(atomic_load_explicit(c, memory_order_relaxed), p, &tag);
+}
+
+/* amount += delta (clamped to [0, max]); rolls an old window over. With `undo_start` set and the
+ * word still in that window, `undo` is subtracted too (settling a reservation made there). */
+static void gov_ctr_add2(_Atomic uint64_t *c, const struct gov_winpos *p, int64_t delta,
+			 int64_t undo_start, int64_t undo)
+{
+	uint64_t w = atomic_load_explicit(c, memory_order_relaxed), tag, nw;
+	delta = MAX(-(int64_t)GOV_AMT_MAX, MIN(delta, (int64_t)GOV_AMT_MAX)); /* no signed overflow */
+	do {
+		int64_t a = (int64_t)gov_ctr_view(w, p, &tag) + delta;
+		if (undo && (w >> GOV_AMT_BITS) == tag && tag == gov_tag(undo_start))
+			a -= undo;
+		nw = gov_ctr_word(tag, a);
+	} while (nw != w && !atomic_compare_exchange_weak_explicit(c, &w, nw, memory_order_acq_rel,
+								   memory_order_relaxed));
+}
+
+static void gov_ctr_add(_Atomic uint64_t *c, const struct gov_winpos *p, int64_t delta)
+{
+	gov_ctr_add2(c, p, delta, 0, 0);
+}
+
+/* Add `add` if the amount in window p is below `limit`; false (nothing changed) otherwise. */
+static bool gov_ctr_admit(_Atomic uint64_t *c, const struct gov_winpos *p, int64_t limit, int64_t add)
+{
+	uint64_t w = atomic_load_explicit(c, memory_order_relaxed), tag, nw;
+	do {
+		uint64_t a = gov_ctr_view(w, p, &tag);
+		if ((int64_t)a >= limit)
+			return false;
+		nw = gov_ctr_word(tag, (int64_t)a + add);
+	} while (!atomic_compare_exchange_weak_explicit(c, &w, nw, memory_order_acq_rel, memory_order_relaxed));
+	return true;
+}
+
+/* Roll the budget-window counters to window p (each word's reset happens exactly once). */
+static void gov_roll(struct gov_slot *s, const struct gov_winpos *p)
+{
+	_Atomic uint64_t *w[] = { &s->used, &s->spend, &s->tokens, &s->requests };
+	for (size_t i = 0; i < ARRAY_LEN(w); i++)
+		gov_ctr_add(w[i], p, 0);
+	int64_t old = atomic_load_explicit(&s->win_start, memory_order_relaxed);
+	while (old < p->start && !atomic_compare_exchange_weak(&s->win_start, &old, p->start))
+		;
+}
+
+/* Reserve est µ$ while the window's used (settled + reserved) is below limit. See the banner's bound. */
+static bool gov_reserve(struct gov_slot *s, const struct gov_winpos *p, int64_t limit, int64_t est)
+{
+	return gov_ctr_admit(&s->used, p, limit, est);
+}
+
+/* Replace a reservation of est made in window `reserved_start` by the actual charge. */
+static void gov_settle(struct gov_slot *s, const struct gov_winpos *p, int64_t reserved_start, int64_t est,
+		       int64_t actual, int64_t tokens, int64_t requests)
+{
+	gov_ctr_add2(&s->used, p, actual, reserved_start, est);
+	gov_ctr_add(&s->spend, p, actual);
+	gov_ctr_add(&s->tokens, p, tokens);
+	gov_ctr_add(&s->requests, p, requests);
+	gov_roll(s, p);
+}
+
+/* max_concurrent: one more in flight if below max (0 = unlimited). */
+static bool gov_conc_enter(struct gov_slot *s, int32_t max)
+{
+	int32_t n = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
+	do {
+		if (max > 0 && n >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&s->in_flight, &n, n + 1, memory_order_acq_rel,
+							memory_order_relaxed));
+	return true;
+}
+
+static void gov_conc_leave(struct gov_slot *s)
+{
+	atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_acq_rel);
+}
+
+/* ---- admission and settlement across tiers ---- */
+
+#define GOV_TIERS 5
+
+/* One request's governance state, from admission to completion. */
+struct gov_ticket {
+	const struct gov_ent *t[GOV_TIERS]; /* config: customer, team, key, provider config, provider */
+	int n;
+	int admitted;                       /* tiers admitted so far (undone on refusal) */
+	int64_t est;                        /* µ$ reserved at every tier */
+	int64_t res_start[GOV_TIERS];       /* budget window each reservation was made in */
+	int64_t req_start[GOV_TIERS];       /* request-rate window each request was counted in */
+};
+
+/* Why a request was refused. */
+struct gov_deny {
+	int status;                  /* 402 (budget) or 429 (rate, tokens, concurrency) */
+	const struct gov_ent *who;   /* config: the tier that refused */
+	const char *what;            /* "budget", "request rate", "token rate", "concurrency" */
+	int64_t limit;               /* µ$, requests, tokens or in-flight */
+	int64_t retry_after_s;       /* 429: seconds until the window frees (>= 1) */
+	int64_t reset_at_s;          /* unix s the window resets */
+};
+
+/* The tiers that apply: key's customer, team, key, its provider config, the provider (index in cfg). */
+static void gov_tiers(struct gov_ticket *t, const struct gov *g, const struct gov_vkey *k, int prov,
+		      const char *pname, const char *pkind)
+{
+	memset(t, 0, sizeof(*t));
+	if (k && k->customer >= 0)
+		t->t[t->n++] = &g->cust[k->customer];
+	if (k && k->team >= 0)
+		t->t[t->n++] = &g->team[k->team].e;
+	if (k)
+		t->t[t->n++] = &k->e;
+	const struct gov_pcfg *pc = gov_key_pcfg(k, pname, pkind);
+	if (pc)
+		t->t[t->n++] = &pc->e;
+	if (g && prov >= 0 && prov < g->nprov)
+		t->t[t->n++] = &g->prov[prov];
+}
+
+static void gov_pos_budget(const struct gov_ent *e, int64_t now, struct gov_winpos *p)
+{
+	gov_window_at(&e->budget.win, e->budget.cal, atomic_load(&e->slot->anchor_s), now, p);
+}
+
+static void gov_pos_rate(const struct gov_ent *e, const struct gov_window *w, int64_t now, struct gov_winpos *p)
+{
+	gov_window_at(w, false, atomic_load(&e->slot->anchor_s), now, p);
+}
+
+static bool gov_deny_set(struct gov_deny *d, int status, const struct gov_ent *e, const char *what,
+			 int64_t limit, const struct gov_winpos *p, int64_t now)
+{
+	*d = (struct gov_deny){ status, e, what, limit, p ? MAX(1, p->end - now) : 1, p ? p->end : now + 1 };
+	return false;
+}
+
+/* Admit one tier: concurrency, request rate, token rate, budget (in that order, undone on refusal). */
+static bool gov_tier_admit(struct gov_ticket *t, int i, int64_t now, struct gov_deny *d)
+{
+	const struct gov_ent *e = t->t[i];
+	struct gov_slot *s = e->slot;
+	struct gov_winpos rq, tk, b;
+	if (!gov_conc_enter(s, e->rate.max_conc))
+		return gov_deny_set(d, 429, e, "concurrency", e->rate.max_conc, NULL, now);
+	gov_pos_rate(e, &e->rate.req_win, now, &rq);
+	t->req_start[i] = rq.start;
+	if (e->rate.req_max >= 0 && !gov_ctr_admit(&s->rl_req, &rq, e->rate.req_max, 1)) {
+		gov_conc_leave(s);
+		return gov_deny_set(d, 429, e, "request rate", e->rate.req_max, &rq, now);
+	}
+	gov_pos_rate(e, &e->rate.tok_win, now, &tk);
+	gov_pos_budget(e, now, &b);
+	t->res_start[i] = b.start;
+	bool tok_ok = e->rate.tok_max < 0 || (int64_t)gov_ctr_get(&s->rl_tok, &tk) < e->rate.tok_max;
+	if (tok_ok && e->budget.max < 0) {
+		gov_ctr_add(&s->used, &b, t->est); /* unbudgeted tiers still show what is reserved */
+		return true;
+	}
+	if (tok_ok && gov_reserve(s, &b, e->budget.max, t->est))
+		return true;
+	if (e->rate.req_max >= 0)
+		gov_ctr_add2(&s->rl_req, &rq, 0, rq.start, 1);
+	gov_conc_leave(s);
+	return tok_ok ? gov_deny_set(d, 402, e, "budget", e->budget.max, &b, now)
+		      : gov_deny_set(d, 429, e, "token rate", e->rate.tok_max, &tk, now);
+}
+
+/* Release what tier i holds: in-flight, the reservation, and (if refused) its request count. */
+static void gov_tier_release(struct gov_ticket *t, int i, int64_t now, bool uncount)
+{
+	const struct gov_ent *e = t->t[i];
+	struct gov_winpos b, rq;
+	gov_pos_budget(e, now, &b);
+	gov_ctr_add2(&e->slot->used, &b, 0, t->res_start[i], t->est);
+	if (uncount && e->rate.req_max >= 0) {
+		gov_pos_rate(e, &e->rate.req_win, now, &rq);
+		gov_ctr_add2(&e->slot->rl_req, &rq, 0, t->req_start[i], 1);
+	}
+	gov_conc_leave(e->slot);
+}
+
+/*
+ * Before the request goes upstream: every tier admits or none does. est = the reservation in µ$
+ * (gov_cost_micros of the input estimate + max_tokens). 0, or -EDQUOT (d->status 402) /
+ * -EAGAIN (429) with d filled. Every tier's entity must be bound (gov_bind).
+ */
+static int gov_admit(struct gov_ticket *t, int64_t now_s, int64_t est, struct gov_deny *d)
+{
+	t->est = MAX(0, MIN(est, GOV_MAX_MICROS));
+	for (t->admitted = 0; t->admitted < t->n; t->admitted++) {
+		if (gov_tier_admit(t, t->admitted, now_s, d))
+			continue;
+		while (t->admitted > 0)
+			gov_tier_release(t, --t->admitted, now_s, true);
+		return d->status == 402 ? -EDQUOT : -EAGAIN;
+	}
+	return 0;
+}
+
+/* The request failed before costing anything (e.g. every candidate failed): release it all. */
+static void gov_abort(struct gov_ticket *t, int64_t now_s)
+{
+	while (t->admitted > 0)
+		gov_tier_release(t, --t->admitted, now_s, false);
+}
+
+/*
+ * The request completed (or the client left and the upstream's usage is known): charge every
+ * tier and fill out[] (GOV_TIERS records) with the journal records to append. Returns their count.
+ * actual: µ$ from gov_cost_micros; tok_in (cached input included) and tok_out feed the token
+ * limits and the reports. t_ns: unix ns (CLOCK_REALTIME).
+ */
+static int gov_complete(struct gov_ticket *t, int64_t now_s, int64_t actual, int64_t tok_in,
+			int64_t tok_out, uint64_t req_id, int64_t t_ns, struct jrnl_rec *out)
+{
+	int n = 0;
+	actual = MAX(0, MIN(actual, GOV_MAX_MICROS));
+	tok_in = (int64_t)MIN(gov_pos(tok_in), GOV_AMT_MAX);
+	tok_out = (int64_t)MIN(gov_pos(tok_out), GOV_AMT_MAX);
+	while (t->admitted > 0) {
+		const struct gov_ent *e = t->t[--t->admitted];
+		struct gov_winpos b, tk;
+		gov_pos_budget(e, now_s, &b);
+		gov_pos_rate(e, &e->rate.tok_win, now_s, &tk);
+		gov_settle(e->slot, &b, t->res_start[t->admitted], t->est, actual, tok_in + tok_out, 1);
+		gov_ctr_add(&e->slot->rl_tok, &tk, tok_in + tok_out);
+		gov_conc_leave(e->slot);
+		out[n++] = (struct jrnl_rec){ .kind = (uint8_t)e->kind, .type = JRNL_CHARGE, .ent = e->key,
+					      .win_start = b.start, .spend = actual, .tok_in = tok_in,
+					      .tok_out = tok_out, .req = req_id, .t_ns = t_ns };
+	}
+	return n;
+}
+
+/* ---- binding configs to the region, replay, usage ---- */
+
+static struct gov_ent *gov_ent_find(const struct gov *g, uint64_t key)
+{
+	if (!g || !g->hcap)
+		return NULL;
+	for (uint32_t i = (uint32_t)key & (g->hcap - 1);; i = (i + 1) & (g->hcap - 1)) {
+		uint32_t v = g->hidx[i];
+		if (v == 0)
+			return NULL;
+		if (g->all[v - 1]->key == key)
+			return g->all[v - 1];
+	}
+}
+
+/* Main thread, before a config is published: give every entity its slot. 0 or -ENOSPC. */
+static int gov_bind(struct gov *g, struct gov_region *r, int64_t now_s)
+{
+	for (int i = 0; g && i < g->nall; i++)
+		if (!(g->all[i]->slot = gov_slot_claim(r, g->all[i]->key, now_s)))
+			return -ENOSPC;
+	return 0;
+}
+
+/*
+ * Start-up replay callback (ctx = the bound struct gov): add a record to its entity's counters
+ * in the record's window. Records come in time order, so the last window replayed wins and the
+ * rolling anchor follows it; records of entities no longer configured are skipped.
+ */
+static void gov_replay_apply(void *ctx, const struct jrnl_rec *r)
+{
+	const struct gov_ent *e = gov_ent_find(ctx, r->ent);
+	if (!e || !e->slot || e->kind != r->kind)
+		return;
+	struct gov_slot *s = e->slot;
+	struct gov_winpos p;
+	if (!e->budget.cal && e->budget.win.unit != GU_NONE)
+		atomic_store(&s->anchor_s, r->win_start);
+	gov_pos_budget(e, r->win_start, &p);
+	int64_t nreq = r->type == JRNL_TOTAL ? (int64_t)r->req : 1;
+	gov_settle(s, &p, 0, 0, r->spend, r->tok_in + r->tok_out, nreq);
+}
+
+static void gov_usage_ent(struct sb *b, const struct gov_ent *e, int64_t now_s)
+{
+	struct gov_slot *s = e->slot;
+	struct gov_winpos p;
+	gov_pos_budget(e, now_s, &p);
+	int64_t spend = (int64_t)gov_ctr_get(&s->spend, &p), used = (int64_t)gov_ctr_get(&s->used, &p);
+	sb_puts(b, "{\"id\":");
+	sb_json_z(b, e->id);
+	sb_printf(b, ",\"spend\":%lld.%06lld,\"spend_micros\":%lld,\"reserved_micros\":%lld",
+		  (long long)(spend / 1000000), (long long)(spend % 1000000), (long long)spend,
+		  (long long)MAX(0, used - spend));
+	if (e->budget.max >= 0)
+		sb_printf(b, ",\"limit\":%lld.%06lld,\"limit_micros\":%lld", (long long)(e->budget.max / 1000000),
+			  (long long)(e->budget.max % 1000000), (long long)e->budget.max);
+	else
+		sb_puts(b, ",\"limit\":null");
+	sb_printf(b, ",\"tokens\":%llu,\"requests\":%llu,\"in_flight\":%d,\"window_start\":%lld,\"reset_at\":",
+		  (unsigned long long)gov_ctr_get(&s->tokens, &p), (unsigned long long)gov_ctr_get(&s->requests, &p),
+		  (int)atomic_load(&s->in_flight), (long long)p.start);
+	if (p.end == INT64_MAX)
+		sb_puts(b, "null}");
+	else
+		sb_printf(b, "%lld}", (long long)p.end);
+}
+
+/* GET /api/usage body: {"customers":[...],"teams":[...],"virtual_keys":[...],"provider_configs":[...],"providers":[...]} */
+static void gov_usage_json(struct sb *b, const struct gov *g, int64_t now_s)
+{
+	for (int kind = GK_CUSTOMER, n = 0; kind <= GK_PROVIDER; kind++, n = 0) {
+		static const char *const lists[] = { "", "customers", "teams", "virtual_keys",
+						     "provider_configs", "providers" };
+		sb_printf(b, "%s\"%s\":[", kind == GK_CUSTOMER ? "{" : ",", lists[kind]);
+		for (int i = 0; g && i < g->nall; i++)
+			if (g->all[i]->kind == (enum gov_kind)kind && g->all[i]->slot) {
+				if (n++)
+					sb_puts(b, ",");
+				gov_usage_ent(b, g->all[i], now_s);
+			}
+		sb_puts(b, "]");
+	}
+	sb_puts(b, "}");
+}
+
+/* ---- cfg_governance: the "governance" and "pricing" blocks (and providers' "budget") ---- */
+
+/* Dollars (a JSON number, or a string such as "env.X") → µ$; -1 if absent or invalid (reported). */
+static int64_t cfg_dollars(struct cfg_ld *L, int tok, const char *what)
+{
+	if (tok < 0)
+		return -1;
+	const char *s = NULL;
+	struct str r = json_raw(&L->j, tok);
+	if (L->j.tok[tok].type == JSMN_STRING)
+		s = cfg_str(L, tok, what);
+	else if (L->j.tok[tok].type == JSMN_PRIMITIVE)
+		s = arena_strndup(&L->c->arena, r.p, r.n);
+	int64_t v = -1;
+	int rc = s ? gov_parse_micros(s, strlen(s), GOV_MAX_MICROS, &v) : -EINVAL;
+	if (rc == -EDOM)
+		cfg_problem(L, "%s must not be negative", what);
+	else if (rc == -ERANGE)
+		cfg_problem(L, "%s is over the maximum of $%lld", what, GOV_MAX_MICROS / 1000000);
+	else if (rc == -ENOTSUP)
+		cfg_problem(L, "%s is finer than a micro-dollar", what);
+	else if (rc)
+		cfg_problem(L, "%s must be a number of US dollars", what);
+	return rc ? -1 : v;
+}
+
+static bool cfg_duration(struct cfg_ld *L, int tok, struct gov_window *w, const char *what)
+{
+	const char *s = cfg_str(L, tok, what);
+	if (tok < 0)
+		cfg_problem(L, "%s is required", what);
+	else if (s && gov_parse_duration(s, w) != 0)
+		cfg_problem(L, "%s: \"%s\" is not a duration like 30s, 1m, 5m, 1h, 1d, 1w, 1M, 1Y", what, s);
+	else
+		return s != NULL;
+	return false;
+}
+
+/* Look up `keys` in object tok, reporting "what must be an object" / duplicates. false if unusable. */
+static bool cfg_obj(struct cfg_ld *L, int tok, const char *const *keys, int nkeys, int *v, const char *what)
+{
+	int rc = json_obj_get(&L->j, tok, keys, nkeys, v, NULL);
+	if (rc == -EINVAL)
+		cfg_problem(L, "%s must be an object", what);
+	else if (rc)
+		cfg_problem(L, "%s: duplicate key", what);
+	return rc == 0;
+}
+
+static void cfg_gov_budget(struct cfg_ld *L, int tok, struct gov_budget *b, const char *who)
+{
+	static const char *const k[] = { "max_limit", "reset_duration", "calendar_aligned" };
+	int v[3];
+	char what[192];
+	*b = (struct gov_budget){ .max = -1 };
+	snprintf(what, sizeof(what), "%s.budget", who);
+	if (tok < 0 || !cfg_obj(L, tok, k, 3, v, what))
+		return;
+	snprintf(what, sizeof(what), "%s.budget.max_limit", who);
+	if (v[0] < 0)
+		cfg_problem(L, "%s is required", what);
+	int64_t max = cfg_dollars(L, v[0], what);
+	snprintf(what, sizeof(what), "%s.budget.reset_duration", who);
+	bool ok = cfg_duration(L, v[1], &b->win, what);
+	snprintf(what, sizeof(what), "%s.budget.calendar_aligned", who);
+	b->cal = cfg_bool(L, v[2], false, what);
+	if (max >= 0 && ok)
+		b->max = max;
+	else
+		b->win = (struct gov_window){ GU_NONE, 1 };
+}
+
+static void cfg_gov_rate(struct cfg_ld *L, int tok, struct gov_rate *r, const char *who)
+{
+	static const char *const k[] = { "request_max_limit", "request_reset_duration", "token_max_limit",
+					 "token_reset_duration", "max_concurrent" };
+	int v[5];
+	char what[192];
+	*r = (struct gov_rate){ -1, -1, { GU_NONE, 1 }, { GU_NONE, 1 }, 0 };
+	snprintf(what, sizeof(what), "%s.rate_limit", who);
+	if (tok < 0 || !cfg_obj(L, tok, k, 5, v, what))
+		return;
+	for (int i = 0; i < 2; i++) {
+		int64_t *max = i ? &r->tok_max : &r->req_max;
+		struct gov_window *w = i ? &r->tok_win : &r->req_win;
+		if (v[2 * i] < 0 && v[2 * i + 1] < 0)
+			continue;
+		snprintf(what, sizeof(what), "%s.rate_limit.%s", who, k[2 * i]);
+		if (v[2 * i] < 0)
+			cfg_problem(L, "%s is required", what);
+		int64_t m = cfg_num(L, v[2 * i], -1, 0, (long long)GOV_AMT_MAX, what);
+		snprintf(what, sizeof(what), "%s.rate_limit.%s", who, k[2 * i + 1]);
+		if (cfg_duration(L, v[2 * i + 1], w, what) && m >= 0 && m <= (int64_t)GOV_AMT_MAX)
+			*max = m;
+	}
+	snprintf(what, sizeof(what), "%s.rate_limit.max_concurrent", who);
+	r->max_conc = (int32_t)cfg_num(L, v[4], 0, 1, 1000000, what);
+}
+
+static void cfg_gov_ent(struct cfg_ld *L, struct gov_ent *e, enum gov_kind kind, const char *id, int budget,
+			int rate)
+{
+	char who[128];
+	snprintf(who, sizeof(who), "%s %.100s", gov_kind_name[kind], id);
+	*e = (struct gov_ent){ .kind = kind, .id = id, .key = gov_ent_key(kind, id) };
+	cfg_gov_budget(L, budget, &e->budget, who);
+	cfg_gov_rate(L, rate, &e->rate, who);
+}
+
+/* Size of array tok (0 if absent); -1 and a problem if it is not an array. */
+static int cfg_array(struct cfg_ld *L, int tok, const char *what)
+{
+	if (tok < 0)
+		return 0;
+	if (L->j.tok[tok].type != JSMN_ARRAY) {
+		cfg_problem(L, "%s must be an array", what);
+		return -1;
+	}
+	return L->j.tok[tok].size;
+}
+
+/* Index of the entity named `id` in an array whose elements (of `stride` bytes) begin with a gov_ent. */
+static int cfg_gov_find(const void *arr, size_t stride, int n, const char *id)
+{
+	for (int i = 0; id && i < n; i++)
+		if (strcmp(((const struct gov_ent *)((const char *)arr + (size_t)i * stride))->id, id) == 0)
+			return i;
+	return -1;
+}
+
+/* An entry's "id": required, non-empty, not already in arr[0..n). NULL if unusable. */
+static const char *cfg_gov_id(struct cfg_ld *L, int tok, const char *list, int idx, const void *arr,
+			      size_t stride, int n)
+{
+	char what[96];
+	snprintf(what, sizeof(what), "governance.%s[%d].id", list, idx);
+	const char *id = cfg_str(L, tok, what);
+	if (tok < 0 || (id && !*id)) {
+		cfg_problem(L, "%s is required", what);
+		return NULL;
+	}
+	if (cfg_gov_find(arr, stride, n, id) >= 0) {
+		cfg_problem(L, "governance.%s: id \"%s\" is used twice", list, id);
+		return NULL;
+	}
+	return id;
+}
+
+static void cfg_gov_customers(struct cfg_ld *L, struct gov *g, int tok)
+{
+	static const char *const k[] = { "id", "budget", "rate_limit" };
+	int n = cfg_array(L, tok, "governance.customers");
+	g->cust = arena_new(&L->c->arena, struct gov_ent, MAX(n, 1));
+	for (int j = 0, i = tok + 1; g->cust && j < n; j++, i = json_skip(&L->j, i)) {
+		int v[3];
+		if (!cfg_obj(L, i, k, 3, v, "governance.customers[]"))
+			continue;
+		const char *id = cfg_gov_id(L, v[0], "customers", j, g->cust, sizeof(*g->cust), g->ncust);
+		if (id)
+			cfg_gov_ent(L, &g->cust[g->ncust++], GK_CUSTOMER, id, v[1], v[2]);
+	}
+}
+
+static void cfg_gov_teams(struct cfg_ld *L, struct gov *g, int tok)
+{
+	static const char *const k[] = { "id", "customer_id", "budget", "rate_limit" };
+	int n = cfg_array(L, tok, "governance.teams");
+	g->team = arena_new(&L->c->arena, struct gov_team, MAX(n, 1));
+	for (int j = 0, i = tok + 1; g->team && j < n; j++, i = json_skip(&L->j, i)) {
+		int v[4];
+		if (!cfg_obj(L, i, k, 4, v, "governance.teams[]"))
+			continue;
+		const char *id = cfg_gov_id(L, v[0], "teams", j, g->team, sizeof(*g->team), g->nteam);
+		if (!id)
+			continue;
+		struct gov_team *t = &g->team[g->nteam++];
+		const char *cust = cfg_str(L, v[1], "governance.teams[].customer_id");
+		t->customer = cfg_gov_find(g->cust, sizeof(*g->cust), g->ncust, cust);
+		if (cust && t->customer < 0)
+			cfg_problem(L, "team %s: customer_id \"%s\" is not a configured customer", id, cust);
+		cfg_gov_ent(L, &t->e, GK_TEAM, id, v[2], v[3]);
+	}
+}
+
+static bool cfg_gov_provider_known(const struct cfg *c, const char *name)
+{
+	for (int i = 0; i < c->nprov; i++)
+		if (strcmp(c->prov[i].name, name) == 0 || strcmp(c->prov[i].kind->name, name) == 0)
+			return true;
+	return false;
+}
+
+static void cfg_gov_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok)
+{
+	static const char *const f[] = { "provider", "weight", "budget", "rate_limit" };
+	int n = cfg_array(L, tok, "virtual_keys[].provider_configs");
+	k->pc = arena_new(&L->c->arena, struct gov_pcfg, MAX(n, 1));
+	for (int j = 0, i = tok + 1; k->pc && j < n; j++, i = json_skip(&L->j, i)) {
+		int v[4];
+		if (!cfg_obj(L, i, f, 4, v, "virtual_keys[].provider_configs[]"))
+			continue;
+		const char *p = cfg_str(L, v[0], "provider_configs[].provider");
+		if (!p || !*p) {
+			cfg_problem(L, "virtual key %s: provider_configs[%d].provider is required", k->e.id, j);
+			continue;
+		}
+		if (!cfg_gov_provider_known(L->c, p))
+			cfg_problem(L, "virtual key %s: provider_configs: \"%s\" is not a configured provider",
+				    k->e.id, p);
+		for (int q = 0; q < k->npc; q++)
+			if (strcmp(k->pc[q].provider, p) == 0)
+				cfg_problem(L, "virtual key %s: provider_configs lists \"%s\" twice", k->e.id, p);
+		size_t idlen = strlen(k->e.id) + strlen(p) + 2;
+		char *id = arena_alloc(&L->c->arena, idlen, 1);
+		if (!id)
+			return;
+		snprintf(id, idlen, "%s/%s", k->e.id, p);
+		struct gov_pcfg *pc = &k->pc[k->npc++];
+		pc->provider = p;
+		pc->weight = (int)cfg_num(L, v[1], -1, 0, 1000000, "provider_configs[].weight");
+		cfg_gov_ent(L, &pc->e, GK_PCFG, id, v[2], v[3]);
+	}
+}
+
+enum { VK_ID, VK_VALUE, VK_TEAM, VK_CUSTOMER, VK_ACTIVE, VK_BUDGET, VK_RATE, VK_MODELS, VK_PROVS,
+       VK_PCFG, VK_N };
+
+static const char *const vk_names[VK_N] = { "id", "value", "team_id", "customer_id", "active", "budget",
+					    "rate_limit", "allowed_models", "allowed_providers",
+					    "provider_configs" };
+
+static void cfg_gov_key(struct cfg_ld *L, struct gov *g, int tok, int j)
+{
+	int v[VK_N];
+	if (!cfg_obj(L, tok, vk_names, VK_N, v, "governance.virtual_keys[]"))
+		return;
+	const char *id = cfg_gov_id(L, v[VK_ID], "virtual_keys", j, g->key, sizeof(*g->key), g->nkey);
+	if (!id)
+		return;
+	struct gov_vkey *k = &g->key[g->nkey++];
+	k->value = cfg_str(L, v[VK_VALUE], "virtual_keys[].value");
+	k->nvalue = k->value ? strlen(k->value) : 0;
+	if (!k->nvalue)
+		cfg_problem(L, "virtual key %s: value is required", id);
+	for (int q = 0; k->nvalue && q < g->nkey - 1; q++)
+		if (g->key[q].nvalue == k->nvalue && memcmp(g->key[q].value, k->value, k->nvalue) == 0)
+			cfg_problem(L, "virtual keys %s and %s have the same value", g->key[q].e.id, id);
+	const char *team = cfg_str(L, v[VK_TEAM], "virtual_keys[].team_id");
+	const char *cust = cfg_str(L, v[VK_CUSTOMER], "virtual_keys[].customer_id");
+	k->team = cfg_gov_find(g->team, sizeof(*g->team), g->nteam, team);
+	k->customer = cfg_gov_find(g->cust, sizeof(*g->cust), g->ncust, cust);
+	if (team && k->team < 0)
+		cfg_problem(L, "virtual key %s: team_id \"%s\" is not a configured team", id, team);
+	if (cust && k->customer < 0)
+		cfg_problem(L, "virtual key %s: customer_id \"%s\" is not a configured customer", id, cust);
+	if (team && cust)
+		cfg_problem(L, "virtual key %s: give team_id or customer_id, not both", id);
+	if (k->team >= 0)
+		k->customer = g->team[k->team].customer;
+	k->active = cfg_bool(L, v[VK_ACTIVE], true, "virtual_keys[].active");
+	k->models = cfg_strs(L, v[VK_MODELS], &k->nmodels, "virtual_keys[].allowed_models");
+	k->provs = cfg_strs(L, v[VK_PROVS], &k->nprovs, "virtual_keys[].allowed_providers");
+	cfg_gov_ent(L, &k->e, GK_KEY, id, v[VK_BUDGET], v[VK_RATE]);
+	cfg_gov_pcfgs(L, k, v[VK_PCFG]);
+}
+
+/* Providers' own "budget" (array or map form), matched to cfg.prov by name. */
+static void cfg_gov_providers(struct cfg_ld *L, struct gov *g, int tok)
+{
+	static const char *const k[] = { "name", "provider", "budget" };
+	struct cfg *c = L->c;
+	g->prov = arena_new(&c->arena, struct gov_ent, MAX(c->nprov, 1));
+	for (int i = 0; g->prov && i < c->nprov; i++, g->nprov++)
+		cfg_gov_ent(L, &g->prov[i], GK_PROVIDER, c->prov[i].name, -1, -1);
+	jsmntok_t *t = tok >= 0 ? &L->j.tok[tok] : NULL;
+	if (!g->prov || !t || (t->type != JSMN_ARRAY && t->type != JSMN_OBJECT))
+		return;
+	for (int n = 0, i = tok + 1; n < t->size; n++, i = json_skip(&L->j, i)) {
+		const char *name = t->type == JSMN_OBJECT ? json_str(&L->j, &c->arena, i++, NULL) : NULL;
+		int v[3];
+		if (json_obj_get(&L->j, i, k, 3, v, NULL) != 0 || v[2] < 0)
+			continue; /* cfg_providers reported a malformed entry */
+		if (v[0] >= 0 || (!name && v[1] >= 0)) /* cfg_provider's rule: name, map key, kind */
+			name = json_str(&L->j, &c->arena, v[0] >= 0 ? v[0] : v[1], NULL);
+		for (int q = 0; name && q < g->nprov; q++)
+			if (strcmp(g->prov[q].id, name) == 0)
+				cfg_gov_ent(L, &g->prov[q], GK_PROVIDER, name, v[2], -1);
+	}
+}
+
+/* "pricing": {"[provider/]model-or-glob": {"input": $, "output": $, "cache_read": $, "cache_write": $}} */
+static void cfg_gov_pricing(struct cfg_ld *L, struct gov *g, int tok)
+{
+	static const char *const k[] = { "input", "output", "cache_read", "cache_write" };
+	if (tok < 0)
+		return;
+	if (L->j.tok[tok].type != JSMN_OBJECT) {
+		cfg_problem(L, "pricing must be an object of model → prices");
+		return;
+	}
+	int n = L->j.tok[tok].size;
+	g->price = arena_new(&L->c->arena, struct gov_price_ent, MAX(n, 1));
+	for (int j = 0, i = tok + 1; g->price && j < n; j++, i = json_skip(&L->j, i + 1)) {
+		char *name = json_str(&L->j, &L->c->arena, i, NULL), what[192];
+		int v[4];
+		if (!name || !*name || !cfg_obj(L, i + 1, k, 4, v, "pricing entry"))
+			continue;
+		struct gov_price_ent *e = &g->price[g->nprice++];
+		char *slash = strchr(name, '/');
+		e->prov = slash ? name : NULL;
+		e->pat = slash ? slash + 1 : name;
+		if (slash)
+			*slash = 0;
+		int64_t *dst[4] = { &e->p.in, &e->p.out, &e->p.cache_read, &e->p.cache_write };
+		for (int q = 0; q < 4; q++) {
+			snprintf(what, sizeof(what), "pricing.%s%s%s.%s", slash ? name : "", slash ? "/" : "",
+				 e->pat, k[q]);
+			*dst[q] = MAX(0, cfg_dollars(L, v[q], what));
+		}
+		if (v[0] < 0 && v[1] < 0)
+			cfg_problem(L, "pricing.%s: give at least input or output", e->pat);
+	}
+}
+
+/* Every entity in one list, and the key → entity index. */
+static void cfg_gov_index(struct cfg_ld *L, struct gov *g)
+{
+	int n = g->ncust + g->nteam + g->nprov;
+	for (int i = 0; i < g->nkey; i++)
+		n += 1 + g->key[i].npc;
+	g->all = arena_new(&L->c->arena, struct gov_ent *, MAX(n, 1));
+	for (g->hcap = 16; g->hcap < 2u * (uint32_t)n; g->hcap *= 2)
+		;
+	g->hidx = arena_new(&L->c->arena, uint32_t, g->hcap);
+	if (!g->all || !g->hidx) {
+		cfg_problem(L, "out of memory");
+		return;
+	}
+	memset(g->hidx, 0, sizeof(uint32_t) * g->hcap);
+	for (int i = 0; i < g->ncust; i++)
+		g->all[g->nall++] = &g->cust[i];
+	for (int i = 0; i < g->nteam; i++)
+		g->all[g->nall++] = &g->team[i].e;
+	for (int i = 0; i < g->nkey; i++) {
+		g->all[g->nall++] = &g->key[i].e;
+		for (int q = 0; q < g->key[i].npc; q++)
+			g->all[g->nall++] = &g->key[i].pc[q].e;
+	}
+	for (int i = 0; i < g->nprov; i++)
+		g->all[g->nall++] = &g->prov[i];
+	for (int i = 0; i < g->nall; i++) {
+		uint32_t h = (uint32_t)g->all[i]->key & (g->hcap - 1);
+		while (g->hidx[h] && g->all[g->hidx[h] - 1]->key != g->all[i]->key)
+			h = (h + 1) & (g->hcap - 1);
+		if (g->hidx[h])
+			cfg_problem(L, "governance: %s \"%s\" collides with another entity; rename it",
+				    gov_kind_name[g->all[i]->kind], g->all[i]->id);
+		g->hidx[h] = (uint32_t)i + 1;
+	}
+}
+
+/*
+ * The governance view of a config: always returned (enforce off and no entities when the
+ * blocks are absent) so pricing and per-provider totals work without governance. Call after
+ * cfg_providers. Problems go through cfg_problem; NULL only when out of memory.
+ */
+static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok)
+{
+	static const char *const k[] = { "enforce", "customers", "teams", "virtual_keys" };
+	int v[4] = { -1, -1, -1, -1 };
+	struct gov *g = arena_new(&L->c->arena, struct gov, 1);
+	if (!g) {
+		cfg_problem(L, "out of memory");
+		return NULL;
+	}
+	memset(g, 0, sizeof(*g));
+	if (gov_tok >= 0 && cfg_obj(L, gov_tok, k, 4, v, "governance"))
+		g->enforce = cfg_bool(L, v[0], false, "governance.enforce");
+	cfg_gov_customers(L, g, v[1]);
+	cfg_gov_teams(L, g, v[2]);
+	int n = cfg_array(L, v[3], "governance.virtual_keys");
+	g->key = arena_new(&L->c->arena, struct gov_vkey, MAX(n, 1));
+	if (g->key)
+		memset(g->key, 0, sizeof(struct gov_vkey) * (size_t)MAX(n, 1));
+	for (int j = 0, i = v[3] + 1; g->key && j < n; j++, i = json_skip(&L->j, i))
+		cfg_gov_key(L, g, i, j);
+	cfg_gov_providers(L, g, providers_tok);
+	cfg_gov_pricing(L, g, pricing_tok);
+	cfg_gov_index(L, g);
+	return g;
+}
+
+/* ======================================================================== *
+ * 13. metrics_ / log_ — what operators see.                                *
  *                                                                          *
  * Each worker owns its counters (single writer: relaxed load+store, no     *
  * locked instructions); /metrics sums them. The overhead histogram is the  *
@@ -2606,7 +4316,7 @@ static const uint32_t hist_le_us[] = { 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 2
 
 struct metrics {
 	_Atomic uint64_t requests, by_class[6], upstream_errors, log_dropped, conns_open;
-	_Atomic uint64_t in_tokens, out_tokens;
+	_Atomic uint64_t in_tokens, out_tokens, unpriced, journal_full;
 	_Atomic uint64_t hist[HIST_N], hist_sum_ns;
 };
 
@@ -2636,7 +4346,7 @@ struct log_state {
 };
 
 /* ======================================================================== *
- * 12. loop_ — the worker: ring, slab, timer wheel, sends.                  *
+ * 14. loop_ — the worker: ring, slab, timer wheel, sends.                  *
  *                                                                          *
  * One worker per core; everything below belongs to exactly one worker      *
  * thread and is touched by no other. `user_data` = slot | generation | op, *
@@ -2646,7 +4356,7 @@ struct log_state {
  * conn_close may be called any number of times; nothing here blocks.       *
  * ======================================================================== */
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CONNECT, OP_LINK_TIMEOUT, OP_CANCEL, OP_LOG };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CONNECT, OP_LINK_TIMEOUT, OP_CANCEL, OP_LOG, OP_WAKE };
 enum kind { K_FREE, K_CLIENT, K_UP };
 
 #define UD(idx, gen, op) ((uint64_t)(idx) << 32 | (uint64_t)((gen) & 0xffffffu) << 8 | (op))
@@ -2666,6 +4376,7 @@ enum kind { K_FREE, K_CLIENT, K_UP };
 #define SEND_IOV_MAX 72
 #define INBUF 16384
 #define INBUF_CACHE 256
+#define HELD_MAX 4096
 
 struct request;
 
@@ -2760,6 +4471,11 @@ struct worker {
 	long active;                  /* requests in progress */
 	char *inbuf[INBUF_CACHE];     /* owned: recycled INBUF-sized input buffers */
 	int ninbuf;
+	struct jrnl_ring *jring;      /* owned: this worker's charges on their way to disk */
+	int evfd;                     /* the committer's "records are durable" wake-up */
+	uint64_t evval;               /* read buffer for evfd */
+	struct { uint32_t idx, gen; } held[HELD_MAX]; /* conns whose last byte waits for the journal */
+	int nheld;
 };
 
 static struct worker *workers;
@@ -3029,7 +4745,7 @@ static void log_line(struct worker *w, const char *p, size_t n)
 }
 
 /* ======================================================================== *
- * 13. up_ — the upstream client.                                           *
+ * 15. up_ — the upstream client.                                           *
  *                                                                          *
  * Owns per-worker keep-alive pools keyed by (address, TLS settings), the   *
  * connect (with a linked timeout), the BearSSL engine pump, and reading    *
@@ -3055,11 +4771,20 @@ struct request {
 	int kidx;               /* key (breaker) index of the attempt in flight */
 	const char *key;        /* provider credential (config memory) */
 	struct up_req ur;
-	uint64_t t_start_ns, t_up_ns, overhead_ns;
+	uint64_t t_start_ns, t_up_ns, t_resp_ns, overhead_ns;
 	int status;             /* what the client got */
 	bool streaming, head_sent, stream_done, fresh_retry;
 	char chunk_line[24];    /* the current stream chunk's size line */
 	long long in_tok, out_tok, cached_tok, cache_write_tok;
+	size_t streamed;        /* event bytes relayed to the client */
+	/* governance */
+	const struct gov_vkey *vk;     /* config: the presented virtual key, or NULL */
+	const struct gov_price *price; /* config/static: the attempt's price, NULL = unpriced */
+	struct gov_ticket gt;          /* tiers admitted for the attempt in flight */
+	int64_t jseq;                  /* journal sequence that must be durable before the last byte */
+	int64_t cost_micros;
+	bool tail_pending;             /* the response's last byte waits for the journal */
+	struct iovec tail;
 	char err[256];
 };
 
@@ -3425,7 +5150,6 @@ static int up_head(struct worker *w, struct conn *u, struct conn *cl)
 			up_in_reserve(u, u->body_start + (size_t)u->body_left - u->in.len);
 		u->resp_close = !m->keep_alive || (!m->chunked && u->body_left < 0);
 		cl->rq->streaming = up_sse(m);
-		cl->rq->overhead_ns -= now_ns(); /* response work starts: counted until the send */
 		if (cl->rq->streaming)
 			timer_set(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
 		return 1;
@@ -3459,6 +5183,7 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 		conn_close(w, u);
 		return;
 	}
+	cl->rq->t_resp_ns = now_ns(); /* overhead: from these bytes' arrival to our send */
 	if (u->us != US_BODY) {
 		int rc = up_head(w, u, cl);
 		if (rc < 0)
@@ -3567,7 +5292,7 @@ static void up_timeout(struct worker *w, struct conn *u)
 }
 
 /* ======================================================================== *
- * 14. conn_ — client connections.                                          *
+ * 16. conn_ — client connections.                                          *
  *                                                                          *
  * States: CS_HEAD (reading a head, header deadline armed, or idle with the *
  * idle deadline), CS_BODY (reading the body), CS_BUSY (request dispatched; *
@@ -3683,8 +5408,9 @@ static enum dialect conn_dialect(const struct conn *c)
 }
 
 /* An error in the client's dialect: OpenAI {"error":{"message","type","code"}},
- * Anthropic {"type":"error","error":{"type","message"}}. */
-static void conn_error(struct worker *w, struct conn *c, int status, const char *type, const char *msg)
+ * Anthropic {"type":"error","error":{"type","message"}}; `extra`: more header lines. */
+static void conn_error_h(struct worker *w, struct conn *c, int status, const char *type, const char *msg,
+			 const char *extra)
 {
 	struct sb b;
 	sb_init(&b, &c->arena, 256);
@@ -3702,8 +5428,21 @@ static void conn_error(struct worker *w, struct conn *c, int status, const char 
 	}
 	if (c->rq && !c->rq->err[0])
 		snprintf(c->rq->err, sizeof(c->rq->err), "%s", msg);
-	conn_send_local(w, c, status, "application/json", sb_view(&b), NULL);
+	if (c->rq)
+		gov_abort(&c->rq->gt, time(NULL)); /* nothing was served: release the reservation */
+	conn_send_local(w, c, status, "application/json", sb_view(&b), extra);
 }
+
+static void conn_error(struct worker *w, struct conn *c, int status, const char *type, const char *msg)
+{
+	conn_error_h(w, c, status, type, msg, NULL);
+}
+
+/* Defined with the governance helpers below; the response paths call them. */
+static void conn_gov_charge(struct worker *w, struct conn *c);
+static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, int n);
+static void conn_tail(struct worker *w, struct conn *c);
+static void conn_on_sent(struct worker *w, struct conn *c);
 
 static void up_to_client_error(struct worker *w, struct conn *cl, int status, const char *type,
 			       const char *msg)
@@ -3879,6 +5618,7 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 				(int64_t)w->now_ms);
 	if (m->status == 200)
 		conn_read_usage(cl, u->in.p + u->body_start, blen);
+	conn_gov_charge(w, cl);
 	sb_init(&h, &cl->arena, 512);
 	conn_resp_head(&h, rq, m, keep);
 	sb_puts(&h, "Content-Length: ");
@@ -3891,8 +5631,8 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	}
 	struct iovec v[2] = { { h.p, h.len }, { u->in.p + u->body_start, blen } };
 	cl->cs = keep ? CS_BUSY : CS_CLOSE_AFTER;
-	rq->overhead_ns += now_ns();
-	loop_send(w, cl, v, 2);
+	rq->overhead_ns += now_ns() - rq->t_resp_ns;
+	conn_send_final(w, cl, v, 2);
 }
 
 /* Relay complete SSE events; u == NULL ends the stream with an error event. */
@@ -3949,7 +5689,7 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 			      "x-bifrost-provider: %s/%s\r\nx-bifrost-attempts: %d\r\n%s\r\n", rq->rt.c[rq->ci].p->name,
 			  rq->rt.c[rq->ci].model, rq->attempts,
 			  chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n");
-		rq->overhead_ns += now_ns();
+		rq->overhead_ns += now_ns() - rq->t_resp_ns;
 		if (h.oom) {
 			conn_close(w, cl);
 			return;
@@ -3966,6 +5706,7 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 	if (chunked && done)
 		v[n++] = (struct iovec){ "0\r\n\r\n", 5 };
 	rq->stream_done = done;
+	rq->streamed += payload;
 	if (!chunked && done)
 		cl->cs = CS_CLOSE_AFTER;
 	if (!h.len && n == 1) { /* nothing complete yet: read on */
@@ -3975,7 +5716,12 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 	}
 	if (u)
 		u->paused = true;
-	loop_send(w, cl, v, n);
+	if (!done) {
+		loop_send(w, cl, v, n);
+		return;
+	}
+	conn_gov_charge(w, cl);
+	conn_send_final(w, cl, v, n);
 }
 
 /* The client took a batch of events: drop them from `in` and read on. */
@@ -4055,6 +5801,9 @@ static void conn_request_end(struct worker *w, struct conn *c)
 	struct conn *u = conn_peer(w, c);
 	if (u) /* the client left mid-request: the half-read response is useless */
 		conn_close(w, u);
+	if (rq->head_sent)
+		conn_gov_charge(w, c); /* a stream the client cut off: billed, estimated if need be */
+	gov_abort(&rq->gt, time(NULL));
 	if (rq->msg && rq->status) {
 		M_ADD(&w->m, requests, 1);
 		M_ADD(&w->m, by_class[MIN(rq->status / 100, 5)], 1);
@@ -4078,6 +5827,10 @@ static void conn_parse(struct worker *w, struct conn *c);
 static void conn_on_sent(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
+	if (rq && rq->tail_pending) {
+		conn_tail(w, c);
+		return;
+	}
 	struct conn *u = conn_peer(w, c);
 	if (rq && rq->streaming && !rq->stream_done && u) {
 		conn_stream_resume(w, c, u);
@@ -4130,6 +5883,190 @@ static const struct {
 	{ "/anthropic/v1/messages", EP_MESSAGES }, { "/v1/messages/count_tokens", EP_COUNT_TOKENS },
 	{ "/anthropic/v1/messages/count_tokens", EP_COUNT_TOKENS },
 };
+
+/* ---- governance on the request path (the tiers and counters are section 12's) ---- */
+
+/* The virtual key presented: x-bf-vk, Authorization: Bearer, x-api-key, api-key. */
+static const struct gov_vkey *conn_vkey(const struct gov *g, const struct http_msg *m)
+{
+	static const char *const hdrs[] = { "x-bf-vk", "authorization", "x-api-key", "api-key" };
+	for (size_t i = 0; g && i < ARRAY_LEN(hdrs); i++) {
+		struct str v = http_header(m, hdrs[i]);
+		if (!v.p)
+			continue;
+		if (i == 1) {
+			if (v.n < 7 || strncasecmp(v.p, "Bearer ", 7) != 0)
+				continue;
+			v.p += 7;
+			v.n -= 7;
+		}
+		return gov_key_find(g, v.p, v.n);
+	}
+	return NULL;
+}
+
+/* Key checks before routing goes anywhere: 401, 403, allowed models/providers,
+ * the key's provider weights. false when the request was answered. */
+static bool conn_gov_gate(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	const struct gov *g = rq->hold->cfg->gov;
+	char msg[300];
+	rq->vk = conn_vkey(g, rq->msg);
+	if (g && g->enforce && !rq->vk) {
+		conn_error(w, c, 401, "authentication_error", "missing or unknown virtual key");
+		return false;
+	}
+	if (!rq->vk)
+		return true;
+	if (!rq->vk->active) {
+		snprintf(msg, sizeof(msg), "virtual key %s is inactive", rq->vk->e.id);
+		conn_error(w, c, 403, "permission_error", msg);
+		return false;
+	}
+	int n = 0;
+	unsigned wt[ROUTE_MAX];
+	bool steer = false;
+	for (int i = 0; i < rq->rt.n; i++) {
+		const struct route_cand *rc = &rq->rt.c[i];
+		if (!gov_key_allows(rq->vk, rc->p->name, rc->model))
+			continue;
+		const struct gov_pcfg *pc = gov_key_pcfg(rq->vk, rc->p->name, rc->p->kind->name);
+		steer |= pc && pc->weight >= 0;
+		wt[n] = pc && pc->weight >= 0 ? (unsigned)pc->weight : rc->p->weight;
+		rq->rt.c[n++] = *rc;
+	}
+	if (n == 0) {
+		snprintf(msg, sizeof(msg), "model %s is not allowed for virtual key %s", rq->o.model, rq->vk->e.id);
+		conn_error(w, c, 403, "permission_error", msg);
+		return false;
+	}
+	rq->rt.n = n;
+	if (steer && rq->o.fallbacks_tok < 0)
+		route_order_w(&rq->rt, wt, &w->rng);
+	return true;
+}
+
+/* Reserve this attempt's estimate at every tier. 0, or the status it was refused with
+ * (the answer is already sent unless a fallback may still try: then -1 and *d kept). */
+static int conn_gov_admit(struct worker *w, struct conn *c, const struct route_cand *rc, struct gov_deny *d)
+{
+	struct request *rq = c->rq;
+	const struct cfg *cfg = rq->hold->cfg;
+	if (!cfg->gov)
+		return 0;
+	int64_t now = time(NULL);
+	gov_abort(&rq->gt, now); /* a previous attempt's reservation */
+	gov_tiers(&rq->gt, cfg->gov, rq->vk, (int)(rc->p - cfg->prov), rc->p->name, rc->p->kind->name);
+	rq->price = gov_price_find(cfg->gov, rc->p->name, rc->p->kind->name, rc->model);
+	int64_t est = rq->price ? gov_cost_micros(rq->price, (int64_t)(rq->o.j.n / 4),
+						rq->o.max_tokens > 0 ? rq->o.max_tokens : 4096, 0, 0) : 0;
+	int rc2 = gov_admit(&rq->gt, now, est, d);
+	return rc2 == 0 ? 0 : d->status;
+}
+
+/* Answer a refusal: 402 names the tier and its reset, 429 carries Retry-After. */
+static void conn_gov_refuse(struct worker *w, struct conn *c, const struct gov_deny *d)
+{
+	char msg[300], extra[64] = "";
+	time_t reset = (time_t)d->reset_at_s;
+	struct tm tm;
+	gmtime_r(&reset, &tm);
+	if (d->status == 402) {
+		snprintf(msg, sizeof(msg), "budget exhausted for %s %s; it resets at %04d-%02d-%02dT%02d:%02d:%02dZ",
+			 gov_kind_name[d->who->kind], d->who->id, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec);
+		conn_error_h(w, c, 402, "budget_exceeded", msg, NULL);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s limit reached for %s %s; retry in %lld s", d->what,
+		 gov_kind_name[d->who->kind], d->who->id, (long long)d->retry_after_s);
+	snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)MAX(1, d->retry_after_s));
+	conn_error_h(w, c, 429, "rate_limit_exceeded", msg, extra);
+}
+
+/* Settle the attempt at every tier: the real cost when the usage is known, else
+ * (client gone mid-stream) an estimate that is never zero: input = known or body
+ * bytes / 4, output = known or relayed bytes / 4. Records go to the journal. */
+static void conn_gov_charge(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	if (!rq->gt.admitted)
+		return;
+	bool oai = rq->rt.c[rq->ci].p->kind->dialect == D_OPENAI;
+	long long in = rq->in_tok ? rq->in_tok : (long long)(rq->o.j.n / 4 + 1);
+	long long out = rq->out_tok ? rq->out_tok : (long long)(rq->streamed / 4);
+	long long uncached = oai ? MAX(0, in - rq->cached_tok) : in;
+	int64_t now = time(NULL);
+	if (!rq->price)
+		M_ADD(&w->m, unpriced, 1);
+	rq->cost_micros = rq->price ? gov_cost_micros(rq->price, uncached, out, rq->cached_tok,
+						     rq->cache_write_tok) : 0;
+	struct jrnl_rec recs[GOV_TIERS];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int n = gov_complete(&rq->gt, now, rq->cost_micros, uncached + rq->cached_tok + rq->cache_write_tok,
+			     out, rng_next(&w->rng), (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, recs);
+	for (int i = 0; i < n; i++) {
+		int64_t seq = jrnl_append(w->jring, &recs[i]);
+		if (seq < 0)
+			M_ADD(&w->m, journal_full, 1); /* the committer is stalled: counted, not blocking */
+		else
+			rq->jseq = MAX(rq->jseq, seq);
+	}
+}
+
+/* The final send of a response: everything but its last byte goes now; the
+ * last byte waits until the charge is on disk (see the jrnl_ banner). */
+static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, int n)
+{
+	struct request *rq = c->rq;
+	if (rq->jseq && jrnl_durable(w->jring) < (uint64_t)rq->jseq) {
+		int k = n - 1;
+		while (k >= 0 && v[k].iov_len == 0)
+			k--;
+		if (k >= 0) {
+			v[k].iov_len--;
+			rq->tail = (struct iovec){ (char *)v[k].iov_base + v[k].iov_len, 1 };
+			rq->tail_pending = true;
+		}
+	}
+	loop_send(w, c, v, n);
+	if (!c->send_busy && rq->tail_pending) /* nothing but the tail: wait for it now */
+		conn_on_sent(w, c);
+}
+
+/* The last byte may go once the journal caught up; else park the conn. */
+static void conn_tail(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	if (jrnl_durable(w->jring) < (uint64_t)rq->jseq && w->nheld < HELD_MAX) {
+		w->held[w->nheld].idx = conn_idx(w, c);
+		w->held[w->nheld++].gen = c->gen;
+		return;
+	}
+	rq->tail_pending = false; /* durable (or too many parked: deliver rather than stall) */
+	loop_send(w, c, &rq->tail, 1);
+}
+
+/* The committer made records durable: send the parked last bytes. */
+static void conn_release_held(struct worker *w)
+{
+	int keep = 0;
+	for (int i = 0; i < w->nheld; i++) {
+		struct conn *c = &w->slab[w->held[i].idx];
+		if (c->gen != w->held[i].gen || c->kind != K_CLIENT || c->closing || !c->rq ||
+		    !c->rq->tail_pending)
+			continue;
+		if (jrnl_durable(w->jring) >= (uint64_t)c->rq->jseq) {
+			c->rq->tail_pending = false;
+			loop_send(w, c, &c->rq->tail, 1);
+		} else {
+			w->held[keep++] = w->held[i];
+		}
+	}
+	w->nheld = keep;
+}
 
 /* Append `name` ("P/M", a bare model, or a provider name meaning "same model there"). */
 static void conn_add_fallback(struct worker *w, struct request *rq, const char *name)
@@ -4191,36 +6128,51 @@ static void conn_cross_dialect(struct worker *w, struct conn *c, const struct ro
 	conn_error(w, c, 400, "invalid_request_error", msg);
 }
 
-/* Send the request to the current candidate (first try, retry or fallback). */
-static void conn_attempt(struct worker *w, struct conn *c)
+/* Choose the attempt's candidate and key: the first whose circuit admits us
+ * and whose budgets and rate limits (provider tiers) allow it. A refusal by the
+ * key's own tiers ends the request; one by a provider's tier tries the next
+ * candidate. false when the request was answered. */
+static bool conn_pick(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
-	const struct route_cand *rc;
-	for (;;) { /* the first candidate/key whose circuit lets us in */
-		rc = &rq->rt.c[rq->ci];
+	struct gov_deny d;
+	for (;; rq->ci++, rq->tries = 0) {
+		if (rq->ci >= rq->rt.n) {
+			conn_error(w, c, 503, "upstream_error",
+				   "every provider for this model is failing (circuit open); retry later");
+			return false;
+		}
+		const struct route_cand *rc = &rq->rt.c[rq->ci];
 		if (rq->tries == 0) {
 			const char *k = route_key(rc->p, &w->rng);
 			rq->key0 = 0;
 			while (k && rc->p->keys[rq->key0].value != k)
 				rq->key0++;
 		}
-		int nk = MAX(rc->p->nkeys, 1), i;
-		for (i = 0; i < nk; i++)
-			if (route_cb_allow(&rc->p->brk[(rq->key0 + rq->tries + i) % nk], (int64_t)w->now_ms))
-				break;
-		if (i < nk) {
-			rq->kidx = (rq->key0 + rq->tries + i) % nk;
-			break;
+		int nk = MAX(rc->p->nkeys, 1), i = 0;
+		while (i < nk && !route_cb_allow(&rc->p->brk[(rq->key0 + rq->tries + i) % nk], (int64_t)w->now_ms))
+			i++;
+		if (i == nk)
+			continue;
+		rq->kidx = (rq->key0 + rq->tries + i) % nk;
+		rq->key = rc->p->nkeys ? rc->p->keys[rq->kidx].value : NULL;
+		if (conn_gov_admit(w, c, rc, &d) == 0)
+			return true;
+		bool provider_tier = d.who->kind == GK_PROVIDER || d.who->kind == GK_PCFG;
+		if (!provider_tier || rq->ci + 1 >= rq->rt.n) {
+			conn_gov_refuse(w, c, &d);
+			return false;
 		}
-		if (rq->ci + 1 >= rq->rt.n) {
-			conn_error(w, c, 503, "upstream_error",
-				   "every provider for this model is failing (circuit open); retry later");
-			return;
-		}
-		rq->ci++;
-		rq->tries = 0;
 	}
-	rq->key = rc->p->nkeys ? rc->p->keys[rq->kidx].value : NULL;
+}
+
+/* Send the request to the current candidate (first try, retry or fallback). */
+static void conn_attempt(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	if (!conn_pick(w, c))
+		return;
+	const struct route_cand *rc = &rq->rt.c[rq->ci];
 	if (rc->p->kind->dialect != ep_dialect(rq->ep)) {
 		conn_cross_dialect(w, c, rc);
 		return;
@@ -4270,6 +6222,8 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 		return;
 	}
 	conn_fallbacks(w, c);
+	if (!conn_gov_gate(w, c))
+		return;
 	rq->overhead_ns += now_ns() - rq->t_start_ns;
 	conn_attempt(w, c);
 }
@@ -4432,7 +6386,7 @@ static void conn_complete(struct worker *w, struct conn *c, int op, struct io_ur
 }
 
 /* ======================================================================== *
- * 15. admin_ — answers the gateway makes itself.                           *
+ * 17. admin_ — answers the gateway makes itself.                           *
  * ======================================================================== */
 
 /* The concrete provider/model names the config lists, in the client's dialect. */
@@ -4496,6 +6450,9 @@ static void admin_metrics(struct worker *w, struct conn *c)
 		  (unsigned long long)ADMIN_SUM(upstream_errors), (unsigned long long)ADMIN_SUM(log_dropped),
 		  (unsigned long long)ADMIN_SUM(conns_open), (unsigned long long)ADMIN_SUM(in_tokens),
 		  (unsigned long long)ADMIN_SUM(out_tokens));
+	sb_printf(&b, "# HELP bifrost_unpriced_requests_total Governed requests whose model has no price (cost 0).\n"
+		      "bifrost_unpriced_requests_total %llu\nbifrost_journal_full_total %llu\n",
+		  (unsigned long long)ADMIN_SUM(unpriced), (unsigned long long)ADMIN_SUM(journal_full));
 	sb_puts(&b, "# HELP bifrost_overhead_us Time spent inside bifrost per proxied request, upstream excluded.\n"
 		    "# TYPE bifrost_overhead_us histogram\n");
 	uint64_t cum = 0;
@@ -4510,6 +6467,26 @@ static void admin_metrics(struct worker *w, struct conn *c)
 	sb_printf(&b, "bifrost_overhead_us_sum %.3f\nbifrost_overhead_us_count %llu\n",
 		  (double)ADMIN_SUM(hist_sum_ns) / 1000.0, (unsigned long long)cum);
 	conn_send_local(w, c, 200, "text/plain; version=0.0.4", sb_view(&b), NULL);
+}
+
+/* GET /api/usage: every governed entity's window, for `admin.token` holders. */
+static void admin_usage(struct worker *w, struct conn *c)
+{
+	const struct cfg *cfg = c->rq->hold->cfg;
+	struct str auth = http_header(c->rq->msg, "authorization");
+	size_t tn = cfg->admin_token ? strlen(cfg->admin_token) : 0;
+	unsigned diff = tn == 0 || auth.n != tn + 7 || strncasecmp(auth.p, "Bearer ", 7) != 0;
+	for (size_t i = 0; !diff && i < tn; i++) /* constant time over the token */
+		diff |= (unsigned)(auth.p[7 + i] ^ cfg->admin_token[i]);
+	if (diff) {
+		conn_error(w, c, 401, "authentication_error",
+			   tn ? "admin token required (Authorization: Bearer)" : "admin.token is not configured");
+		return;
+	}
+	struct sb b;
+	sb_init(&b, &c->arena, 4096);
+	gov_usage_json(&b, cfg->gov, time(NULL));
+	conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
 }
 
 static void admin_dispatch(struct worker *w, struct conn *c)
@@ -4542,6 +6519,8 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 		admin_models(w, c, D_OPENAI);
 	} else if (get && str_eq(m->path, "/anthropic/v1/models")) {
 		admin_models(w, c, D_ANTHROPIC);
+	} else if (get && str_eq(m->path, "/api/usage")) {
+		admin_usage(w, c);
 	} else {
 		conn_error(w, c, 404, "invalid_request_error", "no such route");
 	}
@@ -4580,13 +6559,24 @@ static void loop_accept_arm(struct worker *w)
 	w->accepting = true;
 }
 
+/* The committer's wake-up: a read on the worker's eventfd, re-armed each time. */
+static void loop_wake_arm(struct worker *w)
+{
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_read(sqe, w->evfd, &w->evval, sizeof(w->evval), 0);
+	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_WAKE));
+}
+
 static void loop_cqe(struct worker *w, struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
 	int op = UD_OP(ud);
 	uint32_t idx = UD_IDX(ud);
 	if (idx == UD_LISTENER) {
-		if (op == OP_LOG) {
+		if (op == OP_WAKE) {
+			conn_release_held(w);
+			loop_wake_arm(w);
+		} else if (op == OP_LOG) {
 			log_written(w, cqe->res);
 		} else if (op == OP_ACCEPT) {
 			if (cqe->res >= 0)
@@ -4690,6 +6680,7 @@ static void *loop_run(void *arg)
 	w->rng = now_ns() ^ ((uint64_t)(w->id + 1) * 0x9E3779B97F4A7C15ULL);
 	loop_adopt_config(w);
 	loop_accept_arm(w);
+	loop_wake_arm(w);
 	uint64_t drain_deadline = 0, last_flush = w->now_ms;
 	for (;;) {
 		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = WHEEL_MS * 1000000L };
@@ -4721,7 +6712,7 @@ static void *loop_run(void *arg)
 }
 
 /* ======================================================================== *
- * 16. main — command line, start-up checks, signals, reload, drain.        *
+ * 18. main — command line, start-up checks, signals, reload, drain.        *
  * ======================================================================== */
 
 #ifndef BIFROST_TEST
@@ -4825,6 +6816,79 @@ static void main_probe_uring(void)
 	    strerror(-rc));
 }
 
+/* ---- governance state: the counter region, the journal and its committer ---- */
+
+static struct gov_region *gov_region;
+static struct jrnl gov_jrnl;
+static char gov_jrnl_path[PATH_MAX];
+static _Atomic bool gov_committer_stop;
+static pthread_t gov_committer;
+
+/* Group commit every 2 ms, wake the workers whose last bytes wait, compact now and then. */
+static void *main_committer(void *arg)
+{
+	uint64_t since_compact = 0;
+	struct timespec tick = { 0, 2000000 };
+	for (;;) {
+		bool stop = atomic_load(&gov_committer_stop);
+		int n = jrnl_commit(&gov_jrnl);
+		if (n > 0) {
+			uint64_t one = 1;
+			for (int i = 0; i < nworkers; i++)
+				if (write(workers[i].evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+					break;
+			since_compact += (uint64_t)n;
+		} else if (n < 0) {
+			fprintf(stderr, "bifrost: journal commit failed: %s (retrying)\n", strerror(-n));
+		}
+		if (since_compact >= 100000 && jrnl_compact(&gov_jrnl, gov_jrnl_path) == 0)
+			since_compact = 0;
+		if (stop && n == 0)
+			return NULL;
+		nanosleep(&tick, NULL);
+	}
+}
+
+/* Map the counters, replay the journal into them, and give each worker a ring. */
+static void main_governance(struct cfg *c, const char *data_dir, int nw)
+{
+	gov_region = gov_region_map(65536);
+	if (!gov_region)
+		die("cannot map the governance counters");
+	if (gov_bind(c->gov, gov_region, time(NULL)) != 0)
+		die("too many governed entities for the counter region");
+	snprintf(gov_jrnl_path, sizeof(gov_jrnl_path), "%s/governance.journal", data_dir);
+	int fd = open(gov_jrnl_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die("cannot open %s: %s", gov_jrnl_path, strerror(errno));
+	off_t end = 0;
+	struct stat st;
+	int n = jrnl_replay(fd, gov_replay_apply, c->gov, &end);
+	if (n < 0)
+		die("cannot read %s: %s", gov_jrnl_path, strerror(-n));
+	if (fstat(fd, &st) == 0 && st.st_size > end) {
+		fprintf(stderr, "bifrost: %s: dropping %lld bytes of torn or corrupt tail\n", gov_jrnl_path,
+			(long long)(st.st_size - end));
+		if (ftruncate(fd, end) != 0)
+			die("cannot truncate %s: %s", gov_jrnl_path, strerror(errno));
+	}
+	struct jrnl_ring **rings = calloc((size_t)nw, sizeof(*rings));
+	for (int i = 0; rings && i < nw; i++) {
+		rings[i] = workers[i].jring = aligned_alloc(64, sizeof(struct jrnl_ring));
+		if (!rings[i])
+			die("out of memory");
+		memset(rings[i], 0, sizeof(struct jrnl_ring));
+		workers[i].evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (workers[i].evfd < 0)
+			die("eventfd: %s", strerror(errno));
+	}
+	if (!rings)
+		die("out of memory");
+	gov_jrnl = (struct jrnl){ .fd = fd, .end = end, .w = rings, .nw = nw };
+	if (n > 0)
+		fprintf(stderr, "bifrost: replayed %d charge records from %s\n", n, gov_jrnl_path);
+}
+
 static struct cfg *main_load(const char *path, bool *from_file)
 {
 	struct arena a;
@@ -4835,6 +6899,11 @@ static struct cfg *main_load(const char *path, bool *from_file)
 		path = "config.json";
 	*from_file = path != NULL;
 	struct cfg *c = cfg_load(path, &errs);
+	if (c && gov_region && gov_bind(c->gov, gov_region, time(NULL)) != 0) {
+		sb_puts(&errs, "  - too many governed entities for the counter region\n");
+		cfg_free(c);
+		c = NULL;
+	}
 	if (c)
 		dns_refresh_due(false);
 	else
@@ -4916,6 +6985,9 @@ int main(int argc, char **argv)
 			die("%s", err);
 		workers[i].log = calloc(1, sizeof(struct log_state));
 	}
+	main_governance(c, data_dir, nw);
+	if (pthread_create(&gov_committer, NULL, main_committer, NULL) != 0)
+		die("cannot start the journal committer");
 	for (int i = 0; i < nw; i++) {
 		pthread_attr_t attr;
 		pthread_attr_init(&attr);
@@ -4954,6 +7026,8 @@ int main(int argc, char **argv)
 	atomic_store(&g_draining, true);
 	for (int i = 0; i < nw; i++)
 		pthread_join(workers[i].thread, NULL);
+	atomic_store(&gov_committer_stop, true);
+	pthread_join(gov_committer, NULL);
 	fprintf(stderr, "bifrost: stopped\n");
 	return 0;
 }
