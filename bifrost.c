@@ -1534,12 +1534,13 @@ struct prov_key {
 };
 
 /* Circuit breaker of one provider key, shared by all workers (lives as long as
- * the config). Closed: fails < cb_conf.fails. Open: skipped until open_until_ms.
- * Half-open after that: one request (the one that wins `probing`) decides. */
+ * the config). Closed: open_until_ms == 0. Open: skipped until open_until_ms.
+ * Half-open after that: the one request whose CAS pushes open_until_ms a
+ * cooldown ahead is the probe; if its verdict never comes (client gone), the
+ * next cooldown simply admits another probe, so a probe can't be lost. */
 struct breaker {
 	_Atomic int fails;
 	_Atomic int64_t open_until_ms;
-	_Atomic bool probing;
 };
 
 struct cb_conf {
@@ -2293,15 +2294,13 @@ static int route_resolve(const struct cfg *c, const char *model, uint64_t *rng, 
 }
 
 /* May a request use this key now? Half-open admits exactly one probe. */
-static bool route_cb_allow(struct breaker *b, int64_t now_ms)
+static bool route_cb_allow(struct breaker *b, const struct cb_conf *cf, int64_t now_ms)
 {
 	int64_t until = atomic_load_explicit(&b->open_until_ms, memory_order_relaxed);
 	if (!until)
 		return true;
-	if (now_ms < until)
-		return false;
-	bool idle = false;
-	return atomic_compare_exchange_strong(&b->probing, &idle, true);
+	return now_ms >= until &&
+	       atomic_compare_exchange_strong(&b->open_until_ms, &until, now_ms + cf->cooldown_ms);
 }
 
 static void route_cb_result(struct breaker *b, const struct cb_conf *cf, bool ok, int64_t now_ms)
@@ -2309,14 +2308,11 @@ static void route_cb_result(struct breaker *b, const struct cb_conf *cf, bool ok
 	if (ok) {
 		atomic_store(&b->fails, 0);
 		atomic_store(&b->open_until_ms, 0);
-		atomic_store(&b->probing, false);
 		return;
 	}
 	int fails = atomic_fetch_add(&b->fails, 1) + 1;
-	if (fails >= cf->fails || atomic_load(&b->probing)) { /* (re)open */
+	if (fails >= cf->fails || atomic_load(&b->open_until_ms)) /* (re)open */
 		atomic_store(&b->open_until_ms, now_ms + cf->cooldown_ms);
-		atomic_store(&b->probing, false);
-	}
 }
 
 static const char *route_cb_state(struct breaker *b, int64_t now_ms)
@@ -6150,7 +6146,8 @@ static bool conn_pick(struct worker *w, struct conn *c)
 				rq->key0++;
 		}
 		int nk = MAX(rc->p->nkeys, 1), i = 0;
-		while (i < nk && !route_cb_allow(&rc->p->brk[(rq->key0 + rq->tries + i) % nk], (int64_t)w->now_ms))
+		while (i < nk && !route_cb_allow(&rc->p->brk[(rq->key0 + rq->tries + i) % nk], &rq->hold->cfg->cb,
+						 (int64_t)w->now_ms))
 			i++;
 		if (i == nk)
 			continue;

@@ -799,33 +799,44 @@ Test(route, circuit_breaker_states)
 {
 	struct breaker b = { 0 };
 	struct cb_conf cf = { .fails = 3, .cooldown_ms = 1000 };
-	cr_assert(route_cb_allow(&b, 0));
+	cr_assert(route_cb_allow(&b, &cf, 0));
 	cr_assert_str_eq(route_cb_state(&b, 0), "closed");
 	route_cb_result(&b, &cf, false, 100);
 	route_cb_result(&b, &cf, false, 100);
-	cr_assert(route_cb_allow(&b, 100), "2 failures of 3: still closed");
+	cr_assert(route_cb_allow(&b, &cf, 100), "2 failures of 3: still closed");
 	route_cb_result(&b, &cf, true, 150);
 	route_cb_result(&b, &cf, false, 160);
 	route_cb_result(&b, &cf, false, 170);
-	cr_assert(route_cb_allow(&b, 170), "a success resets the count");
+	cr_assert(route_cb_allow(&b, &cf, 170), "a success resets the count");
 	route_cb_result(&b, &cf, false, 200); /* third consecutive: opens until 1200 */
 	cr_assert_str_eq(route_cb_state(&b, 200), "open");
-	cr_assert_not(route_cb_allow(&b, 200));
-	cr_assert_not(route_cb_allow(&b, 1199));
+	cr_assert_not(route_cb_allow(&b, &cf, 200));
+	cr_assert_not(route_cb_allow(&b, &cf, 1199));
 	cr_assert_str_eq(route_cb_state(&b, 1200), "half-open");
-	cr_assert(route_cb_allow(&b, 1200), "one probe");
-	cr_assert_not(route_cb_allow(&b, 1201), "only one probe at a time");
-	cr_assert_not(route_cb_allow(&b, 1300));
+	cr_assert(route_cb_allow(&b, &cf, 1200), "one probe");
+	cr_assert_not(route_cb_allow(&b, &cf, 1201), "only one probe at a time");
+	cr_assert_not(route_cb_allow(&b, &cf, 1300));
 	route_cb_result(&b, &cf, false, 1300); /* the probe failed: open again until 2300 */
 	cr_assert_str_eq(route_cb_state(&b, 1300), "open");
-	cr_assert_not(route_cb_allow(&b, 2299));
-	cr_assert(route_cb_allow(&b, 2300));
+	cr_assert_not(route_cb_allow(&b, &cf, 2299));
+	cr_assert(route_cb_allow(&b, &cf, 2300));
 	route_cb_result(&b, &cf, true, 2400); /* the probe succeeded: closed */
 	cr_assert_str_eq(route_cb_state(&b, 2400), "closed");
-	cr_assert(route_cb_allow(&b, 2400));
-	cr_assert(route_cb_allow(&b, 2401), "closed admits everyone");
+	cr_assert(route_cb_allow(&b, &cf, 2400));
+	cr_assert(route_cb_allow(&b, &cf, 2401), "closed admits everyone");
 	route_cb_result(&b, &cf, false, 2500);
-	cr_assert(route_cb_allow(&b, 2500), "the count restarted from 0");
+	cr_assert(route_cb_allow(&b, &cf, 2500), "the count restarted from 0");
+}
+
+Test(route, circuit_breaker_lost_probe_is_replaced)
+{
+	/* a probe whose verdict never comes (client gone) must not block the key for ever */
+	struct breaker b = { 0 };
+	struct cb_conf cf = { .fails = 1, .cooldown_ms = 1000 };
+	route_cb_result(&b, &cf, false, 0); /* open until 1000 */
+	cr_assert(route_cb_allow(&b, &cf, 1000), "the probe");
+	cr_assert_not(route_cb_allow(&b, &cf, 1500), "one probe at a time");
+	cr_assert(route_cb_allow(&b, &cf, 2000), "no verdict for a cooldown: another probe");
 }
 
 Test(route, circuit_breaker_config)
@@ -840,8 +851,8 @@ Test(route, circuit_breaker_config)
 	/* one breaker per key, independent */
 	route_cb_result(&p->brk[0], &c->cb, false, 10);
 	route_cb_result(&p->brk[0], &c->cb, false, 10);
-	cr_assert_not(route_cb_allow(&p->brk[0], 20));
-	cr_assert(route_cb_allow(&p->brk[1], 20));
+	cr_assert_not(route_cb_allow(&p->brk[0], &c->cb, 20));
+	cr_assert(route_cb_allow(&p->brk[1], &c->cb, 20));
 	cr_assert_not_null(prov_named(c, "nokey")->brk, "at least one breaker even without keys");
 	cfg_free(c);
 	c = load_ok("{}");
