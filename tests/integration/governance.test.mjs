@@ -164,6 +164,9 @@ for (const tc of TIERS) {
 
     const u = await quiet(g.port, ADMIN);
     const ent = entity(u, tc.list, tc.id);
+    const resetIso = new Date(ent.reset_at * 1000).toISOString().replace(/\.000Z$/, 'Z');
+    assert.ok(e.message.includes(resetIso) || e.message.includes(String(ent.reset_at)),
+      `402 must say when the window resets (${resetIso}, reset_at ${ent.reset_at}): ${e.message}`);
     assert.equal(ent.spend_micros, pass * C, `${tc.tier} spend_micros: ${JSON.stringify(ent)}`);
     assert.equal(ent.limit_micros, 200, JSON.stringify(ent));
     assert.equal(ent.requests, pass, JSON.stringify(ent));
@@ -249,6 +252,39 @@ test('request-rate limit: 3 per minute → the 4th gets 429 with Retry-After, no
   const u = await quiet(g.port, ADMIN);
   assert.equal(entity(u, 'virtual_keys', 'rq').requests, 3);
   assert.equal(entity(u, 'virtual_keys', 'rq').spend_micros, 3 * C);
+});
+
+test('short windows: a 2 s request window frees after Retry-After; a 2 s budget window resets at the time the 402 names', async () => {
+  const g = await gateway(config({
+    enforce: true,
+    virtual_keys: [
+      { id: 'rq', value: KA, rate_limit: { request_max_limit: 2, request_reset_duration: '2s' } },
+      { id: 'bu', value: KB, budget: budget(0.0001, '2s') }, // 100 µ$: 0 and 98 pass, 196 refuses
+    ],
+  }));
+  for (let i = 0; i < 2; i++) assert.equal((await oai(g.port, { headers: vk(KA) })).status, 200);
+  const r = await oai(g.port, { headers: vk(KA) });
+  assert.equal(r.status, 429, show(r));
+  const wait = retryAfter(r, 2);
+  await sleep(wait * 1000 + 50);
+  const r2 = await oai(g.port, { headers: vk(KA) });
+  assert.equal(r2.status, 200, `still refused ${wait} s (Retry-After) later: ${show(r2)}`);
+
+  for (let i = 0; i < 2; i++) assert.equal((await oai(g.port, { headers: vk(KB) })).status, 200);
+  const b = await oai(g.port, { headers: vk(KB) });
+  assert.equal(b.status, 402, show(b));
+  const iso = /(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)/.exec(errorBody(b).message);
+  assert.ok(iso, `no reset time in ${errorBody(b).message}`);
+  const resetMs = Date.parse(iso[1]);
+  assert.ok(resetMs > Date.now() - 1000 && resetMs <= Date.now() + 2000, `reset time ${iso[1]} is not within the 2 s window`);
+  await sleep(Math.max(0, resetMs - Date.now()) + 50);
+  const b2 = await oai(g.port, { headers: vk(KB) });
+  assert.equal(b2.status, 200, `still refused after the reset at ${iso[1]}: ${show(b2)}`);
+  const u = await quiet(g.port, ADMIN);
+  const e = entity(u, 'virtual_keys', 'bu');
+  assert.equal(e.spend_micros, C, `the new window holds only the last request: ${JSON.stringify(e)}`);
+  assert.equal(e.requests, 1, JSON.stringify(e));
+  assert.equal(e.reset_at - e.window_start, 2, JSON.stringify(e));
 });
 
 test('token-rate limit: 30 tokens per hour → 18 + 18 tokens pass, the 3rd request gets 429', async () => {
@@ -655,7 +691,7 @@ test('kill -9: spend equals the sum over responses the client fully received, EX
 // ---------------------------------------------------------------------------------------------
 // 7. 200 parallel requests against a small budget
 
-test('200 parallel requests against a 2000 µ$ budget: spend ≤ limit + one request\'s estimate, the rest 402, nothing leaked', async () => {
+test('200 parallel requests against a 2000 µ$ budget: spend ≤ limit + one request\'s estimate, the rest 402, nothing leaked', async (t) => {
   const g = await gateway(config({
     enforce: true,
     virtual_keys: [{ id: 'alice', value: KA, budget: budget(0.002, '1d') }],
@@ -685,6 +721,7 @@ test('200 parallel requests against a 2000 µ$ budget: spend ≤ limit + one req
   assert.ok(e.spend_micros <= LIMIT + est, `overshoot: spend ${e.spend_micros} > limit ${LIMIT} + estimate ${est}`);
   assert.equal(e.reserved_micros, 0, `reservations leaked: ${JSON.stringify(e)}`);
   assert.equal(e.in_flight, 0, `in-flight leaked: ${JSON.stringify(e)}`);
+  t.diagnostic(`parallel: ${ok} admitted, ${refused} refused, spend ${e.spend_micros} µ$ of ${LIMIT} (estimate ${est} µ$ per request)`);
   // top up sequentially: the budget must be usable up to the limit, and no further than the bound
   let n = 0;
   for (;;) {
@@ -697,6 +734,7 @@ test('200 parallel requests against a 2000 µ$ budget: spend ≤ limit + one req
   e = entity(u, 'virtual_keys', 'alice');
   assert.ok(e.spend_micros >= LIMIT, `refused below the limit: ${JSON.stringify(e)}`);
   assert.ok(e.spend_micros <= LIMIT + est, `overshoot: ${JSON.stringify(e)} (estimate ${est})`);
+  t.diagnostic(`after topping up sequentially (${n} more): spend ${e.spend_micros} µ$`);
 });
 
 // ---------------------------------------------------------------------------------------------
