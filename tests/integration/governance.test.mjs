@@ -311,9 +311,22 @@ test('max_concurrent 2: 3 parallel slow requests → exactly one 429; 5 → thre
     virtual_keys: [{ id: 'cc', value: KA, rate_limit: { max_concurrent: 2 } }],
   }));
   m.behave({ delayMs: 600 });
+  const n0 = Buffer.byteLength(JSON.stringify({ model: 'mock/gpt-4o', messages: MSG }));
+  // no max_tokens: the reservation is input ≈ body bytes / 4 at $2.50 plus 4096 output tokens at $10
+  const estLo = costMicros({ in: Math.floor(n0 / 4) - 1, out: 4096 }, P_4O);
+  const estHi = costMicros({ in: Math.ceil(n0 / 4) + 1, out: 4096 }, P_4O);
   for (const n of [3, 5]) {
     m.reset(); m.behave({ delayMs: 600 });
-    const rs = await Promise.all(Array.from({ length: n }, () => oai(g.port, { headers: vk(KA) })));
+    const pending = Promise.all(Array.from({ length: n }, () => oai(g.port, { headers: vk(KA) })));
+    if (n === 3) {
+      await m.waitForRequests(2);
+      const e = entity(await usage(g.port, ADMIN), 'virtual_keys', 'cc');
+      assert.equal(e.in_flight, 2, `while 2 requests are upstream: ${JSON.stringify(e)}`);
+      assert.ok(e.reserved_micros >= 2 * estLo && e.reserved_micros <= 2 * estHi,
+        `reserved_micros ${e.reserved_micros} is not 2 × the estimate (${estLo}..${estHi} µ$ each): ${JSON.stringify(e)}`);
+      assert.equal(e.spend_micros, 0, JSON.stringify(e));
+    }
+    const rs = await pending;
     assert.equal(countOf(rs, 200), 2, `${n} parallel: ${JSON.stringify(statuses(rs))}`);
     assert.equal(countOf(rs, 429), n - 2, `${n} parallel: ${JSON.stringify(statuses(rs))}`);
     for (const r of rs.filter((x) => x.status === 429)) { errorBody(r); retryAfter(r, 60); }
