@@ -17,16 +17,17 @@
  *   8. cfg_      config.json loading, validation, env.NAME, defaults
  *   9. route_    model string → provider candidates, weighted choice
  *  10. prov_     provider adapters: base URLs, auth headers, body edits
- *  11. jrnl_     charge journal: checksummed records, group commit, replay, compaction
- *  12. gov_      governance: windows, prices, lock-free counters, admission, cfg_governance
- *  13. metrics_  counters and the overhead histogram; log_ request lines
- *  14. loop_     worker, ring, slab, timer wheel, send queue
- *  15. up_       upstream client: DNS table, pools, connect, TLS, response
- *  16. conn_     client connection: read, parse, dispatch, respond
- *  17. admin_    /health, /metrics, /v1/models
- *  18. main      command line, signals, reload, drain
+ *  11. xlate_    dialect translation: Anthropic Messages <-> OpenAI Chat
+ *  12. jrnl_     charge journal: checksummed records, group commit, replay, compaction
+ *  13. gov_      governance: windows, prices, lock-free counters, admission, cfg_governance
+ *  14. metrics_  counters and the overhead histogram; log_ request lines
+ *  15. loop_     worker, ring, slab, timer wheel, send queue
+ *  16. up_       upstream client: DNS table, pools, connect, TLS, response
+ *  17. conn_     client connection: read, parse, dispatch, respond
+ *  18. admin_    /health, /metrics, /v1/models
+ *  19. main      command line, signals, reload, drain
  *
- * Leaf sections (2–6, 9, 10) do no I/O and allocate only from a caller's arena, so the
+ * Leaf sections (2–6, 9–11) do no I/O and allocate only from a caller's arena, so the
  * unit tests (built with -DBIFROST_TEST, which drops main) can drive them directly.
  */
 #ifndef _GNU_SOURCE
@@ -1202,8 +1203,8 @@ static const char *http_reason(int status)
  *                                                                          *
  * An event ends at a blank line ("\n\n" or "\r\n\r\n"). sse_next returns   *
  * the length of the first complete event in [b, b+len) including its       *
- * terminator, or 0 if the event is still incomplete. sse_data returns the  *
- * payload of the event's first `data:` line.                               *
+ * terminator, or 0 if the event is still incomplete. sse_field returns a   *
+ * field's value (sse_data: the first `data:` line).                         *
  * ======================================================================== */
 
 static size_t sse_next(const char *b, size_t len)
@@ -1219,14 +1220,15 @@ static size_t sse_next(const char *b, size_t len)
 	return 0;
 }
 
-static struct str sse_data(const char *ev, size_t n)
+/* The value of the event's first `name:` line (one optional space stripped). */
+static struct str sse_field(const char *ev, size_t n, const char *name)
 {
-	size_t i = 0;
+	size_t i = 0, nl = strlen(name);
 	while (i < n) {
-		const char *nl = memchr(ev + i, '\n', n - i);
-		size_t e = nl ? (size_t)(nl - ev) : n;
-		if (e - i >= 5 && memcmp(ev + i, "data:", 5) == 0) {
-			size_t b = i + 5 + (i + 5 < e && ev[i + 5] == ' ');
+		const char *eol = memchr(ev + i, '\n', n - i);
+		size_t e = eol ? (size_t)(eol - ev) : n;
+		if (e - i > nl && memcmp(ev + i, name, nl) == 0 && ev[i + nl] == ':') {
+			size_t b = i + nl + 1 + (i + nl + 1 < e && ev[i + nl + 1] == ' ');
 			size_t ee = e > b && ev[e - 1] == '\r' ? e - 1 : e;
 			return (struct str){ ev + b, ee - b };
 		}
@@ -1234,6 +1236,8 @@ static struct str sse_data(const char *ev, size_t n)
 	}
 	return (struct str){ NULL, 0 };
 }
+
+static struct str sse_data(const char *ev, size_t n) { return sse_field(ev, n, "data"); }
 
 /* ======================================================================== *
  * 7. tls_ — BearSSL trust anchors and client contexts.                     *
@@ -2601,7 +2605,1618 @@ static int prov_build(struct arena *a, const struct oai_req *o, const struct pro
 }
 
 /* ======================================================================== *
- * 11. jrnl_ — the charge journal: fixed-size checksummed records.          *
+ * 11. xlate_ — dialect translation, Anthropic Messages <-> OpenAI Chat.    *
+ *                                                                          *
+ * Owns the rewriting of request bodies, response bodies, stream events and *
+ * error bodies from one dialect into the other (PROTOCOLS.md, "Translating *
+ * Anthropic <-> OpenAI"). Pure: buffers in, an `sb` out, arena memory only,*
+ * no I/O, no globals. Called by conn_ and up_ when the client's dialect    *
+ * differs from the provider's, and for /v1/messages/count_tokens:          *
+ *                                                                          *
+ *   a2o = Anthropic client → OpenAI provider, o2a = the reverse.           *
+ *   xlate_req_a2o  xlate_resp_o2a  xlate_o2a_init/_chunk/_end   (a2o route)*
+ *   xlate_req_o2a  xlate_resp_a2o  xlate_a2o_init/_event/_end   (o2a route)*
+ *   xlate_error_o2a  xlate_error_a2o  xlate_count_tokens                   *
+ *                                                                          *
+ * Invariants:                                                              *
+ * - Values are copied as raw JSON text (json_raw), never re-encoded:       *
+ *   strings, schemas and tool inputs stay byte-exact. A string's escaped   *
+ *   inner bytes (xlate_inner) concatenate into a valid JSON string: this is*
+ *   how texts are joined and data URLs built or split, without unescaping. *
+ * - Translations return 0, -EBADMSG (input the dialect does not allow; a   *
+ *   static reason in *err, or j->err inside) or -ENOMEM (arena exhausted,  *
+ *   `out` is unusable). `out` holds complete JSON only on 0.               *
+ * - Stream translators keep no arena pointers in their state (the caller   *
+ *   may reset the arena between calls), append whole SSE events only, and  *
+ *   ignore input once `done`. Their model/id strings are borrowed.         *
+ *                                                                          *
+ * Choices the wire docs leave open:                                        *
+ * - tool_result is_error → tool message content "Error: " + text; images   *
+ *   in a tool_result (tool messages are text-only) move to the user turn   *
+ *   that follows the tool messages. One lone text block → a plain string.  *
+ * - Anthropic server tools (no input_schema) are dropped, and tool_choice  *
+ *   with them when no tool is left. Unknown content blocks are -EBADMSG.   *
+ * - tool arguments that are not a JSON object (including "") → input {}.   *
+ * - finish_reason "stop" with tool calls → stop_reason tool_use. A stream  *
+ *   tool-call fragment for an index already closed is dropped (Anthropic   *
+ *   blocks cannot reopen; OpenAI streams calls in index order).            *
+ * - OpenAI → Anthropic: thinking budget clamped below max_tokens (dropped  *
+ *   under 1024); temperature/top_p dropped when thinking is on (Anthropic  *
+ *   refuses them); an assistant message with no text and no tool call is   *
+ *   dropped (Anthropic refuses empty content); ids/created are the         *
+ *   caller's (`created` param, xlate_a2o.created).                         *
+ * ======================================================================== */
+
+struct xlate_usage {
+	long long in, out, cache_read, cache_write; /* Anthropic meaning: in excludes cache */
+};
+
+enum xlate_kind { XK_NONE, XK_TEXT, XK_THINK, XK_TOOL };
+
+#define xlate_each(j, arr, e, k)                                                                   \
+	for (int k = 0, e = (arr) + 1; k < (j)->tok[(arr)].size; k++, e = json_skip((j), e))
+
+static bool xlate_type(const struct json *j, int i, jsmntype_t t)
+{
+	return i >= 0 && j->tok[i].type == t;
+}
+
+/* Absent or JSON null. */
+static bool xlate_nil(const struct json *j, int i)
+{
+	return i < 0 || str_eq(json_raw(j, i), "null");
+}
+
+static bool xlate_num(const struct json *j, int i)
+{
+	return xlate_type(j, i, JSMN_PRIMITIVE) && !xlate_nil(j, i) &&
+	       !str_eq(json_raw(j, i), "true") && !str_eq(json_raw(j, i), "false");
+}
+
+/* A string's escaped bytes between the quotes (empty for non-strings). */
+static struct str xlate_inner(const struct json *j, int i)
+{
+	if (!xlate_type(j, i, JSMN_STRING))
+		return (struct str){ "", 0 };
+	return (struct str){ j->s + j->tok[i].start, (size_t)(j->tok[i].end - j->tok[i].start) };
+}
+
+/* A string's raw JSON text, quotes included (empty for non-strings). */
+static struct str xlate_raw_str(const struct json *j, int i)
+{
+	return xlate_type(j, i, JSMN_STRING) ? json_raw(j, i) : (struct str){ "", 0 };
+}
+
+/* String token equal to `lit` (escaped spellings never match). */
+static bool xlate_is(const struct json *j, int i, const char *lit)
+{
+	return xlate_type(j, i, JSMN_STRING) && str_eq(xlate_inner(j, i), lit);
+}
+
+/* An array of strings. */
+static bool xlate_strings(struct json *j, int i)
+{
+	if (!xlate_type(j, i, JSMN_ARRAY))
+		return false;
+	xlate_each(j, i, e, k)
+		if (!xlate_type(j, e, JSMN_STRING))
+			return false;
+	return true;
+}
+
+/* Non-empty string. */
+static bool xlate_has_text(const struct json *j, int i)
+{
+	return xlate_type(j, i, JSMN_STRING) && j->tok[i].end > j->tok[i].start;
+}
+
+static int xlate_fail(struct json *j, const char *why)
+{
+	j->err = why;
+	return -EBADMSG;
+}
+
+/* json_obj_get on something that must be an object. */
+static int xlate_get(struct json *j, int obj, const char *const *keys, int n, int *v)
+{
+	if (!xlate_type(j, obj, JSMN_OBJECT)) {
+		for (int k = 0; k < n; k++)
+			v[k] = -1;
+		return xlate_fail(j, "expected a JSON object");
+	}
+	return json_obj_get(j, obj, keys, n, v, NULL) ? -EBADMSG : 0;
+}
+
+/* The "type" of a content block, or -EBADMSG. */
+static int xlate_block(struct json *j, int blk, struct str *type)
+{
+	static const char *const k[] = { "type" };
+	int t;
+	if (xlate_get(j, blk, k, 1, &t) || !xlate_type(j, t, JSMN_STRING))
+		return xlate_fail(j, "content block must be an object with a string \"type\"");
+	*type = xlate_inner(j, t);
+	return 0;
+}
+
+/* Member `key` of object `obj`, or -1 (also when obj is not an object). */
+static int xlate_member(struct json *j, int obj, const char *key)
+{
+	int v;
+	if (!xlate_type(j, obj, JSMN_OBJECT) || json_obj_get(j, obj, &key, 1, &v, NULL))
+		return -1;
+	return v;
+}
+
+/* Drop a trailing ',' the element writers leave behind. */
+static void xlate_trim(struct sb *out)
+{
+	if (!out->oom && out->len && out->p[out->len - 1] == ',')
+		out->len--;
+}
+
+static void xlate_put_block(struct sb *out, const char *head, struct str raw, const char *tail)
+{
+	sb_puts(out, head);
+	sb_str(out, raw);
+	sb_puts(out, tail);
+}
+
+/* Forget what was written since `mark` (not after OOM: len must stay sane). */
+static void xlate_rewind(struct sb *out, size_t mark)
+{
+	if (!out->oom)
+		out->len = mark;
+}
+
+/* Escape [s, s+n) into the output's arena; returns the inner bytes. */
+static struct str xlate_esc(struct sb *out, const char *s, size_t n)
+{
+	struct sb t;
+	sb_init(&t, out->a, n + 8);
+	sb_json_str(&t, s, n);
+	if (t.oom) {
+		out->oom = true;
+		return (struct str){ "", 0 };
+	}
+	return (struct str){ t.p + 1, t.len - 2 };
+}
+
+/* How a request translation ends: 0, -EBADMSG (reason in *err) or -ENOMEM. */
+static int xlate_done(int rc, const struct json *j, struct sb *out, const char **err)
+{
+	if (rc == -ENOMEM || (!rc && out->oom)) {
+		*err = "out of memory";
+		return -ENOMEM;
+	}
+	if (rc)
+		*err = j->err ? j->err : "malformed request";
+	return rc ? -EBADMSG : 0;
+}
+
+/*
+ * Append the text of `i` without quotes: a string's inner bytes, or those of
+ * the `field` of every {"type": btype} element of an array, joined by `sep`
+ * (already escaped). Other elements are skipped; null is empty. *count counts
+ * pieces across calls, so texts join across messages too. 0 or -EBADMSG.
+ */
+static int xlate_join(struct json *j, int i, const char *btype, const char *field, const char *sep,
+		      struct sb *out, int *count)
+{
+	struct str t;
+	if (xlate_nil(j, i))
+		return 0;
+	if (xlate_type(j, i, JSMN_STRING)) {
+		if ((*count)++)
+			sb_puts(out, sep);
+		sb_str(out, xlate_inner(j, i));
+		return 0;
+	}
+	if (!xlate_type(j, i, JSMN_ARRAY))
+		return xlate_fail(j, "content must be a string or an array of blocks");
+	xlate_each(j, i, e, k) {
+		if (xlate_block(j, e, &t))
+			return -EBADMSG;
+		if (!str_eq(t, btype))
+			continue;
+		int v = xlate_member(j, e, field);
+		if (!xlate_type(j, v, JSMN_STRING))
+			return xlate_fail(j, "text block without a string text");
+		if ((*count)++)
+			sb_puts(out, sep);
+		sb_str(out, xlate_inner(j, v));
+	}
+	return 0;
+}
+
+/* Tool arguments (a JSON string holding JSON text) → an input object; {} if not one. */
+static void xlate_args(struct json *j, struct arena *a, int i, struct sb *out)
+{
+	size_t n = 0;
+	struct json sub;
+	const char *was = j->err;
+	j->err = NULL;
+	char *txt = xlate_has_text(j, i) ? json_str(j, a, i, &n) : NULL;
+	int rc = txt ? json_parse(&sub, a, txt, n) : -EBADMSG;
+	if (rc == -ENOMEM || (xlate_has_text(j, i) && !txt && !j->err))
+		out->oom = true; /* an allocation failed: not the input's fault */
+	if (rc == 0)
+		sb_put(out, txt, n);
+	else
+		sb_puts(out, "{}");
+	j->err = was;
+}
+
+static const char *xlate_status_type(int status)
+{
+	switch (status) {
+	case 400: return "invalid_request_error";
+	case 401: return "authentication_error";
+	case 402: return "billing_error";
+	case 403: return "permission_error";
+	case 404: return "not_found_error";
+	case 413: return "request_too_large";
+	case 429: return "rate_limit_error";
+	case 504: return "timeout_error";
+	case 529: return "overloaded_error";
+	default: return "api_error";
+	}
+}
+
+/* Usage readers: only the fields present overwrite `u`. */
+static void xlate_usage_from_o(struct json *j, int usage, struct xlate_usage *u)
+{
+	static const char *const k[] = { "prompt_tokens", "completion_tokens",
+					 "prompt_tokens_details" };
+	int v[3];
+	if (xlate_get(j, usage, k, 3, v))
+		return;
+	int cached = xlate_member(j, v[2], "cached_tokens");
+	long long p = json_int(j, v[0], u->in + u->cache_read);
+	u->cache_read = json_int(j, cached, u->cache_read);
+	u->in = p > u->cache_read ? p - u->cache_read : 0;
+	u->out = json_int(j, v[1], u->out);
+}
+
+static void xlate_usage_from_a(struct json *j, int usage, struct xlate_usage *u)
+{
+	static const char *const k[] = { "input_tokens", "output_tokens", "cache_read_input_tokens",
+					 "cache_creation_input_tokens" };
+	int v[4];
+	if (xlate_get(j, usage, k, 4, v))
+		return;
+	u->in = json_int(j, v[0], u->in);
+	u->out = json_int(j, v[1], u->out);
+	u->cache_read = json_int(j, v[2], u->cache_read);
+	u->cache_write = json_int(j, v[3], u->cache_write);
+}
+
+static void xlate_put_usage_a(struct sb *out, const struct xlate_usage *u)
+{
+	sb_printf(out,
+		  "{\"input_tokens\":%lld,\"output_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
+		  "\"cache_creation_input_tokens\":%lld}",
+		  u->in, u->out, u->cache_read, u->cache_write);
+}
+
+static void xlate_put_usage_o(struct sb *out, const struct xlate_usage *u)
+{
+	long long p = u->in + u->cache_read + u->cache_write;
+	sb_printf(out,
+		  "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+		  "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}",
+		  p, u->out, p + u->out, u->cache_read);
+}
+
+static const char *xlate_stop_o2a(struct str fr, bool tools)
+{
+	if (str_eq(fr, "length"))
+		return "max_tokens";
+	if (str_eq(fr, "tool_calls") || str_eq(fr, "function_call") ||
+	    (tools && str_eq(fr, "stop")))
+		return "tool_use";
+	return "end_turn";
+}
+
+static const char *xlate_stop_a2o(struct str sr)
+{
+	if (str_eq(sr, "max_tokens"))
+		return "length";
+	if (str_eq(sr, "tool_use"))
+		return "tool_calls";
+	if (str_eq(sr, "refusal"))
+		return "content_filter";
+	return "stop";
+}
+
+/*
+ * The message of an error body, escaped: error.message, a string error, a
+ * top-level message, else the body itself (first 512 bytes, cut on a UTF-8
+ * boundary), else "upstream returned HTTP <status>". j may be NULL (not JSON).
+ */
+static struct str xlate_err_msg(struct json *j, const char *body, size_t n, int status,
+				struct sb *out)
+{
+	if (j) {
+		int m = xlate_member(j, 0, "error");
+		if (xlate_type(j, m, JSMN_OBJECT))
+			m = xlate_member(j, m, "message");
+		else if (!xlate_type(j, m, JSMN_STRING))
+			m = xlate_member(j, 0, "message");
+		if (xlate_has_text(j, m))
+			return xlate_inner(j, m);
+	}
+	if (n) {
+		size_t k = MIN(n, 512);
+		while (k < n && k > 0 && ((unsigned char)body[k] & 0xC0) == 0x80)
+			k--;
+		return xlate_esc(out, body, k);
+	}
+	char z[48];
+	return xlate_esc(out, z,
+			 (size_t)snprintf(z, sizeof(z), "upstream returned HTTP %d", status));
+}
+
+/* {"type":"error","error":{"type":T,"message":M}} (Anthropic shape; msg escaped). */
+static void xlate_put_err_a(struct sb *out, const char *type, struct str msg)
+{
+	sb_printf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", type);
+	xlate_put_block(out, "\"", msg, "\"");
+	sb_puts(out, "}}");
+}
+
+/* {"error":{"message":M,"type":T,"param":null,"code":null} (OpenAI shape; both escaped). */
+static void xlate_put_err_o(struct sb *out, struct str type, struct str msg)
+{
+	sb_puts(out, "{\"error\":{\"message\":");
+	xlate_put_block(out, "\"", msg, "\"");
+	sb_puts(out, ",\"type\":");
+	xlate_put_block(out, "\"", type, "\"");
+	sb_puts(out, ",\"param\":null,\"code\":null}}");
+}
+
+/* ---- Anthropic request → OpenAI request -------------------------------- */
+
+/* {"type":"image_url","image_url":{"url":...}}, from an Anthropic image block. */
+static int xlate_a2o_image(struct json *j, int blk, struct sb *out)
+{
+	static const char *const k[] = { "type", "media_type", "data", "url" };
+	int v[4];
+	if (xlate_get(j, xlate_member(j, blk, "source"), k, 4, v))
+		return xlate_fail(j, "image block needs a \"source\" object");
+	sb_puts(out, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
+	if (xlate_is(j, v[0], "base64") && xlate_type(j, v[1], JSMN_STRING) &&
+	    xlate_type(j, v[2], JSMN_STRING)) {
+		xlate_put_block(out, "\"data:", xlate_inner(j, v[1]), ";base64,");
+		sb_str(out, xlate_inner(j, v[2]));
+		sb_puts(out, "\"");
+	} else if (xlate_is(j, v[0], "url") && xlate_type(j, v[3], JSMN_STRING)) {
+		sb_str(out, json_raw(j, v[3]));
+	} else {
+		return xlate_fail(j, "image source must be base64 (media_type, data) or url");
+	}
+	sb_puts(out, "}},");
+	return 0;
+}
+
+/* {"role":"tool",...} for one tool_result block; is_error prefixes "Error: ". */
+static int xlate_a2o_tool_result(struct json *j, int blk, struct sb *out)
+{
+	static const char *const k[] = { "tool_use_id", "content", "is_error" };
+	int v[3], n = 0;
+	if (xlate_get(j, blk, k, 3, v) || !xlate_type(j, v[0], JSMN_STRING))
+		return xlate_fail(j, "tool_result needs a string \"tool_use_id\"");
+	xlate_put_block(out, "{\"role\":\"tool\",\"tool_call_id\":", json_raw(j, v[0]),
+			",\"content\":\"");
+	if (json_is_true(j, v[2]))
+		sb_puts(out, "Error: ");
+	if (xlate_join(j, v[1], "text", "text", "\\n", out, &n))
+		return -EBADMSG;
+	sb_puts(out, "\"},");
+	return 0;
+}
+
+/*
+ * The parts of a user turn: its text and image blocks, plus the images nested
+ * in its tool_results (`nested`: we are inside one). *n counts parts; *text is
+ * the last text part's token, so n == 1 && text >= 0 means "just one text".
+ */
+static int xlate_a2o_parts(struct json *j, int arr, bool nested, struct sb *out, int *n, int *text)
+{
+	struct str t;
+	xlate_each(j, arr, e, k) {
+		if (xlate_block(j, e, &t))
+			return -EBADMSG;
+		if (str_eq(t, "image")) {
+			if (xlate_a2o_image(j, e, out))
+				return -EBADMSG;
+			(*n)++;
+		} else if (nested) {
+			continue;
+		} else if (str_eq(t, "text")) {
+			*text = xlate_member(j, e, "text");
+			if (!xlate_type(j, *text, JSMN_STRING))
+				return xlate_fail(j, "text block without a string text");
+			xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, *text),
+					"},");
+			(*n)++;
+		} else if (str_eq(t, "tool_result")) {
+			int c = xlate_member(j, e, "content");
+			if (xlate_type(j, c, JSMN_ARRAY) &&
+			    xlate_a2o_parts(j, c, true, out, n, text))
+				return -EBADMSG;
+		} else {
+			return xlate_fail(j, "unsupported content block in a user turn");
+		}
+	}
+	return 0;
+}
+
+/* A user turn: its tool_results first (as tool messages), then the rest. */
+static int xlate_a2o_user(struct json *j, int content, struct sb *out)
+{
+	struct str t;
+	int n = 0, text = -1;
+	if (xlate_type(j, content, JSMN_STRING)) {
+		xlate_put_block(out, "{\"role\":\"user\",\"content\":", json_raw(j, content), "},");
+		return 0;
+	}
+	xlate_each(j, content, e, k)
+		if (xlate_block(j, e, &t) ||
+		    (str_eq(t, "tool_result") && xlate_a2o_tool_result(j, e, out)))
+			return -EBADMSG;
+	size_t mark = out->len;
+	sb_puts(out, "{\"role\":\"user\",\"content\":[");
+	if (xlate_a2o_parts(j, content, false, out, &n, &text))
+		return -EBADMSG;
+	if (!n)
+		xlate_rewind(out, mark);
+	if (n == 1 && text >= 0) {
+		xlate_rewind(out, mark);
+		xlate_put_block(out, "{\"role\":\"user\",\"content\":", json_raw(j, text), "},");
+	} else if (n) {
+		xlate_trim(out);
+		sb_puts(out, "]},");
+	}
+	return 0;
+}
+
+/* ,"tool_calls":[...] from the tool_use blocks of `content`: their count or -EBADMSG. */
+static int xlate_a2o_tool_calls(struct json *j, int content, struct sb *out)
+{
+	static const char *const k[] = { "id", "name", "input" };
+	struct str t;
+	int v[3], n = 0;
+	size_t mark = out->len;
+	sb_puts(out, ",\"tool_calls\":[");
+	xlate_each(j, content, e, i) {
+		if (xlate_block(j, e, &t))
+			return -EBADMSG;
+		if (str_eq(t, "text") || str_eq(t, "thinking") || str_eq(t, "redacted_thinking"))
+			continue;
+		if (!str_eq(t, "tool_use"))
+			return xlate_fail(j, "unsupported content block in an assistant turn");
+		if (xlate_get(j, e, k, 3, v) || !xlate_type(j, v[0], JSMN_STRING) ||
+		    !xlate_type(j, v[1], JSMN_STRING) || !xlate_type(j, v[2], JSMN_OBJECT))
+			return xlate_fail(j, "tool_use needs an id, a name and an object input");
+		struct str input = json_raw(j, v[2]);
+		xlate_put_block(out, "{\"id\":", json_raw(j, v[0]),
+				",\"type\":\"function\",\"function\":{\"name\":");
+		sb_str(out, json_raw(j, v[1]));
+		sb_puts(out, ",\"arguments\":");
+		sb_json_str(out, input.p, input.n);
+		sb_puts(out, "}},");
+		n++;
+	}
+	if (!n) {
+		xlate_rewind(out, mark);
+		return 0;
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return n;
+}
+
+/* An assistant turn: tool_use → tool_calls, text → content (null if only tools). */
+static int xlate_a2o_assistant(struct json *j, int content, struct sb *out)
+{
+	int n = 0, calls = 0;
+	sb_puts(out, "{\"role\":\"assistant\"");
+	if (xlate_type(j, content, JSMN_ARRAY) &&
+	    (calls = xlate_a2o_tool_calls(j, content, out)) < 0)
+		return -EBADMSG;
+	sb_puts(out, ",\"content\":");
+	size_t mark = out->len;
+	sb_puts(out, "\"");
+	if (xlate_join(j, content, "text", "text", "", out, &n))
+		return -EBADMSG;
+	sb_puts(out, "\"},");
+	if (!n && calls) {
+		xlate_rewind(out, mark);
+		sb_puts(out, "null},");
+	}
+	return 0;
+}
+
+/* The messages array: system first, then each turn. */
+static int xlate_a2o_messages(struct json *j, int sys, int msgs, struct sb *out)
+{
+	static const char *const k[] = { "role", "content" };
+	int v[2], n = 0;
+	sb_puts(out, ",\"messages\":[");
+	size_t mark = out->len;
+	sb_puts(out, "{\"role\":\"system\",\"content\":\"");
+	if (xlate_join(j, sys, "text", "text", "\\n", out, &n))
+		return -EBADMSG;
+	sb_puts(out, "\"},");
+	if (!n)
+		xlate_rewind(out, mark);
+	xlate_each(j, msgs, e, i) {
+		if (xlate_get(j, e, k, 2, v) ||
+		    !(xlate_type(j, v[1], JSMN_STRING) || xlate_type(j, v[1], JSMN_ARRAY)))
+			return xlate_fail(j, "a message needs a role and string or array content");
+		if (xlate_is(j, v[0], "user")) {
+			if (xlate_a2o_user(j, v[1], out))
+				return -EBADMSG;
+		} else if (xlate_is(j, v[0], "assistant")) {
+			if (xlate_a2o_assistant(j, v[1], out))
+				return -EBADMSG;
+		} else if (xlate_is(j, v[0], "system")) { /* Claude Code 2.1 sends these mid-conversation */
+			int nt = 0;
+			mark = out->len;
+			sb_puts(out, "{\"role\":\"system\",\"content\":\"");
+			if (xlate_join(j, v[1], "text", "text", "\\n", out, &nt))
+				return -EBADMSG;
+			sb_puts(out, "\"},");
+			if (!nt)
+				xlate_rewind(out, mark);
+		} else {
+			return xlate_fail(j, "message role must be \"user\", \"assistant\" or \"system\"");
+		}
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return 0;
+}
+
+/* tools → function tools (server tools dropped); tool_choice kept only with tools. */
+static int xlate_a2o_tools(struct json *j, int tools, int choice, struct sb *out)
+{
+	static const char *const k[] = { "name", "description", "input_schema" };
+	static const char *const c[] = { "type", "name", "disable_parallel_tool_use" };
+	int v[3], n = 0;
+	if (xlate_nil(j, tools))
+		return 0;
+	if (!xlate_type(j, tools, JSMN_ARRAY))
+		return xlate_fail(j, "\"tools\" must be an array");
+	size_t mark = out->len;
+	sb_puts(out, ",\"tools\":[");
+	xlate_each(j, tools, e, i) {
+		if (xlate_get(j, e, k, 3, v) || !xlate_type(j, v[0], JSMN_STRING))
+			return xlate_fail(j, "each tool needs a string \"name\"");
+		if (!xlate_type(j, v[2], JSMN_OBJECT))
+			continue;
+		xlate_put_block(out,
+				"{\"type\":\"function\",\"function\":{\"name\":", json_raw(j, v[0]),
+				"");
+		if (xlate_type(j, v[1], JSMN_STRING)) {
+			xlate_put_block(out, ",\"description\":", json_raw(j, v[1]), "");
+		}
+		xlate_put_block(out, ",\"parameters\":", json_raw(j, v[2]), "}},");
+		n++;
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	if (!n)
+		xlate_rewind(out, mark);
+	if (!n || xlate_nil(j, choice))
+		return 0;
+	if (xlate_get(j, choice, c, 3, v))
+		return xlate_fail(j, "\"tool_choice\" must be an object");
+	if (xlate_is(j, v[0], "auto") || xlate_is(j, v[0], "none")) {
+		xlate_put_block(out, ",\"tool_choice\":", json_raw(j, v[0]), "");
+	} else if (xlate_is(j, v[0], "any")) {
+		sb_puts(out, ",\"tool_choice\":\"required\"");
+	} else if (xlate_is(j, v[0], "tool") && xlate_type(j, v[1], JSMN_STRING)) {
+		xlate_put_block(out,
+				",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":",
+				json_raw(j, v[1]), "}}");
+	} else {
+		return xlate_fail(j, "tool_choice must be auto, any, none or tool with a name");
+	}
+	if (json_is_true(j, v[2]))
+		sb_puts(out, ",\"parallel_tool_calls\":false");
+	return 0;
+}
+
+/* thinking → reasoning_effort (reasoning models only). */
+static int xlate_a2o_thinking(struct json *j, int th, bool reasoning_model, struct sb *out)
+{
+	static const char *const k[] = { "type", "budget_tokens" };
+	int v[2];
+	if (xlate_nil(j, th))
+		return 0;
+	if (xlate_get(j, th, k, 2, v) || !xlate_type(j, v[0], JSMN_STRING))
+		return xlate_fail(j, "\"thinking\" must be an object with a \"type\"");
+	if (!reasoning_model || xlate_is(j, v[0], "disabled"))
+		return 0;
+	const char *effort = "medium";
+	if (xlate_is(j, v[0], "enabled")) {
+		if (!xlate_num(j, v[1]))
+			return xlate_fail(j, "\"thinking.budget_tokens\" must be a number");
+		long long b = json_int(j, v[1], 0);
+		effort = b <= 1024 ? "low" : b <= 8192 ? "medium" : "high";
+	}
+	sb_printf(out, ",\"reasoning_effort\":\"%s\"", effort);
+	return 0;
+}
+
+/* ,"as":<number i> when present; -EBADMSG when present but not a number. */
+static int xlate_copy_num(struct json *j, int i, const char *as, struct sb *out)
+{
+	if (xlate_nil(j, i))
+		return 0;
+	if (!xlate_num(j, i))
+		return xlate_fail(j, "max_tokens, temperature and top_p must be numbers");
+	sb_printf(out, ",\"%s\":", as);
+	sb_str(out, json_raw(j, i));
+	return 0;
+}
+
+/* The members of an Anthropic request that are read. */
+enum { XA_MSGS, XA_SYS, XA_TOOLS, XA_MAX, XA_TEMP, XA_TOPP, XA_STOP, XA_STREAM, XA_META, XA_TC,
+       XA_THINK, XA_N };
+static const char *const xlate_a_keys[XA_N] = { "messages", "system", "tools", "max_tokens",
+						"temperature", "top_p", "stop_sequences", "stream",
+						"metadata", "tool_choice", "thinking" };
+
+/* Sampling and bookkeeping members (v: values of xlate_a_keys). */
+static int xlate_a2o_params(struct json *j, const int *v, bool reasoning_model, struct sb *out)
+{
+	if (xlate_copy_num(j, v[XA_MAX], reasoning_model ? "max_completion_tokens" : "max_tokens",
+			   out) ||
+	    xlate_copy_num(j, v[XA_TEMP], "temperature", out) ||
+	    xlate_copy_num(j, v[XA_TOPP], "top_p", out))
+		return -EBADMSG;
+	if (!xlate_nil(j, v[XA_STOP]) && !xlate_strings(j, v[XA_STOP]))
+		return xlate_fail(j, "\"stop_sequences\" must be an array of strings");
+	if (!xlate_nil(j, v[XA_STOP]) && j->tok[v[XA_STOP]].size) {
+		xlate_put_block(out, ",\"stop\":", json_raw(j, v[XA_STOP]), "");
+	}
+	if (json_is_true(j, v[XA_STREAM]))
+		sb_puts(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+	int uid = xlate_member(j, v[XA_META], "user_id");
+	if (xlate_type(j, uid, JSMN_STRING)) {
+		xlate_put_block(out, ",\"user\":", json_raw(j, uid), "");
+	}
+	return 0;
+}
+
+static int xlate_req_a2o(struct arena *a, const char *body, size_t n, const char *model,
+			 bool reasoning_model, struct sb *out, const char **err)
+{
+	struct json j;
+	int v[XA_N], rc = json_parse(&j, a, body, n);
+	if (!rc && !(rc = json_obj_get(&j, 0, xlate_a_keys, XA_N, v, NULL)) &&
+	    !xlate_type(&j, v[XA_MSGS], JSMN_ARRAY))
+		rc = xlate_fail(&j, v[XA_MSGS] < 0 ? "missing \"messages\""
+						   : "\"messages\" must be an array");
+	if (!rc) {
+		sb_puts(out, "{\"model\":");
+		sb_json_z(out, model);
+	}
+	if (!rc && !(rc = xlate_a2o_messages(&j, v[XA_SYS], v[XA_MSGS], out)) &&
+	    !(rc = xlate_a2o_params(&j, v, reasoning_model, out)) &&
+	    !(rc = xlate_a2o_tools(&j, v[XA_TOOLS], v[XA_TC], out)) &&
+	    !(rc = xlate_a2o_thinking(&j, v[XA_THINK], reasoning_model, out)))
+		sb_puts(out, "}");
+	return xlate_done(rc, &j, out, err);
+}
+
+/* ---- OpenAI response → Anthropic response ------------------------------ */
+
+/* tool_use blocks from OpenAI tool_calls (arguments parsed into input). */
+static int xlate_o2a_tool_uses(struct json *j, struct arena *a, int calls, struct sb *out)
+{
+	static const char *const k[] = { "id", "function" };
+	int v[2];
+	if (!xlate_type(j, calls, JSMN_ARRAY))
+		return xlate_nil(j, calls) ? 0 : xlate_fail(j, "\"tool_calls\" must be an array");
+	xlate_each(j, calls, e, i) {
+		int name = -1;
+		if (xlate_get(j, e, k, 2, v) || !xlate_type(j, v[0], JSMN_STRING) ||
+		    !xlate_type(j, name = xlate_member(j, v[1], "name"), JSMN_STRING))
+			return xlate_fail(j, "tool call needs a string id and function.name");
+		xlate_put_block(out, "{\"type\":\"tool_use\",\"id\":", json_raw(j, v[0]),
+				",\"name\":");
+		sb_str(out, json_raw(j, name));
+		sb_puts(out, ",\"input\":");
+		xlate_args(j, a, xlate_member(j, v[1], "arguments"), out);
+		sb_puts(out, "},");
+	}
+	return j->tok[calls].size;
+}
+
+/* The content array of one choice: thinking, text, refusal (as text), tool_use. */
+static int xlate_o2a_content(struct json *j, struct arena *a, int msg, struct sb *out)
+{
+	static const char *const k[] = { "content", "reasoning_content", "refusal", "tool_calls" };
+	int v[4];
+	if (xlate_get(j, msg, k, 4, v))
+		return xlate_fail(j, "choice needs a \"message\" object");
+	for (int i = 0; i < 3; i++)
+		if (!xlate_nil(j, v[i]) && !xlate_type(j, v[i], JSMN_STRING))
+			return xlate_fail(j, "message content must be a string");
+	sb_puts(out, ",\"content\":[");
+	if (xlate_has_text(j, v[1]))
+		xlate_put_block(out, "{\"type\":\"thinking\",\"thinking\":", json_raw(j, v[1]),
+				",\"signature\":\"\"},");
+	for (int i = 0; i < 3; i += 2)
+		if (xlate_has_text(j, v[i]))
+			xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, v[i]),
+					"},");
+	int n = xlate_o2a_tool_uses(j, a, v[3], out);
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return n;
+}
+
+static int xlate_resp_o2a(struct arena *a, const char *body, size_t n, const char *model,
+			  struct sb *out, struct xlate_usage *u)
+{
+	static const char *const k[] = { "id", "choices", "usage" };
+	static const char *const c[] = { "message", "finish_reason" };
+	struct json j;
+	int v[3], ch[2], tools = -EBADMSG;
+	memset(u, 0, sizeof(*u));
+	int rc = json_parse(&j, a, body, n);
+	if (rc)
+		return rc;
+	if (json_obj_get(&j, 0, k, 3, v, NULL) || !xlate_type(&j, v[1], JSMN_ARRAY) ||
+	    j.tok[v[1]].size < 1 || xlate_get(&j, v[1] + 1, c, 2, ch))
+		return -EBADMSG;
+	xlate_usage_from_o(&j, v[2], u);
+	struct str id = xlate_raw_str(&j, v[0]);
+	xlate_put_block(out, "{\"id\":", id.n ? id : STR("\"msg_bifrost\""),
+			",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+	sb_json_z(out, model);
+	if ((tools = xlate_o2a_content(&j, a, ch[0], out)) < 0)
+		return -EBADMSG;
+	sb_printf(out, ",\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":",
+		  xlate_stop_o2a(xlate_inner(&j, ch[1]), tools > 0));
+	xlate_put_usage_a(out, u);
+	sb_puts(out, "}");
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* ---- OpenAI stream → Anthropic stream ---------------------------------- */
+
+struct xlate_o2a {
+	const char *model;    /* borrowed: outlives the stream */
+	const char *msg_id;   /* borrowed: outlives the stream */
+	int nblocks;          /* content blocks started; the open one is nblocks - 1 */
+	long long tool;       /* highest tool_calls[].index seen (-1: none) */
+	enum xlate_kind open; /* kind of the open block, XK_NONE when none */
+	bool started;         /* message_start sent */
+	bool tools;           /* a tool block was started */
+	bool have_usage;      /* a usage object arrived */
+	bool done;            /* message_stop or error sent: ignore the rest */
+	const char *stop;     /* static: stop_reason held since finish_reason, or NULL */
+	struct xlate_usage usage;
+};
+
+static void xlate_o2a_init(struct xlate_o2a *s, const char *model, const char *msg_id)
+{
+	memset(s, 0, sizeof(*s));
+	s->model = model;
+	s->msg_id = msg_id;
+	s->tool = -1;
+}
+
+/* "event: NAME\ndata: {"type":"NAME"" — members follow, then xlate_ev_end. */
+static void xlate_ev(struct sb *out, const char *name)
+{
+	sb_printf(out, "event: %s\ndata: {\"type\":\"%s\"", name, name);
+}
+
+static void xlate_ev_end(struct sb *out)
+{
+	sb_puts(out, "}\n\n");
+}
+
+static void xlate_o2a_start(struct xlate_o2a *s, struct sb *out)
+{
+	static const struct xlate_usage zero;
+	if (s->started)
+		return;
+	s->started = true;
+	xlate_ev(out, "message_start");
+	sb_puts(out, ",\"message\":{\"id\":");
+	sb_json_z(out, s->msg_id);
+	sb_puts(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+	sb_json_z(out, s->model);
+	sb_puts(out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+	xlate_put_usage_a(out, &zero);
+	sb_puts(out, "}");
+	xlate_ev_end(out);
+}
+
+static void xlate_o2a_close(struct xlate_o2a *s, struct sb *out)
+{
+	if (s->open == XK_NONE)
+		return;
+	xlate_ev(out, "content_block_stop");
+	sb_printf(out, ",\"index\":%d", s->nblocks - 1);
+	xlate_ev_end(out);
+	s->open = XK_NONE;
+}
+
+/* Stop the open block and start one of kind k; id and name are raw JSON (tools). */
+static void xlate_o2a_open(struct xlate_o2a *s, enum xlate_kind k, struct str id, struct str name,
+			   struct sb *out)
+{
+	xlate_o2a_close(s, out);
+	xlate_ev(out, "content_block_start");
+	sb_printf(out, ",\"index\":%d,\"content_block\":", s->nblocks);
+	if (k == XK_TEXT) {
+		sb_puts(out, "{\"type\":\"text\",\"text\":\"\"}");
+	} else if (k == XK_THINK) {
+		sb_puts(out, "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}");
+	} else {
+		sb_puts(out, "{\"type\":\"tool_use\",\"id\":");
+		if (id.n) {
+			sb_str(out, id);
+		} else {
+			xlate_put_block(out, "\"toolu_",
+					xlate_esc(out, s->msg_id, strlen(s->msg_id)), "");
+			sb_printf(out, "_%d\"", s->nblocks);
+		}
+		xlate_put_block(out, ",\"name\":", name.n ? name : STR("\"\""), ",\"input\":{}}");
+		s->tools = true;
+	}
+	xlate_ev_end(out);
+	s->open = k;
+	s->nblocks++;
+}
+
+/* A delta for the open block (of kind k, opened if needed): {"type":dtype, field: raw}. */
+static void xlate_o2a_delta(struct xlate_o2a *s, enum xlate_kind k, const char *dtype,
+			    const char *field, struct str raw, struct sb *out)
+{
+	if (s->open != k)
+		xlate_o2a_open(s, k, (struct str){ "", 0 }, (struct str){ "", 0 }, out);
+	xlate_ev(out, "content_block_delta");
+	sb_printf(out, ",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":", s->nblocks - 1, dtype,
+		  field);
+	sb_str(out, raw);
+	sb_puts(out, "}");
+	xlate_ev_end(out);
+}
+
+/* message_delta (held stop reason + usage) and message_stop. */
+static void xlate_o2a_finish(struct xlate_o2a *s, struct sb *out)
+{
+	xlate_o2a_start(s, out);
+	xlate_o2a_close(s, out);
+	xlate_ev(out, "message_delta");
+	sb_printf(out, ",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":",
+		  s->stop ? s->stop : "end_turn");
+	xlate_put_usage_a(out, &s->usage);
+	xlate_ev_end(out);
+	xlate_ev(out, "message_stop");
+	xlate_ev_end(out);
+	s->done = true;
+}
+
+/* event: error (an api_error); msg is escaped message text. */
+static void xlate_o2a_error(struct xlate_o2a *s, struct str msg, struct sb *out)
+{
+	sb_puts(out, "event: error\ndata: ");
+	xlate_put_err_a(out, "api_error", msg);
+	sb_puts(out, "\n\n");
+	s->done = true;
+}
+
+/* One tool_calls[] fragment: a new index starts a tool block; arguments → input_json_delta. */
+static int xlate_o2a_tool(struct xlate_o2a *s, struct json *j, int tc, struct sb *out)
+{
+	static const char *const k[] = { "index", "id", "function" };
+	static const char *const f[] = { "name", "arguments" };
+	int v[3], fv[2] = { -1, -1 };
+	if (xlate_get(j, tc, k, 3, v) || (!xlate_nil(j, v[2]) && xlate_get(j, v[2], f, 2, fv)) ||
+	    (!xlate_nil(j, v[1]) && !xlate_type(j, v[1], JSMN_STRING)) ||
+	    (!xlate_nil(j, fv[0]) && !xlate_type(j, fv[0], JSMN_STRING)) ||
+	    (!xlate_nil(j, fv[1]) && !xlate_type(j, fv[1], JSMN_STRING)))
+		return xlate_fail(j, "malformed tool_calls fragment");
+	long long idx = json_int(j, v[0], 0);
+	if (idx > s->tool) {
+		xlate_o2a_open(s, XK_TOOL, xlate_raw_str(j, v[1]), xlate_raw_str(j, fv[0]), out);
+		s->tool = idx;
+	} else if (idx < s->tool || s->open != XK_TOOL) {
+		return 0; /* a call already closed: blocks cannot reopen */
+	}
+	if (xlate_has_text(j, fv[1]))
+		xlate_o2a_delta(s, XK_TOOL, "input_json_delta", "partial_json", json_raw(j, fv[1]),
+				out);
+	return 0;
+}
+
+/* choices[0]: reasoning, text and tool fragments in that order, then finish_reason. */
+static int xlate_o2a_choice(struct xlate_o2a *s, struct json *j, int ch, struct sb *out)
+{
+	static const char *const k[] = { "delta", "finish_reason" };
+	static const char *const d[] = { "content", "reasoning_content", "tool_calls" };
+	int v[2], dv[3] = { -1, -1, -1 };
+	if (xlate_get(j, ch, k, 2, v) || (!xlate_nil(j, v[0]) && xlate_get(j, v[0], d, 3, dv)))
+		return xlate_fail(j, "malformed choice in chunk");
+	if (xlate_has_text(j, dv[1]))
+		xlate_o2a_delta(s, XK_THINK, "thinking_delta", "thinking", json_raw(j, dv[1]), out);
+	if (xlate_has_text(j, dv[0]))
+		xlate_o2a_delta(s, XK_TEXT, "text_delta", "text", json_raw(j, dv[0]), out);
+	if (xlate_type(j, dv[2], JSMN_ARRAY))
+		xlate_each(j, dv[2], e, i)
+			if (xlate_o2a_tool(s, j, e, out))
+				return -EBADMSG;
+	if (xlate_type(j, v[1], JSMN_STRING)) {
+		s->stop = xlate_stop_o2a(xlate_inner(j, v[1]), s->tools);
+		xlate_o2a_close(s, out);
+	}
+	return 0;
+}
+
+/*
+ * One `data:` payload of an OpenAI stream ([DONE] included) → whole Anthropic
+ * events appended to out. 0, -EBADMSG (not a chunk: the caller ends the
+ * stream with xlate_o2a_end(s, reason)), or -ENOMEM.
+ */
+static int xlate_o2a_chunk(struct xlate_o2a *s, struct arena *a, const char *data, size_t n,
+			   struct sb *out)
+{
+	static const char *const k[] = { "choices", "usage", "error" };
+	struct json j;
+	int v[3];
+	if (s->done)
+		return 0;
+	while (n && json_ws(data[n - 1]))
+		n--;
+	if (str_eq((struct str){ data, n }, "[DONE]")) {
+		xlate_o2a_finish(s, out);
+		return out->oom ? -ENOMEM : 0;
+	}
+	int rc = json_parse(&j, a, data, n);
+	if (rc || (rc = json_obj_get(&j, 0, k, 3, v, NULL)))
+		return rc;
+	if (!xlate_nil(&j, v[2])) {
+		xlate_o2a_error(s, xlate_err_msg(&j, data, n, 0, out), out);
+		return out->oom ? -ENOMEM : 0;
+	}
+	xlate_o2a_start(s, out);
+	if (xlate_type(&j, v[0], JSMN_ARRAY) && j.tok[v[0]].size &&
+	    xlate_o2a_choice(s, &j, v[0] + 1, out))
+		return -EBADMSG;
+	if (xlate_type(&j, v[1], JSMN_OBJECT)) {
+		xlate_usage_from_o(&j, v[1], &s->usage);
+		s->have_usage = true;
+	}
+	if (s->stop && s->have_usage)
+		xlate_o2a_finish(s, out);
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* End of the upstream stream: close properly, or report `error` (NULL: none). */
+static void xlate_o2a_end(struct xlate_o2a *s, const char *error, struct sb *out)
+{
+	if (s->done)
+		return;
+	if (error)
+		xlate_o2a_error(s, xlate_esc(out, error, strlen(error)), out);
+	else
+		xlate_o2a_finish(s, out);
+}
+
+/* ---- OpenAI request → Anthropic request -------------------------------- */
+
+/* An image block from an image_url part: data URLs → base64 source, others → url source. */
+static int xlate_o2a_image(struct json *j, int part, struct sb *out)
+{
+	int iu = xlate_member(j, part, "image_url");
+	int u = xlate_type(j, iu, JSMN_STRING) ? iu : xlate_member(j, iu, "url");
+	struct str url = xlate_inner(j, u), mt;
+	if (!xlate_has_text(j, u))
+		return xlate_fail(j, "image_url needs a url");
+	sb_puts(out, "{\"type\":\"image\",\"source\":");
+	if (!str_starts(url, "data:")) {
+		sb_puts(out, "{\"type\":\"url\",\"url\":");
+		xlate_put_block(out, "\"", url, "\"");
+		sb_puts(out, "}},");
+		return 0;
+	}
+	const char *b64 = memmem(url.p, url.n, ";base64,", 8);
+	if (!b64)
+		return xlate_fail(j, "image data URL must be base64");
+	mt = (struct str){ url.p + 5, (size_t)(b64 - url.p) - 5 };
+	sb_puts(out, "{\"type\":\"base64\",\"media_type\":");
+	xlate_put_block(out, "\"", mt, "\"");
+	sb_puts(out, ",\"data\":");
+	xlate_put_block(out, "\"", (struct str){ b64 + 8, url.n - mt.n - 13 }, "\"");
+	sb_puts(out, "}},");
+	return 0;
+}
+
+/* A user message: string content as is, parts → text and image blocks. */
+static int xlate_o2a_user(struct json *j, int content, struct sb *out)
+{
+	struct str t;
+	sb_puts(out, "{\"role\":\"user\",\"content\":");
+	if (xlate_type(j, content, JSMN_STRING)) {
+		sb_str(out, json_raw(j, content));
+		sb_puts(out, "},");
+		return 0;
+	}
+	if (!xlate_type(j, content, JSMN_ARRAY))
+		return xlate_fail(j, "user content must be a string or an array of parts");
+	sb_puts(out, "[");
+	xlate_each(j, content, e, k) {
+		if (xlate_block(j, e, &t))
+			return -EBADMSG;
+		int text = xlate_member(j, e, "text");
+		if (str_eq(t, "text") && xlate_type(j, text, JSMN_STRING)) {
+			xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, text),
+					"},");
+		} else if (!str_eq(t, "image_url")) {
+			return xlate_fail(j, "unsupported content part in a user message");
+		} else if (xlate_o2a_image(j, e, out)) {
+			return -EBADMSG;
+		}
+	}
+	xlate_trim(out);
+	sb_puts(out, "]},");
+	return 0;
+}
+
+/* An assistant message: text, then tool_calls as tool_use; dropped when empty. */
+static int xlate_o2a_assistant(struct json *j, struct arena *a, int content, int calls,
+			       struct sb *out)
+{
+	int n = 0;
+	size_t mark = out->len;
+	sb_puts(out, "{\"role\":\"assistant\",\"content\":[");
+	size_t text = out->len;
+	sb_puts(out, "{\"type\":\"text\",\"text\":\"");
+	size_t empty = out->len;
+	if (xlate_join(j, content, "text", "text", "", out, &n))
+		return -EBADMSG;
+	if (out->len == empty)
+		xlate_rewind(out, text);
+	else
+		sb_puts(out, "\"},");
+	if (xlate_o2a_tool_uses(j, a, calls, out) < 0)
+		return -EBADMSG;
+	if (out->len == text) {
+		xlate_rewind(out, mark);
+		return 0;
+	}
+	xlate_trim(out);
+	sb_puts(out, "]},");
+	return 0;
+}
+
+/* A tool message → a tool_result block (the caller opens and closes the user turn). */
+static int xlate_o2a_tool_result(struct json *j, int id, int content, struct sb *out)
+{
+	int n = 0;
+	if (!xlate_type(j, id, JSMN_STRING))
+		return xlate_fail(j, "tool message needs a string \"tool_call_id\"");
+	xlate_put_block(out, "{\"type\":\"tool_result\",\"tool_use_id\":", json_raw(j, id),
+			",\"content\":\"");
+	if (xlate_join(j, content, "text", "text", "\\n", out, &n))
+		return -EBADMSG;
+	sb_puts(out, "\"},");
+	return 0;
+}
+
+/* "system": every system/developer message, joined by a blank line. */
+static int xlate_o2a_system(struct json *j, int msgs, struct sb *out)
+{
+	int n = 0;
+	size_t mark = out->len;
+	sb_puts(out, ",\"system\":\"");
+	xlate_each(j, msgs, e, k) {
+		int role = xlate_member(j, e, "role");
+		if ((xlate_is(j, role, "system") || xlate_is(j, role, "developer")) &&
+		    xlate_join(j, xlate_member(j, e, "content"), "text", "text", "\\n\\n", out, &n))
+			return -EBADMSG;
+	}
+	sb_puts(out, "\"");
+	if (!n)
+		xlate_rewind(out, mark);
+	return 0;
+}
+
+/* Open (or close) the user turn that holds a run of tool_results. */
+static void xlate_o2a_tool_turn(struct sb *out, bool open)
+{
+	if (open) {
+		sb_puts(out, "{\"role\":\"user\",\"content\":[");
+		return;
+	}
+	xlate_trim(out);
+	sb_puts(out, "]},");
+}
+
+/* "messages": runs of tool messages merge into one user turn of tool_results. */
+static int xlate_o2a_messages(struct json *j, struct arena *a, int msgs, struct sb *out)
+{
+	static const char *const k[] = { "role", "content", "tool_calls", "tool_call_id" };
+	int v[4], rc = 0;
+	bool in_tools = false;
+	sb_puts(out, ",\"messages\":[");
+	xlate_each(j, msgs, e, i) {
+		if (xlate_get(j, e, k, 4, v) || !xlate_type(j, v[0], JSMN_STRING))
+			return xlate_fail(j, "each message needs a string \"role\"");
+		bool tool = xlate_is(j, v[0], "tool");
+		if (tool != in_tools)
+			xlate_o2a_tool_turn(out, tool);
+		in_tools = tool;
+		if (tool)
+			rc = xlate_o2a_tool_result(j, v[3], v[1], out);
+		else if (xlate_is(j, v[0], "user"))
+			rc = xlate_o2a_user(j, v[1], out);
+		else if (xlate_is(j, v[0], "assistant"))
+			rc = xlate_o2a_assistant(j, a, v[1], v[2], out);
+		else if (!xlate_is(j, v[0], "system") && !xlate_is(j, v[0], "developer"))
+			rc = xlate_fail(j, "unsupported message role");
+		if (rc)
+			return rc;
+	}
+	if (in_tools)
+		xlate_o2a_tool_turn(out, false);
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return 0;
+}
+
+/* tool_choice: auto/none as is, required → any, {function:{name}} → tool. */
+static int xlate_o2a_tool_choice(struct json *j, int choice, int parallel, struct sb *out)
+{
+	bool serial =
+		xlate_type(j, parallel, JSMN_PRIMITIVE) && str_eq(json_raw(j, parallel), "false");
+	int name = xlate_member(j, xlate_member(j, choice, "function"), "name");
+	if (xlate_nil(j, choice) && !serial)
+		return 0;
+	sb_puts(out, ",\"tool_choice\":{\"type\":");
+	if (xlate_nil(j, choice) || xlate_is(j, choice, "auto"))
+		sb_puts(out, "\"auto\"");
+	else if (xlate_is(j, choice, "required"))
+		sb_puts(out, "\"any\"");
+	else if (xlate_is(j, choice, "none"))
+		sb_puts(out, "\"none\"");
+	else if (xlate_type(j, name, JSMN_STRING))
+		xlate_put_block(out, "\"tool\",\"name\":", json_raw(j, name), "");
+	else
+		return xlate_fail(j, "\"tool_choice\" must be auto, none, required or a function");
+	if (serial && !xlate_is(j, choice, "none"))
+		sb_puts(out, ",\"disable_parallel_tool_use\":true");
+	sb_puts(out, "}");
+	return 0;
+}
+
+/* tools and tool_choice; parallel_tool_calls:false → disable_parallel_tool_use. */
+static int xlate_o2a_tools(struct json *j, int tools, int choice, int parallel, struct sb *out)
+{
+	static const char *const k[] = { "name", "description", "parameters" };
+	int v[3];
+	if (xlate_nil(j, tools))
+		return 0;
+	if (!xlate_type(j, tools, JSMN_ARRAY))
+		return xlate_fail(j, "\"tools\" must be an array");
+	sb_puts(out, ",\"tools\":[");
+	xlate_each(j, tools, e, i) {
+		if (!xlate_is(j, xlate_member(j, e, "type"), "function") ||
+		    xlate_get(j, xlate_member(j, e, "function"), k, 3, v) ||
+		    !xlate_type(j, v[0], JSMN_STRING))
+			return xlate_fail(j, "each tool must be a function with a string name");
+		xlate_put_block(out, "{\"name\":", json_raw(j, v[0]), "");
+		if (xlate_type(j, v[1], JSMN_STRING))
+			xlate_put_block(out, ",\"description\":", json_raw(j, v[1]), "");
+		struct str schema = STR("{\"type\":\"object\",\"properties\":{}}");
+		if (xlate_type(j, v[2], JSMN_OBJECT))
+			schema = json_raw(j, v[2]);
+		xlate_put_block(out, ",\"input_schema\":", schema, "},");
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return xlate_o2a_tool_choice(j, choice, parallel, out);
+}
+
+/* The members of an OpenAI request that are read. */
+enum { XO_MSGS, XO_MAX, XO_MAXC, XO_TEMP, XO_TOPP, XO_STOP, XO_STREAM, XO_TOOLS, XO_TC, XO_PAR,
+       XO_USER, XO_EFFORT, XO_N };
+static const char *const xlate_o_keys[XO_N] = { "messages", "max_tokens", "max_completion_tokens",
+						"temperature", "top_p", "stop", "stream", "tools",
+						"tool_choice", "parallel_tool_calls", "user",
+						"reasoning_effort" };
+
+/* Thinking budget for reasoning_effort under max_tokens `max`: 0 = no thinking. */
+static long long xlate_budget(struct json *j, int effort, long long max)
+{
+	long long b = 0;
+	if (xlate_is(j, effort, "low"))
+		b = 1024;
+	else if (xlate_is(j, effort, "medium"))
+		b = 8192;
+	else if (xlate_is(j, effort, "high"))
+		b = 24576;
+	b = MIN(b, max - 1);
+	return b >= 1024 ? b : 0;
+}
+
+/* Sampling, stop, stream, user and thinking (v: values of xlate_o_keys). */
+static int xlate_o2a_params(struct json *j, const int *v, long long max, struct sb *out)
+{
+	long long budget = xlate_budget(j, v[XO_EFFORT], max);
+	if (!budget && (xlate_copy_num(j, v[XO_TEMP], "temperature", out) ||
+			xlate_copy_num(j, v[XO_TOPP], "top_p", out)))
+		return -EBADMSG;
+	if (xlate_type(j, v[XO_STOP], JSMN_STRING)) {
+		xlate_put_block(out, ",\"stop_sequences\":[", json_raw(j, v[XO_STOP]), "]");
+	} else if (xlate_strings(j, v[XO_STOP])) {
+		if (j->tok[v[XO_STOP]].size)
+			xlate_put_block(out, ",\"stop_sequences\":", json_raw(j, v[XO_STOP]), "");
+	} else if (!xlate_nil(j, v[XO_STOP])) {
+		return xlate_fail(j, "\"stop\" must be a string or an array of strings");
+	}
+	if (json_is_true(j, v[XO_STREAM]))
+		sb_puts(out, ",\"stream\":true");
+	if (xlate_type(j, v[XO_USER], JSMN_STRING))
+		xlate_put_block(out, ",\"metadata\":{\"user_id\":", json_raw(j, v[XO_USER]), "}");
+	if (budget)
+		sb_printf(out, ",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":%lld}",
+			  budget);
+	return 0;
+}
+
+/* {"model":M,"max_tokens":N — max_completion_tokens, else max_tokens, else 4096. */
+static int xlate_o2a_head(struct json *j, const int *v, const char *model, long long *max,
+			  struct sb *out)
+{
+	int m = xlate_nil(j, v[XO_MAXC]) ? v[XO_MAX] : v[XO_MAXC];
+	if (!xlate_type(j, v[XO_MSGS], JSMN_ARRAY))
+		return xlate_fail(j, v[XO_MSGS] < 0 ? "missing \"messages\""
+						    : "\"messages\" must be an array");
+	if (!xlate_nil(j, m) && (!xlate_num(j, m) || json_int(j, m, 0) < 1))
+		return xlate_fail(j, "max_tokens must be a positive integer");
+	*max = xlate_nil(j, m) ? 4096 : json_int(j, m, 4096);
+	sb_puts(out, "{\"model\":");
+	sb_json_z(out, model);
+	sb_printf(out, ",\"max_tokens\":%lld", *max);
+	return 0;
+}
+
+static int xlate_req_o2a(struct arena *a, const char *body, size_t n, const char *model,
+			 struct sb *out, const char **err)
+{
+	struct json j;
+	long long max;
+	int v[XO_N], rc = json_parse(&j, a, body, n);
+	if (!rc && !(rc = json_obj_get(&j, 0, xlate_o_keys, XO_N, v, NULL)) &&
+	    !(rc = xlate_o2a_head(&j, v, model, &max, out)) &&
+	    !(rc = xlate_o2a_system(&j, v[XO_MSGS], out)) &&
+	    !(rc = xlate_o2a_messages(&j, a, v[XO_MSGS], out)) &&
+	    !(rc = xlate_o2a_params(&j, v, max, out)) &&
+	    !(rc = xlate_o2a_tools(&j, v[XO_TOOLS], v[XO_TC], v[XO_PAR], out)))
+		sb_puts(out, "}");
+	return xlate_done(rc, &j, out, err);
+}
+
+/* ---- Anthropic response → OpenAI response ------------------------------ */
+
+static int xlate_resp_a2o(struct arena *a, const char *body, size_t n, const char *model,
+			  long long created, struct sb *out, struct xlate_usage *u)
+{
+	static const char *const k[] = { "id", "content", "stop_reason", "usage" };
+	struct json j;
+	int v[4], nt = 0, nr = 0;
+	memset(u, 0, sizeof(*u));
+	int rc = json_parse(&j, a, body, n);
+	if (rc || (rc = json_obj_get(&j, 0, k, 4, v, NULL)))
+		return rc;
+	if (!xlate_type(&j, v[1], JSMN_ARRAY))
+		return -EBADMSG;
+	xlate_usage_from_a(&j, v[3], u);
+	struct str id = xlate_raw_str(&j, v[0]);
+	xlate_put_block(out, "{\"id\":", id.n ? id : STR("\"chatcmpl-bifrost\""), "");
+	sb_printf(out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", created);
+	sb_json_z(out, model);
+	sb_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+	size_t mark = out->len;
+	sb_puts(out, "\"");
+	if (xlate_join(&j, v[1], "text", "text", "", out, &nt))
+		return -EBADMSG;
+	sb_puts(out, "\"");
+	if (!nt) {
+		xlate_rewind(out, mark);
+		sb_puts(out, "null");
+	}
+	mark = out->len;
+	sb_puts(out, ",\"reasoning_content\":\"");
+	if (xlate_join(&j, v[1], "thinking", "thinking", "", out, &nr))
+		return -EBADMSG;
+	sb_puts(out, "\"");
+	if (!nr)
+		xlate_rewind(out, mark);
+	if (xlate_a2o_tool_calls(&j, v[1], out) < 0)
+		return -EBADMSG;
+	sb_printf(out,
+		  "},\"finish_reason\":\"%s\"}],\"usage\":", xlate_stop_a2o(xlate_inner(&j, v[2])));
+	xlate_put_usage_o(out, u);
+	sb_puts(out, "}");
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* ---- Anthropic stream → OpenAI stream ---------------------------------- */
+
+struct xlate_a2o {
+	const char *model;  /* borrowed: outlives the stream */
+	const char *id;     /* borrowed: outlives the stream */
+	long long created;  /* the chunks' "created"; 0 after init, the caller may set it */
+	bool include_usage; /* the client asked for stream_options.include_usage */
+	bool started;       /* the role chunk was sent */
+	bool finished;      /* the finish_reason chunk was sent */
+	bool done;          /* [DONE] or an error was sent: ignore the rest */
+	int tools;          /* tool_use blocks started: the next tool_calls[].index */
+	int tool;           /* tool_calls[].index of the open tool block, -1 if none */
+	struct xlate_usage usage;
+};
+
+static void xlate_a2o_init(struct xlate_a2o *s, const char *model, const char *id,
+			   bool include_usage)
+{
+	memset(s, 0, sizeof(*s));
+	s->model = model;
+	s->id = id;
+	s->include_usage = include_usage;
+	s->tool = -1;
+}
+
+/* data: {...chunk head...,"choices": — the caller writes the rest and "}\n\n". */
+static void xlate_a2o_head(const struct xlate_a2o *s, struct sb *out)
+{
+	sb_puts(out, "data: {\"id\":");
+	sb_json_z(out, s->id);
+	sb_printf(out,
+		  ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":", s->created);
+	sb_json_z(out, s->model);
+	sb_puts(out, ",\"choices\":");
+}
+
+static void xlate_a2o_close(struct sb *out, const char *finish_reason)
+{
+	if (finish_reason)
+		sb_printf(out, ",\"finish_reason\":\"%s\"}]}\n\n", finish_reason);
+	else
+		sb_puts(out, ",\"finish_reason\":null}]}\n\n");
+}
+
+/* The role chunk, once, before anything else. */
+static void xlate_a2o_role(struct xlate_a2o *s, struct sb *out)
+{
+	if (s->started)
+		return;
+	s->started = true;
+	xlate_a2o_head(s, out);
+	sb_puts(out, "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}");
+	xlate_a2o_close(out, NULL);
+}
+
+/* A chunk up to its delta; the caller writes the delta and calls xlate_a2o_close. */
+static void xlate_a2o_begin(struct xlate_a2o *s, struct sb *out)
+{
+	xlate_a2o_role(s, out);
+	xlate_a2o_head(s, out);
+	sb_puts(out, "[{\"index\":0,\"delta\":");
+}
+
+/* The finish chunk if none was sent, the usage chunk if asked, then [DONE]. */
+static void xlate_a2o_stop(struct xlate_a2o *s, const char *finish_reason, struct sb *out)
+{
+	if (!s->finished) {
+		xlate_a2o_begin(s, out);
+		sb_puts(out, "{}");
+		xlate_a2o_close(out, finish_reason);
+	}
+	if (s->include_usage) {
+		xlate_a2o_head(s, out);
+		sb_puts(out, "[],\"usage\":");
+		xlate_put_usage_o(out, &s->usage);
+		sb_puts(out, "}\n\n");
+	}
+	sb_puts(out, "data: [DONE]\n\n");
+	s->finished = s->done = true;
+}
+
+/* content_block_start: a tool_use block announces its call (index, id, name) at once. */
+static int xlate_a2o_block(struct xlate_a2o *s, struct json *j, int blk, struct sb *out)
+{
+	static const char *const k[] = { "type", "id", "name" };
+	int v[3];
+	s->tool = -1;
+	if (xlate_get(j, blk, k, 3, v))
+		return -EBADMSG;
+	if (!xlate_is(j, v[0], "tool_use"))
+		return 0;
+	if (!xlate_type(j, v[1], JSMN_STRING) || !xlate_type(j, v[2], JSMN_STRING))
+		return xlate_fail(j, "tool_use block needs a string id and name");
+	s->tool = s->tools++;
+	xlate_a2o_begin(s, out);
+	sb_printf(out, "{\"tool_calls\":[{\"index\":%d,\"id\":", s->tool);
+	sb_str(out, json_raw(j, v[1]));
+	xlate_put_block(out, ",\"type\":\"function\",\"function\":{\"name\":", json_raw(j, v[2]),
+			",\"arguments\":\"\"}}]}");
+	xlate_a2o_close(out, NULL);
+	return 0;
+}
+
+/* content_block_delta: text → content, thinking → reasoning_content, JSON → arguments. */
+static int xlate_a2o_delta(struct xlate_a2o *s, struct json *j, int d, struct sb *out)
+{
+	static const char *const k[] = { "type", "text", "thinking", "partial_json" };
+	int v[4];
+	if (xlate_get(j, d, k, 4, v))
+		return -EBADMSG;
+	if (xlate_is(j, v[0], "text_delta") && xlate_has_text(j, v[1])) {
+		xlate_a2o_begin(s, out);
+		xlate_put_block(out, "{\"content\":", json_raw(j, v[1]), "}");
+	} else if (xlate_is(j, v[0], "thinking_delta") && xlate_has_text(j, v[2])) {
+		xlate_a2o_begin(s, out);
+		xlate_put_block(out, "{\"reasoning_content\":", json_raw(j, v[2]), "}");
+	} else if (xlate_is(j, v[0], "input_json_delta") && xlate_has_text(j, v[3]) &&
+		   s->tool >= 0) {
+		xlate_a2o_begin(s, out);
+		sb_printf(out,
+			  "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", s->tool);
+		xlate_put_block(out, "", json_raw(j, v[3]), "}}]}");
+	} else {
+		return 0;
+	}
+	xlate_a2o_close(out, NULL);
+	return 0;
+}
+
+/* message_delta: usage, and stop_reason → the finish chunk. */
+static void xlate_a2o_msg_delta(struct xlate_a2o *s, struct json *j, int v, struct sb *out)
+{
+	int sr = xlate_member(j, xlate_member(j, v, "delta"), "stop_reason");
+	xlate_usage_from_a(j, xlate_member(j, v, "usage"), &s->usage);
+	if (!xlate_type(j, sr, JSMN_STRING) || s->finished)
+		return;
+	xlate_a2o_begin(s, out);
+	sb_puts(out, "{}");
+	xlate_a2o_close(out, xlate_stop_a2o(xlate_inner(j, sr)));
+	s->finished = true;
+}
+
+/* data: {"error":...} and done (no [DONE]: the stream failed). */
+static void xlate_a2o_error(struct xlate_a2o *s, struct str type, struct str msg, struct sb *out)
+{
+	sb_puts(out, "data: ");
+	xlate_put_err_o(out, type, msg);
+	sb_puts(out, "\n\n");
+	s->done = true;
+}
+
+/*
+ * One Anthropic SSE event (its name, or en == 0 to use the data's "type", and
+ * its data) → zero or more chat.completion.chunk lines. Unknown events and
+ * ping are ignored. 0, -EBADMSG (the caller ends with xlate_a2o_end(s,
+ * reason)) or -ENOMEM.
+ */
+static int xlate_a2o_event(struct xlate_a2o *s, struct arena *a, const char *event_name, size_t en,
+			   const char *data, size_t dn, struct sb *out)
+{
+	static const char *const k[] = { "type", "message", "content_block", "delta", "error" };
+	struct json j;
+	int v[5], rc;
+	if (s->done || (en && str_eq((struct str){ event_name, en }, "ping")))
+		return 0;
+	if ((rc = json_parse(&j, a, data, dn)) || (rc = json_obj_get(&j, 0, k, 5, v, NULL)))
+		return rc;
+	struct str ev = en ? (struct str){ event_name, en } : xlate_inner(&j, v[0]);
+	if (str_eq(ev, "message_start")) {
+		xlate_usage_from_a(&j, xlate_member(&j, v[1], "usage"), &s->usage);
+		xlate_a2o_role(s, out);
+	} else if (str_eq(ev, "content_block_start")) {
+		rc = xlate_a2o_block(s, &j, v[2], out);
+	} else if (str_eq(ev, "content_block_delta")) {
+		rc = xlate_a2o_delta(s, &j, v[3], out);
+	} else if (str_eq(ev, "message_delta")) {
+		xlate_a2o_msg_delta(s, &j, 0, out); /* delta and usage are root members */
+	} else if (str_eq(ev, "message_stop")) {
+		xlate_a2o_stop(s, "stop", out);
+	} else if (str_eq(ev, "error")) {
+		int t = xlate_member(&j, v[4], "type");
+		xlate_a2o_error(s, xlate_has_text(&j, t) ? xlate_inner(&j, t) : STR("api_error"),
+				xlate_err_msg(&j, data, dn, 500, out), out);
+	}
+	if (rc)
+		return -EBADMSG;
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* End of the upstream stream: finish properly, or report `error` (NULL: none). */
+static void xlate_a2o_end(struct xlate_a2o *s, const char *error, struct sb *out)
+{
+	if (s->done)
+		return;
+	if (error)
+		xlate_a2o_error(s, STR("api_error"), xlate_esc(out, error, strlen(error)), out);
+	else
+		xlate_a2o_stop(s, "stop", out);
+}
+
+/* ---- error bodies ------------------------------------------------------ */
+
+/* An OpenAI-dialect (or any) upstream error body → Anthropic's error shape. */
+static void xlate_error_o2a(const char *body, size_t n, int status, struct arena *a, struct sb *out)
+{
+	struct json j;
+	bool ok = json_parse(&j, a, body, n) == 0;
+	xlate_put_err_a(out, xlate_status_type(status),
+			xlate_err_msg(ok ? &j : NULL, body, n, status, out));
+}
+
+/* An Anthropic-dialect (or any) error body → OpenAI's; error.type kept when given. */
+static void xlate_error_a2o(const char *body, size_t n, int status, struct arena *a, struct sb *out)
+{
+	struct json j;
+	bool ok = json_parse(&j, a, body, n) == 0;
+	int t = ok ? xlate_member(&j, xlate_member(&j, 0, "error"), "type") : -1;
+	struct str type = xlate_has_text(&j, t) ? xlate_inner(&j, t) : STR("");
+	if (!type.n)
+		type = (struct str){ xlate_status_type(status), strlen(xlate_status_type(status)) };
+	xlate_put_err_o(out, type, xlate_err_msg(ok ? &j : NULL, body, n, status, out));
+}
+
+/* ---- token estimate ---------------------------------------------------- */
+
+/*
+ * /v1/messages/count_tokens for targets that cannot count: ceil(chars / 4),
+ * chars = the bytes of every string (keys included) and number under
+ * "system", "messages" and "tools" — text and JSON (schemas, tool inputs)
+ * alike. A "data" string (base64 image or document) counts as 6400 chars,
+ * about the 1600 tokens a large image costs, instead of its length. Uses a
+ * private arena released before return. The estimate, or -EBADMSG.
+ */
+static long xlate_count_tokens(const char *body, size_t n)
+{
+	static const char *const k[] = { "system", "messages", "tools" };
+	struct arena a;
+	struct json j;
+	int v[3];
+	long chars = 0, rc = -EBADMSG;
+	arena_init(&a, NULL);
+	if (json_parse(&j, &a, body, n) || json_obj_get(&j, 0, k, 3, v, NULL))
+		goto out;
+	for (int m = 0; m < 3; m++) {
+		if (v[m] < 0)
+			continue;
+		for (int i = v[m], end = json_skip(&j, v[m]); i < end; i++) {
+			jsmntok_t *t = &j.tok[i];
+			if (t->type != JSMN_STRING && t->type != JSMN_PRIMITIVE)
+				continue;
+			int key = t->parent;
+			bool data = t->size == 0 && key >= 0 && xlate_is(&j, key, "data") &&
+				    j.tok[key].size == 1;
+			chars += data ? 6400 : t->end - t->start;
+		}
+	}
+	rc = (chars + 3) / 4;
+out:
+	arena_reset(&a);
+	return rc;
+}
+
+/* ======================================================================== *
+ * 12. jrnl_ — the charge journal: fixed-size checksummed records.          *
  *                                                                          *
  * Owns: the on-disk format (64-byte little-endian records, CRC32C), the    *
  * per-writer append rings, group commit, replay and compaction.            *
@@ -2978,7 +4593,7 @@ static int jrnl_compact(struct jrnl *j, const char *path)
 }
 
 /* ======================================================================== *
- * 12. gov_ — governance: windows, prices, lock-free counters, admission.   *
+ * 13. gov_ — governance: windows, prices, lock-free counters, admission.   *
  *                                                                          *
  * Owns: reset windows (pure calendar arithmetic, UTC, no libc time zone),  *
  * the price table and cost math in integer micro-dollars (µ$), the shared  *
@@ -4296,7 +5911,7 @@ static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok
 }
 
 /* ======================================================================== *
- * 13. metrics_ / log_ — what operators see.                                *
+ * 14. metrics_ / log_ — what operators see.                                *
  *                                                                          *
  * Each worker owns its counters (single writer: relaxed load+store, no     *
  * locked instructions); /metrics sums them. The overhead histogram is the  *
@@ -4342,7 +5957,7 @@ struct log_state {
 };
 
 /* ======================================================================== *
- * 14. loop_ — the worker: ring, slab, timer wheel, sends.                  *
+ * 15. loop_ — the worker: ring, slab, timer wheel, sends.                  *
  *                                                                          *
  * One worker per core; everything below belongs to exactly one worker      *
  * thread and is touched by no other. `user_data` = slot | generation | op, *
@@ -4741,7 +6356,7 @@ static void log_line(struct worker *w, const char *p, size_t n)
 }
 
 /* ======================================================================== *
- * 15. up_ — the upstream client.                                           *
+ * 16. up_ — the upstream client.                                           *
  *                                                                          *
  * Owns per-worker keep-alive pools keyed by (address, TLS settings), the   *
  * connect (with a linked timeout), the BearSSL engine pump, and reading    *
@@ -4773,6 +6388,13 @@ struct request {
 	char chunk_line[24];    /* the current stream chunk's size line */
 	long long in_tok, out_tok, cached_tok, cache_write_tok;
 	size_t streamed;        /* event bytes relayed to the client */
+	/* dialect translation: XL_A2O = Anthropic client, OpenAI-format provider; XL_O2A = the reverse */
+	enum { XL_NONE, XL_A2O, XL_O2A } xl;
+	union {
+		struct xlate_o2a o2a; /* XL_A2O streams: OpenAI chunks → Anthropic events */
+		struct xlate_a2o a2o; /* XL_O2A streams: Anthropic events → OpenAI chunks */
+	} xs;
+	const char *xid;        /* arena: the id translated answers carry */
 	/* governance */
 	const struct gov_vkey *vk;     /* config: the presented virtual key, or NULL */
 	const struct gov_price *price; /* config/static: the attempt's price, NULL = unpriced */
@@ -5288,7 +6910,7 @@ static void up_timeout(struct worker *w, struct conn *u)
 }
 
 /* ======================================================================== *
- * 16. conn_ — client connections.                                          *
+ * 17. conn_ — client connections.                                          *
  *                                                                          *
  * States: CS_HEAD (reading a head, header deadline armed, or idle with the *
  * idle deadline), CS_BODY (reading the body), CS_BUSY (request dispatched; *
@@ -5376,23 +6998,6 @@ static void conn_send_local(struct worker *w, struct conn *c, int status, const 
 	loop_send(w, c, v, 2);
 }
 
-/* Anthropic's error type for a status. */
-static const char *conn_anthropic_type(int status)
-{
-	switch (status) {
-	case 400: return "invalid_request_error";
-	case 401: return "authentication_error";
-	case 402: return "billing_error";
-	case 403: return "permission_error";
-	case 404: return "not_found_error";
-	case 413: return "request_too_large";
-	case 429: return "rate_limit_error";
-	case 504: return "timeout_error";
-	case 529: return "overloaded_error";
-	default: return "api_error";
-	}
-}
-
 /* Which dialect the client speaks, judged by the path when the request never got far. */
 static enum dialect conn_dialect(const struct conn *c)
 {
@@ -5412,7 +7017,7 @@ static void conn_error_h(struct worker *w, struct conn *c, int status, const cha
 	sb_init(&b, &c->arena, 256);
 	if (conn_dialect(c) == D_ANTHROPIC) {
 		sb_printf(&b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
-			  conn_anthropic_type(status));
+			  xlate_status_type(status));
 		sb_json_z(&b, msg);
 		sb_puts(&b, "}}");
 	} else {
@@ -5460,7 +7065,7 @@ static void conn_resp_head(struct sb *h, struct request *rq, const struct http_m
 	sb_cat(h, " ", http_reason(m->status), "\r\n", NULL);
 	struct str ct = http_header(m, "content-type");
 	sb_puts(h, "Content-Type: ");
-	if (ct.n)
+	if (ct.n && !rq->xl)
 		sb_str(h, ct);
 	else
 		sb_puts(h, "application/json");
@@ -5588,6 +7193,30 @@ static void up_to_client_retry(struct worker *w, struct conn *cl, long delay_ms)
 	timer_set(w, cl, delay_ms);
 }
 
+/* A whole answer in the provider's dialect → the client's (errors too). */
+static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
+{
+	struct request *rq = cl->rq;
+	struct sb t;
+	struct xlate_usage xu;
+	const char *p = body->iov_base;
+	size_t n = body->iov_len;
+	sb_init(&t, &cl->arena, n + n / 4 + 256);
+	int rc = 0;
+	if (status != 200 && rq->xl == XL_A2O)
+		xlate_error_o2a(p, n, status, &cl->arena, &t);
+	else if (status != 200)
+		xlate_error_a2o(p, n, status, &cl->arena, &t);
+	else if (rq->xl == XL_A2O)
+		rc = xlate_resp_o2a(&cl->arena, p, n, rq->o.model, &t, &xu);
+	else
+		rc = xlate_resp_a2o(&cl->arena, p, n, rq->o.model, (long long)time(NULL), &t, &xu);
+	if (rc || t.oom)
+		return false;
+	*body = (struct iovec){ t.p, t.len };
+	return true;
+}
+
 static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 {
 	struct request *rq = cl->rq;
@@ -5615,64 +7244,135 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	if (m->status == 200)
 		conn_read_usage(cl, u->in.p + u->body_start, blen);
 	conn_gov_charge(w, cl);
+	struct iovec body = { u->in.p + u->body_start, blen };
+	if (rq->xl && !conn_translate_body(cl, m->status, &body)) {
+		up_release(w, u, false);
+		conn_error(w, cl, 502, "upstream_error", "the provider's answer could not be translated");
+		return;
+	}
 	sb_init(&h, &cl->arena, 512);
 	conn_resp_head(&h, rq, m, keep);
 	sb_puts(&h, "Content-Length: ");
-	sb_u64(&h, blen);
+	sb_u64(&h, body.iov_len);
 	sb_puts(&h, "\r\n\r\n");
 	timer_unlink(w, u);
 	if (h.oom) {
 		conn_close(w, cl);
 		return;
 	}
-	struct iovec v[2] = { { h.p, h.len }, { u->in.p + u->body_start, blen } };
+	struct iovec v[2] = { { h.p, h.len }, body };
 	cl->cs = keep ? CS_BUSY : CS_CLOSE_AFTER;
 	rq->overhead_ns += now_ns() - rq->t_resp_ns;
 	conn_send_final(w, cl, v, 2);
 }
 
 /* Relay complete SSE events; u == NULL ends the stream with an error event. */
+/* Raw relay: iovecs over the complete events in `in` (the usage chunk the client
+ * did not ask for is left out). Returns the payload bytes; *done is cleared if
+ * unconsumed bytes remain. */
+static size_t conn_relay_events(struct conn *cl, struct conn *u, struct iovec *v, int *n, bool *done)
+{
+	struct request *rq = cl->rq;
+	size_t ev = u->ev_pos, payload = 0;
+	while (*n < SEND_IOV_MAX - 4) {
+		size_t len = sse_next(u->in.p + ev, u->dec_end - ev);
+		if (!len && *done && ev < u->dec_end)
+			len = u->dec_end - ev; /* unterminated tail of a finished stream */
+		if (!len)
+			break;
+		struct str data = sse_data(u->in.p + ev, len);
+		bool drop = data.n && data.p[0] == '{' && conn_read_usage(cl, data.p, data.n) && !rq->o.client_usage;
+		if (!drop) {
+			struct iovec *last = &v[*n - 1];
+			if (*n > 1 && (char *)last->iov_base + last->iov_len == u->in.p + ev)
+				last->iov_len += len;
+			else
+				v[(*n)++] = (struct iovec){ u->in.p + ev, len };
+			payload += len;
+		}
+		ev += len;
+	}
+	u->ev_pos = ev;
+	*done = *done && ev >= u->dec_end;
+	return payload;
+}
+
+/* Translated relay: every complete event through the stream translator into `t`
+ * (scratch memory, reset once the client took the batch). */
+static void conn_xlate_events(struct conn *cl, struct conn *u, struct sb *t, bool *done)
+{
+	struct request *rq = cl->rq;
+	size_t ev = u->ev_pos;
+	for (;;) {
+		size_t len = sse_next(u->in.p + ev, u->dec_end - ev);
+		if (!len && *done && ev < u->dec_end)
+			len = u->dec_end - ev;
+		if (!len)
+			break;
+		struct str data = sse_data(u->in.p + ev, len);
+		if (data.n && data.p[0] == '{')
+			conn_read_usage(cl, data.p, data.n); /* billing reads the provider's own usage */
+		if (rq->xl == XL_A2O) {
+			xlate_o2a_chunk(&rq->xs.o2a, &cl->scratch, data.p, data.n, t);
+		} else {
+			struct str name = sse_field(u->in.p + ev, len, "event");
+			xlate_a2o_event(&rq->xs.a2o, &cl->scratch, name.p, name.n, data.p, data.n, t);
+		}
+		ev += len;
+	}
+	u->ev_pos = ev;
+	*done = *done && ev >= u->dec_end;
+	if (*done && rq->xl == XL_A2O)
+		xlate_o2a_end(&rq->xs.o2a, NULL, t);
+	else if (*done)
+		xlate_a2o_end(&rq->xs.a2o, NULL, t);
+}
+
+/* The stream failed after its head went out: end it with an error in the client's dialect. */
+static void conn_stream_error(struct conn *cl, struct sb *t)
+{
+	struct request *rq = cl->rq;
+	const char *msg = rq->err[0] ? rq->err : "provider stream failed";
+	if (rq->xl == XL_A2O) {
+		xlate_o2a_end(&rq->xs.o2a, msg, t);
+	} else if (rq->xl == XL_O2A) {
+		xlate_a2o_end(&rq->xs.a2o, msg, t);
+	} else if (ep_dialect(rq->ep) == D_ANTHROPIC) {
+		sb_puts(t, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":");
+		sb_json_z(t, msg);
+		sb_puts(t, "}}\n\n");
+	} else {
+		sb_puts(t, "data: {\"error\":{\"message\":");
+		sb_json_z(t, msg);
+		sb_puts(t, ",\"type\":\"upstream_error\"}}\n\n");
+	}
+}
+
+/* Relay complete SSE events (translated if need be); u == NULL ends the stream
+ * with an error event. */
 static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *u, bool done)
 {
 	struct request *rq = cl->rq;
 	struct iovec v[SEND_IOV_MAX];
-	int n = 1; /* v[0]: head and/or chunk size line */
+	int n = 1; /* v[0]: the head, once */
 	size_t payload = 0;
 	if (cl->send_busy || !rq)
 		return; /* resumed from conn_on_sent */
 	bool chunked = rq->msg->minor >= 1;
-	if (u) {
-		size_t ev = u->ev_pos;
-		while (n < SEND_IOV_MAX - 4) {
-			size_t len = sse_next(u->in.p + ev, u->dec_end - ev);
-			if (!len && done && ev < u->dec_end)
-				len = u->dec_end - ev; /* unterminated tail of a finished stream */
-			if (!len)
-				break;
-			struct str data = sse_data(u->in.p + ev, len);
-			bool drop = data.n && data.p[0] == '{' && conn_read_usage(cl, data.p, data.n) &&
-				    !rq->o.client_usage;
-			if (!drop) {
-				struct iovec *last = &v[n - 1];
-				if (n > 1 && (char *)last->iov_base + last->iov_len == u->in.p + ev)
-					last->iov_len += len;
-				else
-					v[n++] = (struct iovec){ u->in.p + ev, len };
-				payload += len;
-			}
-			ev += len;
-		}
-		u->ev_pos = ev;
-		done = done && ev >= u->dec_end;
+	if (u && !rq->xl) {
+		payload = conn_relay_events(cl, u, v, &n, &done);
 	} else {
-		struct sb e;
-		sb_init(&e, &cl->arena, 256);
-		sb_puts(&e, "data: {\"error\":{\"message\":");
-		sb_json_z(&e, rq->err[0] ? rq->err : "provider stream failed");
-		sb_puts(&e, ",\"type\":\"upstream_error\"}}\n\n");
-		v[n++] = (struct iovec){ e.p, e.len };
-		payload += e.len;
-		done = true;
+		struct sb t;
+		sb_init(&t, &cl->scratch, 1024);
+		if (u) {
+			conn_xlate_events(cl, u, &t, &done);
+		} else {
+			conn_stream_error(cl, &t);
+			done = true;
+		}
+		if (t.len && !t.oom)
+			v[n++] = (struct iovec){ t.p, t.len };
+		payload = t.oom ? 0 : t.len;
 	}
 	struct sb h = { 0 };
 	if (!rq->head_sent) { /* once per stream: nothing per batch comes from the arena */
@@ -6105,23 +7805,63 @@ static void conn_fallbacks(struct worker *w, struct conn *c)
 		conn_add_fallback(w, rq, rq->hold->cfg->fallbacks[i]);
 }
 
-/* The candidate speaks the other dialect. count_tokens is estimated here
- * (characters / 4, rounded up: the usual rule of thumb); everything else
- * needs translation, which this build does not have yet. */
-static void conn_cross_dialect(struct worker *w, struct conn *c, const struct route_cand *rc)
+/* Reasoning models take reasoning_effort and max_completion_tokens. */
+static bool conn_reasoning_model(const char *m)
+{
+	return (m[0] == 'o' && isdigit((unsigned char)m[1])) || strncmp(m, "gpt-5", 5) == 0;
+}
+
+/* The candidate speaks the other dialect: count_tokens is estimated here
+ * (xlate_count_tokens), a Messages or Chat request is translated; the
+ * translated body is the only body iovec. false when answered. */
+static bool conn_translate(struct worker *w, struct conn *c, const struct route_cand *rc)
 {
 	struct request *rq = c->rq;
+	const char *err = NULL;
+	struct sb b, h;
 	if (rq->ep == EP_COUNT_TOKENS) {
-		struct sb b;
 		sb_init(&b, &c->arena, 64);
-		sb_printf(&b, "{\"input_tokens\":%zu}", (rq->o.j.n + 3) / 4);
+		sb_printf(&b, "{\"input_tokens\":%ld}", xlate_count_tokens(rq->o.j.s, rq->o.j.n));
 		conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
-		return;
+		return false;
 	}
-	char msg[300];
-	snprintf(msg, sizeof(msg), "provider %s speaks the %s dialect; translation is not available yet",
-		 rc->p->name, rc->p->kind->dialect == D_ANTHROPIC ? "Anthropic" : "OpenAI");
-	conn_error(w, c, 400, "invalid_request_error", msg);
+	if (rq->ep != EP_MESSAGES && rq->ep != EP_CHAT) {
+		conn_error(w, c, 400, "invalid_request_error",
+			   "this endpoint has no equivalent at the chosen provider (it speaks the other dialect)");
+		return false;
+	}
+	rq->xl = rq->ep == EP_MESSAGES ? XL_A2O : XL_O2A;
+	sb_init(&b, &c->arena, rq->o.j.n + rq->o.j.n / 4 + 256);
+	int rc2 = rq->xl == XL_A2O
+		? xlate_req_a2o(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, conn_reasoning_model(rc->model), &b, &err)
+		: xlate_req_o2a(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, &b, &err);
+	if (rc2 != 0) {
+		conn_error(w, c, rc2 == -ENOMEM ? 500 : 400, "invalid_request_error",
+			   err ? err : rc2 == -ENOMEM ? "out of memory" : "request cannot be translated");
+		return false;
+	}
+	sb_init(&h, &c->arena, 512);
+	prov_head(&h, &rq->o, rc->p, rc->model, rq->key, rq->xl == XL_A2O ? EP_CHAT : EP_MESSAGES,
+		  (struct str){ NULL, 0 }, b.len);
+	rq->ur.iov = arena_new(&c->arena, struct iovec, 2);
+	if (h.oom || !rq->ur.iov) {
+		conn_error(w, c, 500, "server_error", "out of memory");
+		return false;
+	}
+	rq->ur.iov[0] = (struct iovec){ h.p, h.len };
+	rq->ur.iov[1] = (struct iovec){ b.p, b.len };
+	rq->ur.niov = 2;
+	rq->ur.len = h.len + b.len;
+	char *id = arena_alloc(&c->arena, 40, 1);
+	if (id)
+		snprintf(id, 40, "%s_bf%016llx", rq->xl == XL_A2O ? "msg" : "chatcmpl",
+			 (unsigned long long)rng_next(&w->rng));
+	rq->xid = id ? id : "msg_bifrost";
+	if (rq->xl == XL_A2O)
+		xlate_o2a_init(&rq->xs.o2a, rq->o.model, rq->xid);
+	else
+		xlate_a2o_init(&rq->xs.a2o, rq->o.model, rq->xid, rq->o.client_usage);
+	return true;
 }
 
 /* Choose the attempt's candidate and key: the first whose circuit admits us
@@ -6170,16 +7910,17 @@ static void conn_attempt(struct worker *w, struct conn *c)
 	if (!conn_pick(w, c))
 		return;
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
+	rq->xl = XL_NONE;
 	if (rc->p->kind->dialect != ep_dialect(rq->ep)) {
-		conn_cross_dialect(w, c, rc);
+		if (!conn_translate(w, c, rc))
+			return;
+	} else if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, rq->msg->query,
+			      &rq->ur) != 0) {
+		conn_error(w, c, 500, "server_error", "out of memory");
 		return;
 	}
 	rq->attempts++;
 	rq->fresh_retry = false;
-	if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, rq->msg->query, &rq->ur) != 0) {
-		conn_error(w, c, 500, "server_error", "out of memory");
-		return;
-	}
 	up_start(w, c, rc->p);
 }
 
@@ -6383,7 +8124,7 @@ static void conn_complete(struct worker *w, struct conn *c, int op, struct io_ur
 }
 
 /* ======================================================================== *
- * 17. admin_ — answers the gateway makes itself.                           *
+ * 18. admin_ — answers the gateway makes itself.                           *
  * ======================================================================== */
 
 /* The concrete provider/model names the config lists, in the client's dialect. */
@@ -6709,7 +8450,7 @@ static void *loop_run(void *arg)
 }
 
 /* ======================================================================== *
- * 18. main — command line, start-up checks, signals, reload, drain.        *
+ * 19. main — command line, start-up checks, signals, reload, drain.        *
  * ======================================================================== */
 
 #ifndef BIFROST_TEST
