@@ -123,7 +123,7 @@ static uint64_t rng_next(uint64_t *s)
  * stays valid until arena_reset. `fail_after` lets tests inject failure.    *
  * ======================================================================== */
 
-#define ARENA_CHUNK (64 * 1024)
+#define ARENA_CHUNK (32 * 1024)
 
 struct arena_chunk {
 	struct arena_chunk *next; /* owned: next chunk in this arena or the cache */
@@ -5983,7 +5983,7 @@ enum kind { K_FREE, K_CLIENT, K_UP };
 #define BR_SIZE 8192
 #define BR_GROUP 1
 #define POOL_MAX 64
-#define POOL_IDLE_MAX 64
+#define POOL_IDLE_MAX 512
 #define SEND_IOV_MAX 72
 #define INBUF 16384
 #define INBUF_CACHE 256
@@ -8414,7 +8414,7 @@ static void *loop_run(void *arg)
 		w->wheel[i] = UINT32_MAX;
 	w->now_ms = loop_now_ms();
 	w->wheel_tick = w->now_ms / WHEEL_MS;
-	w->acache.max_free = 64;
+	w->acache.max_free = 512; /* up to 16 MB: the peak concurrency, kept */
 	w->rng = now_ns() ^ ((uint64_t)(w->id + 1) * 0x9E3779B97F4A7C15ULL);
 	loop_adopt_config(w);
 	loop_accept_arm(w);
