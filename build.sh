@@ -342,20 +342,8 @@ cmd_vendor() {
 # build dist/bifrost
 # ---------------------------------------------------------------------------
 
-# Hook: when ui/ exists, bifrost.c will embed its files. The generator (e.g. a
-# header of byte arrays under dist/ or vendor/, or an .incbin asm stub) goes
-# here and must run before the compile. Nothing to do yet.
-ui_embed() {
-	[[ -d ui ]] || return 0
-	return 0
-}
-
 bin_deps() {
-	local f
 	printf '%s\n' bifrost.c build.sh vendor/musl/lib/liburing.a vendor/musl/lib/libbearssl.a
-	if [[ -d ui ]]; then
-		find ui -type f -print
-	fi
 }
 
 # Build dist/bifrost if it is out of date. Returns 0 (with a warning) when there
@@ -371,7 +359,6 @@ build_bifrost() {
 	if ! needs_rebuild dist/bifrost "${deps[@]}"; then
 		return 0
 	fi
-	ui_embed || return 1
 	mkdir -p dist
 	local version
 	version=$(git describe --always --dirty 2>/dev/null || echo dev)
