@@ -7156,7 +7156,8 @@ static long conn_retry_after(const struct http_msg *m)
 /*
  * After a failed attempt (status: the upstream's, or 502/504 for transport
  * failures), pick the next one and return the delay before it, or -1 if no
- * attempt is left. 429 tries the provider's next key at once; other failures
+ * attempt is left. 429 (and a 401/403 refusing the credential) tries the
+ * provider's next key at once; other failures
  * retry the same provider up to max_retries with jittered exponential backoff
  * (or its Retry-After); then the next candidate.
  */
@@ -7165,7 +7166,7 @@ static long up_to_client_plan(struct worker *w, struct conn *cl, int status, lon
 	struct request *rq = cl->rq;
 	const struct provider *p = rq->rt.c[rq->ci].p;
 	route_cb_result(&p->brk[rq->kidx], &rq->hold->cfg->cb, false, (int64_t)w->now_ms);
-	if (status == 429 && rq->tries + 1 < p->nkeys) {
+	if ((status == 429 || status == 401 || status == 403) && rq->tries + 1 < p->nkeys) {
 		rq->tries++;
 		return 0;
 	}
@@ -7224,7 +7225,9 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	size_t blen = u->dec_end - u->body_start;
 	bool keep = rq->msg->keep_alive && !g_draining;
 	struct sb h;
-	if (m->status == 429 || m->status >= 500) { /* worth another attempt? */
+	bool key_refused = (m->status == 401 || m->status == 403) &&
+			   rq->tries + 1 < rq->rt.c[rq->ci].p->nkeys; /* a bad credential: try the next key */
+	if (m->status == 429 || m->status >= 500 || key_refused) { /* worth another attempt? */
 		long delay = up_to_client_plan(w, cl, m->status, conn_retry_after(m));
 		if (delay >= 0) {
 			snprintf(rq->err, sizeof(rq->err), "provider %s answered %d", rq->rt.c[rq->ci].p->name,

@@ -64,3 +64,19 @@ for (const workers of [1, 2]) {
     assert.ok(b.requests.length >= 8);
   });
 }
+
+test('a 401 from one provider key moves to the next key of the same provider', async () => {
+  const a = await startMock({ name: 'keys' });
+  const gw = await startGateway({
+    config: { providers: [{ name: 'k', provider: 'openai', base_url: a.baseUrl, max_retries: 0,
+      keys: [{ value: 'sk-bad', weight: 1 }, { value: 'sk-good', weight: 1 }] }], log_requests: false },
+  });
+  started.push(gw, a);
+  a.behave((rec) => (rec.headers.authorization === 'Bearer sk-bad'
+    ? { status: 401, body: { error: { message: 'invalid api key', type: 'invalid_request_error' } } } : {}));
+  for (let i = 0; i < 6; i++) {
+    const r = await chat(gw.port, { model: 'k/m', messages: MSG });
+    assert.equal(r.status, 200, show(r));
+  }
+  assert.ok(a.requests.some((r) => r.headers.authorization === 'Bearer sk-bad'), 'the bad key was never drawn');
+});
