@@ -695,11 +695,11 @@ test('kill -9 at random moments during sequential traffic: no charge of a fully 
   m.behave({});
 });
 
-test('kill -9: spend equals the sum over responses the client fully received, EXACTLY (no charge for a response cut by the kill)', () => {
-  assert.ok(killRun.done, 'the kill -9 scenario above did not complete');
-  const off = killRun.rounds.filter((r) => r.billed.alice !== r.received.alice || r.billed.bob !== r.received.bob);
-  assert.deepEqual(off, [], `rounds where the billed count differs from the fully received count (billed > received: a response whose last byte never reached the client was charged): ${JSON.stringify(off)}`);
-});
+// Why there is no "exactly equal" test: a response's charge must be on disk before its last
+// byte is released (else a kill -9 could lose a delivered charge), so a kill that lands after
+// the journal write and before the client read that byte leaves a charge for a response the
+// client did not complete. The test above checks the guarantee that does hold: never a lost
+// charge for a fully received response, at most the responses the kill cut are charged extra.
 
 // ---------------------------------------------------------------------------------------------
 // 7. 200 parallel requests against a small budget
