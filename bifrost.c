@@ -23,12 +23,15 @@
  *  14. metrics_  counters and the overhead histogram; log_ request lines
  *  15. loop_     worker, ring, slab, timer wheel, send queue
  *  16. up_       upstream client: DNS table, pools, connect, TLS, response
- *  17. conn_     client connection: read, parse, dispatch, respond
- *  18. admin_    /health, /metrics, /v1/models
- *  19. main      command line, signals, reload, drain
+ *  17. conn_     client connection: read, parse, dispatch, govern, translate, respond
+ *  18. admin_    /health, /metrics, /v1/models, /api/usage
+ *  19. main      command line, signals, reload, drain, journal committer
  *
  * Leaf sections (2–6, 9–11) do no I/O and allocate only from a caller's arena, so the
  * unit tests (built with -DBIFROST_TEST, which drops main) can drive them directly.
+ * Two deliberate exceptions to the order, both forward-declared: cfg_ hands the
+ * governance block to gov_ (cfg_governance), and the worker loop's driver (loop_run)
+ * sits after admin_ because it dispatches completions to every section above it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -6379,7 +6382,7 @@ static void log_line(struct worker *w, const char *p, size_t n)
  * pooled connections keep a read posted, so a server's close is noticed    *
  * at once; a reused connection that fails before any byte is retried once  *
  * on a fresh one (the request was never processed).                        *
- * Calls into conn_ through the three up_to_client_* hooks only.            *
+ * Calls into conn_ only through the up_to_client_* hooks declared below.  *
  * ======================================================================== */
 
 struct request {
