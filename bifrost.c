@@ -8687,51 +8687,9 @@ static void main_print_start(const struct cfg *c, const char *listen, int nw)
 	fprintf(stderr, "  health: http://%s/health   metrics: http://%s/metrics\n", listen, listen);
 }
 
-int main(int argc, char **argv)
+/* Listeners, the journal, the committer, then one worker thread per core. */
+static void main_start(struct cfg *c, const char *listen, const char *data_dir, int nw)
 {
-	struct opts o = { 0 };
-	bool from_file;
-	main_args(argc, argv, &o);
-	arena_init(&sys_arena, NULL);
-	if (o.check) {
-		if (!o.config)
-			die("check needs -c FILE");
-		struct cfg *c = main_load(o.config, &from_file);
-		if (!c)
-			return 1;
-		printf("%s: ok (%d provider%s)\n", o.config, c->nprov, c->nprov == 1 ? "" : "s");
-		return 0;
-	}
-	struct cfg *c = main_load(o.config, &from_file);
-	if (!c)
-		return 1;
-	const char *listen = o.listen ? o.listen : getenv("BIFROST_LISTEN") ? getenv("BIFROST_LISTEN")
-			     : c->listen ? c->listen : "0.0.0.0:8080";
-	const char *data_dir = o.data_dir ? o.data_dir : getenv("BIFROST_DATA_DIR") ? getenv("BIFROST_DATA_DIR")
-			       : c->data_dir ? c->data_dir : "./data";
-	int nw = o.workers ? o.workers : getenv("BIFROST_WORKERS") ? atoi(getenv("BIFROST_WORKERS")) : c->workers;
-	if (nw <= 0)
-		nw = (int)MAX(1, sysconf(_SC_NPROCESSORS_ONLN));
-	if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
-		fprintf(stderr, "bifrost: warning: cannot create data_dir %s: %s\n", data_dir, strerror(errno));
-	main_probe_uring();
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	atomic_store(&cfg_current, c);
-	atomic_store(&cfg_generation, 1);
-
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-
 	workers = calloc((size_t)nw, sizeof(*workers));
 	if (!workers)
 		die("out of memory");
@@ -8755,8 +8713,28 @@ int main(int argc, char **argv)
 			die("cannot start worker %d", i);
 		pthread_attr_destroy(&attr);
 	}
-	main_print_start(c, listen, nw);
+}
 
+/* SIGHUP: load, check, publish (or keep the old config). */
+static void main_reload(const struct opts *o, bool *from_file)
+{
+	const char *path = *from_file ? (o->config ? o->config : "config.json") : NULL;
+	struct cfg *n = main_load(path, from_file);
+	if (!n) {
+		fprintf(stderr, "bifrost: reload rejected; keeping the running config\n");
+		return;
+	}
+	struct cfg *old = atomic_exchange(&cfg_current, n);
+	if ((n->listen && (!old->listen || strcmp(n->listen, old->listen))) || n->workers != old->workers)
+		fprintf(stderr, "bifrost: listen and workers take effect at the next start\n");
+	atomic_fetch_add(&cfg_generation, 1);
+	cfg_put(old);
+	fprintf(stderr, "bifrost: config reloaded (%d providers)\n", n->nprov);
+}
+
+/* The main thread's life: signals (reload, drain) and DNS refreshes, until asked to stop. */
+static void main_wait(const struct opts *o, bool from_file, int sfd)
+{
 	for (;;) {
 		struct signalfd_siginfo si;
 		struct timeval tv = { 1, 0 };
@@ -8764,24 +8742,59 @@ int main(int argc, char **argv)
 		FD_ZERO(&rfds);
 		FD_SET(sfd, &rfds);
 		if (select(sfd + 1, &rfds, NULL, NULL, &tv) > 0 && read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo == SIGHUP) {
-				const char *path = from_file ? (o.config ? o.config : "config.json") : NULL;
-				struct cfg *n = main_load(path, &from_file);
-				if (n) {
-					struct cfg *old = atomic_exchange(&cfg_current, n);
-					atomic_fetch_add(&cfg_generation, 1);
-					cfg_put(old);
-					fprintf(stderr, "bifrost: config reloaded (%d providers)\n", n->nprov);
-				} else {
-					fprintf(stderr, "bifrost: reload rejected; keeping the running config\n");
-				}
-			} else {
+			if (si.ssi_signo != SIGHUP) {
 				fprintf(stderr, "bifrost: draining (signal %d)\n", (int)si.ssi_signo);
-				break;
+				return;
 			}
+			main_reload(o, &from_file);
 		}
 		dns_refresh_due(false);
 	}
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	bool from_file;
+	main_args(argc, argv, &o);
+	arena_init(&sys_arena, NULL);
+	if (o.check && !o.config)
+		die("check needs -c FILE");
+	struct cfg *c = main_load(o.config, &from_file);
+	if (!c)
+		return 1;
+	if (o.check) {
+		printf("%s: ok (%d provider%s)\n", o.config, c->nprov, c->nprov == 1 ? "" : "s");
+		return 0;
+	}
+	const char *listen = o.listen ? o.listen : getenv("BIFROST_LISTEN") ? getenv("BIFROST_LISTEN")
+			     : c->listen ? c->listen : "0.0.0.0:8080";
+	const char *data_dir = o.data_dir ? o.data_dir : getenv("BIFROST_DATA_DIR") ? getenv("BIFROST_DATA_DIR")
+			       : c->data_dir ? c->data_dir : "./data";
+	int nw = o.workers ? o.workers : getenv("BIFROST_WORKERS") ? atoi(getenv("BIFROST_WORKERS")) : c->workers;
+	if (nw <= 0)
+		nw = (int)MAX(1, sysconf(_SC_NPROCESSORS_ONLN));
+	if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
+		fprintf(stderr, "bifrost: warning: cannot create data_dir %s: %s\n", data_dir, strerror(errno));
+	main_probe_uring();
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	atomic_store(&cfg_current, c);
+	atomic_store(&cfg_generation, 1);
+	sigset_t set; /* blocked in every thread; the main thread reads them from a signalfd */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	main_start(c, listen, data_dir, nw);
+	main_print_start(c, listen, nw);
+	main_wait(&o, from_file, sfd);
 	atomic_store(&g_draining, true);
 	for (int i = 0; i < nw; i++)
 		pthread_join(workers[i].thread, NULL);
