@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -6098,6 +6099,7 @@ struct worker {
 	char *inbuf[INBUF_CACHE];     /* owned: recycled INBUF-sized input buffers */
 	int ninbuf;
 	struct jrnl_ring *jring;      /* owned: this worker's charges on their way to disk */
+	bool kick_committer;          /* a held response waits: wake the committer this turn */
 	int evfd;                     /* the committer's "records are durable" wake-up */
 	uint64_t evval;               /* read buffer for evfd */
 	struct { uint32_t idx, gen; } held[HELD_MAX]; /* conns whose last byte waits for the journal */
@@ -6107,6 +6109,7 @@ struct worker {
 static struct worker *workers;
 static int nworkers;
 static _Atomic bool g_draining;
+static int gov_commit_evfd = -1; /* workers wake the journal committer through it */
 
 static uint64_t loop_now_ms(void) { return now_ns() / 1000000; }
 
@@ -7731,6 +7734,7 @@ static void conn_gov_charge(struct worker *w, struct conn *c)
 		else if (budgeted)
 			rq->jseq = MAX(rq->jseq, seq);
 	}
+	w->kick_committer |= budgeted && n > 0; /* one wake-up per loop turn, see loop_run */
 }
 
 /* The final send of a response: everything but its last byte goes now; the
@@ -8454,6 +8458,12 @@ static void *loop_run(void *arg)
 		io_uring_cq_advance(&w->ring, n);
 		timer_run(w);
 		loop_adopt_config(w);
+		if (w->kick_committer) { /* eventfd write: never blocks */
+			uint64_t one = 1;
+			w->kick_committer = false;
+			if (write(gov_commit_evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+				M_ADD(&w->m, journal_full, 1);
+		}
 		if (w->log && (w->log->len[w->log->cur] > LOG_BUF / 4 || w->now_ms - last_flush >= 20)) {
 			log_flush(w);
 			last_flush = w->now_ms;
@@ -8583,11 +8593,10 @@ static char gov_jrnl_path[PATH_MAX];
 static _Atomic bool gov_committer_stop;
 static pthread_t gov_committer;
 
-/* Group commit (every 0.2 ms while charges flow, 2 ms when idle), wake the workers whose last bytes wait, compact now and then. */
+/* Group commit (at once when a worker holds a response for it, else every 2 ms), wake the workers whose last bytes wait, compact now and then. */
 static void *main_committer(void *arg)
 {
 	uint64_t since_compact = 0;
-	struct timespec busy = { 0, 200000 }, idle = { 0, 2000000 };
 	for (;;) {
 		bool stop = atomic_load(&gov_committer_stop);
 		int n = jrnl_commit(&gov_jrnl);
@@ -8604,7 +8613,10 @@ static void *main_committer(void *arg)
 			since_compact = 0;
 		if (stop && n == 0)
 			return NULL;
-		nanosleep(n > 0 ? &busy : &idle, NULL); /* held responses wait ~fdatasync + 0.2 ms */
+		struct pollfd pf = { .fd = gov_commit_evfd, .events = POLLIN };
+		uint64_t kicks;
+		if (poll(&pf, 1, 2) > 0 && read(gov_commit_evfd, &kicks, sizeof(kicks)) < 0)
+			continue; /* a worker's charge is waiting: commit now, else every 2 ms */
 	}
 }
 
@@ -8644,6 +8656,9 @@ static void main_governance(struct cfg *c, const char *data_dir, int nw)
 	if (!rings)
 		die("out of memory");
 	gov_jrnl = (struct jrnl){ .fd = fd, .end = end, .w = rings, .nw = nw };
+	gov_commit_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (gov_commit_evfd < 0)
+		die("eventfd: %s", strerror(errno));
 	if (n > 0)
 		fprintf(stderr, "bifrost: replayed %d charge records from %s\n", n, gov_jrnl_path);
 }
