@@ -14,6 +14,7 @@
 //   delayMs                    wait before sending the status line
 //   hang                       never answer
 //   chunkedBody                non-stream: send the JSON with Transfer-Encoding: chunked in 97-byte pieces
+//   raw                        write these bytes instead of an HTTP response, then close
 //   resetAfterBytes            non-stream: send this many body bytes (Content-Length says the full size), then RST
 //   chunks, chunkDelayMs       stream: number of content chunks (default 3), and the gap between events
 //   resetAfterChunks           stream: after this many events, RST the connection
@@ -114,6 +115,7 @@ function splitContent(content, n) {
 async function respond(mock, rec, b, res) {
   if (b.hang) return; // never answer; close() tears the socket down
   if (b.delayMs) await sleep(b.delayMs);
+  if (b.raw !== undefined) { res.socket.end(b.raw); return; } // not HTTP at all
 
   const path = rec.url.split('?')[0];
   const model = rec.json && typeof rec.json.model === 'string' ? rec.json.model : 'unknown';

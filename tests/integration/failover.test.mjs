@@ -1,0 +1,101 @@
+// Failover with one and with several workers: every failure class of one provider is absorbed
+// by the other (the client sees a normal 200), a stream cut mid-way is never switched, a
+// 70/30 split holds over 2,000 requests, and Retry-After is honoured.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, chat, freePort, show } from '../lib/gateway.mjs';
+import { startMock } from '../lib/mock.mjs';
+
+const MSG = [{ role: 'user', content: 'hi' }];
+const started = [];
+after(async () => { for (const x of started) await (x.stop ? x.stop() : x.close()); });
+
+async function pair(workers, extra = {}) {
+  const a = await startMock({ name: 'a' });
+  const b = await startMock({ name: 'b' });
+  const gw = await startGateway({
+    workers,
+    config: {
+      providers: [
+        { name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl, models: ['m'], weight: 70,
+          max_retries: 0, timeout_ms: 500, ...extra },
+        { name: 'b', provider: 'openai', apiKey: 'sk-b', base_url: b.baseUrl, models: ['m'], weight: 30, max_retries: 0 },
+      ],
+      circuit_breaker: { failures: 1000000, cooldown_ms: 1000 }, // keep every request going to a first
+      log_requests: false,
+    },
+  });
+  started.push(gw, a, b);
+  return { a, b, gw };
+}
+
+for (const workers of [1, 2]) {
+  test(`every failure class of the first provider fails over to the second (${workers} worker(s))`, async () => {
+    const { a, b, gw } = await pair(workers);
+    const classes = {
+      '500': { status: 500, body: { error: { message: 'boom' } } },
+      '503': { status: 503, body: { error: { message: 'unavailable' } } },
+      '529 (overloaded)': { status: 529, body: { error: { message: 'overloaded' } } },
+      '429': { status: 429, body: { error: { message: 'slow down' } } },
+      'reset mid-body': { resetAfterBytes: 10 },
+      'first-byte timeout': { delayMs: 1500 },
+      'garbage': { raw: 'this is not HTTP\r\n\r\n' },
+    };
+    for (const [name, behaviour] of Object.entries(classes)) {
+      a.behave(behaviour);
+      let r;
+      for (let i = 0; i < 20; i++) { // bare model "m": a is drawn 70% of the time; stop once it was
+        const before = a.requests.length;
+        r = await chat(gw.port, { model: 'm', messages: MSG });
+        assert.equal(r.status, 200, `${name}: ${show(r)}`);
+        if (a.requests.length > before) break;
+      }
+      assert.equal(r.headers['x-bifrost-provider'], 'b/m', `${name}: not served by b`);
+      assert.equal(r.headers['x-bifrost-attempts'], '2', `${name}: attempts`);
+    }
+    a.behave({});
+    assert.ok(b.requests.length >= Object.keys(classes).length);
+  });
+
+  test(`a stream cut mid-way ends with an error event and no second provider (${workers} worker(s))`, async () => {
+    const { a, b, gw } = await pair(workers);
+    a.behave({ chunks: 6, chunkDelayMs: 20, resetAfterChunks: 2 });
+    let r;
+    for (let i = 0; i < 20; i++) {
+      const before = a.requests.length;
+      r = await chat(gw.port, { model: 'a/m', messages: MSG, stream: true });
+      if (a.requests.length > before) break;
+    }
+    assert.equal(r.status, 200, show(r));
+    assert.match(r.text, /"error"/, 'no error event at the end of the cut stream');
+    assert.doesNotMatch(r.text, /\[DONE\]/);
+    assert.equal(b.requests.length, 0, 'the stream was switched to another provider');
+    a.behave({});
+  });
+}
+
+test('70/30 weights hold within a few percent over 2,000 requests', async () => {
+  const { a, b, gw } = await pair(2);
+  const N = 2000;
+  const batch = 50;
+  for (let i = 0; i < N; i += batch) {
+    const rs = await Promise.all(Array.from({ length: batch }, () => chat(gw.port, { model: 'm', messages: MSG })));
+    for (const r of rs) assert.equal(r.status, 200, show(r));
+  }
+  const share = a.requests.length / N;
+  assert.equal(a.requests.length + b.requests.length, N);
+  assert.ok(share > 0.67 && share < 0.73, `a served ${(share * 100).toFixed(1)}%, want 70% ± 3%`);
+});
+
+test('Retry-After is honoured before retrying the same provider', async () => {
+  const { a, gw } = await pair(1, { max_retries: 1 });
+  a.once({ status: 503, headers: { 'retry-after': '1' }, body: { error: { message: 'later' } } });
+  const t0 = Date.now();
+  const r = await chat(gw.port, { model: 'a/m', messages: MSG });
+  const ms = Date.now() - t0;
+  assert.equal(r.status, 200, show(r));
+  assert.equal(r.headers['x-bifrost-provider'], 'a/m');
+  assert.equal(r.headers['x-bifrost-attempts'], '2');
+  assert.ok(ms >= 950, `retried after ${ms} ms, Retry-After said 1 s`);
+});
