@@ -6397,6 +6397,7 @@ struct request {
 	int ci, tries, attempts; /* current candidate, retries on it, attempts in all */
 	bool retry_wait;        /* the client's timer is a backoff before the next attempt */
 	int key0;               /* first key index tried on the current candidate */
+	char trail[160];        /* failed attempts, "provider/model:status ..." for the log line */
 	int kidx;               /* key (breaker) index of the attempt in flight */
 	const char *key;        /* provider credential (config memory) */
 	struct up_req ur;
@@ -7183,6 +7184,9 @@ static long up_to_client_plan(struct worker *w, struct conn *cl, int status, lon
 {
 	struct request *rq = cl->rq;
 	const struct provider *p = rq->rt.c[rq->ci].p;
+	size_t tl = strlen(rq->trail);
+	snprintf(rq->trail + tl, sizeof(rq->trail) - tl, "%s%s/%s:%d", tl ? " " : "", p->name,
+		 rq->rt.c[rq->ci].model, status);
 	route_cb_result(&p->brk[rq->kidx], &rq->hold->cfg->cb, false, (int64_t)w->now_ms);
 	if ((status == 429 || status == 401 || status == 403) && rq->tries + 1 < p->nkeys) {
 		rq->tries++;
@@ -7484,13 +7488,17 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 		sb_puts(&s, "null");
 	}
 	sb_printf(&s, ",\"attempts\":%d", rq->attempts);
+	if (rq->trail[0]) {
+		sb_puts(&s, ",\"failed\":");
+		sb_json_z(&s, rq->trail);
+	}
 	sb_printf(&s, ",\"stream\":%s,\"upstream_ms\":%.3f,\"overhead_us\":%.1f,\"in_tokens\":%lld,"
 		      "\"out_tokens\":%lld,\"cached_tokens\":%lld,\"cache_write_tokens\":%lld",
 		  rq->streaming ? "true" : "false",
 		  (double)up_ns / 1e6, (double)rq->overhead_ns / 1e3, rq->in_tok, rq->out_tok, rq->cached_tok,
 		  rq->cache_write_tok);
-	if (rq->err[0]) {
-		sb_puts(&s, ",\"error\":");
+	if (rq->err[0]) { /* the last failure's reason; on a success it explains "failed" */
+		sb_puts(&s, rq->status >= 400 ? ",\"error\":" : ",\"last_failure\":");
 		sb_json_z(&s, rq->err);
 	}
 	sb_puts(&s, "}\n");
