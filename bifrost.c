@@ -6844,14 +6844,20 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 		return;
 	}
 	u->resp_done = rc == 1;
-	if (cl->rq->streaming)
+	if (cl->rq->streaming && u->in.len - u->ev_pos > cl->rq->hold->cfg->max_response) {
+		/* one event that never ends: refuse to hold it, end the stream */
+		snprintf(cl->rq->err, sizeof(cl->rq->err), "provider sent an event over limits.max_response_bytes");
+		up_to_client_stream(w, cl, NULL, true);
+		conn_close(w, u);
+	} else if (cl->rq->streaming) {
 		up_to_client_stream(w, cl, u, u->resp_done);
-	else if (u->resp_done)
+	} else if (u->resp_done) {
 		up_to_client_head(w, cl, u);
-	else if (u->in.len - u->body_start > cl->rq->hold->cfg->max_response)
+	} else if (u->in.len - u->body_start > cl->rq->hold->cfg->max_response) {
 		up_fail(w, u, 502, "provider response exceeds limits.max_response_bytes");
-	else
+	} else {
 		up_kick(w, u);
+	}
 }
 
 static void up_on_data(struct worker *w, struct conn *u) { up_on_data_eof(w, u, false); }
@@ -7557,8 +7563,11 @@ static void conn_on_sent(struct worker *w, struct conn *c)
 		return;
 	}
 	struct conn *u = conn_peer(w, c);
-	if (rq && rq->streaming && !rq->stream_done && u) {
-		conn_stream_resume(w, c, u);
+	if (rq && rq->streaming && !rq->stream_done) {
+		if (u)
+			conn_stream_resume(w, c, u);
+		else /* the provider failed while this batch was going out: end the stream properly */
+			up_to_client_stream(w, c, NULL, true);
 		return;
 	}
 	if (u) {

@@ -4,7 +4,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, chat, freePort, show } from '../lib/gateway.mjs';
+import { startGateway, chat, request, show } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 
 const MSG = [{ role: 'user', content: 'hi' }];
@@ -98,4 +98,35 @@ test('Retry-After is honoured before retrying the same provider', async () => {
   assert.equal(r.headers['x-bifrost-provider'], 'a/m');
   assert.equal(r.headers['x-bifrost-attempts'], '2');
   assert.ok(ms >= 950, `retried after ${ms} ms, Retry-After said 1 s`);
+});
+
+test('a provider streaming one endless event is cut at limits.max_response_bytes with an error event', async () => {
+  const http = await import('node:http');
+  let stop = false;
+  const srv = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: ');
+    const pump = () => { // never a blank line: one event that does not end
+      if (stop || res.destroyed) return;
+      res.write('x'.repeat(8192), () => setImmediate(pump));
+    };
+    pump();
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  started.push({ close: () => { stop = true; srv.closeAllConnections?.(); return new Promise((r) => srv.close(r)); } });
+  const gw = await startGateway({
+    config: {
+      providers: [{ name: 'e', provider: 'openai', apiKey: 'k', base_url: `http://127.0.0.1:${srv.address().port}/v1` }],
+      limits: { max_response_bytes: 65536 },
+      log_requests: false,
+    },
+  });
+  started.push(gw);
+  const r = await chat(gw.port, { model: 'e/m', messages: MSG, stream: true }, { timeout: 5000 });
+  assert.equal(r.status, 200, show(r));
+  assert.match(r.text, /max_response_bytes/, `no error event: ${r.text.slice(0, 200)}`);
+  assert.ok(r.text.length < 4096, 'the endless event reached the client');
+  const health = await request(gw.port, { path: '/health' });
+  assert.equal(health.status, 200, 'the gateway stopped serving');
 });
