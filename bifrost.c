@@ -5420,6 +5420,13 @@ static void gov_abort(struct gov_ticket *t, int64_t now_s)
 		gov_tier_release(t, --t->admitted, now_s, false);
 }
 
+/* A retry or a fallback replaces this attempt: release it, request count included. */
+static void gov_retract(struct gov_ticket *t, int64_t now_s)
+{
+	while (t->admitted > 0)
+		gov_tier_release(t, --t->admitted, now_s, true);
+}
+
 /*
  * The request completed (or the client left and the upstream's usage is known): charge every
  * tier and fill out[] (GOV_TIERS records) with the journal records to append. Returns their count.
@@ -7690,7 +7697,7 @@ static int conn_gov_admit(struct worker *w, struct conn *c, const struct route_c
 	if (!cfg->governed) /* nothing to enforce: no counters, no journal, no held byte */
 		return 0;
 	int64_t now = time(NULL);
-	gov_abort(&rq->gt, now); /* a previous attempt's reservation */
+	gov_retract(&rq->gt, now); /* a previous attempt of this request: it counts once */
 	gov_tiers(&rq->gt, cfg->gov, rq->vk, (int)(rc->p - cfg->prov), rc->p->name, rc->p->kind->name);
 	rq->price = gov_price_find(cfg->gov, rc->p->name, rc->p->kind->name, rc->model);
 	int64_t est = rq->price ? gov_cost_micros(rq->price, (int64_t)(rq->o.j.n / 4),

@@ -130,3 +130,25 @@ test('a provider streaming one endless event is cut at limits.max_response_bytes
   const health = await request(gw.port, { path: '/health' });
   assert.equal(health.status, 200, 'the gateway stopped serving');
 });
+
+test('a retried request counts once against a request-rate limit', async () => {
+  const a = await startMock({ name: 'rl' });
+  const gw = await startGateway({
+    config: {
+      providers: [{ name: 'a', provider: 'openai', apiKey: 'sk', base_url: a.baseUrl, max_retries: 1 }],
+      governance: { enforce: true, virtual_keys: [{ id: 'k', value: 'sk-bf-k',
+        rate_limit: { request_max_limit: 2, request_reset_duration: '1h' } }] },
+      log_requests: false,
+    },
+  });
+  started.push(gw, a);
+  const auth = { authorization: 'Bearer sk-bf-k' };
+  a.once({ status: 500, body: { error: { message: 'once' } } });
+  const r1 = await chat(gw.port, { model: 'a/m', messages: MSG }, { headers: auth });
+  assert.equal(r1.status, 200, show(r1));
+  assert.equal(r1.headers['x-bifrost-attempts'], '2');
+  const r2 = await chat(gw.port, { model: 'a/m', messages: MSG }, { headers: auth });
+  assert.equal(r2.status, 200, `the retry was counted as a second request: ${show(r2)}`);
+  const r3 = await chat(gw.port, { model: 'a/m', messages: MSG }, { headers: auth });
+  assert.equal(r3.status, 429, show(r3));
+});
