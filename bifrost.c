@@ -1591,6 +1591,7 @@ struct cfg {
 	const char *data_dir, *admin_token;
 	size_t max_body, max_header, max_response;
 	long header_timeout_ms, idle_timeout_ms;
+	long stream_ping_ms; /* a stream silent this long gets a ping (Claude Code gives up at 300 s) */
 	bool log_requests;
 	struct provider *prov;
 	int nprov;
@@ -1981,9 +1982,9 @@ static const char *const tf_names[TF_N] = {
 static void cfg_limits(struct cfg_ld *L, int tok)
 {
 	static const char *const k[] = { "max_body_bytes", "max_header_bytes", "header_timeout_ms",
-		"idle_timeout_ms", "max_response_bytes" };
-	int v[5] = { -1, -1, -1, -1, -1 };
-	if (tok >= 0 && json_obj_get(&L->j, tok, k, 5, v, NULL) != 0)
+		"idle_timeout_ms", "max_response_bytes", "stream_ping_ms" };
+	int v[6] = { -1, -1, -1, -1, -1, -1 };
+	if (tok >= 0 && json_obj_get(&L->j, tok, k, 6, v, NULL) != 0)
 		cfg_problem(L, "limits must be an object without duplicate keys");
 	struct cfg *c = L->c;
 	c->max_body = (size_t)cfg_num(L, v[0], 32 << 20, 1024, 1LL << 32, "limits.max_body_bytes");
@@ -1991,6 +1992,7 @@ static void cfg_limits(struct cfg_ld *L, int tok)
 	c->header_timeout_ms = (long)cfg_num(L, v[2], 10000, 10, 3600000, "limits.header_timeout_ms");
 	c->idle_timeout_ms = (long)cfg_num(L, v[3], 60000, 10, 86400000, "limits.idle_timeout_ms");
 	c->max_response = (size_t)cfg_num(L, v[4], 64 << 20, 4096, 1LL << 32, "limits.max_response_bytes");
+	c->stream_ping_ms = (long)cfg_num(L, v[5], 15000, 100, 3600000, "limits.stream_ping_ms");
 }
 
 static void cfg_breaker(struct cfg_ld *L, int tok)
@@ -6412,6 +6414,7 @@ struct request {
 	int status;             /* what the client got */
 	bool streaming, head_sent, stream_done, fresh_retry;
 	char chunk_line[24];    /* the current stream chunk's size line */
+	bool ping_sent;         /* the send in flight is a keep-alive ping, not events */
 	long long in_tok, out_tok, cached_tok, cache_write_tok;
 	size_t streamed;        /* event bytes relayed to the client */
 	/* dialect translation: XL_A2O = Anthropic client, OpenAI-format provider; XL_O2A = the reverse */
@@ -7451,11 +7454,30 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 	if (u)
 		u->paused = true;
 	if (!done) {
+		timer_set(w, cl, rq->hold->cfg->stream_ping_ms);
 		loop_send(w, cl, v, n);
 		return;
 	}
+	timer_set(w, cl, 0);
 	conn_gov_charge(w, cl);
 	conn_send_final(w, cl, v, n);
+}
+
+/* Nothing for stream_ping_ms: send the client a ping (Anthropic's `ping` event, an
+ * SSE comment for OpenAI clients) so it does not give up on a slow provider. */
+static void conn_stream_ping(struct worker *w, struct conn *c)
+{
+	static const char anth[] = "event: ping\ndata: {\"type\": \"ping\"}\n\n", oai[] = ": ping\n\n";
+	struct request *rq = c->rq;
+	bool a = ep_dialect(rq->ep) == D_ANTHROPIC;
+	size_t n = a ? sizeof(anth) - 1 : sizeof(oai) - 1;
+	timer_set(w, c, rq->hold->cfg->stream_ping_ms);
+	if (c->send_busy || rq->msg->minor < 1) /* a slow client needs no ping; HTTP/1.0 has no chunks */
+		return;
+	int len = snprintf(rq->chunk_line, sizeof(rq->chunk_line), "%zx\r\n", n);
+	struct iovec v[3] = { { rq->chunk_line, (size_t)len }, { (void *)(a ? anth : oai), n }, { "\r\n", 2 } };
+	rq->ping_sent = true;
+	loop_send(w, c, v, 3);
 }
 
 /* The client took a batch of events: drop them from `in` and read on. */
@@ -7565,6 +7587,12 @@ static void conn_parse(struct worker *w, struct conn *c);
 static void conn_on_sent(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
+	if (rq && rq->ping_sent) { /* a ping went out: relay what arrived meanwhile, or read on */
+		struct conn *u = conn_peer(w, c);
+		rq->ping_sent = false;
+		up_to_client_stream(w, c, u, u ? u->resp_done : true);
+		return;
+	}
 	if (rq && rq->tail_pending) {
 		conn_tail(w, c);
 		return;
@@ -8151,6 +8179,10 @@ static void conn_timeout(struct worker *w, struct conn *c)
 	if (c->rq && c->rq->retry_wait) { /* backoff over: next attempt */
 		c->rq->retry_wait = false;
 		conn_attempt(w, c);
+		return;
+	}
+	if (c->rq && c->rq->head_sent && !c->rq->stream_done) { /* a quiet stream */
+		conn_stream_ping(w, c);
 		return;
 	}
 	conn_close(w, c); /* header, body or idle deadline */

@@ -152,3 +152,28 @@ test('a retried request counts once against a request-rate limit', async () => {
   const r3 = await chat(gw.port, { model: 'a/m', messages: MSG }, { headers: auth });
   assert.equal(r3.status, 429, show(r3));
 });
+
+test('a quiet stream gets keep-alive pings: Anthropic `ping` events, SSE comments for OpenAI', async () => {
+  const o = await startMock({ name: 'slow' });
+  const gw = await startGateway({
+    config: {
+      providers: [{ name: 'o', provider: 'openai', apiKey: 'sk', base_url: o.baseUrl }],
+      limits: { stream_ping_ms: 200 },
+      log_requests: false,
+    },
+  });
+  started.push(gw, o);
+  o.behave({ chunks: 2, chunkDelayMs: 500 });
+  const r = await chat(gw.port, { model: 'o/m', messages: MSG, stream: true });
+  assert.equal(r.status, 200, show(r));
+  assert.match(r.text, /^: ping$/m, 'no keep-alive comment in a stream silent for 500 ms');
+  assert.match(r.text, /data: \[DONE\]/);
+  const chunks = r.text.split('\n').filter((l) => l.startsWith('data: {'));
+  assert.equal(chunks.length, 3, `events lost or duplicated around the pings: ${r.text}`); // 2 content + finish
+  // the same through translation, for an Anthropic client: real `event: ping` events
+  const a = await chat(gw.port, { model: 'o/m', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] },
+    { path: '/v1/messages' });
+  assert.equal(a.status, 200, show(a));
+  assert.match(a.text, /event: ping\ndata: \{"type": "ping"\}/);
+  assert.match(a.text, /event: message_stop/);
+});
