@@ -403,7 +403,7 @@ if [[ -x $BIFROST ]]; then
 	if launch bifrost_gov; then
 		noauth=$("$LAT" once -p "$PORT" -B "$OUT/body_bifrost_gov.json" | head -1) || true
 		if [[ $noauth != status=401 ]]; then
-			T_NOTE[bifrost_gov]="governance not implemented (a request without a virtual key got ${noauth#status=}, not 401)"
+			T_NOTE[bifrost_gov]="no governance in this build (a request without a virtual key got ${noauth#status=}, not 401)"
 			stop_pid "$LAST_PID"
 		elif probe bifrost_gov; then
 			T_STATE[bifrost_gov]=ok
@@ -411,7 +411,7 @@ if [[ -x $BIFROST ]]; then
 			T_NOTE[bifrost_gov]="with the virtual key: ${T_NOTE[bifrost_gov]}"
 		fi
 	else
-		T_NOTE[bifrost_gov]="governance not implemented (bifrost did not start with the governance config: $(tail -3 "$OUT/bifrost_gov.log" | tr '\n' ' '))"
+		T_NOTE[bifrost_gov]="no governance in this build (bifrost did not start with the governance config: $(tail -3 "$OUT/bifrost_gov.log" | tr '\n' ' '))"
 	fi
 else
 	T_NOTE[bifrost]="$BIFROST not built"
