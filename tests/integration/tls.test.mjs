@@ -126,3 +126,33 @@ test('the gateway keeps serving TLS routes after TLS failures', async () => {
   const r = await chat(gw.port, { model: 'rsa/gpt-4o', messages: MSG });
   assert.equal(r.status, 200, r.text);
 });
+
+test('a new TLS connection to the same upstream resumes the previous session', async () => {
+  const dir = tempDir('bifrost-ca-');
+  const ca = makeCA(dir, 'Resume CA', { name: 'ca' });
+  const m = await startMock({ name: 'resume', tls: makeServerCert(dir, ca, { name: 'resume', keyType: 'ec' }) });
+  const sessions = new Map(); // session-ID resumption: the server keeps the sessions it hands out
+  let resumed = 0;
+  m.server.on('newSession', (id, data, cb) => { sessions.set(id.toString('hex'), data); cb(); });
+  m.server.on('resumeSession', (id, cb) => {
+    const data = sessions.get(id.toString('hex')) || null;
+    if (data) resumed++;
+    cb(null, data);
+  });
+  m.behave({ headers: { connection: 'close' } }); // every request needs a new connection
+  const g = await startGateway({
+    config: { providers: [{ name: 'r', provider: 'openai', apiKey: 'k', base_url: `https://localhost:${m.port}/v1`,
+      tls: { ca_file: ca.certFile }, max_retries: 0 }], log_requests: false },
+  });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await chat(g.port, { model: 'r/m', messages: MSG });
+      assert.equal(r.status, 200, show(r));
+    }
+    assert.ok(m.socketIds().length >= 3, 'the upstream connections were reused, nothing to resume');
+    assert.ok(resumed >= 2, `only ${resumed} of the later handshakes resumed the session`);
+  } finally {
+    await g.stop();
+    await m.close();
+  }
+});
