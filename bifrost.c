@@ -6415,7 +6415,7 @@ struct request {
 	bool streaming, head_sent, stream_done, fresh_retry;
 	char chunk_line[24];    /* the current stream chunk's size line */
 	bool ping_sent;         /* the send in flight is a keep-alive ping, not events */
-	long long in_tok, out_tok, cached_tok, cache_write_tok;
+	struct xlate_usage xu;  /* the provider's usage, Anthropic's meaning: `in` excludes cache */
 	size_t streamed;        /* event bytes relayed to the client */
 	/* dialect translation: XL_A2O = Anthropic client, OpenAI-format provider; XL_O2A = the reverse */
 	enum { XL_NONE, XL_A2O, XL_O2A } xl;
@@ -7122,23 +7122,13 @@ static void conn_resp_head(struct sb *h, struct request *rq, const struct http_m
 		sb_puts(h, "Connection: close\r\n");
 }
 
-/* Token counts from a `usage` object in either dialect (fields present win). */
+/* The provider's `usage` object, read in the provider's dialect (xlate_ normalises). */
 static void conn_usage(struct request *rq, struct json *j, int usage)
 {
-	enum { PT, CT, PTD, IT, OT, CR, CW, N };
-	static const char *const k[N] = { "prompt_tokens", "completion_tokens", "prompt_tokens_details",
-		"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens" };
-	static const char *const d[] = { "cached_tokens" };
-	int v[N], cv;
-	if (usage < 0 || json_obj_get(j, usage, k, N, v, NULL) != 0)
-		return;
-	long long *dst[N] = { &rq->in_tok, &rq->out_tok, NULL, &rq->in_tok, &rq->out_tok, &rq->cached_tok,
-			      &rq->cache_write_tok };
-	for (int i = 0; i < N; i++)
-		if (dst[i] && v[i] >= 0 && j->tok[v[i]].type == JSMN_PRIMITIVE)
-			*dst[i] = json_int(j, v[i], 0);
-	if (v[PTD] >= 0 && json_obj_get(j, v[PTD], d, 1, &cv, NULL) == 0 && cv >= 0)
-		rq->cached_tok = json_int(j, cv, 0);
+	if (rq->rt.c[rq->ci].p->kind->dialect == D_ANTHROPIC)
+		xlate_usage_from_a(j, usage, &rq->xu);
+	else
+		xlate_usage_from_o(j, usage, &rq->xu);
 }
 
 /* Does this text carry a `"usage": {` member? (cheap filter before a parse) */
@@ -7530,8 +7520,8 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 	sb_printf(&s, ",\"stream\":%s,\"upstream_ms\":%.3f,\"overhead_us\":%.1f,\"in_tokens\":%lld,"
 		      "\"out_tokens\":%lld,\"cached_tokens\":%lld,\"cache_write_tokens\":%lld",
 		  rq->streaming ? "true" : "false",
-		  (double)up_ns / 1e6, (double)rq->overhead_ns / 1e3, rq->in_tok, rq->out_tok, rq->cached_tok,
-		  rq->cache_write_tok);
+		  (double)up_ns / 1e6, (double)rq->overhead_ns / 1e3, rq->xu.in, rq->xu.out, rq->xu.cache_read,
+		  rq->xu.cache_write);
 	if (rq->err[0]) { /* the last failure's reason; on a success it explains "failed" */
 		sb_puts(&s, rq->status >= 400 ? ",\"error\":" : ",\"last_failure\":");
 		sb_json_z(&s, rq->err);
@@ -7567,8 +7557,8 @@ static void conn_request_end(struct worker *w, struct conn *c)
 	if (rq->msg && rq->status) {
 		M_ADD(&w->m, requests, 1);
 		M_ADD(&w->m, by_class[MIN(rq->status / 100, 5)], 1);
-		M_ADD(&w->m, in_tokens, (uint64_t)rq->in_tok);
-		M_ADD(&w->m, out_tokens, (uint64_t)rq->out_tok);
+		M_ADD(&w->m, in_tokens, (uint64_t)(rq->xu.in + rq->xu.cache_read + rq->xu.cache_write));
+		M_ADD(&w->m, out_tokens, (uint64_t)rq->xu.out);
 		if (rq->rt.n)
 			metrics_overhead(&w->m, rq->overhead_ns);
 		if (rq->hold->cfg->log_requests)
@@ -7762,19 +7752,18 @@ static void conn_gov_charge(struct worker *w, struct conn *c)
 	struct request *rq = c->rq;
 	if (!rq->gt.admitted)
 		return;
-	bool oai = rq->rt.c[rq->ci].p->kind->dialect == D_OPENAI;
-	long long in = rq->in_tok ? rq->in_tok : (long long)(rq->o.j.n / 4 + 1);
-	long long out = rq->out_tok ? rq->out_tok : (long long)(rq->streamed / 4);
-	long long uncached = oai ? MAX(0, in - rq->cached_tok) : in;
+	const struct xlate_usage *u = &rq->xu;
+	bool seen = u->in || u->cache_read || u->cache_write;
+	long long uncached = seen ? u->in : (long long)(rq->o.j.n / 4 + 1);
+	long long out = u->out ? u->out : (long long)(rq->streamed / 4);
 	int64_t now = time(NULL);
 	if (!rq->price)
 		M_ADD(&w->m, unpriced, 1);
-	rq->cost_micros = rq->price ? gov_cost_micros(rq->price, uncached, out, rq->cached_tok,
-						     rq->cache_write_tok) : 0;
+	rq->cost_micros = rq->price ? gov_cost_micros(rq->price, uncached, out, u->cache_read, u->cache_write) : 0;
 	struct jrnl_rec recs[GOV_TIERS];
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	int n = gov_complete(&rq->gt, now, rq->cost_micros, uncached + rq->cached_tok + rq->cache_write_tok,
+	int n = gov_complete(&rq->gt, now, rq->cost_micros, uncached + u->cache_read + u->cache_write,
 			     out, rng_next(&w->rng), (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, recs);
 	bool budgeted = false; /* only a budget makes a lost charge matter: then hold the last byte */
 	for (int i = 0; i < rq->gt.n; i++)
