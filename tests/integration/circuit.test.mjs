@@ -1,6 +1,7 @@
 // Circuit breaking per provider key: repeated failures open the circuit (the key is
 // skipped, traffic goes to the fallback), after the cooldown one probe closes it again.
-// Visible in /health. Runs with one and with two workers (the breaker is shared).
+// Visible in /health. Runs with one and with two workers (the breaker is shared). Requests
+// pin provider a with b as their fallback, so nothing here depends on the weighted draw.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,7 +40,7 @@ for (const workers of [1, 2]) {
     // Until the breaker opens, each request tries a (500) then falls over to b.
     let triedA = 0;
     for (let i = 0; i < 3; i++) {
-      const r = await chat(gw.port, { model: 'm', messages: MSG });
+      const r = await chat(gw.port, { model: 'a/m', messages: MSG, fallbacks: ['b/m'] });
       assert.equal(r.status, 200, show(r));
       assert.equal(r.headers['x-bifrost-provider'], 'b/m');
     }
@@ -48,7 +49,7 @@ for (const workers of [1, 2]) {
     assert.equal(circuitOf(await health(gw.port), 'a'), 'open');
     // Open: a is skipped entirely, b serves at the first attempt.
     for (let i = 0; i < 5; i++) {
-      const r = await chat(gw.port, { model: 'm', messages: MSG });
+      const r = await chat(gw.port, { model: 'a/m', messages: MSG, fallbacks: ['b/m'] });
       assert.equal(r.status, 200, show(r));
       assert.equal(r.headers['x-bifrost-attempts'], '1', 'the open circuit was not skipped');
     }
@@ -57,7 +58,7 @@ for (const workers of [1, 2]) {
     a.behave({});
     await sleep(800);
     assert.equal(circuitOf(await health(gw.port), 'a'), 'half-open');
-    const r = await chat(gw.port, { model: 'm', messages: MSG });
+    const r = await chat(gw.port, { model: 'a/m', messages: MSG, fallbacks: ['b/m'] });
     assert.equal(r.status, 200, show(r));
     assert.equal(r.headers['x-bifrost-provider'], 'a/m', 'the probe did not go to a');
     assert.equal(circuitOf(await health(gw.port), 'a'), 'closed');
