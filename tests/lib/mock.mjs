@@ -25,6 +25,7 @@
 // A behaviour may also be a function (requestRecord) → behaviour object.
 
 import http from 'node:http';
+import { requestRecorder } from './record.mjs';
 import https from 'node:https';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -54,23 +55,10 @@ export async function startMock({ name = 'mock', tls = null } = {}) {
     },
   };
 
-  const socketIds = new WeakMap();
-  let nextSocketId = 0;
+  const record = requestRecorder();
 
   const handler = async (req, res) => {
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    const body = Buffer.concat(chunks);
-    let sid = socketIds.get(req.socket);
-    if (!sid) { sid = ++nextSocketId; socketIds.set(req.socket, sid); }
-    let json;
-    try { json = JSON.parse(body.toString('utf8')); } catch { json = undefined; }
-    const headers = {};
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const k = req.rawHeaders[i].toLowerCase();
-      headers[k] = headers[k] === undefined ? req.rawHeaders[i + 1] : `${headers[k]}, ${req.rawHeaders[i + 1]}`;
-    }
-    const rec = { method: req.method, url: req.url, rawHeaders: req.rawHeaders.slice(), headers, body, json, socketId: sid, time: Date.now() };
+    const rec = await record(req);
     mock.requests.push(rec);
 
     let b = mock._queue.length ? mock._queue.shift() : mock._default;

@@ -36,6 +36,7 @@
 // quotes what the tool returned (`TOOL RESULT: <content>`).
 
 import http from 'node:http';
+import { requestRecorder } from './record.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -79,29 +80,12 @@ export async function startAnthropicMock({ name = 'anthropic-mock', log = false 
     },
   };
 
-  const socketIds = new WeakMap();
-  let nextSocketId = 0;
+  const record = requestRecorder();
 
   const handler = async (req, res) => {
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    const body = Buffer.concat(chunks);
-    let sid = socketIds.get(req.socket);
-    if (!sid) { sid = ++nextSocketId; socketIds.set(req.socket, sid); }
-    let json;
-    try { json = JSON.parse(body.toString('utf8')); } catch { json = undefined; }
-    const headers = {};
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const k = req.rawHeaders[i].toLowerCase();
-      headers[k] = headers[k] === undefined ? req.rawHeaders[i + 1] : `${headers[k]}, ${req.rawHeaders[i + 1]}`;
-    }
-    const q = req.url.indexOf('?');
-    const rec = {
-      method: req.method, url: req.url, path: q < 0 ? req.url : req.url.slice(0, q), query: q < 0 ? '' : req.url.slice(q + 1),
-      rawHeaders: req.rawHeaders.slice(), headers, body, json, socketId: sid, time: Date.now(),
-    };
+    const rec = await record(req);
     mock.requests.push(rec);
-    if (log) process.stderr.write(`[${name}] ${req.method} ${req.url} ${body.length}B\n`);
+    if (log) process.stderr.write(`[${name}] ${req.method} ${req.url} ${rec.body.length}B\n`);
 
     let b = mock._queue.length ? mock._queue.shift() : mock._default;
     if (typeof b === 'function') b = b(rec) || {};
