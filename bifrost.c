@@ -89,6 +89,20 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* Invariants checked in debug builds (-DBIFROST_DEBUG, the ASan build) and unit tests. */
+#if defined(BIFROST_DEBUG) || defined(BIFROST_TEST)
+#define BF_ASSERT(x)                                                                          \
+	do {                                                                                  \
+		if (!(x)) {                                                                   \
+			fprintf(stderr, "bifrost: %s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
+				#x);                                                          \
+			abort();                                                              \
+		}                                                                             \
+	} while (0)
+#else
+#define BF_ASSERT(x) ((void)0)
+#endif
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -350,6 +364,10 @@ static bool sb_grow(struct sb *s, size_t extra)
 		return false;
 	if (s->len + extra <= s->cap)
 		return true;
+	if (!s->a) { /* a fixed buffer (a = NULL) never grows: the writer stops, `oom` says so */
+		s->oom = true;
+		return false;
+	}
 	size_t cap = (s->cap + extra) * 2;
 	char *p = arena_alloc(s->a, cap, 1);
 	if (!p) {
@@ -403,6 +421,30 @@ static void sb_u64(struct sb *s, uint64_t v)
 	while ((v /= 10) && n < (int)sizeof(d));
 	sb_put(s, d + sizeof(d) - n, (size_t)n);
 }
+
+/* The one writer for values that come from outside and end up in a header line:
+ * visible ASCII and spaces pass, every other byte (CR, LF, controls, non-ASCII)
+ * and '%' are percent-encoded, and the value is cut at `max` bytes of input
+ * ("..." marks the cut), so no value can split a head or bloat it. */
+static void sb_hval(struct sb *s, const char *p, size_t n, size_t max)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t run = 0, end = MIN(n, max);
+	for (size_t k = 0; k < end; k++) {
+		unsigned char c = (unsigned char)p[k];
+		if (c >= 0x20 && c < 0x7f && c != '%')
+			continue;
+		sb_put(s, p + run, k - run);
+		run = k + 1;
+		char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+		sb_put(s, e, 3);
+	}
+	sb_put(s, p + run, end - run);
+	if (n > max)
+		sb_put(s, "...", 3);
+}
+
+static void sb_hval_z(struct sb *s, const char *z, size_t max) { sb_hval(s, z, strlen(z), max); }
 
 /* Append several NUL-terminated strings; the list ends with NULL. */
 static void sb_cat(struct sb *s, ...)
@@ -816,7 +858,25 @@ bad:
 	return NULL;
 }
 
-/* Append `s` as a quoted JSON string. */
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid
+ * (overlongs, surrogates, beyond U+10FFFF, truncated). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t len = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+	if (!len || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) || (c == 0xF0 && p[1] < 0x90) ||
+	    (c == 0xF4 && p[1] > 0x8F))
+		return 0;
+	return len;
+}
+
+/* Append `s` as a quoted JSON string: escapes what JSON requires, and bytes
+ * that are not valid UTF-8 become U+FFFD, so the output is always valid JSON. */
 static void sb_json_str(struct sb *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -824,7 +884,18 @@ static void sb_json_str(struct sb *b, const char *s, size_t n)
 	size_t run = 0;
 	for (size_t k = 0; k < n; k++) {
 		unsigned char c = (unsigned char)s[k];
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (c >= 0x80) {
+			size_t len = utf8_seq((const unsigned char *)s + k, n - k);
+			if (len) {
+				k += len - 1;
+				continue;
+			}
+			sb_put(b, s + run, k - run);
+			run = k + 1;
+			sb_put(b, "\\ufffd", 6);
+			continue;
+		}
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
 			continue;
 		sb_put(b, s + run, k - run);
 		run = k + 1;
@@ -2658,7 +2729,12 @@ static int prov_build(struct arena *a, const struct oai_req *o, const struct pro
 
 struct xlate_usage {
 	long long in, out, cache_read, cache_write; /* Anthropic meaning: in excludes cache */
+	bool clamped; /* the provider reported a count beyond XLATE_TOKENS_MAX (or negative) */
 };
+
+/* No answer has a trillion tokens; counts are held to [0, this] as they are read, so
+ * every sum and product of them downstream (totals, costs, metrics) fits in 64 bits. */
+#define XLATE_TOKENS_MAX 1000000000000LL
 
 enum xlate_kind { XK_NONE, XK_TEXT, XK_THINK, XK_TOOL };
 
@@ -2871,6 +2947,16 @@ static const char *xlate_status_type(int status)
 	}
 }
 
+/* A token count from the provider, held to [0, XLATE_TOKENS_MAX]; an absent one is `dflt`. */
+static long long xlate_tokens(const struct json *j, int i, long long dflt, struct xlate_usage *u)
+{
+	long long v = json_int(j, i, dflt);
+	if (v >= 0 && v <= XLATE_TOKENS_MAX)
+		return v;
+	u->clamped = true;
+	return v < 0 ? 0 : XLATE_TOKENS_MAX;
+}
+
 /* Usage readers: only the fields present overwrite `u`. */
 static void xlate_usage_from_o(struct json *j, int usage, struct xlate_usage *u)
 {
@@ -2880,10 +2966,10 @@ static void xlate_usage_from_o(struct json *j, int usage, struct xlate_usage *u)
 	if (xlate_get(j, usage, k, 3, v))
 		return;
 	int cached = xlate_member(j, v[2], "cached_tokens");
-	long long p = json_int(j, v[0], u->in + u->cache_read);
-	u->cache_read = json_int(j, cached, u->cache_read);
+	long long p = xlate_tokens(j, v[0], u->in + u->cache_read, u);
+	u->cache_read = xlate_tokens(j, cached, u->cache_read, u);
 	u->in = p > u->cache_read ? p - u->cache_read : 0;
-	u->out = json_int(j, v[1], u->out);
+	u->out = xlate_tokens(j, v[1], u->out, u);
 }
 
 static void xlate_usage_from_a(struct json *j, int usage, struct xlate_usage *u)
@@ -2893,10 +2979,10 @@ static void xlate_usage_from_a(struct json *j, int usage, struct xlate_usage *u)
 	int v[4];
 	if (xlate_get(j, usage, k, 4, v))
 		return;
-	u->in = json_int(j, v[0], u->in);
-	u->out = json_int(j, v[1], u->out);
-	u->cache_read = json_int(j, v[2], u->cache_read);
-	u->cache_write = json_int(j, v[3], u->cache_write);
+	u->in = xlate_tokens(j, v[0], u->in, u);
+	u->out = xlate_tokens(j, v[1], u->out, u);
+	u->cache_read = xlate_tokens(j, v[2], u->cache_read, u);
+	u->cache_write = xlate_tokens(j, v[3], u->cache_write, u);
 }
 
 static void xlate_put_usage_a(struct sb *out, const struct xlate_usage *u)
@@ -5988,6 +6074,16 @@ struct log_state {
  * thread and is touched by no other. `user_data` = slot | generation | op, *
  * so a completion for a slot that was reused is recognised and dropped. A  *
  * slot is freed only when its count of operations in the kernel is zero.  *
+ *                                                                          *
+ * Ownership invariant: memory that an in-flight send reads stays owned    *
+ * until that send completes. A send that points into another slot's       *
+ * memory (the client relaying the upstream's `in` zero-copy, the upstream *
+ * sending the client's body) borrows that slot (conn_borrow): the lender  *
+ * counts it in `lent`, and closing the lender defers its free (buffers,   *
+ * arena, TLS engine) until the borrowing send is back (conn_borrow_end).  *
+ * A closing slot's own arena and buffers are likewise kept until its own  *
+ * operations are back. conn_free asserts both counts are zero.            *
+ *                                                                          *
  * Contract for callers: loop_sqe never fails (it submits to make room);    *
  * conn_close may be called any number of times; nothing here blocks.       *
  * ======================================================================== */
@@ -6041,6 +6137,8 @@ struct conn {
 	bool closing, recv_busy, send_busy, recv_multishot;
 	int fd;
 	int inflight;      /* operations in the kernel for this slot */
+	int lent;          /* sends of other slots reading this slot's memory */
+	uint32_t lend, lend_gen; /* the slot this slot's send reads from, or UINT32_MAX */
 	uint32_t next_free;
 	/* timer wheel (intrusive, slot indexes; UINT32_MAX = none) */
 	uint64_t deadline_ms;
@@ -6153,6 +6251,7 @@ static struct conn *conn_alloc(struct worker *w, enum kind k, int fd)
 	c->kind = (uint8_t)k;
 	c->fd = fd;
 	c->peer = UINT32_MAX;
+	c->lend = UINT32_MAX;
 	c->t_prev = c->t_next = UINT32_MAX;
 	c->t_slot = -1;
 	arena_init(&c->arena, &w->acache);
@@ -6251,6 +6350,7 @@ static void timer_run(struct worker *w)
 
 static void conn_free(struct worker *w, struct conn *c)
 {
+	BF_ASSERT(c->inflight == 0 && c->lent == 0 && c->lend == UINT32_MAX);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->kind == K_CLIENT)
@@ -6268,20 +6368,53 @@ static void conn_free(struct worker *w, struct conn *c)
 	w->free_head = conn_idx(w, c);
 }
 
+/* The slot can go once nothing in the kernel and no other slot's send uses it. */
+static void conn_free_if_done(struct worker *w, struct conn *c)
+{
+	if (c->closing && c->inflight == 0 && c->lent == 0)
+		conn_free(w, c);
+}
+
+/* c's send about to be queued reads `from`'s memory: keep `from` alive until it is back. */
+static void conn_borrow(struct worker *w, struct conn *c, struct conn *from)
+{
+	if (c->lend != UINT32_MAX) { /* one lender per send; the same one again */
+		BF_ASSERT(c->lend == conn_idx(w, from) && c->lend_gen == from->gen);
+		return;
+	}
+	c->lend = conn_idx(w, from);
+	c->lend_gen = from->gen;
+	from->lent++;
+}
+
+/* c's borrowing send is over (completed, failed or cancelled). */
+static void conn_borrow_end(struct worker *w, struct conn *c)
+{
+	if (c->lend == UINT32_MAX)
+		return;
+	struct conn *from = &w->slab[c->lend];
+	BF_ASSERT(from->gen == c->lend_gen && from->kind != K_FREE && from->lent > 0);
+	c->lend = UINT32_MAX;
+	from->lent--;
+	conn_free_if_done(w, from);
+}
+
 static void conn_request_end(struct worker *w, struct conn *c);
 
-/* Start closing: cancel whatever the kernel still holds; free when it is all back. */
+/* Start closing: cancel whatever the kernel still holds; free when it is all back
+ * and no other slot's send reads this one's memory. */
 static void conn_close(struct worker *w, struct conn *c)
 {
 	if (c->closing || c->kind == K_FREE)
 		return;
+	c->closing = true; /* before request_end: the arena must outlive sends in flight */
 	if (c->kind == K_CLIENT && c->rq)
 		conn_request_end(w, c);
-	c->closing = true;
 	timer_unlink(w, c);
 	conn_unlink(w, c);
 	if (c->inflight == 0) {
-		conn_free(w, c);
+		conn_borrow_end(w, c); /* nothing of ours in the kernel reads it any more */
+		conn_free_if_done(w, c);
 		return;
 	}
 	struct io_uring_sqe *sqe = loop_sqe(w);
@@ -6314,6 +6447,8 @@ static void loop_send(struct worker *w, struct conn *c, const struct iovec *iov,
 			c->siov[c->sn++] = iov[i];
 	if (c->sn)
 		loop_send_post(w, c);
+	else
+		conn_borrow_end(w, c);
 }
 
 /* A send completed with `res` bytes: true when everything queued went out. */
@@ -6329,6 +6464,7 @@ static bool loop_sent(struct worker *w, struct conn *c, int res)
 		loop_send_post(w, c);
 		return false;
 	}
+	conn_borrow_end(w, c);
 	return true;
 }
 
@@ -6431,7 +6567,8 @@ struct request {
 	int64_t jseq;                  /* journal sequence that must be durable before the last byte */
 	int64_t cost_micros;
 	bool tail_pending;             /* the response's last byte waits for the journal */
-	struct iovec tail;
+	struct iovec tail;             /* over tail_byte: a copy, so it borrows nobody's buffer */
+	char tail_byte;
 	char err[256];
 };
 
@@ -6638,6 +6775,11 @@ static void up_fail(struct worker *w, struct conn *u, int status, const char *fm
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	struct conn *cl = conn_peer(w, u);
+	if (u->resp_done) { /* the answer is already the client's: only the connection is lost */
+		u->resp_close = true;
+		u->paused = true;
+		return;
+	}
 	M_ADD(&w->m, upstream_errors, 1);
 	/* A reused keep-alive connection that died before answering: the server
 	 * never saw the request, so one retry on a fresh connection is safe. */
@@ -6830,6 +6972,10 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 		conn_close(w, u);
 		return;
 	}
+	if (u->resp_done) { /* bytes or a close after a whole answer: not reusable, nothing more */
+		u->resp_close = true;
+		return;
+	}
 	cl->rq->t_resp_ns = now_ns(); /* overhead: from these bytes' arrival to our send */
 	if (u->us != US_BODY) {
 		int rc = up_head(w, u, cl);
@@ -6933,6 +7079,8 @@ static void up_timeout(struct worker *w, struct conn *u)
 		conn_close(w, u);
 		return;
 	}
+	if (u->resp_done)
+		return; /* the whole answer is in: the client's send deadline governs now */
 	const struct provider *p = cl->rq->rt.c[cl->rq->ci].p;
 	if (cl->rq->head_sent) {
 		snprintf(cl->rq->err, sizeof(cl->rq->err), "stream idle for %ld ms", p->stream_idle_timeout_ms);
@@ -7092,9 +7240,22 @@ static void up_to_client_error(struct worker *w, struct conn *cl, int status, co
 static const char *const passthrough_hdrs[] = { "x-request-id", "openai-processing-ms",
 	"openai-version", "retry-after", "request-id" };
 
-static void conn_resp_head(struct sb *h, struct request *rq, const struct http_msg *m, bool keep)
+/* x-bifrost-provider and x-bifrost-attempts: the model came from the client, so
+ * it goes through the header writer (no CR/LF, bounded). */
+static void conn_provider_hdr(struct sb *h, const struct request *rq)
 {
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
+	sb_puts(h, "x-bifrost-provider: ");
+	sb_hval_z(h, rc->p->name, 64);
+	sb_puts(h, "/");
+	sb_hval_z(h, rc->model, 256);
+	sb_puts(h, "\r\nx-bifrost-attempts: ");
+	sb_u64(h, (uint64_t)rq->attempts);
+	sb_puts(h, "\r\n");
+}
+
+static void conn_resp_head(struct sb *h, struct request *rq, const struct http_msg *m, bool keep)
+{
 	sb_puts(h, "HTTP/1.1 ");
 	sb_u64(h, (uint64_t)m->status);
 	sb_cat(h, " ", http_reason(m->status), "\r\n", NULL);
@@ -7104,9 +7265,8 @@ static void conn_resp_head(struct sb *h, struct request *rq, const struct http_m
 		sb_str(h, ct);
 	else
 		sb_puts(h, "application/json");
-	sb_cat(h, "\r\nx-bifrost-provider: ", rc->p->name, "/", rc->model, "\r\nx-bifrost-attempts: ", NULL);
-	sb_u64(h, (uint64_t)rq->attempts);
 	sb_puts(h, "\r\n");
+	conn_provider_hdr(h, rq);
 	for (int i = 0; i < m->nhdr; i++) {
 		bool pass = str_starts(m->hdr[i].name, "x-ratelimit-");
 		for (size_t k = 0; k < ARRAY_LEN(passthrough_hdrs) && !pass; k++)
@@ -7294,6 +7454,9 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	struct iovec v[2] = { { h.p, h.len }, body };
 	cl->cs = keep ? CS_BUSY : CS_CLOSE_AFTER;
 	rq->overhead_ns += now_ns() - rq->t_resp_ns;
+	u->paused = true; /* the answer is whole: read nothing more into `in` */
+	if (!rq->xl)
+		conn_borrow(w, cl, u);
 	conn_send_final(w, cl, v, 2);
 }
 
@@ -7389,7 +7552,8 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 	size_t payload = 0;
 	if (cl->send_busy || !rq)
 		return; /* resumed from conn_on_sent */
-	bool chunked = rq->msg->minor >= 1;
+	bool chunked = rq->msg->minor >= 1; /* HTTP/1.0: the close ends the stream */
+	bool keep = chunked && rq->msg->keep_alive && !g_draining;
 	if (u && !rq->xl) {
 		payload = conn_relay_events(cl, u, v, &n, &done);
 	} else {
@@ -7412,10 +7576,10 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true,
 				(int64_t)w->now_ms);
 		sb_init(&h, &cl->arena, 256);
-		sb_printf(&h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-			      "x-bifrost-provider: %s/%s\r\nx-bifrost-attempts: %d\r\n%s\r\n", rq->rt.c[rq->ci].p->name,
-			  rq->rt.c[rq->ci].model, rq->attempts,
-			  chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n");
+		sb_puts(&h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
+		conn_provider_hdr(&h, rq);
+		sb_cat(&h, chunked ? "Transfer-Encoding: chunked\r\n" : "", keep ? "" : "Connection: close\r\n",
+		       "\r\n", NULL);
 		rq->overhead_ns += now_ns() - rq->t_resp_ns;
 		if (h.oom) {
 			conn_close(w, cl);
@@ -7434,15 +7598,24 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 		v[n++] = (struct iovec){ "0\r\n\r\n", 5 };
 	rq->stream_done = done;
 	rq->streamed += payload;
-	if (!chunked && done)
+	if (!keep && done)
 		cl->cs = CS_CLOSE_AFTER;
-	if (!h.len && n == 1) { /* nothing complete yet: read on */
+	if (!h.len && n == 1 && !done) { /* nothing complete yet: read on */
 		if (u)
 			up_kick(w, u);
 		return;
 	}
-	if (u)
+	if (!h.len && n == 1) { /* the end, with nothing left to say (HTTP/1.0: the close ends it) */
+		conn_gov_charge(w, cl);
+		conn_on_sent(w, cl);
+		return;
+	}
+	if (u) { /* wait for the client: no reads, no idle deadline, `in` borrowed if relayed raw */
 		u->paused = true;
+		timer_set(w, u, 0);
+		if (!rq->xl)
+			conn_borrow(w, cl, u);
+	}
 	if (!done) {
 		timer_set(w, cl, rq->hold->cfg->stream_ping_ms);
 		loop_send(w, cl, v, n);
@@ -7490,9 +7663,11 @@ static void conn_stream_resume(struct worker *w, struct conn *cl, struct conn *u
 
 /* ---- request lifecycle ---- */
 
+/* One JSON line per request. Every outside value is bounded before it is escaped
+ * (at most 6 bytes out per byte in), so the line always fits its buffer. */
 static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 {
-	char line[1024];
+	char line[8192];
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -7500,9 +7675,11 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 	const struct route_cand *rc = rq->rt.n ? &rq->rt.c[rq->ci] : NULL;
 	uint64_t up_ns = rq->t_up_ns ? now_ns() - rq->t_up_ns : 0;
 	struct sb s = { .a = NULL, .p = line, .cap = sizeof(line) };
-	sb_printf(&s, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"worker\":%d,\"method\":\"%.*s\","
-		      "\"path\":", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		  tm.tm_sec, ts.tv_nsec / 1000000, w->id, (int)MIN(rq->msg->method.n, 16), rq->msg->method.p);
+	sb_printf(&s, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"worker\":%d,\"method\":",
+		  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		  ts.tv_nsec / 1000000, w->id);
+	sb_json_str(&s, rq->msg->method.p, MIN(rq->msg->method.n, 16));
+	sb_puts(&s, ",\"path\":");
 	sb_json_str(&s, rq->msg->path.p, MIN(rq->msg->path.n, 200));
 	sb_printf(&s, ",\"status\":%d,\"provider\":", rq->status);
 	if (rc) {
@@ -7522,6 +7699,8 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 		  rq->streaming ? "true" : "false",
 		  (double)up_ns / 1e6, (double)rq->overhead_ns / 1e3, rq->xu.in, rq->xu.out, rq->xu.cache_read,
 		  rq->xu.cache_write);
+	if (rq->xu.clamped)
+		sb_puts(&s, ",\"usage_clamped\":true");
 	if (rq->err[0]) { /* the last failure's reason; on a success it explains "failed" */
 		sb_puts(&s, rq->status >= 400 ? ",\"error\":" : ",\"last_failure\":");
 		sb_json_z(&s, rq->err);
@@ -7529,6 +7708,8 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 	sb_puts(&s, "}\n");
 	if (!s.oom)
 		log_line(w, s.p, s.len);
+	else
+		M_ADD(&w->m, log_dropped, 1);
 }
 
 static void hold_release(struct worker *w, struct cfg_hold *h)
@@ -7789,7 +7970,8 @@ static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, i
 			k--;
 		if (k >= 0) {
 			v[k].iov_len--;
-			rq->tail = (struct iovec){ (char *)v[k].iov_base + v[k].iov_len, 1 };
+			rq->tail_byte = ((char *)v[k].iov_base)[v[k].iov_len];
+			rq->tail = (struct iovec){ &rq->tail_byte, 1 };
 			rq->tail_pending = true;
 		}
 	}
@@ -8402,6 +8584,10 @@ static void loop_cqe(struct worker *w, struct io_uring_cqe *cqe)
 		return; /* cannot happen: slots outlive their operations */
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		c->inflight--;
+	if (op == OP_SEND && (c->closing || cqe->res < 0)) {
+		c->send_busy = false;
+		conn_borrow_end(w, c); /* that send will not be resumed */
+	}
 	if (c->closing || op == OP_CANCEL) {
 		if (cqe->flags & IORING_CQE_F_BUFFER) { /* hand the ring buffer back */
 			unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
@@ -8409,8 +8595,7 @@ static void loop_cqe(struct worker *w, struct io_uring_cqe *cqe)
 					      (unsigned short)bid, io_uring_buf_ring_mask(BR_COUNT), 0);
 			io_uring_buf_ring_advance(w->br, 1);
 		}
-		if (c->closing && c->inflight == 0)
-			conn_free(w, c);
+		conn_free_if_done(w, c);
 		return;
 	}
 	if (c->kind == K_CLIENT)
