@@ -121,6 +121,37 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
+/* Optimal-string-alignment distance between two short words, ignoring case and
+ * '_' (so "baseUrl" is 0 from "base_url", "wieght" 1 from "weight"). Words over
+ * 63 bytes are "far" (INT_MAX). For "did you mean" suggestions. */
+static int word_distance(const char *a, size_t na, const char *b)
+{
+	char x[64], y[64];
+	size_t n = 0, m = 0;
+	for (size_t i = 0; i < na && n < sizeof(x); i++)
+		if (a[i] != '_')
+			x[n++] = (char)tolower((unsigned char)a[i]);
+	for (; *b && m < sizeof(y); b++)
+		if (*b != '_')
+			y[m++] = (char)tolower((unsigned char)*b);
+	if (na >= sizeof(x) || *b)
+		return INT_MAX;
+	int d[65][65];
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = (int)i;
+	for (size_t k = 0; k <= m; k++)
+		d[0][k] = (int)k;
+	for (size_t i = 1; i <= n; i++)
+		for (size_t k = 1; k <= m; k++) {
+			int v = MIN(d[i - 1][k] + 1, d[i][k - 1] + 1);
+			v = MIN(v, d[i - 1][k - 1] + (x[i - 1] != y[k - 1]));
+			if (i > 1 && k > 1 && x[i - 1] == y[k - 2] && x[i - 2] == y[k - 1])
+				v = MIN(v, d[i - 2][k - 2] + 1);
+			d[i][k] = v;
+		}
+	return d[n][m];
+}
+
 /* xorshift64*: per-worker, for weighted choice; quality is plenty for load balancing. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -476,6 +507,7 @@ struct json {
 	jsmntok_t *tok;  /* arena */
 	int ntok;
 	const char *err; /* static message for the last failure */
+	size_t err_pos;  /* where it was found (byte offset), for line:column messages */
 };
 
 /* A token's full byte span (strings include their quotes). */
@@ -510,7 +542,7 @@ static bool json_gap(const struct json *j, size_t *pos, size_t to, char sep)
 		while (p < to && json_ws(j->s[p]))
 			p++;
 	}
-	*pos = to;
+	*pos = p == to ? to : p; /* on failure: the offending byte, for error positions */
 	return p == to;
 }
 
@@ -633,11 +665,12 @@ static bool json_too_deep(const char *s, size_t n)
 	return false;
 }
 
-/* Tokenize and validate `s`. The root must be an object. 0 or -EBADMSG (j->err set). */
-static int json_parse(struct json *j, struct arena *a, const char *s, size_t n)
+/* Tokenize and validate `s` into at most `max_tok` tokens (a body of a million
+ * one-byte values must not cost a million tokens' memory). The root must be an
+ * object. 0, -EBADMSG (j->err, j->err_pos set), -E2BIG (too many values) or -ENOMEM. */
+static int json_parse_max(struct json *j, struct arena *a, const char *s, size_t n, size_t max_tok)
 {
 	jsmn_parser p;
-	unsigned cap = 64;
 	memset(j, 0, sizeof(*j));
 	j->s = s;
 	j->n = n;
@@ -645,28 +678,28 @@ static int json_parse(struct json *j, struct arena *a, const char *s, size_t n)
 		j->err = "JSON nested too deeply";
 		return -EBADMSG;
 	}
-	jsmn_init(&p);
-	j->tok = arena_new(a, jsmntok_t, cap);
-	for (;;) {
+	jsmn_init(&p); /* first pass counts, so the tokens are allocated once, exactly */
+	int r = jsmn_parse(&p, s, n, NULL, 0);
+	if (r >= 0 && (size_t)r > max_tok) {
+		j->err = "JSON has too many values (limits.max_json_tokens)";
+		return -E2BIG;
+	}
+	if (r >= 0) {
+		unsigned cap = (unsigned)MAX(r, 1);
+		j->tok = arena_new(a, jsmntok_t, cap);
 		if (!j->tok) {
 			j->err = "out of memory parsing JSON";
 			return -ENOMEM;
 		}
-		int r = jsmn_parse(&p, s, n, j->tok, cap);
-		if (r >= 0) {
-			j->ntok = (int)p.toknext;
-			break;
-		}
-		if (r != JSMN_ERROR_NOMEM) {
-			j->err = r == JSMN_ERROR_PART ? "truncated JSON" : "malformed JSON";
-			return -EBADMSG;
-		}
-		jsmntok_t *bigger = arena_new(a, jsmntok_t, (size_t)cap * 4);
-		if (bigger)
-			memcpy(bigger, j->tok, sizeof(jsmntok_t) * cap);
-		j->tok = bigger;
-		cap *= 4;
+		jsmn_init(&p);
+		r = jsmn_parse(&p, s, n, j->tok, cap);
 	}
+	if (r < 0) {
+		j->err = r == JSMN_ERROR_PART ? "truncated JSON" : "malformed JSON";
+		j->err_pos = p.pos;
+		return -EBADMSG;
+	}
+	j->ntok = (int)p.toknext;
 	if (j->ntok < 1 || j->tok[0].type != JSMN_OBJECT) {
 		j->err = "JSON body must be an object";
 		return -EBADMSG;
@@ -677,9 +710,15 @@ static int json_parse(struct json *j, struct arena *a, const char *s, size_t n)
 	    (pos = (size_t)j->tok[0].end, !json_gap(j, &pos, n, 0)) || i != j->ntok) {
 		if (!j->err)
 			j->err = i != j->ntok && i > 0 ? "trailing data after JSON" : "malformed JSON";
+		j->err_pos = pos;
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+static int json_parse(struct json *j, struct arena *a, const char *s, size_t n)
+{
+	return json_parse_max(j, a, s, n, SIZE_MAX);
 }
 
 /* Index of the token after the subtree rooted at i. */
@@ -1608,8 +1647,10 @@ struct kv {
 };
 
 struct prov_key {
-	const char *value; /* config arena */
-	unsigned weight;
+	const char *value;   /* config arena */
+	unsigned weight;     /* thousandths: "weight": 0.75 is 750, 2 is 2000 */
+	const char **models; /* globs of the models this key serves; NULL = all */
+	int nmodels;
 };
 
 /* Circuit breaker of one provider key, shared by all workers (lives as long as
@@ -1632,7 +1673,7 @@ struct provider {
 	const struct prov_kind *kind;  /* static table */
 	struct prov_key *keys;         /* config arena */
 	int nkeys;
-	unsigned weight;
+	unsigned weight;               /* thousandths, like prov_key.weight */
 	bool tls;
 	const char *host, *host_hdr, *base_path; /* from base_url; config arena */
 	int port;
@@ -1646,7 +1687,10 @@ struct provider {
 	struct kv *deployments;        /* azure: model → deployment */
 	int ndeploy;
 	const char *api_version;       /* azure */
-	long timeout_ms, connect_timeout_ms, stream_idle_timeout_ms;
+	long connect_timeout_ms;       /* TCP (and TLS) connect */
+	long timeout_ms;               /* request sent → response head */
+	long stream_idle_timeout_ms;   /* silence between stream events */
+	long total_timeout_ms;         /* one attempt, start to last byte; 0 = none */
 	int max_retries;
 	const struct tls_anchors *anchors; /* config arena or the global system set */
 	bool insecure;
@@ -1660,8 +1704,10 @@ struct cfg {
 	const char *listen;
 	int workers;
 	const char *data_dir, *admin_token;
-	size_t max_body, max_header, max_response;
+	size_t max_body, max_header, max_response, max_json_tokens;
 	long header_timeout_ms, idle_timeout_ms;
+	long body_timeout_ms; /* the whole body, from the end of the head (slow senders) */
+	long send_timeout_ms; /* a client that takes no byte of an answer for this long is cut */
 	long stream_ping_ms; /* a stream silent this long gets a ping (Claude Code gives up at 300 s) */
 	bool log_requests;
 	struct provider *prov;
@@ -1722,6 +1768,59 @@ __attribute__((format(printf, 2, 3))) static void cfg_problem(struct cfg_ld *L, 
 	L->nerr++;
 }
 
+/*
+ * Look up `keys` (the fields this gateway reads) in the object at `tok`, whose JSON
+ * path is `path` ("" at the top). Every other field is a problem naming its path and
+ * the closest known name, except those in `foreign` (NULL-terminated): fields of the
+ * original Bifrost's config that this gateway does not implement, accepted with one
+ * warning each so people can bring their file. false if the object is unusable.
+ */
+static bool cfg_obj(struct cfg_ld *L, int tok, const char *path, const char *const *keys, int nkeys,
+		    const char *const *foreign, int *v)
+{
+	const char *sep = *path ? "." : "";
+	int rc = json_obj_get(&L->j, tok, keys, nkeys, v, NULL);
+	if (rc == -EINVAL)
+		cfg_problem(L, "%s must be an object", *path ? path : "the config");
+	else if (rc)
+		cfg_problem(L, "%s: duplicate key", *path ? path : "the config");
+	if (rc)
+		return false;
+	for (int n = 0, i = tok + 1; n < L->j.tok[tok].size; n++, i = json_skip(&L->j, i + 1)) {
+		char kb[64], shown[72];
+		struct str key = { L->j.s + L->j.tok[i].start, (size_t)(L->j.tok[i].end - L->j.tok[i].start) };
+		if (memchr(key.p, '\\', key.n))
+			key = json_key_unescape(key, kb, sizeof(kb));
+		bool known = false;
+		for (int k = 0; k < nkeys && !known; k++)
+			known = str_eq(key, keys[k]);
+		for (int k = 0; foreign && foreign[k] && !known; k++)
+			if (str_eq(key, foreign[k])) {
+				fprintf(stderr, "bifrost: warning: %s%s%s: not implemented by this gateway, ignored\n",
+					path, sep, foreign[k]);
+				known = true;
+			}
+		if (known)
+			continue;
+		size_t sn = 0; /* the key as shown: printable, bounded */
+		for (size_t q = 0; q < key.n && sn < 64; q++)
+			shown[sn++] = key.p[q] > 0x20 && key.p[q] < 0x7f ? key.p[q] : '?';
+		shown[sn] = 0;
+		int best = INT_MAX, bk = -1;
+		for (int k = 0; k < nkeys; k++) {
+			int d = word_distance(key.p, key.n, keys[k]);
+			if (d < best)
+				best = d, bk = k;
+		}
+		int allowed = strlen(shown) <= 4 ? 1 : strlen(shown) <= 8 ? 2 : 3;
+		if (bk >= 0 && best <= allowed)
+			cfg_problem(L, "%s%s%s: unknown field (did you mean \"%s\"?)", path, sep, shown, keys[bk]);
+		else
+			cfg_problem(L, "%s%s%s: unknown field", path, sep, shown);
+	}
+	return true;
+}
+
 /* A string value, with "env.NAME" read from the environment. NULL if not a string. */
 static const char *cfg_str(struct cfg_ld *L, int tok, const char *what)
 {
@@ -1768,6 +1867,29 @@ static long long cfg_num(struct cfg_ld *L, int tok, long long dflt, long long lo
 	if (v < lo || v > hi)
 		cfg_problem(L, "%s must be between %lld and %lld", what, lo, hi);
 	return v;
+}
+
+/* A relative weight: a whole or decimal number (Bifrost writes 0.75), kept in
+ * thousandths so 0.75 : 0.25 and 3 : 1 mean the same. */
+static unsigned cfg_weight(struct cfg_ld *L, int tok, const char *what)
+{
+	if (tok < 0)
+		return 1000;
+	struct str r = json_raw(&L->j, tok);
+	char tmp[40], *end;
+	if (L->j.tok[tok].type != JSMN_PRIMITIVE || !json_number_ok(r.p, r.n) || r.n >= sizeof(tmp)) {
+		cfg_problem(L, "%s must be a number", what);
+		return 1000;
+	}
+	memcpy(tmp, r.p, r.n);
+	tmp[r.n] = 0;
+	double d = strtod(tmp, &end);
+	if (!(d >= 0 && d <= 1000000)) {
+		cfg_problem(L, "%s must be between 0 and 1000000", what);
+		return 1000;
+	}
+	unsigned w = (unsigned)(d * 1000 + 0.5);
+	return w || d == 0 ? w : 1; /* a tiny positive weight still counts */
 }
 
 static bool cfg_bool(struct cfg_ld *L, int tok, bool dflt, const char *what)
@@ -1871,14 +1993,14 @@ static int cfg_parse_url(struct arena *a, const char *url, struct provider *p)
 
 static struct dns_entry *dns_lookup_entry(const char *host, int port);
 
-static void cfg_provider_tls(struct cfg_ld *L, struct provider *p, int tok)
+static void cfg_provider_tls(struct cfg_ld *L, struct provider *p, int tok, const char *ppath)
 {
 	static const char *const keys[] = { "ca_file", "insecure_skip_verify" };
 	int v[2];
-	if (tok >= 0 && json_obj_get(&L->j, tok, keys, 2, v, NULL) != 0) {
-		cfg_problem(L, "provider %s: tls must be an object without duplicate keys", p->name);
+	char path[200];
+	snprintf(path, sizeof(path), "%.190s.tls", ppath);
+	if (tok >= 0 && !cfg_obj(L, tok, path, keys, 2, NULL, v))
 		return;
-	}
 	p->insecure = tok >= 0 && cfg_bool(L, v[1], false, "tls.insecure_skip_verify");
 	const char *ca = tok >= 0 ? cfg_str(L, v[0], "tls.ca_file") : NULL;
 	if (ca && *ca) {
@@ -1908,7 +2030,12 @@ static void cfg_provider_tls(struct cfg_ld *L, struct provider *p, int tok)
 	p->anchors = &sys_anchors;
 }
 
-static void cfg_provider_keys(struct cfg_ld *L, struct provider *p, int keys_tok, const char *apikey)
+/* Bifrost's per-key fields for other clouds: accepted, unused here. */
+static const char *const cfg_key_foreign[] = { "id", "name", "azure_key_config", "vertex_key_config",
+					       "bedrock_key_config", NULL };
+
+static void cfg_provider_keys(struct cfg_ld *L, struct provider *p, int keys_tok, const char *apikey,
+			      const char *ppath)
 {
 	jsmntok_t *t = keys_tok >= 0 ? &L->j.tok[keys_tok] : NULL;
 	int cap = (t && t->type == JSMN_ARRAY ? t->size : 0) + 1;
@@ -1916,46 +2043,71 @@ static void cfg_provider_keys(struct cfg_ld *L, struct provider *p, int keys_tok
 	if (!p->keys)
 		return;
 	if (apikey)
-		p->keys[p->nkeys++] = (struct prov_key){ apikey, 1 };
+		p->keys[p->nkeys++] = (struct prov_key){ .value = apikey, .weight = 1000 };
 	if (!t)
 		return;
 	if (t->type != JSMN_ARRAY) {
 		cfg_problem(L, "provider %s: keys must be an array", p->name);
 		return;
 	}
-	static const char *const names[] = { "value", "weight" };
+	static const char *const names[] = { "value", "weight", "models" };
 	for (int k = 0, i = keys_tok + 1; k < t->size; k++, i = json_skip(&L->j, i)) {
-		int v[2];
-		if (json_obj_get(&L->j, i, names, 2, v, NULL) != 0 || v[0] < 0) {
-			cfg_problem(L, "provider %s: keys[%d] must be {\"value\": ..., \"weight\": N}", p->name, k);
+		int v[3];
+		char path[192];
+		snprintf(path, sizeof(path), "%s.keys[%d]", ppath, k);
+		if (!cfg_obj(L, i, path, names, 3, cfg_key_foreign, v))
+			continue;
+		if (v[0] < 0) {
+			cfg_problem(L, "%s.value is required", path);
 			continue;
 		}
-		const char *val = cfg_str(L, v[0], "keys[].value");
-		unsigned w = (unsigned)cfg_num(L, v[1], 1, 0, 1000000, "keys[].weight");
-		if (val && *val && w > 0)
-			p->keys[p->nkeys++] = (struct prov_key){ val, w };
+		struct prov_key *pk = &p->keys[p->nkeys];
+		pk->value = cfg_str(L, v[0], "keys[].value");
+		pk->weight = cfg_weight(L, v[1], "keys[].weight");
+		pk->models = cfg_strs(L, v[2], &pk->nmodels, "keys[].models");
+		if (pk->value && *pk->value && pk->weight > 0)
+			p->nkeys++;
 	}
 }
 
 enum { PF_NAME, PF_PROVIDER, PF_APIKEY, PF_KEYS, PF_WEIGHT, PF_BASE_URL, PF_MODELS, PF_MODEL_MAP,
-       PF_TIMEOUT, PF_CONNECT_TIMEOUT, PF_STREAM_IDLE, PF_RETRIES, PF_HEADERS, PF_TLS,
+       PF_TIMEOUT, PF_CONNECT_TIMEOUT, PF_STREAM_IDLE, PF_TOTAL_TIMEOUT, PF_RETRIES, PF_HEADERS, PF_TLS,
        PF_API_VERSION, PF_DEPLOYMENTS, PF_NETWORK, PF_BUDGET, PF_N };
 
 static const char *const pf_names[PF_N] = {
 	"name", "provider", "apiKey", "keys", "weight", "base_url", "models", "model_map",
-	"timeout_ms", "connect_timeout_ms", "stream_idle_timeout_ms", "max_retries", "headers", "tls",
-	"api_version", "deployments", "network_config", "budget",
+	"timeout_ms", "connect_timeout_ms", "stream_idle_timeout_ms", "total_timeout_ms", "max_retries",
+	"headers", "tls", "api_version", "deployments", "network_config", "budget",
 };
 
-/* One provider entry; `map_name` is the key in the map form (else NULL). */
-static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct provider *p)
+/* The original Bifrost's provider fields that this gateway does not implement. */
+static const char *const cfg_prov_foreign[] = { "concurrency_and_buffer_size", "proxy_config",
+	"send_back_raw_response", "custom_provider_config", "meta_config", NULL };
+static const char *const cfg_net_foreign[] = { "retry_backoff_initial_ms", "retry_backoff_max_ms",
+	"default_request_timeout_in_ms", NULL };
+
+/* Header names and values go onto the wire as they are: no CR, LF or other controls. */
+static void cfg_headers_ok(struct cfg_ld *L, const struct kv *h, int n, const char *path)
+{
+	for (int i = 0; i < n; i++) {
+		bool ok = h[i].k[0] != 0;
+		for (const char *q = h[i].k; *q && ok; q++)
+			ok = *q > 0x20 && *q < 0x7f && *q != ':';
+		for (const unsigned char *q = (const unsigned char *)h[i].v; *q && ok; q++)
+			ok = *q >= 0x20 ? *q != 0x7f : *q == '\t';
+		if (!ok)
+			cfg_problem(L, "%s: header \"%.64s\" has a name or value with control characters (CR, LF, ...)",
+				    path, h[i].k);
+	}
+}
+
+/* One provider entry at `path`; `map_name` is the key in the map form (else NULL). */
+static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct provider *p, const char *path)
 {
 	int f[PF_N];
 	struct arena *a = &L->c->arena;
-	if (json_obj_get(&L->j, tok, pf_names, PF_N, f, NULL) != 0) {
-		cfg_problem(L, "providers: each entry must be an object without duplicate keys");
+	if (!cfg_obj(L, tok, path, pf_names, PF_N, cfg_prov_foreign, f))
 		return;
-	}
 	const char *kind = cfg_str(L, f[PF_PROVIDER], "provider");
 	p->name = f[PF_NAME] >= 0 ? cfg_str(L, f[PF_NAME], "name") : map_name ? map_name : kind;
 	if (!kind)
@@ -1977,35 +2129,45 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 	int net[4] = { -1, -1, -1, -1 };
 	static const char *const netk[] = { "base_url", "extra_headers",
 		"default_request_timeout_in_seconds", "max_retries" };
-	if (f[PF_NETWORK] >= 0 && json_obj_get(&L->j, f[PF_NETWORK], netk, 4, net, NULL) != 0)
-		cfg_problem(L, "provider %s: network_config must be an object without duplicate keys", p->name);
+	char sub[192];
+	snprintf(sub, sizeof(sub), "%s.network_config", path);
+	if (f[PF_NETWORK] >= 0)
+		cfg_obj(L, f[PF_NETWORK], sub, netk, 4, cfg_net_foreign, net);
 	const char *url = cfg_str(L, f[PF_BASE_URL] >= 0 ? f[PF_BASE_URL] : net[0], "base_url");
 	if (!url || !*url)
 		url = p->kind->base_url;
 	if (!url)
 		cfg_problem(L, "provider %s: base_url is required for kind %s", p->name, kind);
+	else if (strcspn(url, "@") < strcspn(url + MIN(strlen(url), 8), "/") + MIN(strlen(url), 8))
+		cfg_problem(L, "provider %s: base_url must not carry credentials (user:password@); use apiKey "
+			    "or headers", p->name); /* the URL is not printed: it holds a secret */
 	else if (cfg_parse_url(a, url, p) != 0)
-		cfg_problem(L, "provider %s: base_url \"%s\" is not http(s)://host[:port][/path]", p->name, url);
-	cfg_provider_keys(L, p, f[PF_KEYS], cfg_str(L, f[PF_APIKEY], "apiKey"));
+		cfg_problem(L, "provider %s: base_url \"%.200s\" is not http(s)://host[:port][/path]", p->name, url);
+	cfg_provider_keys(L, p, f[PF_KEYS], cfg_str(L, f[PF_APIKEY], "apiKey"), path);
+	for (int i = 0; i < p->nkeys; i++)
+		if (strpbrk(p->keys[i].value, "\r\n"))
+			cfg_problem(L, "provider %s: a key contains CR or LF", p->name);
 	p->brk = arena_new(a, struct breaker, MAX(p->nkeys, 1));
 	if (p->brk)
 		memset(p->brk, 0, sizeof(struct breaker) * (size_t)MAX(p->nkeys, 1));
-	p->weight = (unsigned)cfg_num(L, f[PF_WEIGHT], 1, 0, 1000000, "weight");
+	p->weight = f[PF_WEIGHT] >= 0 ? cfg_weight(L, f[PF_WEIGHT], "weight") : 1000;
 	p->models = cfg_strs(L, f[PF_MODELS], &p->nmodels, "models");
 	p->model_map = cfg_map(L, f[PF_MODEL_MAP], &p->nmap, "model_map");
 	p->headers = cfg_map(L, f[PF_HEADERS] >= 0 ? f[PF_HEADERS] : net[1], &p->nheaders, "headers");
+	cfg_headers_ok(L, p->headers, p->nheaders, path);
 	p->deployments = cfg_map(L, f[PF_DEPLOYMENTS], &p->ndeploy, "deployments");
 	p->api_version = cfg_str(L, f[PF_API_VERSION], "api_version");
 	if (strcmp(kind, "azure") == 0 && !p->api_version)
 		p->api_version = "2024-10-21";
-	long secs = (long)cfg_num(L, net[2], 600, 1, 86400, "default_request_timeout_in_seconds");
+	long secs = (long)cfg_num(L, net[2], 120, 1, 86400, "default_request_timeout_in_seconds");
 	p->timeout_ms = (long)cfg_num(L, f[PF_TIMEOUT], secs * 1000, 1, 86400000, "timeout_ms");
 	p->connect_timeout_ms = (long)cfg_num(L, f[PF_CONNECT_TIMEOUT], 5000, 1, 600000, "connect_timeout_ms");
 	p->stream_idle_timeout_ms = (long)cfg_num(L, f[PF_STREAM_IDLE], 300000, 1, 86400000,
 						  "stream_idle_timeout_ms");
+	p->total_timeout_ms = (long)cfg_num(L, f[PF_TOTAL_TIMEOUT], 1800000, 0, 86400000, "total_timeout_ms");
 	p->max_retries = (int)cfg_num(L, f[PF_RETRIES] >= 0 ? f[PF_RETRIES] : net[3], 1, 0, 10, "max_retries");
 	if (p->host) {
-		cfg_provider_tls(L, p, f[PF_TLS]);
+		cfg_provider_tls(L, p, f[PF_TLS], path);
 		p->dns = dns_lookup_entry(p->host, p->port);
 		if (!p->dns)
 			cfg_problem(L, "provider %s: too many distinct upstream hosts", p->name);
@@ -2031,7 +2193,12 @@ static void cfg_providers(struct cfg_ld *L, int tok)
 		if (t->type == JSMN_OBJECT)
 			map_name = json_str(&L->j, &c->arena, i++, NULL);
 		struct provider *p = &c->prov[c->nprov];
-		cfg_provider(L, i, map_name, p);
+		char path[160];
+		if (map_name)
+			snprintf(path, sizeof(path), "providers.%.100s", map_name);
+		else
+			snprintf(path, sizeof(path), "providers[%d]", k);
+		cfg_provider(L, i, map_name, p, path);
 		i = json_skip(&L->j, i);
 		if (!p->name || !p->kind)
 			continue;
@@ -2045,6 +2212,10 @@ static void cfg_providers(struct cfg_ld *L, int tok)
 enum { TF_LISTEN, TF_WORKERS, TF_DATA_DIR, TF_ADMIN, TF_LIMITS, TF_PROVIDERS, TF_FALLBACKS,
        TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_N };
 
+/* The original Bifrost's top-level blocks that this gateway does not implement. */
+static const char *const cfg_top_foreign[] = { "$schema", "client", "config_store", "logs_store",
+	"vector_store", "mcp", "plugins", "auth_config", "framework", "encryption_key", NULL };
+
 static const char *const tf_names[TF_N] = {
 	"listen", "workers", "data_dir", "admin", "limits", "providers", "fallbacks",
 	"log_requests", "pricing", "governance", "circuit_breaker",
@@ -2053,10 +2224,13 @@ static const char *const tf_names[TF_N] = {
 static void cfg_limits(struct cfg_ld *L, int tok)
 {
 	static const char *const k[] = { "max_body_bytes", "max_header_bytes", "header_timeout_ms",
-		"idle_timeout_ms", "max_response_bytes", "stream_ping_ms" };
-	int v[6] = { -1, -1, -1, -1, -1, -1 };
-	if (tok >= 0 && json_obj_get(&L->j, tok, k, 6, v, NULL) != 0)
-		cfg_problem(L, "limits must be an object without duplicate keys");
+		"idle_timeout_ms", "max_response_bytes", "stream_ping_ms", "body_timeout_ms",
+		"send_timeout_ms", "max_json_tokens" };
+	int v[ARRAY_LEN(k)];
+	for (size_t i = 0; i < ARRAY_LEN(k); i++)
+		v[i] = -1;
+	if (tok >= 0)
+		cfg_obj(L, tok, "limits", k, (int)ARRAY_LEN(k), NULL, v);
 	struct cfg *c = L->c;
 	c->max_body = (size_t)cfg_num(L, v[0], 32 << 20, 1024, 1LL << 32, "limits.max_body_bytes");
 	c->max_header = (size_t)cfg_num(L, v[1], 64 << 10, 1024, 1 << 24, "limits.max_header_bytes");
@@ -2064,14 +2238,17 @@ static void cfg_limits(struct cfg_ld *L, int tok)
 	c->idle_timeout_ms = (long)cfg_num(L, v[3], 60000, 10, 86400000, "limits.idle_timeout_ms");
 	c->max_response = (size_t)cfg_num(L, v[4], 64 << 20, 4096, 1LL << 32, "limits.max_response_bytes");
 	c->stream_ping_ms = (long)cfg_num(L, v[5], 15000, 100, 3600000, "limits.stream_ping_ms");
+	c->body_timeout_ms = (long)cfg_num(L, v[6], 120000, 10, 86400000, "limits.body_timeout_ms");
+	c->send_timeout_ms = (long)cfg_num(L, v[7], 60000, 10, 86400000, "limits.send_timeout_ms");
+	c->max_json_tokens = (size_t)cfg_num(L, v[8], 1000000, 1024, 1 << 28, "limits.max_json_tokens");
 }
 
 static void cfg_breaker(struct cfg_ld *L, int tok)
 {
 	static const char *const k[] = { "failures", "cooldown_ms" };
 	int v[2] = { -1, -1 };
-	if (tok >= 0 && json_obj_get(&L->j, tok, k, 2, v, NULL) != 0)
-		cfg_problem(L, "circuit_breaker must be an object without duplicate keys");
+	if (tok >= 0)
+		cfg_obj(L, tok, "circuit_breaker", k, 2, NULL, v);
 	L->c->cb.fails = (int)cfg_num(L, v[0], 5, 1, 1000000, "circuit_breaker.failures");
 	L->c->cb.cooldown_ms = (long)cfg_num(L, v[1], 30000, 1, 86400000, "circuit_breaker.cooldown_ms");
 }
@@ -2095,11 +2272,16 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	L.c = c;
 	sb_init(&L.errs, &c->arena, 1024);
 	int f[TF_N];
-	if (json_parse(&L.j, &c->arena, text, len) != 0 ||
-	    json_obj_get(&L.j, 0, tf_names, TF_N, f, NULL) != 0) {
-		cfg_problem(&L, "%s: %s", source, L.j.err ? L.j.err : "not a JSON object");
+	if (json_parse(&L.j, &c->arena, text, len) != 0) {
+		int line = 1, col = 1;
+		for (size_t i = 0; i < MIN(L.j.err_pos, len); i++, col++)
+			if (text[i] == '\n')
+				line++, col = 0;
+		cfg_problem(&L, "%s:%d:%d: %s", source, line, col, L.j.err ? L.j.err : "malformed JSON");
 		goto out;
 	}
+	if (!cfg_obj(&L, 0, "", tf_names, TF_N, cfg_top_foreign, f))
+		goto out;
 	c->listen = cfg_str(&L, f[TF_LISTEN], "listen");
 	c->workers = (int)cfg_num(&L, f[TF_WORKERS], 0, 0, 1024, "workers");
 	c->data_dir = cfg_str(&L, f[TF_DATA_DIR], "data_dir");
@@ -2107,9 +2289,8 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	if (f[TF_ADMIN] >= 0) {
 		static const char *const ak[] = { "token" };
 		int v;
-		if (json_obj_get(&L.j, f[TF_ADMIN], ak, 1, &v, NULL) != 0)
-			cfg_problem(&L, "admin must be an object like {\"token\": \"env.BIFROST_ADMIN_TOKEN\"}");
-		c->admin_token = cfg_str(&L, v, "admin.token");
+		if (cfg_obj(&L, f[TF_ADMIN], "admin", ak, 1, NULL, &v))
+			c->admin_token = cfg_str(&L, v, "admin.token");
 	}
 	cfg_limits(&L, f[TF_LIMITS]);
 	cfg_breaker(&L, f[TF_CB]);
@@ -2298,11 +2479,32 @@ static const char *route_mapped(const struct provider *p, const char *m)
 	return NULL;
 }
 
+/* Does this credential serve upstream model `m` (a key's `models` in the map form)? */
+static bool route_key_serves(const struct prov_key *k, const char *m)
+{
+	if (!k->models)
+		return true;
+	for (int i = 0; i < k->nmodels; i++)
+		if (fnmatch(k->models[i], m, 0) == 0)
+			return true;
+	return false;
+}
+
+/* Some key of p serves upstream model m (or p has no keys at all). */
+static bool route_keys_serve(const struct provider *p, const char *m)
+{
+	for (int i = 0; i < p->nkeys; i++)
+		if (route_key_serves(&p->keys[i], m))
+			return true;
+	return p->nkeys == 0;
+}
+
 static bool route_serves(const struct provider *p, const char *m)
 {
-	if (route_mapped(p, m))
-		return true;
-	if (!p->models)
+	const char *mapped = route_mapped(p, m);
+	if (!route_keys_serve(p, mapped ? mapped : m))
+		return false;
+	if (mapped || !p->models)
 		return true;
 	for (int i = 0; i < p->nmodels; i++)
 		if (fnmatch(p->models[i], m, 0) == 0)
@@ -2359,6 +2561,10 @@ static int route_resolve(const struct cfg *c, const char *model, uint64_t *rng, 
 			*why = "model name after the provider prefix is empty";
 			return -ENOENT;
 		}
+		if (!route_keys_serve(p, r->c[0].model)) {
+			*why = "no key of this provider serves this model";
+			return -ENOENT;
+		}
 		return 0;
 	}
 	for (int i = 0; i < c->nprov && r->n < ROUTE_MAX; i++) {
@@ -2405,21 +2611,21 @@ static const char *route_cb_state(struct breaker *b, int64_t now_ms)
 	return !until ? "closed" : now_ms < until ? "open" : "half-open";
 }
 
-/* A provider credential drawn by key weight. NULL if the provider has none. */
-static const char *route_key(const struct provider *p, uint64_t *rng)
+/* Index of a provider credential serving upstream model m, drawn by key weight;
+ * 0 if the provider has none. */
+static int route_key(const struct provider *p, const char *m, uint64_t *rng)
 {
-	if (p->nkeys == 0)
-		return NULL;
 	uint64_t total = 0;
 	for (int i = 0; i < p->nkeys; i++)
-		total += p->keys[i].weight;
+		total += route_key_serves(&p->keys[i], m) ? p->keys[i].weight : 0;
 	uint64_t x = total ? rng_next(rng) % total : 0;
 	for (int i = 0; i < p->nkeys; i++) {
-		if (x < p->keys[i].weight)
-			return p->keys[i].value;
-		x -= p->keys[i].weight;
+		uint64_t wt = route_key_serves(&p->keys[i], m) ? p->keys[i].weight : 0;
+		if (x < wt)
+			return i;
+		x -= wt;
 	}
-	return p->keys[0].value;
+	return 0;
 }
 
 /* ======================================================================== *
@@ -2521,15 +2727,16 @@ static void prov_remove_member(struct oai_req *o, int key)
 
 /* Read an OpenAI-dialect body. 0, or -EBADMSG with o->j.err set. */
 static int prov_openai_prepare(struct oai_req *o, struct arena *a, const char *body, size_t n,
-			       enum endpoint ep)
+			       enum endpoint ep, size_t max_tok)
 {
 	enum { K_MODEL, K_STREAM, K_SO, K_FALLBACKS, K_MAXT, K_MAXCT, K_N };
 	static const char *const keys[K_N] = { "model", "stream", "stream_options", "fallbacks",
 		"max_tokens", "max_completion_tokens" };
 	int v[K_N], kidx[K_N];
 	memset(o, 0, sizeof(*o));
-	if (json_parse(&o->j, a, body, n) != 0)
-		return -EBADMSG;
+	int rc = json_parse_max(&o->j, a, body, n, max_tok);
+	if (rc != 0)
+		return rc;
 	if (json_obj_get(&o->j, 0, keys, K_N, v, kidx) != 0)
 		return -EBADMSG;
 	if (v[K_MODEL] < 0 || o->j.tok[v[K_MODEL]].type != JSMN_STRING) {
@@ -5667,33 +5874,22 @@ static bool cfg_duration(struct cfg_ld *L, int tok, struct gov_window *w, const 
 	return false;
 }
 
-/* Look up `keys` in object tok, reporting "what must be an object" / duplicates. false if unusable. */
-static bool cfg_obj(struct cfg_ld *L, int tok, const char *const *keys, int nkeys, int *v, const char *what)
-{
-	int rc = json_obj_get(&L->j, tok, keys, nkeys, v, NULL);
-	if (rc == -EINVAL)
-		cfg_problem(L, "%s must be an object", what);
-	else if (rc)
-		cfg_problem(L, "%s: duplicate key", what);
-	return rc == 0;
-}
-
-static void cfg_gov_budget(struct cfg_ld *L, int tok, struct gov_budget *b, const char *who)
+static void cfg_gov_budget(struct cfg_ld *L, int tok, struct gov_budget *b, const char *path)
 {
 	static const char *const k[] = { "max_limit", "reset_duration", "calendar_aligned" };
 	int v[3];
 	char what[192];
 	*b = (struct gov_budget){ .max = -1 };
-	snprintf(what, sizeof(what), "%s.budget", who);
-	if (tok < 0 || !cfg_obj(L, tok, k, 3, v, what))
+	snprintf(what, sizeof(what), "%s.budget", path);
+	if (tok < 0 || !cfg_obj(L, tok, what, k, 3, NULL, v))
 		return;
-	snprintf(what, sizeof(what), "%s.budget.max_limit", who);
+	snprintf(what, sizeof(what), "%s.budget.max_limit", path);
 	if (v[0] < 0)
 		cfg_problem(L, "%s is required", what);
 	int64_t max = cfg_dollars(L, v[0], what);
-	snprintf(what, sizeof(what), "%s.budget.reset_duration", who);
+	snprintf(what, sizeof(what), "%s.budget.reset_duration", path);
 	bool ok = cfg_duration(L, v[1], &b->win, what);
-	snprintf(what, sizeof(what), "%s.budget.calendar_aligned", who);
+	snprintf(what, sizeof(what), "%s.budget.calendar_aligned", path);
 	b->cal = cfg_bool(L, v[2], false, what);
 	if (max >= 0 && ok)
 		b->max = max;
@@ -5701,41 +5897,39 @@ static void cfg_gov_budget(struct cfg_ld *L, int tok, struct gov_budget *b, cons
 		b->win = (struct gov_window){ GU_NONE, 1 };
 }
 
-static void cfg_gov_rate(struct cfg_ld *L, int tok, struct gov_rate *r, const char *who)
+static void cfg_gov_rate(struct cfg_ld *L, int tok, struct gov_rate *r, const char *path)
 {
 	static const char *const k[] = { "request_max_limit", "request_reset_duration", "token_max_limit",
 					 "token_reset_duration", "max_concurrent" };
 	int v[5];
 	char what[192];
 	*r = (struct gov_rate){ -1, -1, { GU_NONE, 1 }, { GU_NONE, 1 }, 0 };
-	snprintf(what, sizeof(what), "%s.rate_limit", who);
-	if (tok < 0 || !cfg_obj(L, tok, k, 5, v, what))
+	snprintf(what, sizeof(what), "%s.rate_limit", path);
+	if (tok < 0 || !cfg_obj(L, tok, what, k, 5, NULL, v))
 		return;
 	for (int i = 0; i < 2; i++) {
 		int64_t *max = i ? &r->tok_max : &r->req_max;
 		struct gov_window *w = i ? &r->tok_win : &r->req_win;
 		if (v[2 * i] < 0 && v[2 * i + 1] < 0)
 			continue;
-		snprintf(what, sizeof(what), "%s.rate_limit.%s", who, k[2 * i]);
+		snprintf(what, sizeof(what), "%s.rate_limit.%s", path, k[2 * i]);
 		if (v[2 * i] < 0)
 			cfg_problem(L, "%s is required", what);
 		int64_t m = cfg_num(L, v[2 * i], -1, 0, (long long)GOV_AMT_MAX, what);
-		snprintf(what, sizeof(what), "%s.rate_limit.%s", who, k[2 * i + 1]);
+		snprintf(what, sizeof(what), "%s.rate_limit.%s", path, k[2 * i + 1]);
 		if (cfg_duration(L, v[2 * i + 1], w, what) && m >= 0 && m <= (int64_t)GOV_AMT_MAX)
 			*max = m;
 	}
-	snprintf(what, sizeof(what), "%s.rate_limit.max_concurrent", who);
+	snprintf(what, sizeof(what), "%s.rate_limit.max_concurrent", path);
 	r->max_conc = (int32_t)cfg_num(L, v[4], 0, 1, 1000000, what);
 }
 
 static void cfg_gov_ent(struct cfg_ld *L, struct gov_ent *e, enum gov_kind kind, const char *id, int budget,
-			int rate)
+			int rate, const char *path)
 {
-	char who[128];
-	snprintf(who, sizeof(who), "%s %.100s", gov_kind_name[kind], id);
 	*e = (struct gov_ent){ .kind = kind, .id = id, .key = gov_ent_key(kind, id) };
-	cfg_gov_budget(L, budget, &e->budget, who);
-	cfg_gov_rate(L, rate, &e->rate, who);
+	cfg_gov_budget(L, budget, &e->budget, path);
+	cfg_gov_rate(L, rate, &e->rate, path);
 }
 
 /* Size of array tok (0 if absent); -1 and a problem if it is not an array. */
@@ -5784,11 +5978,13 @@ static void cfg_gov_customers(struct cfg_ld *L, struct gov *g, int tok)
 	g->cust = arena_new(&L->c->arena, struct gov_ent, MAX(n, 1));
 	for (int j = 0, i = tok + 1; g->cust && j < n; j++, i = json_skip(&L->j, i)) {
 		int v[3];
-		if (!cfg_obj(L, i, k, 3, v, "governance.customers[]"))
+		char path[64];
+		snprintf(path, sizeof(path), "governance.customers[%d]", j);
+		if (!cfg_obj(L, i, path, k, 3, NULL, v))
 			continue;
 		const char *id = cfg_gov_id(L, v[0], "customers", j, g->cust, sizeof(*g->cust), g->ncust);
 		if (id)
-			cfg_gov_ent(L, &g->cust[g->ncust++], GK_CUSTOMER, id, v[1], v[2]);
+			cfg_gov_ent(L, &g->cust[g->ncust++], GK_CUSTOMER, id, v[1], v[2], path);
 	}
 }
 
@@ -5799,7 +5995,9 @@ static void cfg_gov_teams(struct cfg_ld *L, struct gov *g, int tok)
 	g->team = arena_new(&L->c->arena, struct gov_team, MAX(n, 1));
 	for (int j = 0, i = tok + 1; g->team && j < n; j++, i = json_skip(&L->j, i)) {
 		int v[4];
-		if (!cfg_obj(L, i, k, 4, v, "governance.teams[]"))
+		char path[64];
+		snprintf(path, sizeof(path), "governance.teams[%d]", j);
+		if (!cfg_obj(L, i, path, k, 4, NULL, v))
 			continue;
 		const char *id = cfg_gov_id(L, v[0], "teams", j, g->team, sizeof(*g->team), g->nteam);
 		if (!id)
@@ -5809,7 +6007,7 @@ static void cfg_gov_teams(struct cfg_ld *L, struct gov *g, int tok)
 		t->customer = cfg_gov_find(g->cust, sizeof(*g->cust), g->ncust, cust);
 		if (cust && t->customer < 0)
 			cfg_problem(L, "team %s: customer_id \"%s\" is not a configured customer", id, cust);
-		cfg_gov_ent(L, &t->e, GK_TEAM, id, v[2], v[3]);
+		cfg_gov_ent(L, &t->e, GK_TEAM, id, v[2], v[3], path);
 	}
 }
 
@@ -5821,14 +6019,16 @@ static bool cfg_gov_provider_known(const struct cfg *c, const char *name)
 	return false;
 }
 
-static void cfg_gov_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok)
+static void cfg_gov_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok, const char *kpath)
 {
 	static const char *const f[] = { "provider", "weight", "budget", "rate_limit" };
 	int n = cfg_array(L, tok, "virtual_keys[].provider_configs");
 	k->pc = arena_new(&L->c->arena, struct gov_pcfg, MAX(n, 1));
 	for (int j = 0, i = tok + 1; k->pc && j < n; j++, i = json_skip(&L->j, i)) {
 		int v[4];
-		if (!cfg_obj(L, i, f, 4, v, "virtual_keys[].provider_configs[]"))
+		char path[128];
+		snprintf(path, sizeof(path), "%s.provider_configs[%d]", kpath, j);
+		if (!cfg_obj(L, i, path, f, 4, NULL, v))
 			continue;
 		const char *p = cfg_str(L, v[0], "provider_configs[].provider");
 		if (!p || !*p) {
@@ -5848,8 +6048,8 @@ static void cfg_gov_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok)
 		snprintf(id, idlen, "%s/%s", k->e.id, p);
 		struct gov_pcfg *pc = &k->pc[k->npc++];
 		pc->provider = p;
-		pc->weight = (int)cfg_num(L, v[1], -1, 0, 1000000, "provider_configs[].weight");
-		cfg_gov_ent(L, &pc->e, GK_PCFG, id, v[2], v[3]);
+		pc->weight = v[1] >= 0 ? (int)cfg_weight(L, v[1], "provider_configs[].weight") : -1;
+		cfg_gov_ent(L, &pc->e, GK_PCFG, id, v[2], v[3], path);
 	}
 }
 
@@ -5863,7 +6063,9 @@ static const char *const vk_names[VK_N] = { "id", "value", "team_id", "customer_
 static void cfg_gov_key(struct cfg_ld *L, struct gov *g, int tok, int j)
 {
 	int v[VK_N];
-	if (!cfg_obj(L, tok, vk_names, VK_N, v, "governance.virtual_keys[]"))
+	char path[64];
+	snprintf(path, sizeof(path), "governance.virtual_keys[%d]", j);
+	if (!cfg_obj(L, tok, path, vk_names, VK_N, NULL, v))
 		return;
 	const char *id = cfg_gov_id(L, v[VK_ID], "virtual_keys", j, g->key, sizeof(*g->key), g->nkey);
 	if (!id)
@@ -5891,8 +6093,8 @@ static void cfg_gov_key(struct cfg_ld *L, struct gov *g, int tok, int j)
 	k->active = cfg_bool(L, v[VK_ACTIVE], true, "virtual_keys[].active");
 	k->models = cfg_strs(L, v[VK_MODELS], &k->nmodels, "virtual_keys[].allowed_models");
 	k->provs = cfg_strs(L, v[VK_PROVS], &k->nprovs, "virtual_keys[].allowed_providers");
-	cfg_gov_ent(L, &k->e, GK_KEY, id, v[VK_BUDGET], v[VK_RATE]);
-	cfg_gov_pcfgs(L, k, v[VK_PCFG]);
+	cfg_gov_ent(L, &k->e, GK_KEY, id, v[VK_BUDGET], v[VK_RATE], path);
+	cfg_gov_pcfgs(L, k, v[VK_PCFG], path);
 }
 
 /* Providers' own "budget" (array or map form), matched to cfg.prov by name. */
@@ -5902,7 +6104,7 @@ static void cfg_gov_providers(struct cfg_ld *L, struct gov *g, int tok)
 	struct cfg *c = L->c;
 	g->prov = arena_new(&c->arena, struct gov_ent, MAX(c->nprov, 1));
 	for (int i = 0; g->prov && i < c->nprov; i++, g->nprov++)
-		cfg_gov_ent(L, &g->prov[i], GK_PROVIDER, c->prov[i].name, -1, -1);
+		cfg_gov_ent(L, &g->prov[i], GK_PROVIDER, c->prov[i].name, -1, -1, "");
 	jsmntok_t *t = tok >= 0 ? &L->j.tok[tok] : NULL;
 	if (!g->prov || !t || (t->type != JSMN_ARRAY && t->type != JSMN_OBJECT))
 		return;
@@ -5913,9 +6115,14 @@ static void cfg_gov_providers(struct cfg_ld *L, struct gov *g, int tok)
 			continue; /* cfg_providers reported a malformed entry */
 		if (v[0] >= 0 || (!name && v[1] >= 0)) /* cfg_provider's rule: name, map key, kind */
 			name = json_str(&L->j, &c->arena, v[0] >= 0 ? v[0] : v[1], NULL);
+		char path[160];
+		if (t->type == JSMN_OBJECT)
+			snprintf(path, sizeof(path), "providers.%.100s", name ? name : "?");
+		else
+			snprintf(path, sizeof(path), "providers[%d]", n);
 		for (int q = 0; name && q < g->nprov; q++)
 			if (strcmp(g->prov[q].id, name) == 0)
-				cfg_gov_ent(L, &g->prov[q], GK_PROVIDER, name, v[2], -1);
+				cfg_gov_ent(L, &g->prov[q], GK_PROVIDER, name, v[2], -1, path);
 	}
 }
 
@@ -5934,7 +6141,9 @@ static void cfg_gov_pricing(struct cfg_ld *L, struct gov *g, int tok)
 	for (int j = 0, i = tok + 1; g->price && j < n; j++, i = json_skip(&L->j, i + 1)) {
 		char *name = json_str(&L->j, &L->c->arena, i, NULL), what[192];
 		int v[4];
-		if (!name || !*name || !cfg_obj(L, i + 1, k, 4, v, "pricing entry"))
+		if (name)
+			snprintf(what, sizeof(what), "pricing.%.150s", name);
+		if (!name || !*name || !cfg_obj(L, i + 1, what, k, 4, NULL, v))
 			continue;
 		struct gov_price_ent *e = &g->price[g->nprice++];
 		char *slash = strchr(name, '/');
@@ -6005,7 +6214,7 @@ static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok
 		return NULL;
 	}
 	memset(g, 0, sizeof(*g));
-	if (gov_tok >= 0 && cfg_obj(L, gov_tok, k, 4, v, "governance"))
+	if (gov_tok >= 0 && cfg_obj(L, gov_tok, "governance", k, 4, NULL, v))
 		g->enforce = cfg_bool(L, v[0], false, "governance.enforce");
 	cfg_gov_customers(L, g, v[1]);
 	cfg_gov_teams(L, g, v[2]);
@@ -7845,9 +8054,10 @@ static const struct gov_vkey *conn_vkey(const struct gov *g, const struct http_m
 	return NULL;
 }
 
-/* Key checks before routing goes anywhere: 401, 403, allowed models/providers,
- * the key's provider weights. false when the request was answered. */
-static bool conn_gov_gate(struct worker *w, struct conn *c)
+/* The virtual key, checked from the head alone, before the body is parsed (an
+ * unauthenticated client costs no JSON work): 401 unknown, 403 inactive.
+ * false when the request was answered. */
+static bool conn_gov_auth(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
 	const struct gov *g = rq->hold->cfg->gov;
@@ -7857,13 +8067,22 @@ static bool conn_gov_gate(struct worker *w, struct conn *c)
 		conn_error(w, c, 401, "authentication_error", "missing or unknown virtual key");
 		return false;
 	}
-	if (!rq->vk)
-		return true;
-	if (!rq->vk->active) {
+	if (rq->vk && !rq->vk->active) {
 		snprintf(msg, sizeof(msg), "virtual key %s is inactive", rq->vk->e.id);
 		conn_error(w, c, 403, "permission_error", msg);
 		return false;
 	}
+	return true;
+}
+
+/* The key's allowed models/providers and provider weights, once the route is
+ * known. false when the request was answered. */
+static bool conn_gov_gate(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	char msg[300];
+	if (!rq->vk)
+		return true;
 	int n = 0;
 	unsigned wt[ROUTE_MAX];
 	bool steer = false;
@@ -8127,16 +8346,15 @@ static bool conn_pick(struct worker *w, struct conn *c)
 			return false;
 		}
 		const struct route_cand *rc = &rq->rt.c[rq->ci];
-		if (rq->tries == 0) {
-			const char *k = route_key(rc->p, &w->rng);
-			rq->key0 = 0;
-			while (k && rc->p->keys[rq->key0].value != k)
-				rq->key0++;
-		}
+		if (rq->tries == 0)
+			rq->key0 = route_key(rc->p, rc->model, &w->rng);
 		int nk = MAX(rc->p->nkeys, 1), i = 0;
-		while (i < nk && !route_cb_allow(&rc->p->brk[(rq->key0 + rq->tries + i) % nk], &rq->hold->cfg->cb,
-						 (int64_t)w->now_ms))
-			i++;
+		for (; i < nk; i++) { /* from the drawn key on: one that serves the model, circuit allowing */
+			int k = (rq->key0 + rq->tries + i) % nk;
+			if ((!rc->p->nkeys || route_key_serves(&rc->p->keys[k], rc->model)) &&
+			    route_cb_allow(&rc->p->brk[k], &rq->hold->cfg->cb, (int64_t)w->now_ms))
+				break;
+		}
 		if (i == nk)
 			continue;
 		rq->kidx = (rq->key0 + rq->tries + i) % nk;
@@ -8195,8 +8413,13 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 	size_t body_len = c->body_dst - m->head_len;
 	const char *body = c->in.p + m->head_len;
 	const char *why = NULL;
-	if (prov_openai_prepare(&rq->o, &c->arena, body, body_len, rq->ep) != 0) {
-		conn_error(w, c, 400, "invalid_request_error", rq->o.j.err ? rq->o.j.err : "malformed JSON");
+	if (!conn_gov_auth(w, c))
+		return;
+	int rc = prov_openai_prepare(&rq->o, &c->arena, body, body_len, rq->ep, rq->hold->cfg->max_json_tokens);
+	if (rc != 0) {
+		conn_error(w, c, rc == -E2BIG ? 413 : rc == -ENOMEM ? 500 : 400,
+			   rc == -ENOMEM ? "server_error" : "invalid_request_error",
+			   rq->o.j.err ? rq->o.j.err : "malformed JSON");
 		return;
 	}
 	rq->o.anth_version = http_header(m, "anthropic-version");

@@ -575,7 +575,7 @@ Test(gov_cfg, parses_every_tier)
 	cr_assert(a->e.rate.req_max == 3 && a->e.rate.req_win.unit == GU_MIN);
 	cr_assert(a->e.rate.tok_max == 200000 && a->e.rate.tok_win.unit == GU_HOUR);
 	cr_assert_eq(a->e.rate.max_conc, 2);
-	cr_assert(a->npc == 1 && a->pc[0].weight == 30 && a->pc[0].e.budget.max == 20000000);
+	cr_assert(a->npc == 1 && a->pc[0].weight == 30000 && a->pc[0].e.budget.max == 20000000);
 	cr_assert_str_eq(a->pc[0].e.id, "alice/openai");
 	cr_assert(!g->key[1].active && g->key[1].team < 0 && g->key[1].e.budget.max < 0);
 	cr_assert(g->prov[0].budget.max == 100000000 && g->prov[0].budget.cal);
@@ -621,21 +621,21 @@ Test(gov_cfg, lists_every_problem)
 		"  {\"id\":\"k2\",\"value\":\"same\",\"budget\":{\"reset_duration\":\"1d\"}},"
 		"  {\"value\":\"noid\"}]}}";
 	static const char *const want[] = {
-		"provider openai.budget.max_limit must not be negative",
+		"providers[0].budget.max_limit must not be negative",
 		"pricing.gpt-x.input must not be negative",
 		"pricing.gpt-x.output is finer than a micro-dollar",
 		"governance.enforce must be true or false",
 		"governance.customers: id \"acme\" is used twice",
 		"team t1: customer_id \"nobody\" is not a configured customer",
 		"virtual key k1: team_id \"ghost\" is not a configured team",
-		"virtual_key k1.budget.reset_duration: \"3x\" is not a duration",
-		"virtual_key k1.rate_limit.request_max_limit must be between 0 and",
-		"virtual_key k1.rate_limit.token_reset_duration is required",
-		"virtual_key k1.rate_limit.max_concurrent must be between 1 and",
+		"governance.virtual_keys[0].budget.reset_duration: \"3x\" is not a duration",
+		"governance.virtual_keys[0].rate_limit.request_max_limit must be between 0 and",
+		"governance.virtual_keys[0].rate_limit.token_reset_duration is required",
+		"governance.virtual_keys[0].rate_limit.max_concurrent must be between 1 and",
 		"provider_configs: \"nope\" is not a configured provider",
 		"governance.virtual_keys: id \"k1\" is used twice",
 		"virtual keys k1 and k2 have the same value",
-		"virtual_key k2.budget.max_limit is required",
+		"governance.virtual_keys[2].budget.max_limit is required",
 		"governance.virtual_keys[3].id is required",
 	};
 	struct arena ea;

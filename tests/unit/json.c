@@ -414,7 +414,7 @@ Test(json_parse, oom_is_enomem)
 	cr_assert_not_null(j.err);
 	arena_reset(&a);
 
-	/* fails on regrowing the token array */
+	/* the tokens are counted first and allocated once, exactly */
 	struct sb s;
 	arena_init(&a, NULL);
 	sb_init(&s, &a, 64);
@@ -423,7 +423,24 @@ Test(json_parse, oom_is_enomem)
 		sb_printf(&s, "%s%d", i ? "," : "", i);
 	sb_puts(&s, "]}");
 	a.fail_after = 1;
+	cr_assert_eq(json_parse(&j, &a, s.p, s.len), 0);
+	cr_assert_eq(j.ntok, 103);
+	a.fail_after = 0;
 	cr_assert_eq(json_parse(&j, &a, s.p, s.len), -ENOMEM);
+	arena_reset(&a);
+}
+
+Test(json_parse, token_budget)
+{
+	struct arena a;
+	struct json j;
+	arena_init(&a, NULL);
+	const char *doc = "{\"a\":[1,2,3,4]}"; /* 7 tokens */
+	cr_assert_eq(json_parse_max(&j, &a, doc, strlen(doc), 7), 0);
+	cr_assert_eq(json_parse_max(&j, &a, doc, strlen(doc), 6), -E2BIG);
+	cr_assert_not_null(strstr(j.err, "max_json_tokens"));
+	cr_assert_eq(json_parse(&j, &a, "{\n \"a\": tru }", 15), -EBADMSG);
+	cr_assert_eq(j.err_pos, 8, "error position %zu", j.err_pos);
 	arena_reset(&a);
 }
 
@@ -757,7 +774,10 @@ Test(sb_json_str, exact_escapes)
 	cr_assert(str_eq(escaped(&a, "a\nb", 3), "\"a\\nb\""));
 	cr_assert(str_eq(escaped(&a, "\r\t\b\f", 4), "\"\\u000d\\u0009\\u0008\\u000c\""));
 	cr_assert(str_eq(escaped(&a, "\0\x01\x1f", 3), "\"\\u0000\\u0001\\u001f\""));
-	cr_assert(str_eq(escaped(&a, "\x7f/\xc3\xa9", 4), "\"\x7f/\xc3\xa9\""), "DEL, '/' and UTF-8 pass through");
+	cr_assert(str_eq(escaped(&a, "\x7f/\xc3\xa9", 4), "\"\\u007f/\xc3\xa9\""), "DEL escaped; '/' and UTF-8 pass through");
+	cr_assert(str_eq(escaped(&a, "a\xff\xc3", 3), "\"a\\ufffd\\ufffd\""), "invalid UTF-8 becomes U+FFFD");
+	cr_assert(str_eq(escaped(&a, "\xed\xa0\x80", 3), "\"\\ufffd\\ufffd\\ufffd\""), "a UTF-8 surrogate is invalid");
+	cr_assert(str_eq(escaped(&a, "\xf0\x9f\x98\x80", 4), "\"\xf0\x9f\x98\x80\""), "4-byte sequences pass");
 	cr_assert(str_eq(escaped(&a, "\"\"", 2), "\"\\\"\\\"\""));
 	struct sb b;
 	sb_init(&b, &a, 4);
@@ -770,9 +790,9 @@ Test(sb_json_str, round_trip_every_byte)
 {
 	struct arena a;
 	arena_init(&a, NULL);
-	char all[512];
-	for (int i = 0; i < 512; i++)
-		all[i] = (char)(i & 0xff); /* every byte value, NUL included, twice */
+	char all[256];
+	for (int i = 0; i < 256; i++)
+		all[i] = (char)(i & 0x7f); /* every ASCII byte value, NUL included, twice (others: U+FFFD) */
 	struct sb doc;
 	sb_init(&doc, &a, 64);
 	sb_puts(&doc, "{\"s\":");
