@@ -1688,7 +1688,7 @@ struct provider {
 	int ndeploy;
 	const char *api_version;       /* azure */
 	long connect_timeout_ms;       /* TCP (and TLS) connect */
-	long timeout_ms;               /* request sent → response head */
+	long timeout_ms;               /* request sent → response head (whole answer unless streamed) */
 	long stream_idle_timeout_ms;   /* silence between stream events */
 	long total_timeout_ms;         /* one attempt, start to last byte; 0 = none */
 	int max_retries;
@@ -6245,16 +6245,65 @@ static const uint32_t hist_le_us[] = { 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 2
 				       100, 150, 200, 300, 500, 1000, 5000 };
 #define HIST_N (ARRAY_LEN(hist_le_us) + 1)
 
+/* Requests by provider, model and status: at most METRICS_SERIES label sets per
+ * worker (the model can come from the client), then they count as "other". An
+ * entry's labels are written once, before `used` publishes it to the scraper. */
+#define METRICS_SERIES 128
+
+struct metrics_series {
+	_Atomic bool used;
+	char prov[48], model[80];
+	int status;
+	_Atomic uint64_t n;
+};
+
 struct metrics {
 	_Atomic uint64_t requests, by_class[6], upstream_errors, log_dropped, conns_open;
 	_Atomic uint64_t in_tokens, out_tokens, unpriced, journal_full;
 	_Atomic uint64_t hist[HIST_N], hist_sum_ns;
+	struct metrics_series series[METRICS_SERIES];
+	int nseries; /* owner only */
 };
 
 #define M_ADD(m, field, v)                                                                     \
 	atomic_store_explicit(&(m)->field,                                                     \
 			      atomic_load_explicit(&(m)->field, memory_order_relaxed) + (v),   \
 			      memory_order_relaxed)
+
+/* A label value that needs no escaping and stays short: [A-Za-z0-9._:/@+-], others '_'. */
+static void metrics_label(char *dst, size_t cap, const char *src)
+{
+	size_t n = 0;
+	for (; *src && n + 1 < cap; src++)
+		dst[n++] = isalnum((unsigned char)*src) || strchr("._:/@+-", *src) ? *src : '_';
+	dst[n] = 0;
+}
+
+/* Count one routed request under its provider, model and status. */
+static void metrics_count(struct metrics *m, const char *prov, const char *model, int status)
+{
+	char p[48], md[80];
+	metrics_label(p, sizeof(p), prov);
+	metrics_label(md, sizeof(md), model);
+	int i = 0;
+	for (; i < m->nseries; i++) {
+		struct metrics_series *e = &m->series[i];
+		if (e->status == status && strcmp(e->model, md) == 0 && strcmp(e->prov, p) == 0)
+			break;
+		if (i == METRICS_SERIES - 1) /* the last slot collects everything past the cap */
+			break;
+	}
+	struct metrics_series *e = &m->series[i];
+	if (i == m->nseries) {
+		bool last = i == METRICS_SERIES - 1;
+		snprintf(e->prov, sizeof(e->prov), "%s", last ? "other" : p);
+		snprintf(e->model, sizeof(e->model), "%s", last ? "other" : md);
+		e->status = last ? 0 : status;
+		atomic_store_explicit(&e->used, true, memory_order_release);
+		m->nseries++;
+	}
+	M_ADD(e, n, 1);
+}
 
 static void metrics_overhead(struct metrics *m, uint64_t ns)
 {
@@ -6346,6 +6395,7 @@ struct conn {
 	bool closing, recv_busy, send_busy, recv_multishot;
 	int fd;
 	int inflight;      /* operations in the kernel for this slot */
+	uint64_t sent_ms;  /* when the current send began or last made progress */
 	int lent;          /* sends of other slots reading this slot's memory */
 	uint32_t lend, lend_gen; /* the slot this slot's send reads from, or UINT32_MAX */
 	uint32_t next_free;
@@ -6380,6 +6430,7 @@ struct conn {
 	bool resp_chunked, resp_close, resp_done;
 	size_t body_start, dec_pos, dec_end, ev_pos; /* offsets in `in` */
 	bool paused;             /* stream backpressure: client send in flight */
+	uint64_t total_deadline_ms; /* the attempt's total_timeout_ms, absolute; 0 = none */
 };
 
 struct cfg_hold {
@@ -6654,6 +6705,7 @@ static void loop_send(struct worker *w, struct conn *c, const struct iovec *iov,
 	for (int i = 0; i < n && c->sn < SEND_IOV_MAX; i++)
 		if (iov[i].iov_len)
 			c->siov[c->sn++] = iov[i];
+	c->sent_ms = w->now_ms;
 	if (c->sn)
 		loop_send_post(w, c);
 	else
@@ -6665,6 +6717,8 @@ static bool loop_sent(struct worker *w, struct conn *c, int res)
 {
 	size_t left = (size_t)res;
 	c->send_busy = false;
+	if (res > 0)
+		c->sent_ms = w->now_ms;
 	while (c->si < c->sn && left >= c->siov[c->si].iov_len)
 		left -= c->siov[c->si++].iov_len;
 	if (c->si < c->sn) {
@@ -6806,6 +6860,14 @@ static struct pool *up_pool(struct worker *w, const struct provider *p)
 	q->insecure = p->insecure;
 	snprintf(q->sni, sizeof(q->sni), "%s", p->host);
 	return q;
+}
+
+/* Arm the attempt's next deadline, never past its total deadline. */
+static void up_timer(struct worker *w, struct conn *u, long ms)
+{
+	if (u->total_deadline_ms)
+		ms = (long)MIN((uint64_t)ms, u->total_deadline_ms > w->now_ms ? u->total_deadline_ms - w->now_ms : 1);
+	timer_set(w, u, MAX(ms, 1));
 }
 
 static void up_recv_post(struct worker *w, struct conn *u, void *p, size_t n)
@@ -6970,7 +7032,8 @@ static void up_start(struct worker *w, struct conn *cl, const struct provider *p
 	conn_link(w, cl, u);
 	u->uscanned = 0;
 	u->resp_done = false;
-	timer_set(w, u, p->timeout_ms);
+	u->total_deadline_ms = p->total_timeout_ms ? w->now_ms + (uint64_t)p->total_timeout_ms : 0;
+	up_timer(w, u, p->timeout_ms);
 	if (u->us == US_IDLE)
 		up_send_request(w, u, rq);
 }
@@ -7149,7 +7212,7 @@ static int up_head(struct worker *w, struct conn *u, struct conn *cl)
 		u->resp_close = !m->keep_alive || (!m->chunked && u->body_left < 0);
 		cl->rq->streaming = up_sse(m);
 		if (cl->rq->streaming)
-			timer_set(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
+			up_timer(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
 		return 1;
 	}
 }
@@ -7291,14 +7354,24 @@ static void up_timeout(struct worker *w, struct conn *u)
 	if (u->resp_done)
 		return; /* the whole answer is in: the client's send deadline governs now */
 	const struct provider *p = cl->rq->rt.c[cl->rq->ci].p;
+	bool total = u->total_deadline_ms && w->now_ms >= u->total_deadline_ms;
 	if (cl->rq->head_sent) {
-		snprintf(cl->rq->err, sizeof(cl->rq->err), "stream idle for %ld ms", p->stream_idle_timeout_ms);
+		if (total)
+			snprintf(cl->rq->err, sizeof(cl->rq->err), "provider %s exceeded total_timeout_ms (%ld ms)",
+				 p->name, p->total_timeout_ms);
+		else
+			snprintf(cl->rq->err, sizeof(cl->rq->err), "stream idle for %ld ms", p->stream_idle_timeout_ms);
 		up_to_client_stream(w, cl, NULL, true);
 		conn_close(w, u);
 		return;
 	}
-	cl->rq->fresh_retry = true; /* never retry a timeout */
-	up_fail(w, u, 504, "provider %s did not answer within %ld ms", p->name, p->timeout_ms);
+	cl->rq->fresh_retry = true; /* not a stale pooled connection: no silent same-provider retry */
+	if (total)
+		up_fail(w, u, 504, "provider %s exceeded total_timeout_ms (%ld ms)", p->name, p->total_timeout_ms);
+	else if (u->us == US_BODY)
+		up_fail(w, u, 504, "provider %s did not finish its answer within %ld ms", p->name, p->timeout_ms);
+	else
+		up_fail(w, u, 504, "provider %s did not answer within %ld ms", p->name, p->timeout_ms);
 }
 
 /* ======================================================================== *
@@ -7388,6 +7461,7 @@ static void conn_send_local(struct worker *w, struct conn *c, int status, const 
 	}
 	c->cs = keep ? CS_BUSY : CS_CLOSE_AFTER;
 	loop_send(w, c, v, 2);
+	timer_set(w, c, w->hold->cfg->send_timeout_ms);
 }
 
 /* Which dialect the client speaks, judged by the path when the request never got far. */
@@ -7555,19 +7629,27 @@ static long conn_retry_after(const struct http_msg *m)
  * retry the same provider up to max_retries with jittered exponential backoff
  * (or its Retry-After); then the next candidate.
  */
+/* Add the current candidate's failed attempt to the log line's "failed" list. */
+static void conn_trail(struct request *rq, int status)
+{
+	const struct route_cand *rc = &rq->rt.c[rq->ci];
+	size_t tl = strlen(rq->trail);
+	snprintf(rq->trail + tl, sizeof(rq->trail) - tl, "%s%s/%s:%d", tl ? " " : "", rc->p->name, rc->model,
+		 status);
+}
+
 static long up_to_client_plan(struct worker *w, struct conn *cl, int status, long retry_after_ms)
 {
 	struct request *rq = cl->rq;
 	const struct provider *p = rq->rt.c[rq->ci].p;
-	size_t tl = strlen(rq->trail);
-	snprintf(rq->trail + tl, sizeof(rq->trail) - tl, "%s%s/%s:%d", tl ? " " : "", p->name,
-		 rq->rt.c[rq->ci].model, status);
+	conn_trail(rq, status);
 	route_cb_result(&p->brk[rq->kidx], &rq->hold->cfg->cb, false, (int64_t)w->now_ms);
 	if ((status == 429 || status == 401 || status == 403) && rq->tries + 1 < p->nkeys) {
 		rq->tries++;
 		return 0;
 	}
-	if (status != 429 && rq->tries < p->max_retries && retry_after_ms <= RETRY_WAIT_MAX_MS) {
+	/* a timeout (504) already cost the client a whole deadline: never wait for the same one again */
+	if (status != 429 && status != 504 && rq->tries < p->max_retries && retry_after_ms <= RETRY_WAIT_MAX_MS) {
 		long base = 50L << MIN(rq->tries, 6);
 		rq->tries++;
 		return retry_after_ms >= 0 ? retry_after_ms : base + (long)(rng_next(&w->rng) % (uint64_t)base);
@@ -7625,10 +7707,11 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	bool key_refused = (m->status == 401 || m->status == 403) &&
 			   rq->tries + 1 < rq->rt.c[rq->ci].p->nkeys; /* a bad credential: try the next key */
 	if (m->status == 429 || m->status >= 500 || key_refused) { /* worth another attempt? */
+		char why[sizeof(rq->err)]; /* named before the plan moves to another candidate */
+		snprintf(why, sizeof(why), "provider %s answered %d", rq->rt.c[rq->ci].p->name, m->status);
 		long delay = up_to_client_plan(w, cl, m->status, conn_retry_after(m));
 		if (delay >= 0) {
-			snprintf(rq->err, sizeof(rq->err), "provider %s answered %d", rq->rt.c[rq->ci].p->name,
-				 m->status);
+			memcpy(rq->err, why, sizeof(why));
 			bool whole = u->dec_pos == u->in.len && !u->resp_close;
 			if (whole)
 				u->in.len = 0;
@@ -7863,7 +7946,7 @@ static void conn_stream_resume(struct worker *w, struct conn *cl, struct conn *u
 	u->ev_pos = u->body_start;
 	u->paused = false;
 	arena_reset(&cl->scratch);
-	timer_set(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
+	up_timer(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
 	if (sse_next(u->in.p + u->ev_pos, u->dec_end - u->ev_pos) || u->resp_done)
 		up_to_client_stream(w, cl, u, u->resp_done);
 	else
@@ -7949,8 +8032,10 @@ static void conn_request_end(struct worker *w, struct conn *c)
 		M_ADD(&w->m, by_class[MIN(rq->status / 100, 5)], 1);
 		M_ADD(&w->m, in_tokens, (uint64_t)(rq->xu.in + rq->xu.cache_read + rq->xu.cache_write));
 		M_ADD(&w->m, out_tokens, (uint64_t)rq->xu.out);
-		if (rq->rt.n)
+		if (rq->rt.n) {
 			metrics_overhead(&w->m, rq->overhead_ns);
+			metrics_count(&w->m, rq->rt.c[rq->ci].p->name, rq->rt.c[rq->ci].model, rq->status);
+		}
 		if (rq->hold->cfg->log_requests)
 			conn_log(w, c, rq);
 	}
@@ -8135,12 +8220,14 @@ static void conn_gov_refuse(struct worker *w, struct conn *c, const struct gov_d
 		snprintf(msg, sizeof(msg), "budget exhausted for %s %s; it resets at %04d-%02d-%02dT%02d:%02d:%02dZ",
 			 gov_kind_name[d->who->kind], d->who->id, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 			 tm.tm_hour, tm.tm_min, tm.tm_sec);
+		snprintf(c->rq->err, sizeof(c->rq->err), "%.250s", msg);
 		conn_error_h(w, c, 402, "budget_exceeded", msg, NULL);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s limit reached for %s %s; retry in %lld s", d->what,
 		 gov_kind_name[d->who->kind], d->who->id, (long long)d->retry_after_s);
 	snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)MAX(1, d->retry_after_s));
+	snprintf(c->rq->err, sizeof(c->rq->err), "%.250s", msg);
 	conn_error_h(w, c, 429, "rate_limit_exceeded", msg, extra);
 }
 
@@ -8195,6 +8282,7 @@ static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, i
 		}
 	}
 	loop_send(w, c, v, n);
+	timer_set(w, c, w->hold->cfg->send_timeout_ms);
 	if (!c->send_busy && rq->tail_pending) /* nothing but the tail: wait for it now */
 		conn_on_sent(w, c);
 }
@@ -8287,8 +8375,14 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 	const char *err = NULL;
 	struct sb b, h;
 	if (rq->ep == EP_COUNT_TOKENS) {
+		long n = xlate_count_tokens(rq->o.j.s, rq->o.j.n);
+		if (n < 0) {
+			conn_error(w, c, 400, "invalid_request_error",
+				   "count_tokens: the body must be an object with one \"messages\" array");
+			return false;
+		}
 		sb_init(&b, &c->arena, 64);
-		sb_printf(&b, "{\"input_tokens\":%ld}", xlate_count_tokens(rq->o.j.s, rq->o.j.n));
+		sb_printf(&b, "{\"input_tokens\":%ld}", n);
 		conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
 		return false;
 	}
@@ -8362,6 +8456,9 @@ static bool conn_pick(struct worker *w, struct conn *c)
 		if (conn_gov_admit(w, c, rc, &d) == 0)
 			return true;
 		bool provider_tier = d.who->kind == GK_PROVIDER || d.who->kind == GK_PCFG;
+		conn_trail(rq, d.status);
+		snprintf(rq->err, sizeof(rq->err), "%s %s refused by its %s", rc->p->name, rc->model,
+			 d.status == 402 ? "budget" : "rate limit");
 		if (!provider_tier || rq->ci + 1 >= rq->rt.n) {
 			conn_gov_refuse(w, c, &d);
 			return false;
@@ -8490,7 +8587,7 @@ static void conn_parse(struct worker *w, struct conn *c)
 		if (m->content_length > (long long)cfg->max_body)
 			return conn_reject(w, c, 413, "request body exceeds limits.max_body_bytes");
 		c->cs = CS_BODY;
-		timer_set(w, c, cfg->idle_timeout_ms); /* the body must keep moving */
+		timer_set(w, c, cfg->body_timeout_ms); /* once: a dribbling body can't extend it */
 		if (m->content_length > 0) { /* one allocation for the whole body */
 			const char *before = c->in.p;
 			size_t need = m->head_len + (size_t)m->content_length;
@@ -8558,8 +8655,6 @@ static void conn_on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *
 	}
 	if (!c->recv_multishot)
 		conn_recv_arm(w, c);
-	if (c->cs == CS_BODY)
-		timer_set(w, c, w->hold->cfg->idle_timeout_ms);
 	if (c->cs == CS_HEAD || c->cs == CS_BODY)
 		conn_parse(w, c);
 }
@@ -8568,6 +8663,23 @@ static void conn_timeout(struct worker *w, struct conn *c)
 {
 	if (c->kind == K_UP) {
 		up_timeout(w, c);
+		return;
+	}
+	long send_limit = w->hold->cfg->send_timeout_ms;
+	if (c->send_busy) { /* a client taking nothing: cut it (and free what it pins) */
+		uint64_t quiet = w->now_ms - c->sent_ms;
+		if (quiet >= (uint64_t)send_limit)
+			conn_close(w, c);
+		else
+			timer_set(w, c, send_limit - (long)quiet);
+		return;
+	}
+	if (c->rq && c->rq->tail_pending) { /* the last byte waits for the journal */
+		timer_set(w, c, send_limit);
+		return;
+	}
+	if (c->cs == CS_BODY) {
+		conn_reject(w, c, 408, "request body not received within limits.body_timeout_ms");
 		return;
 	}
 	if (c->rq && c->rq->retry_wait) { /* backoff over: next attempt */
@@ -8648,37 +8760,80 @@ static uint64_t admin_sum(size_t off)
 
 #define ADMIN_SUM(field) admin_sum(offsetof(struct metrics, field))
 
+/* One counter family: HELP, TYPE, the unlabelled sample. */
+static void admin_counter(struct sb *b, const char *name, const char *help, uint64_t v)
+{
+	sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+		  (unsigned long long)v);
+}
+
+/* bifrost_requests_by_target_total{provider,model,status}: every worker's series, merged. */
+static void admin_series(struct sb *b, struct arena *a)
+{
+	int cap = nworkers * METRICS_SERIES, n = 0;
+	struct { const struct metrics_series *e; uint64_t v; } *all = arena_alloc(a, sizeof(*all) * (size_t)cap, 8);
+	if (!all)
+		return;
+	for (int wi = 0; wi < nworkers; wi++)
+		for (int i = 0; i < METRICS_SERIES; i++) {
+			const struct metrics_series *e = &workers[wi].m.series[i];
+			if (!atomic_load_explicit(&e->used, memory_order_acquire))
+				break;
+			uint64_t v = atomic_load_explicit(&e->n, memory_order_relaxed);
+			int k = 0;
+			while (k < n && !(all[k].e->status == e->status && strcmp(all[k].e->prov, e->prov) == 0 &&
+					  strcmp(all[k].e->model, e->model) == 0))
+				k++;
+			if (k == n)
+				all[n++].e = e, all[k].v = 0;
+			all[k].v += v;
+		}
+	sb_puts(b, "# HELP bifrost_requests_by_target_total Routed requests by provider, upstream model and "
+		   "final status (at most 128 label sets per worker; the rest count as provider=\"other\").\n"
+		   "# TYPE bifrost_requests_by_target_total counter\n");
+	for (int k = 0; k < n; k++)
+		sb_printf(b, "bifrost_requests_by_target_total{provider=\"%s\",model=\"%s\",status=\"%d\"} %llu\n",
+			  all[k].e->prov, all[k].e->model, all[k].e->status, (unsigned long long)all[k].v);
+}
+
 static void admin_metrics(struct worker *w, struct conn *c)
 {
 	struct sb b;
-	sb_init(&b, &c->arena, 4096);
-	sb_printf(&b, "# TYPE bifrost_requests_total counter\nbifrost_requests_total %llu\n",
-		  (unsigned long long)ADMIN_SUM(requests));
+	sb_init(&b, &c->arena, 8192);
+	admin_counter(&b, "bifrost_requests_total", "Requests answered (any route).", ADMIN_SUM(requests));
+	sb_puts(&b, "# HELP bifrost_responses_total Responses by status class.\n"
+		    "# TYPE bifrost_responses_total counter\n");
 	for (int k = 1; k <= 5; k++)
 		sb_printf(&b, "bifrost_responses_total{class=\"%dxx\"} %llu\n", k,
 			  (unsigned long long)ADMIN_SUM(by_class[k]));
-	sb_printf(&b, "bifrost_upstream_errors_total %llu\nbifrost_log_lines_dropped_total %llu\n"
-		      "bifrost_connections_accepted_total %llu\nbifrost_tokens_total{kind=\"input\"} %llu\n"
+	admin_series(&b, &c->arena);
+	admin_counter(&b, "bifrost_upstream_errors_total", "Attempts that failed at the transport level or timed out.",
+		      ADMIN_SUM(upstream_errors));
+	admin_counter(&b, "bifrost_log_lines_dropped_total", "Request log lines dropped (stdout too slow).",
+		      ADMIN_SUM(log_dropped));
+	admin_counter(&b, "bifrost_connections_accepted_total", "Client connections accepted.",
+		      ADMIN_SUM(conns_open));
+	sb_printf(&b, "# HELP bifrost_tokens_total Tokens the providers reported, input (cache included) and output.\n"
+		      "# TYPE bifrost_tokens_total counter\nbifrost_tokens_total{kind=\"input\"} %llu\n"
 		      "bifrost_tokens_total{kind=\"output\"} %llu\n",
-		  (unsigned long long)ADMIN_SUM(upstream_errors), (unsigned long long)ADMIN_SUM(log_dropped),
-		  (unsigned long long)ADMIN_SUM(conns_open), (unsigned long long)ADMIN_SUM(in_tokens),
-		  (unsigned long long)ADMIN_SUM(out_tokens));
-	sb_printf(&b, "# HELP bifrost_unpriced_requests_total Governed requests whose model has no price (cost 0).\n"
-		      "bifrost_unpriced_requests_total %llu\nbifrost_journal_full_total %llu\n",
-		  (unsigned long long)ADMIN_SUM(unpriced), (unsigned long long)ADMIN_SUM(journal_full));
-	sb_puts(&b, "# HELP bifrost_overhead_us Time spent inside bifrost per proxied request, upstream excluded.\n"
-		    "# TYPE bifrost_overhead_us histogram\n");
+		  (unsigned long long)ADMIN_SUM(in_tokens), (unsigned long long)ADMIN_SUM(out_tokens));
+	admin_counter(&b, "bifrost_unpriced_requests_total", "Governed requests whose model has no price (cost 0).",
+		      ADMIN_SUM(unpriced));
+	admin_counter(&b, "bifrost_journal_full_total", "Charges that found the journal ring full.",
+		      ADMIN_SUM(journal_full));
+	sb_puts(&b, "# HELP bifrost_overhead_seconds Time spent inside bifrost per proxied request, upstream excluded.\n"
+		    "# TYPE bifrost_overhead_seconds histogram\n");
 	uint64_t cum = 0;
 	for (size_t k = 0; k < HIST_N; k++) {
 		cum += ADMIN_SUM(hist[k]);
 		if (k < ARRAY_LEN(hist_le_us))
-			sb_printf(&b, "bifrost_overhead_us_bucket{le=\"%u\"} %llu\n", hist_le_us[k],
+			sb_printf(&b, "bifrost_overhead_seconds_bucket{le=\"%g\"} %llu\n", hist_le_us[k] / 1e6,
 				  (unsigned long long)cum);
 		else
-			sb_printf(&b, "bifrost_overhead_us_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+			sb_printf(&b, "bifrost_overhead_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
 	}
-	sb_printf(&b, "bifrost_overhead_us_sum %.3f\nbifrost_overhead_us_count %llu\n",
-		  (double)ADMIN_SUM(hist_sum_ns) / 1000.0, (unsigned long long)cum);
+	sb_printf(&b, "bifrost_overhead_seconds_sum %.9f\nbifrost_overhead_seconds_count %llu\n",
+		  (double)ADMIN_SUM(hist_sum_ns) / 1e9, (unsigned long long)cum);
 	conn_send_local(w, c, 200, "text/plain; version=0.0.4", sb_view(&b), NULL);
 }
 
@@ -8983,8 +9138,11 @@ static void main_args(int argc, char **argv, struct opts *o)
 	}
 }
 
-/* "host:port", "[v6]:port", ":port" or "port" → a bound, listening socket. */
-static int main_listen(const char *spec, char *err, size_t errlen)
+/* "host:port", "[v6]:port", ":port" or "port" → a bound, listening socket, shared
+ * by the workers through SO_REUSEPORT. `probe`: only bind, without SO_REUSEPORT, so
+ * an address another process holds (a second bifrost, say) is refused instead of
+ * silently shared; the probe socket is closed and -2 means "free". */
+static int main_listen(const char *spec, bool probe, char *err, size_t errlen)
 {
 	char host[256] = "0.0.0.0";
 	const char *port = spec, *colon = strrchr(spec, ':');
@@ -9010,15 +9168,21 @@ static int main_listen(const char *spec, char *err, size_t errlen)
 	}
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
-		snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
+	if (!probe)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || (!probe && listen(fd, 4096))) {
+		snprintf(err, errlen, "cannot listen on %s: %s%s", spec, strerror(errno),
+			 errno == EADDRINUSE ? " (another process, perhaps another bifrost, holds it)" : "");
 		freeaddrinfo(ai);
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
 	freeaddrinfo(ai);
+	if (probe) {
+		close(fd);
+		return -2;
+	}
 	return fd;
 }
 
@@ -9162,10 +9326,12 @@ static void main_start(struct cfg *c, const char *listen, const char *data_dir, 
 	if (!workers)
 		die("out of memory");
 	nworkers = nw;
+	char err[400];
+	if (main_listen(listen, true, err, sizeof(err)) != -2)
+		die("%s", err);
 	for (int i = 0; i < nw; i++) {
-		char err[300];
 		workers[i].id = i;
-		workers[i].lfd = main_listen(listen, err, sizeof(err));
+		workers[i].lfd = main_listen(listen, false, err, sizeof(err));
 		if (workers[i].lfd < 0)
 			die("%s", err);
 		workers[i].log = calloc(1, sizeof(struct log_state));

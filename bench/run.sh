@@ -386,10 +386,10 @@ if [[ -x $BIFROST ]]; then
 	if launch bifrost; then
 		if probe bifrost; then T_STATE[bifrost]=ok; fi
 		m=$("$LAT" once -p "$PORT" -P /metrics -M GET -v 2>/dev/null || true)
-		if [[ $(head -1 <<<"$m") == status=200 ]] && grep -q '^bifrost_overhead_us_bucket' <<<"$m"; then
+		if [[ $(head -1 <<<"$m") == status=200 ]] && grep -q '^bifrost_overhead_seconds_bucket' <<<"$m"; then
 			METRICS_OK=1
 		else
-			log "bifrost: GET /metrics has no bifrost_overhead_us histogram ($(head -1 <<<"$m"))"
+			log "bifrost: GET /metrics has no bifrost_overhead_seconds histogram ($(head -1 <<<"$m"))"
 		fi
 	else
 		T_NOTE[bifrost]="dist/bifrost did not start: $(tail -5 "$OUT/bifrost.log" | tr '\n' ' ')"
@@ -588,19 +588,19 @@ metrics_snap() { # TARGET FILE
 	"$LAT" once -p "${T_PORT[$1]}" -P /metrics -M GET -v >"$2" 2>/dev/null || true
 }
 # hist_pcts BEFORE AFTER: "count=N p50=X p99=Y mean=Z" from the difference of two
-# Prometheus snapshots of bifrost_overhead_us (buckets summed over label sets;
-# linear interpolation inside the bucket that holds the rank).
+# Prometheus snapshots of bifrost_overhead_seconds (buckets summed over label sets;
+# linear interpolation inside the bucket that holds the rank; figures in µs).
 hist_pcts() {
 	awk '
-	/^bifrost_overhead_us_bucket[{]/ {
+	/^bifrost_overhead_seconds_bucket[{]/ {
 		if (!match($0, /le="[^"]*"/)) next
 		le = substr($0, RSTART + 4, RLENGTH - 5); v = $2 + 0
 		if (FNR == NR) b[le] += v; else { a[le] += v; seen[le] = 1 }
 		next
 	}
-	/^bifrost_overhead_us_sum/ { if (FNR == NR) bs += $2; else as += $2; next }
-	/^bifrost_overhead_us_count/ { if (FNR == NR) bc += $2; else ac += $2; next }
-	function num(x) { return (x == "+Inf" || x == "Inf" || x == "+inf") ? 1e300 : x + 0 }
+	/^bifrost_overhead_seconds_sum/ { if (FNR == NR) bs += $2 * 1e6; else as += $2 * 1e6; next }
+	/^bifrost_overhead_seconds_count/ { if (FNR == NR) bc += $2; else ac += $2; next }
+	function num(x) { return (x == "+Inf" || x == "Inf" || x == "+inf") ? 1e300 : x * 1e6 }
 	END {
 		n = 0
 		for (k in seen) key[++n] = k
@@ -906,7 +906,7 @@ NOTES=$OUT/notes.md
 			echo "- ${T_LABEL[$t]}: ${T_NOTE[$t]}"
 		fi
 	done
-	[[ ${T_STATE[bifrost]} == ok && $METRICS_OK != 1 ]] && echo "- bifrost: GET /metrics has no bifrost_overhead_us histogram: overhead rows n/a"
+	[[ ${T_STATE[bifrost]} == ok && $METRICS_OK != 1 ]] && echo "- bifrost: GET /metrics has no bifrost_overhead_seconds histogram: overhead rows n/a"
 	for t in "${ACTIVE[@]}"; do
 		ev=$(med "$t" events)
 		dv=$(med direct events)

@@ -14,14 +14,19 @@
 //   delayMs                    wait before sending the status line
 //   hang                       never answer
 //   chunkedBody                non-stream: send the JSON with Transfer-Encoding: chunked in 97-byte pieces
-//   raw                        write these bytes instead of an HTTP response, then close
+//   raw                        write these bytes instead of an HTTP response, then close; or an async
+//                              function (socket, requestRecord) that writes what it likes on the raw
+//                              socket (ended afterwards unless the function destroyed it)
 //   resetAfterBytes            non-stream: send this many body bytes (Content-Length says the full size), then RST
 //   chunks, chunkDelayMs       stream: number of content chunks (default 3), and the gap between events
 //   resetAfterChunks           stream: after this many events, RST the connection
 //   hangAfterChunks            stream: after this many events, go silent (connection kept open)
 //   writeMode                  stream: 'event' (one write per event, default), 'split' (each event in two
 //                              writes 20 ms apart, cut mid-JSON), 'coalesce' (all events in one write)
-//   usage                      { prompt_tokens, completion_tokens } (default 11 / 7)
+//   closeDelimited             stream: an HTTP/1.1 head with `Connection: close` and neither
+//                              Content-Length nor chunking; the events written raw, then FIN
+//   usage                      { prompt_tokens, completion_tokens } (default 11 / 7); a BigInt value is
+//                              written as its exact digits (e.g. 2n ** 63n - 1n)
 // A behaviour may also be a function (requestRecord) → behaviour object.
 
 import http from 'node:http';
@@ -31,6 +36,17 @@ import https from 'node:https';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export const DEFAULT_USAGE = { prompt_tokens: 11, completion_tokens: 7 };
+
+/** JSON.stringify that writes BigInt values as their exact digits (huge token counts). */
+export function stringify(v) {
+  let big = false;
+  const s = JSON.stringify(v, (k, x) => {
+    if (typeof x !== 'bigint') return x;
+    big = true;
+    return `\u0000big:${x}\u0000`;
+  });
+  return big ? s.replace(/"\\u0000big:(-?\d+)\\u0000"/g, '$1') : s;
+}
 
 export async function startMock({ name = 'mock', tls = null } = {}) {
   const mock = {
@@ -103,13 +119,21 @@ function splitContent(content, n) {
 async function respond(mock, rec, b, res) {
   if (b.hang) return; // never answer; close() tears the socket down
   if (b.delayMs) await sleep(b.delayMs);
+  if (typeof b.raw === 'function') { // the behaviour writes the bytes itself
+    const sock = res.socket;
+    await b.raw(sock, rec);
+    if (!sock.destroyed) sock.end();
+    return;
+  }
   if (b.raw !== undefined) { res.socket.end(b.raw); return; } // not HTTP at all
 
   const path = rec.url.split('?')[0];
   const model = rec.json && typeof rec.json.model === 'string' ? rec.json.model : 'unknown';
   const content = b.content ?? `Hello from ${mock.name}`;
   const usage = { ...DEFAULT_USAGE, ...(b.usage || {}) };
-  usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  usage.total_tokens = typeof usage.prompt_tokens === 'bigint' || typeof usage.completion_tokens === 'bigint'
+    ? BigInt(usage.prompt_tokens) + BigInt(usage.completion_tokens)
+    : usage.prompt_tokens + usage.completion_tokens;
   const status = b.status ?? 200;
   const extra = b.headers || {};
   const n = mock.requests.length;
@@ -119,21 +143,21 @@ async function respond(mock, rec, b, res) {
 
   let body;
   if (b.body !== undefined) {
-    body = Buffer.isBuffer(b.body) ? b.body : Buffer.from(typeof b.body === 'string' ? b.body : JSON.stringify(b.body));
+    body = Buffer.isBuffer(b.body) ? b.body : Buffer.from(typeof b.body === 'string' ? b.body : stringify(b.body));
   } else if (path.endsWith('/chat/completions')) {
-    body = Buffer.from(JSON.stringify({
+    body = Buffer.from(stringify({
       id: `chatcmpl-${mock.name}-${n}`, object: 'chat.completion', created: 1700000000, model,
       choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
       usage,
     }));
   } else if (path.endsWith('/completions')) {
-    body = Buffer.from(JSON.stringify({
+    body = Buffer.from(stringify({
       id: `cmpl-${mock.name}-${n}`, object: 'text_completion', created: 1700000000, model,
       choices: [{ text: content, index: 0, logprobs: null, finish_reason: 'stop' }],
       usage,
     }));
   } else if (path.endsWith('/embeddings')) {
-    body = Buffer.from(JSON.stringify({
+    body = Buffer.from(stringify({
       object: 'list', model,
       data: [{ object: 'embedding', index: 0, embedding: [0.25, -0.5, 0.125] }],
       usage: { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens },
@@ -170,7 +194,7 @@ async function streamChat(mock, rec, b, res, { model, content, usage, n, extra }
   const gap = b.chunkDelayMs ?? 0;
   const id = `chatcmpl-${mock.name}-${n}`;
   const chunk = (choices, more = {}) => ({ id, object: 'chat.completion.chunk', created: 1700000000, model, choices, ...more });
-  const ev = (obj) => Buffer.from(`data: ${typeof obj === 'string' ? obj : JSON.stringify(obj)}\n\n`);
+  const ev = (obj) => Buffer.from(`data: ${typeof obj === 'string' ? obj : stringify(obj)}\n\n`);
 
   const events = [];
   const parts = splitContent(content, count);
@@ -185,6 +209,19 @@ async function streamChat(mock, rec, b, res, { model, content, usage, n, extra }
 
   const record = { status: 200, events, usageIndex, times: [] };
   mock.sent.push(record);
+  if (b.closeDelimited) { // the stream ends with the connection, as HTTP/1.0 servers do
+    const sock = res.socket;
+    const head = ['HTTP/1.1 200 OK', 'Content-Type: text/event-stream', 'Cache-Control: no-cache', 'Connection: close',
+      ...Object.entries(extra).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+    await new Promise((r) => sock.write(`${head}\r\n\r\n`, r));
+    for (let i = 0; i < events.length; i++) {
+      if (i > 0 && gap) await sleep(gap);
+      record.times.push(Date.now());
+      await new Promise((r) => sock.write(events[i], r));
+    }
+    sock.end();
+    return;
+  }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...extra });
   res.flushHeaders();
   if (b.writeMode === 'coalesce') {

@@ -24,11 +24,14 @@
 //                          → stop_reason "tool_use"
 //   stopReason             overrides the stop reason
 //   usage                  { input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens }
+//                          (a BigInt value is written as its exact digits)
 //   eventDelayMs           stream: the gap between events
 //   ping                   stream: send an `event: ping` after message_start
 //   model                  the model named in the answer (default: the request's)
 //   countTokens            input_tokens answered by count_tokens (default 42)
 //   resetAfterEvents       stream: RST the connection after this many events
+//   closeDelimited         stream: an HTTP/1.1 head with `Connection: close` and neither
+//                          Content-Length nor chunking; the events written raw, then FIN
 // A behaviour may also be a function (requestRecord) → behaviour object.
 //
 // scripted(): a behaviour for agent loops (Claude Code): when the last user message carries no
@@ -37,6 +40,7 @@
 
 import http from 'node:http';
 import { requestRecorder } from './record.mjs';
+import { stringify } from './mock.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -124,7 +128,7 @@ function splitN(s, n) {
 }
 
 function sendJson(mock, res, status, obj, extra = {}) {
-  const body = Buffer.isBuffer(obj) ? obj : Buffer.from(typeof obj === 'string' ? obj : JSON.stringify(obj));
+  const body = Buffer.isBuffer(obj) ? obj : Buffer.from(typeof obj === 'string' ? obj : stringify(obj));
   mock.sent.push({ status, body });
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length, ...extra });
   res.end(body);
@@ -189,7 +193,7 @@ async function respond(mock, rec, b, res) {
   // --- SSE stream
   const names = [];
   const events = [];
-  const ev = (type, obj) => { names.push(type); events.push(Buffer.from(`event: ${type}\ndata: ${JSON.stringify(obj)}\n\n`)); };
+  const ev = (type, obj) => { names.push(type); events.push(Buffer.from(`event: ${type}\ndata: ${stringify(obj)}\n\n`)); };
   ev('message_start', {
     type: 'message_start',
     message: {
@@ -223,6 +227,19 @@ async function respond(mock, rec, b, res) {
 
   const record = { status, events, names, times: [] };
   mock.sent.push(record);
+  if (b.closeDelimited) { // the stream ends with the connection, as HTTP/1.0 servers do
+    const sock = res.socket;
+    const head = [`HTTP/1.1 ${status} OK`, 'Content-Type: text/event-stream; charset=utf-8', 'Cache-Control: no-cache',
+      'Connection: close', ...Object.entries(extra).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+    await new Promise((r) => sock.write(`${head}\r\n\r\n`, r));
+    for (let i = 0; i < events.length; i++) {
+      if (i > 0 && b.eventDelayMs) await sleep(b.eventDelayMs);
+      record.times.push(Date.now());
+      await new Promise((r) => sock.write(events[i], r));
+    }
+    sock.end();
+    return;
+  }
   res.writeHead(status, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...extra });
   res.flushHeaders();
   for (let i = 0; i < events.length; i++) {
