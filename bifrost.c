@@ -4563,6 +4563,13 @@ out:
 
 #define JRNL_REC 64
 #define JRNL_MAGIC 0x4A42u /* "BJ" */
+/* What a record may hold: window starts from 1970 to the end of year 9999, amounts that
+ * fit the counters (gov_'s GOV_AMT_MAX is below). Anything else is damage, however
+ * good its CRC, and is skipped like a bad checksum: no replay arithmetic sees it. */
+#define JRNL_TIME_MAX 253402300799LL
+#define JRNL_AMT_MAX ((int64_t)1 << 42)
+
+static _Atomic long jrnl_damaged; /* records the start-up replay skipped, for /metrics */
 #define JRNL_VERSION 1
 #define JRNL_RING 4096 /* records per writer ring; a power of two */
 #define JRNL_MAX_WRITERS 64
@@ -4640,7 +4647,8 @@ static void jrnl_encode(const struct jrnl_rec *r, uint8_t out[JRNL_REC])
 	jrnl_put(out + 4, jrnl_rec_crc(out), 4);
 }
 
-/* 0, or -EBADMSG for a torn or corrupt record (magic, version, type or CRC). */
+/* 0, or -EBADMSG for a torn or corrupt record (magic, version, type, CRC or a value
+ * out of range). */
 static int jrnl_decode(const uint8_t in[JRNL_REC], struct jrnl_rec *r)
 {
 	if (jrnl_get(in, 2) != JRNL_MAGIC || in[2] != JRNL_VERSION ||
@@ -4657,7 +4665,10 @@ static int jrnl_decode(const uint8_t in[JRNL_REC], struct jrnl_rec *r)
 	r->tok_out = (int64_t)jrnl_get(in + 40, 8);
 	r->req = jrnl_get(in + 48, 8);
 	r->t_ns = (int64_t)jrnl_get(in + 56, 8);
-	return 0;
+	bool ok = r->ent && r->win_start >= 0 && r->win_start <= JRNL_TIME_MAX && r->spend >= 0 &&
+		  r->spend <= JRNL_AMT_MAX && r->tok_in >= 0 && r->tok_in <= JRNL_AMT_MAX && r->tok_out >= 0 &&
+		  r->tok_out <= JRNL_AMT_MAX && r->req <= (uint64_t)JRNL_AMT_MAX;
+	return ok ? 0 : -EBADMSG;
 }
 
 /* Writer side: the sequence to wait for (jrnl_durable >= it), or -EAGAIN when the ring is full. */
@@ -4738,16 +4749,20 @@ static int jrnl_commit(struct jrnl *j)
 }
 
 /*
- * Apply every valid record from offset 0, in file order. *valid_end = the offset of the first
- * torn/corrupt record (or of EOF). Returns the number applied, or -errno on a read error.
+ * Apply every valid record from offset 0, in file order; a damaged record is skipped (the
+ * records are fixed-size, so the next one is found again). *valid_end = the end of the last
+ * valid record: what follows it is a torn tail. *skipped = damaged records before that
+ * point. Returns the number applied, or -errno on a read error.
  */
 static int jrnl_replay(int fd, void (*apply)(void *ctx, const struct jrnl_rec *r), void *ctx,
-		       off_t *valid_end)
+		       off_t *valid_end, long *skipped)
 {
 	uint8_t buf[JRNL_REC * 256];
 	off_t off = 0;
 	int n = 0;
+	long bad = 0; /* damaged records since the last good one */
 	*valid_end = 0;
+	*skipped = 0;
 	for (;;) {
 		ssize_t got = pread(fd, buf, sizeof(buf), off);
 		if (got < 0 && errno == EINTR)
@@ -4756,10 +4771,14 @@ static int jrnl_replay(int fd, void (*apply)(void *ctx, const struct jrnl_rec *r
 			return -errno;
 		for (ssize_t k = 0; k + JRNL_REC <= got; k += JRNL_REC) {
 			struct jrnl_rec r;
-			if (jrnl_decode(buf + k, &r) != 0)
-				return n;
+			if (jrnl_decode(buf + k, &r) != 0) { /* fixed-size records: resync at the next one */
+				bad++;
+				continue;
+			}
 			apply(ctx, &r);
 			n++;
+			*skipped += bad; /* damage followed by good records is not a torn tail */
+			bad = 0;
 			*valid_end = off + k + JRNL_REC;
 		}
 		if (got < (ssize_t)sizeof(buf))
@@ -4855,10 +4874,11 @@ static void jrnl_fold_apply(void *ctx, const struct jrnl_rec *r)
 	} else if (t->win_start != r->win_start) {
 		return; /* a straggler from an older window */
 	}
-	t->spend += r->spend;
-	t->tok_in += r->tok_in;
-	t->tok_out += r->tok_out;
-	t->req += nreq;
+	/* decoded amounts are <= JRNL_AMT_MAX, so each sum fits before it is held there */
+	t->spend = MIN(t->spend + r->spend, JRNL_AMT_MAX);
+	t->tok_in = MIN(t->tok_in + r->tok_in, JRNL_AMT_MAX);
+	t->tok_out = MIN(t->tok_out + r->tok_out, JRNL_AMT_MAX);
+	t->req = MIN(t->req + nreq, (uint64_t)JRNL_AMT_MAX);
 	t->t_ns = MAX(t->t_ns, r->t_ns);
 }
 
@@ -4870,8 +4890,9 @@ static int jrnl_compact(struct jrnl *j, const char *path)
 {
 	struct jrnl_fold f = { 0 };
 	off_t valid;
+	long skipped;
 	char tmp[PATH_MAX];
-	int rc = jrnl_replay(j->fd, jrnl_fold_apply, &f, &valid);
+	int rc = jrnl_replay(j->fd, jrnl_fold_apply, &f, &valid, &skipped);
 	if (rc >= 0 && f.oom)
 		rc = -ENOMEM;
 	size_t k = 0;
@@ -5067,6 +5088,9 @@ static void gov_window_months(int64_t months, bool cal, int64_t anchor, int64_t 
 static void gov_window_at(const struct gov_window *w, bool cal, int64_t anchor, int64_t now,
 			  struct gov_winpos *p)
 {
+	/* the calendar math below is exact for years 1970..9999 and bounded durations */
+	now = MAX(0, MIN(now, JRNL_TIME_MAX));
+	anchor = MAX(0, MIN(anchor, JRNL_TIME_MAX));
 	if (w->unit == GU_NONE) {
 		*p = (struct gov_winpos){ 0, INT64_MAX };
 		return;
@@ -5790,7 +5814,7 @@ static void gov_replay_apply(void *ctx, const struct jrnl_rec *r)
 		atomic_store(&s->anchor_s, r->win_start);
 	gov_pos_budget(e, r->win_start, &p);
 	int64_t nreq = r->type == JRNL_TOTAL ? (int64_t)r->req : 1;
-	gov_settle(s, &p, 0, 0, r->spend, r->tok_in + r->tok_out, nreq);
+	gov_settle(s, &p, 0, 0, r->spend, r->tok_in + r->tok_out, nreq); /* each <= JRNL_AMT_MAX */
 }
 
 static void gov_usage_ent(struct sb *b, const struct gov_ent *e, int64_t now_s)
@@ -8821,6 +8845,9 @@ static void admin_metrics(struct worker *w, struct conn *c)
 		      ADMIN_SUM(unpriced));
 	admin_counter(&b, "bifrost_journal_full_total", "Charges that found the journal ring full.",
 		      ADMIN_SUM(journal_full));
+	sb_printf(&b, "# HELP bifrost_journal_damaged_records Damaged journal records skipped at start-up.\n"
+		      "# TYPE bifrost_journal_damaged_records gauge\nbifrost_journal_damaged_records %ld\n",
+		  atomic_load(&jrnl_damaged));
 	sb_puts(&b, "# HELP bifrost_overhead_seconds Time spent inside bifrost per proxied request, upstream excluded.\n"
 		    "# TYPE bifrost_overhead_seconds histogram\n");
 	uint64_t cum = 0;
@@ -9238,6 +9265,25 @@ static void *main_committer(void *arg)
 }
 
 /* Map the counters, replay the journal into them, and give each worker a ring. */
+/* The journal had damaged records in its middle: they were skipped and everything else
+ * replayed; keep the file as it was beside it for a person to look at. */
+static void main_keep_damaged(int fd, long skipped)
+{
+	char copy[PATH_MAX + 32];
+	snprintf(copy, sizeof(copy), "%s.damaged-%lld", gov_jrnl_path, (long long)time(NULL));
+	int out = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	char buf[65536];
+	off_t off = 0;
+	ssize_t got;
+	while (out >= 0 && (got = pread(fd, buf, sizeof(buf), off)) > 0 && write(out, buf, (size_t)got) == got)
+		off += got;
+	if (out >= 0)
+		close(out);
+	atomic_store(&jrnl_damaged, skipped);
+	fprintf(stderr, "bifrost: warning: %s: %ld damaged record(s) skipped, every other record replayed; "
+		"the file as it was is kept at %s\n", gov_jrnl_path, skipped, out >= 0 ? copy : "(copy failed)");
+}
+
 static void main_governance(struct cfg *c, const char *data_dir, int nw)
 {
 	gov_region = gov_region_map(65536);
@@ -9251,9 +9297,12 @@ static void main_governance(struct cfg *c, const char *data_dir, int nw)
 		die("cannot open %s: %s", gov_jrnl_path, strerror(errno));
 	off_t end = 0;
 	struct stat st;
-	int n = jrnl_replay(fd, gov_replay_apply, c->gov, &end);
+	long skipped;
+	int n = jrnl_replay(fd, gov_replay_apply, c->gov, &end, &skipped);
 	if (n < 0)
 		die("cannot read %s: %s", gov_jrnl_path, strerror(-n));
+	if (skipped)
+		main_keep_damaged(fd, skipped);
 	if (fstat(fd, &st) == 0 && st.st_size > end) {
 		fprintf(stderr, "bifrost: %s: dropping %lld bytes of torn or corrupt tail\n", gov_jrnl_path,
 			(long long)(st.st_size - end));

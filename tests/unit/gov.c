@@ -259,10 +259,10 @@ Test(jrnl, crc32c_known_answer)
 
 Test(jrnl, encode_decode_and_every_bit_flip)
 {
-	struct jrnl_rec r = rec(0x0123456789abcdefULL, -5, INT64_MIN, INT64_MAX), d;
+	struct jrnl_rec r = rec(0x0123456789abcdefULL, JRNL_TIME_MAX, JRNL_AMT_MAX, INT64_MAX), d;
 	r.kind = GK_PROVIDER;
 	r.type = JRNL_TOTAL;
-	r.req = UINT64_MAX;
+	r.req = (uint64_t)JRNL_AMT_MAX;
 	uint8_t b[JRNL_REC];
 	jrnl_encode(&r, b);
 	cr_assert_eq(jrnl_decode(b, &d), 0);
@@ -323,7 +323,8 @@ Test(jrnl, replay_torn_tail_and_corrupt_middle)
 
 	struct collect c = { .n = 0 };
 	off_t end;
-	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end), 10);
+	long skipped;
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 10);
 	cr_assert_eq(end, 10 * JRNL_REC);
 	int64_t sum = 0;
 	for (int i = 0; i < 10; i++)
@@ -336,32 +337,52 @@ Test(jrnl, replay_torn_tail_and_corrupt_middle)
 	jrnl_encode(&r, part);
 	cr_assert_eq(pwrite(j.fd, part, 30, 10 * JRNL_REC), 30);
 	c.n = 0;
-	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end), 10);
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 10);
 	cr_assert_eq(end, 10 * JRNL_REC);
 	/* a whole record with a bad checksum at the tail is dropped too */
 	part[40] ^= 1;
 	cr_assert_eq(pwrite(j.fd, part, JRNL_REC, 10 * JRNL_REC), JRNL_REC);
 	c.n = 0;
-	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end), 10);
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 10);
 
-	/* corrupt record #3: replay stops there and says where */
+	cr_assert_eq(skipped, 0, "a torn tail is not damage");
+
+	/* corrupt record #3: skipped, every other record still replayed */
 	uint8_t byte;
 	cr_assert_eq(pread(j.fd, &byte, 1, 3 * JRNL_REC + 20), 1);
 	byte ^= 0x80;
 	cr_assert_eq(pwrite(j.fd, &byte, 1, 3 * JRNL_REC + 20), 1);
 	c.n = 0;
-	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end), 3);
-	cr_assert_eq(end, 3 * JRNL_REC);
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 9);
+	cr_assert_eq(skipped, 1);
+	cr_assert_eq(end, 10 * JRNL_REC);
+	sum = 0;
+	for (int i = 0; i < 9; i++)
+		sum += c.r[i].spend;
+	cr_assert_eq(sum, 45 - 6, "only the 4th record's charge (6: rings commit in turn) is missing, sum %lld", (long long)sum);
 
-	/* the caller truncates at valid_end and appends on: the file is whole again */
+	/* a CRC-valid record whose values are out of range is damage too */
+	struct jrnl_rec wild = rec(7, 1000, 1, 1);
+	wild.win_start = INT64_MAX;
+	uint8_t enc[JRNL_REC];
+	jrnl_encode(&wild, enc);
+	cr_assert_eq(jrnl_decode(enc, &wild), -EBADMSG);
+	wild = rec(7, 1000, -5, 1);
+	jrnl_encode(&wild, enc);
+	cr_assert_eq(jrnl_decode(enc, &wild), -EBADMSG);
+	wild = rec(0, 1000, 5, 1);
+	jrnl_encode(&wild, enc);
+	cr_assert_eq(jrnl_decode(enc, &wild), -EBADMSG, "entity key 0 is never written");
+
+	/* the caller truncates at valid_end and appends on */
 	cr_assert_eq(ftruncate(j.fd, end), 0);
 	j.end = end;
 	struct jrnl_rec more = rec(5, 1000, 100, 99);
 	cr_assert(jrnl_append(q[0], &more) > 0);
 	cr_assert_eq(jrnl_commit(&j), 1);
 	c.n = 0;
-	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end), 4);
-	cr_assert_eq(c.r[3].spend, 100);
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 10);
+	cr_assert_eq(c.r[9].spend, 100);
 	close(j.fd);
 	unlink(path);
 	free(q[0]);
@@ -384,7 +405,8 @@ Test(jrnl, ring_full_and_wraparound)
 	cr_assert(jrnl_append(q, &r) > 0);
 	struct collect c = { .n = 0 };
 	off_t end;
-	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end), 2 * JRNL_RING - 10);
+	long skipped;
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 2 * JRNL_RING - 10);
 	close(j.fd);
 	unlink(path);
 	free(q);
@@ -409,7 +431,8 @@ Test(jrnl, compaction_keeps_latest_window_per_entity)
 	cr_assert_eq(j.end, 2 * JRNL_REC);
 	struct collect c = { .n = 0 };
 	off_t end;
-	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end), 2);
+	long skipped;
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 2);
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(c.r[i].type, JRNL_TOTAL);
 		if (c.r[i].ent == 1)
@@ -423,7 +446,7 @@ Test(jrnl, compaction_keeps_latest_window_per_entity)
 	cr_assert_eq(jrnl_commit(&j), 1);
 	cr_assert_eq(jrnl_compact(&j, path), 0);
 	c.n = 0;
-	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end), 2);
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 2);
 	for (int i = 0; i < 2; i++)
 		if (c.r[i].ent == 1)
 			cr_assert(c.r[i].spend == 900 && c.r[i].req == 4);
@@ -786,7 +809,8 @@ Test(gov_admit, journal_replay_restores_spend_exactly)
 	f.r = gov_region_map(64);
 	cr_assert_eq(gov_bind(g, f.r, now + 1000), 0);
 	off_t end;
-	cr_assert_eq(jrnl_replay(j.fd, gov_replay_apply, g, &end), 35);
+	long skipped;
+	cr_assert_eq(jrnl_replay(j.fd, gov_replay_apply, g, &end, &skipped), 35);
 	int64_t later = now + 1000;
 	struct gov_ent *tiers[] = { &g->cust[0], &g->team[0].e, &g->key[0].e, &g->key[0].pc[0].e, &g->prov[0] };
 	for (size_t i = 0; i < ARRAY_LEN(tiers); i++) {
@@ -803,7 +827,7 @@ Test(gov_admit, journal_replay_restores_spend_exactly)
 	gov_region_unmap(f.r);
 	f.r = gov_region_map(64);
 	gov_bind(g, f.r, now + 5000);
-	cr_assert_eq(jrnl_replay(j.fd, gov_replay_apply, g, &end), 5);
+	cr_assert_eq(jrnl_replay(j.fd, gov_replay_apply, g, &end, &skipped), 5);
 	struct gov_winpos p;
 	gov_pos_budget(&g->key[0].e, later, &p);
 	cr_assert_eq(gov_ctr_get(&g->key[0].e.slot->spend, &p), total);
