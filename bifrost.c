@@ -2238,7 +2238,7 @@ static void cfg_limits(struct cfg_ld *L, int tok)
 	c->idle_timeout_ms = (long)cfg_num(L, v[3], 60000, 10, 86400000, "limits.idle_timeout_ms");
 	c->max_response = (size_t)cfg_num(L, v[4], 64 << 20, 4096, 1LL << 32, "limits.max_response_bytes");
 	c->stream_ping_ms = (long)cfg_num(L, v[5], 15000, 100, 3600000, "limits.stream_ping_ms");
-	c->body_timeout_ms = (long)cfg_num(L, v[6], 120000, 10, 86400000, "limits.body_timeout_ms");
+	c->body_timeout_ms = (long)cfg_num(L, v[6], 60000, 10, 86400000, "limits.body_timeout_ms");
 	c->send_timeout_ms = (long)cfg_num(L, v[7], 60000, 10, 86400000, "limits.send_timeout_ms");
 	c->max_json_tokens = (size_t)cfg_num(L, v[8], 1000000, 1024, 1 << 28, "limits.max_json_tokens");
 }
@@ -4667,7 +4667,8 @@ static int jrnl_decode(const uint8_t in[JRNL_REC], struct jrnl_rec *r)
 	r->t_ns = (int64_t)jrnl_get(in + 56, 8);
 	bool ok = r->ent && r->win_start >= 0 && r->win_start <= JRNL_TIME_MAX && r->spend >= 0 &&
 		  r->spend <= JRNL_AMT_MAX && r->tok_in >= 0 && r->tok_in <= JRNL_AMT_MAX && r->tok_out >= 0 &&
-		  r->tok_out <= JRNL_AMT_MAX && r->req <= (uint64_t)JRNL_AMT_MAX;
+		  r->tok_out <= JRNL_AMT_MAX && (r->type != JRNL_TOTAL || r->req <= (uint64_t)JRNL_AMT_MAX);
+	/* (a CHARGE's req is its request id, any value; a TOTAL's is a count) */
 	return ok ? 0 : -EBADMSG;
 }
 

@@ -8,7 +8,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   startGateway, request, RawConn, rawRequest, sleep, show, errorBody,
@@ -693,6 +693,35 @@ test('kill -9 at random moments during sequential traffic: no charge of a fully 
   assert.equal(sumFor(KIND.virtual_key, 'bob'), prevSpend.bob, 'journal records of bob');
   killRun.done = true;
   m.behave({});
+});
+
+test('a damaged record in the middle of the journal is skipped: the rest of the spend survives, the file is kept, /metrics counts it', async () => {
+  resetMocks();
+  const h = await durableGateway(config({
+    enforce: true,
+    virtual_keys: [{ id: 'alice', value: KA, budget: budget(10, '1d') }],
+  }));
+  for (let i = 0; i < 6; i++) assert.equal((await oai(h.port, { headers: vk(KA) })).status, 200);
+  assert.equal(entity(await quiet(h.port, ADMIN), 'virtual_keys', 'alice').spend_micros, 6 * C);
+  await h.stop();
+  const jp = join(h.dataDir, 'governance.journal');
+  const buf = readFileSync(jp);
+  const recs = journalRecords(buf);
+  const alice = recs.filter((r) => r.kind === KIND.virtual_key && r.ent === entKey(KIND.virtual_key, 'alice'));
+  assert.equal(alice.length, 6, `one record per request for alice: ${alice.length}`);
+  const victim = alice[2];
+  buf[victim.off + 30] ^= 0x40; // one flipped bit inside the record, its CRC no longer matches
+  writeFileSync(jp, buf);
+  await h.start();
+  const e = entity(await quiet(h.port, ADMIN), 'virtual_keys', 'alice');
+  assert.equal(e.spend_micros, 5 * C, `only the damaged record's charge is missing: ${JSON.stringify(e)}\n${h.proc.stderr.join('\n')}`);
+  const kept = readdirSync(h.dataDir).filter((f) => f.startsWith('governance.journal.damaged-'));
+  assert.equal(kept.length, 1, `the damaged file is kept beside the journal: ${readdirSync(h.dataDir)}`);
+  assert.ok(readFileSync(join(h.dataDir, kept[0])).equals(buf), 'the kept copy is the file as it was');
+  assert.ok(h.proc.stderr.some((l) => /1 damaged record/.test(l)), `no warning: ${h.proc.stderr.join('\n')}`);
+  assert.equal((await metricSum(h.port, /^bifrost_journal_damaged_records$/)).sum, 1);
+  assert.equal((await oai(h.port, { headers: vk(KA) })).status, 200, 'the gateway serves on');
+  await h.stop();
 });
 
 // Why there is no "exactly equal" test: a response's charge must be on disk before its last

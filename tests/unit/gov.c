@@ -276,6 +276,13 @@ Test(jrnl, encode_decode_and_every_bit_flip)
 	}
 	uint8_t zero[JRNL_REC] = { 0 };
 	cr_assert_eq(jrnl_decode(zero, &d), -EBADMSG);
+	struct jrnl_rec ch = rec(9, 1000, 5, 1); /* a CHARGE's req is a random request id */
+	ch.req = UINT64_MAX;
+	jrnl_encode(&ch, b);
+	cr_assert_eq(jrnl_decode(b, &d), 0);
+	ch.type = JRNL_TOTAL; /* a TOTAL's is a count: bounded */
+	jrnl_encode(&ch, b);
+	cr_assert_eq(jrnl_decode(b, &d), -EBADMSG);
 }
 
 struct collect {
