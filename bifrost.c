@@ -6947,6 +6947,9 @@ static void up_send_request(struct worker *w, struct conn *u, struct request *rq
 		up_pump(w, u);
 		return;
 	}
+	struct conn *cl = conn_peer(w, u);
+	if (cl) /* the iovecs point into the client's body and arena */
+		conn_borrow(w, u, cl);
 	loop_send(w, u, rq->ur.iov, rq->ur.niov);
 	up_kick(w, u); /* the read waits in the kernel for the answer */
 }
@@ -6956,7 +6959,7 @@ static void up_release(struct worker *w, struct conn *u, bool reusable)
 {
 	struct pool *q = u->pool;
 	conn_unlink(w, u);
-	if (!reusable || !q || q->nidle == POOL_IDLE_MAX || u->in.len || g_draining) {
+	if (!reusable || !q || q->nidle == POOL_IDLE_MAX || u->in.len || u->send_busy || g_draining) {
 		conn_close(w, u);
 		return;
 	}
@@ -8101,7 +8104,7 @@ static void conn_on_sent(struct worker *w, struct conn *c)
 			u->in.len = 0;
 		up_release(w, u, whole);
 	}
-	if (c->cs == CS_CLOSE_AFTER) {
+	if (c->cs == CS_CLOSE_AFTER || c->lent) { /* (lent: an upstream send still reads this request) */
 		conn_close(w, c);
 		return;
 	}
