@@ -2142,7 +2142,8 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 		cfg_problem(L, "provider %s: base_url must not carry credentials (user:password@); use apiKey "
 			    "or headers", p->name); /* the URL is not printed: it holds a secret */
 	else if (cfg_parse_url(a, url, p) != 0)
-		cfg_problem(L, "provider %s: base_url \"%.200s\" is not http(s)://host[:port][/path]", p->name, url);
+		cfg_problem(L, "provider %s: base_url \"%.200s\" is not http(s)://host[:port][/path]", p->name,
+			    strchr(url, '@') ? "(not shown: it has an '@')" : url);
 	cfg_provider_keys(L, p, f[PF_KEYS], cfg_str(L, f[PF_APIKEY], "apiKey"), path);
 	for (int i = 0; i < p->nkeys; i++)
 		if (strpbrk(p->keys[i].value, "\r\n"))
@@ -2609,6 +2610,30 @@ static const char *route_cb_state(struct breaker *b, int64_t now_ms)
 {
 	int64_t until = atomic_load(&b->open_until_ms);
 	return !until ? "closed" : now_ms < until ? "open" : "half-open";
+}
+
+/* How many of p's keys serve upstream model m (1 for a provider without keys). */
+static int route_nkeys(const struct provider *p, const char *m)
+{
+	int n = 0;
+	for (int i = 0; i < p->nkeys; i++)
+		n += route_key_serves(&p->keys[i], m);
+	return p->nkeys ? n : 1;
+}
+
+/* Index of the n-th key serving m, counting cyclically from key index `from` (n = 0 is the
+ * first serving key at or after it): how retries rotate through the keys. */
+static int route_key_nth(const struct provider *p, const char *m, int from, int n)
+{
+	int ns = route_nkeys(p, m);
+	if (!p->nkeys || !ns)
+		return 0;
+	n %= ns;
+	for (int i = 0;; i++) {
+		int k = (from + i) % p->nkeys;
+		if (route_key_serves(&p->keys[k], m) && n-- == 0)
+			return k;
+	}
 }
 
 /* Index of a provider credential serving upstream model m, drawn by key weight;
@@ -6966,6 +6991,7 @@ static void up_release(struct worker *w, struct conn *u, bool reusable)
 	u->us = US_IDLE;
 	u->resp = NULL;
 	u->paused = false;
+	u->resp_done = false; /* idle: a close or reset now is a dead pooled connection */
 	q->idle[q->nidle] = conn_idx(w, u);
 	q->idle_gen[q->nidle++] = u->gen;
 	timer_set(w, u, 30000);
@@ -7672,7 +7698,7 @@ static long up_to_client_plan(struct worker *w, struct conn *cl, int status, lon
 	const struct provider *p = rq->rt.c[rq->ci].p;
 	conn_trail(rq, status);
 	route_cb_result(&p->brk[rq->kidx], &rq->hold->cfg->cb, false, (int64_t)w->now_ms);
-	if ((status == 429 || status == 401 || status == 403) && rq->tries + 1 < p->nkeys) {
+	if ((status == 429 || status == 401 || status == 403) && rq->tries + 1 < route_nkeys(p, rq->rt.c[rq->ci].model)) {
 		rq->tries++;
 		return 0;
 	}
@@ -7733,7 +7759,7 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	bool keep = rq->msg->keep_alive && !g_draining;
 	struct sb h;
 	bool key_refused = (m->status == 401 || m->status == 403) &&
-			   rq->tries + 1 < rq->rt.c[rq->ci].p->nkeys; /* a bad credential: try the next key */
+			   rq->tries + 1 < route_nkeys(rq->rt.c[rq->ci].p, rq->rt.c[rq->ci].model); /* a bad credential: next key */
 	if (m->status == 429 || m->status >= 500 || key_refused) { /* worth another attempt? */
 		char why[sizeof(rq->err)]; /* named before the plan moves to another candidate */
 		snprintf(why, sizeof(why), "provider %s answered %d", rq->rt.c[rq->ci].p->name, m->status);
@@ -7992,7 +8018,7 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	const struct route_cand *rc = rq->rt.n ? &rq->rt.c[rq->ci] : NULL;
+	const struct route_cand *rc = rq->ci < rq->rt.n ? &rq->rt.c[rq->ci] : NULL;
 	uint64_t up_ns = rq->t_up_ns ? now_ns() - rq->t_up_ns : 0;
 	struct sb s = { .a = NULL, .p = line, .cap = sizeof(line) };
 	sb_printf(&s, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"worker\":%d,\"method\":",
@@ -8060,7 +8086,7 @@ static void conn_request_end(struct worker *w, struct conn *c)
 		M_ADD(&w->m, by_class[MIN(rq->status / 100, 5)], 1);
 		M_ADD(&w->m, in_tokens, (uint64_t)(rq->xu.in + rq->xu.cache_read + rq->xu.cache_write));
 		M_ADD(&w->m, out_tokens, (uint64_t)rq->xu.out);
-		if (rq->rt.n) {
+		if (rq->ci < rq->rt.n) { /* (past the end: every candidate's circuit was open) */
 			metrics_overhead(&w->m, rq->overhead_ns);
 			metrics_count(&w->m, rq->rt.c[rq->ci].p->name, rq->rt.c[rq->ci].model, rq->status);
 		}
@@ -8070,8 +8096,10 @@ static void conn_request_end(struct worker *w, struct conn *c)
 	hold_release(w, rq->hold);
 	w->active--;
 	c->rq = NULL;
-	arena_reset(&c->arena);
-	arena_reset(&c->scratch);
+	if (!c->closing) { /* closing: sends may still read them; conn_free resets both */
+		arena_reset(&c->arena);
+		arena_reset(&c->scratch);
+	}
 }
 
 static void conn_parse(struct worker *w, struct conn *c);
@@ -8470,16 +8498,15 @@ static bool conn_pick(struct worker *w, struct conn *c)
 		const struct route_cand *rc = &rq->rt.c[rq->ci];
 		if (rq->tries == 0)
 			rq->key0 = route_key(rc->p, rc->model, &w->rng);
-		int nk = MAX(rc->p->nkeys, 1), i = 0;
-		for (; i < nk; i++) { /* from the drawn key on: one that serves the model, circuit allowing */
-			int k = (rq->key0 + rq->tries + i) % nk;
-			if ((!rc->p->nkeys || route_key_serves(&rc->p->keys[k], rc->model)) &&
-			    route_cb_allow(&rc->p->brk[k], &rq->hold->cfg->cb, (int64_t)w->now_ms))
+		int ns = route_nkeys(rc->p, rc->model), i = 0, k = 0;
+		for (; i < ns; i++) { /* from the drawn key on: a key serving the model, circuit allowing */
+			k = route_key_nth(rc->p, rc->model, rq->key0, rq->tries + i);
+			if (route_cb_allow(&rc->p->brk[k], &rq->hold->cfg->cb, (int64_t)w->now_ms))
 				break;
 		}
-		if (i == nk)
+		if (i == ns)
 			continue;
-		rq->kidx = (rq->key0 + rq->tries + i) % nk;
+		rq->kidx = k;
 		rq->key = rc->p->nkeys ? rc->p->keys[rq->kidx].value : NULL;
 		if (conn_gov_admit(w, c, rc, &d) == 0)
 			return true;
@@ -8795,33 +8822,41 @@ static void admin_counter(struct sb *b, const char *name, const char *help, uint
 		  (unsigned long long)v);
 }
 
-/* bifrost_requests_by_target_total{provider,model,status}: every worker's series, merged. */
+/* bifrost_requests_by_target_total{provider,model,status}: every worker's series, merged
+ * through a small open-addressing table (a scrape is O(series), not O(series^2)). */
 static void admin_series(struct sb *b, struct arena *a)
 {
-	int cap = nworkers * METRICS_SERIES, n = 0;
-	struct { const struct metrics_series *e; uint64_t v; } *all = arena_alloc(a, sizeof(*all) * (size_t)cap, 8);
-	if (!all)
+	size_t cap = 64;
+	while (cap < 2 * (size_t)nworkers * METRICS_SERIES)
+		cap *= 2;
+	struct { const struct metrics_series *e; uint64_t v; } *tab = arena_alloc(a, sizeof(*tab) * cap, 8);
+	if (!tab)
 		return;
+	memset(tab, 0, sizeof(*tab) * cap);
 	for (int wi = 0; wi < nworkers; wi++)
 		for (int i = 0; i < METRICS_SERIES; i++) {
 			const struct metrics_series *e = &workers[wi].m.series[i];
 			if (!atomic_load_explicit(&e->used, memory_order_acquire))
 				break;
-			uint64_t v = atomic_load_explicit(&e->n, memory_order_relaxed);
-			int k = 0;
-			while (k < n && !(all[k].e->status == e->status && strcmp(all[k].e->prov, e->prov) == 0 &&
-					  strcmp(all[k].e->model, e->model) == 0))
-				k++;
-			if (k == n)
-				all[n++].e = e, all[k].v = 0;
-			all[k].v += v;
+			uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)e->status;
+			for (const char *q = e->prov; *q; q++)
+				h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
+			for (const char *q = e->model; *q; q++)
+				h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
+			size_t k = h & (cap - 1);
+			while (tab[k].e && !(tab[k].e->status == e->status && strcmp(tab[k].e->prov, e->prov) == 0 &&
+					     strcmp(tab[k].e->model, e->model) == 0))
+				k = (k + 1) & (cap - 1);
+			tab[k].e = e;
+			tab[k].v += atomic_load_explicit(&e->n, memory_order_relaxed);
 		}
 	sb_puts(b, "# HELP bifrost_requests_by_target_total Routed requests by provider, upstream model and "
 		   "final status (at most 128 label sets per worker; the rest count as provider=\"other\").\n"
 		   "# TYPE bifrost_requests_by_target_total counter\n");
-	for (int k = 0; k < n; k++)
-		sb_printf(b, "bifrost_requests_by_target_total{provider=\"%s\",model=\"%s\",status=\"%d\"} %llu\n",
-			  all[k].e->prov, all[k].e->model, all[k].e->status, (unsigned long long)all[k].v);
+	for (size_t k = 0; k < cap; k++)
+		if (tab[k].e)
+			sb_printf(b, "bifrost_requests_by_target_total{provider=\"%s\",model=\"%s\",status=\"%d\"} %llu\n",
+				  tab[k].e->prov, tab[k].e->model, tab[k].e->status, (unsigned long long)tab[k].v);
 }
 
 static void admin_metrics(struct worker *w, struct conn *c)
@@ -9326,6 +9361,8 @@ static void main_governance(struct cfg *c, const char *data_dir, int nw)
 	if (!rings)
 		die("out of memory");
 	gov_jrnl = (struct jrnl){ .fd = fd, .end = end, .w = rings, .nw = nw };
+	if (skipped && jrnl_compact(&gov_jrnl, gov_jrnl_path) != 0) /* the copy keeps the damage */
+		fprintf(stderr, "bifrost: warning: %s: could not compact the damaged records away\n", gov_jrnl_path);
 	gov_commit_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (gov_commit_evfd < 0)
 		die("eventfd: %s", strerror(errno));

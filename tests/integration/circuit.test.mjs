@@ -81,3 +81,51 @@ test('a 401 from one provider key moves to the next key of the same provider', a
   }
   assert.ok(a.requests.some((r) => r.headers.authorization === 'Bearer sk-bad'), 'the bad key was never drawn');
 });
+
+// Every candidate's circuit open: the request is answered 503 and logged (the log line and
+// the per-target metric must not look past the end of the candidate list), and a key whose
+// models list leaves one serving key rotates only through serving keys.
+test('every circuit open: 503, logged, /metrics scraped, the gateway stays up', async () => {
+  const a = await startMock({ name: 'a' });
+  const gw = await startGateway({
+    workers: 1,
+    config: {
+      providers: [{ name: 'a', provider: 'openai', apiKey: 'sk-a', base_url: a.baseUrl, max_retries: 0 }],
+      circuit_breaker: { failures: 1, cooldown_ms: 60000 },
+    },
+  });
+  started.push(gw, a);
+  a.behave({ status: 500, body: { error: { message: 'down', type: 'server_error' } } });
+  assert.equal((await chat(gw.port, { model: 'a/m', messages: MSG })).status, 500);
+  const r = await chat(gw.port, { model: 'a/m', messages: MSG });
+  assert.equal(r.status, 503, show(r));
+  assert.equal(a.requests.length, 1, 'the open circuit was skipped');
+  const m = await request(gw.port, { path: '/metrics' });
+  assert.equal(m.status, 200);
+  assert.match(m.text, /bifrost_requests_by_target_total\{provider="a",model="m",status="500"\} 1/);
+  await gw.waitForLine((l) => l.includes('"status":503'), 3000);
+  assert.equal(gw.exited, null, gw.output());
+  assert.equal((await request(gw.port, { path: '/health' })).status, 200);
+});
+
+test('keys with models: a 429 moves to the next key serving the model, never back to the same one', async () => {
+  const a = await startMock({ name: 'a' });
+  const gw = await startGateway({
+    workers: 1,
+    config: {
+      providers: { openai: { base_url: a.baseUrl, max_retries: 0, keys: [
+        { value: 'sk-one', models: ['m'], weight: 1 },
+        { value: 'sk-other', models: ['o1'], weight: 1 },
+        { value: 'sk-two', models: ['m'], weight: 1 },
+      ] } },
+      log_requests: false,
+    },
+  });
+  started.push(gw, a);
+  a.behave({ status: 429, body: { error: { message: 'slow down', type: 'rate_limit' } } });
+  const r = await chat(gw.port, { model: 'openai/m', messages: MSG });
+  assert.equal(r.status, 429, show(r));
+  const keys = a.requests.map((q) => q.headers.authorization);
+  assert.equal(keys.length, 2, `one attempt per serving key: ${keys}`);
+  assert.deepEqual([...keys].sort(), ['Bearer sk-one', 'Bearer sk-two']);
+});
