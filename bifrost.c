@@ -1856,7 +1856,7 @@ static long long cfg_num(struct cfg_ld *L, int tok, long long dflt, long long lo
 			cfg_problem(L, "%s must be a number", what);
 		else if (v < lo || v > hi)
 			cfg_problem(L, "%s must be between %lld and %lld", what, lo, hi);
-		return v;
+		return v >= lo && v <= hi ? v : dflt; /* the config is refused; callers never see v */
 	}
 	if (L->j.tok[tok].type != JSMN_PRIMITIVE || !json_number_ok(r.p, r.n) ||
 	    strcspn(r.p, ".eE,}] \t\r\n") < r.n) {
@@ -1866,7 +1866,7 @@ static long long cfg_num(struct cfg_ld *L, int tok, long long dflt, long long lo
 	long long v = json_int(&L->j, tok, dflt);
 	if (v < lo || v > hi)
 		cfg_problem(L, "%s must be between %lld and %lld", what, lo, hi);
-	return v;
+	return v >= lo && v <= hi ? v : dflt; /* out of range: refused, and no arithmetic on it */
 }
 
 /* A relative weight: a whole or decimal number (Bifrost writes 0.75), kept in
