@@ -6879,6 +6879,7 @@ struct request {
 	struct gov_ticket gt;          /* tiers admitted for the attempt in flight */
 	int64_t jseq;                  /* journal sequence that must be durable before the last byte */
 	int64_t cost_micros;
+	bool charged;                  /* settled through conn_gov_charge: the log shows cost_usd */
 	bool tail_pending;             /* the response's last byte waits for the journal */
 	struct iovec tail;             /* over tail_byte: a copy, so it borrows nobody's buffer */
 	char tail_byte;
@@ -7727,6 +7728,28 @@ static void up_to_client_retry(struct worker *w, struct conn *cl, long delay_ms)
 	timer_set(w, cl, delay_ms);
 }
 
+/* An error body that echoes the provider credential back (some do, in "invalid key"
+ * messages) must not hand it to the client: every occurrence becomes "sk-...redacted".
+ * false only when out of memory. */
+static bool conn_redact(struct conn *cl, struct iovec *body)
+{
+	const char *key = cl->rq->key;
+	size_t kn = key ? strlen(key) : 0;
+	const char *p = body->iov_base, *e = p + body->iov_len, *hit;
+	if (kn < 8 || !(hit = memmem(p, body->iov_len, key, kn)))
+		return true;
+	struct sb t;
+	sb_init(&t, &cl->arena, body->iov_len);
+	for (; hit; hit = memmem(p, (size_t)(e - p), key, kn)) {
+		sb_put(&t, p, (size_t)(hit - p));
+		sb_puts(&t, "sk-...redacted");
+		p = hit + kn;
+	}
+	sb_put(&t, p, (size_t)(e - p));
+	*body = (struct iovec){ t.p, t.len };
+	return !t.oom;
+}
+
 /* A whole answer in the provider's dialect → the client's (errors too). */
 static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
 {
@@ -7782,6 +7805,11 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 		conn_read_usage(cl, u->in.p + u->body_start, blen);
 	conn_gov_charge(w, cl);
 	struct iovec body = { u->in.p + u->body_start, blen };
+	if (m->status >= 400 && !conn_redact(cl, &body)) {
+		up_release(w, u, false);
+		conn_error(w, cl, 502, "upstream_error", "out of memory");
+		return;
+	}
 	if (rq->xl && !conn_translate_body(cl, m->status, &body)) {
 		up_release(w, u, false);
 		conn_error(w, cl, 502, "upstream_error", "the provider's answer could not be translated");
@@ -8047,6 +8075,9 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 		  rq->xu.cache_write);
 	if (rq->xu.clamped)
 		sb_puts(&s, ",\"usage_clamped\":true");
+	if (rq->charged)
+		sb_printf(&s, ",\"cost_usd\":%lld.%06lld", (long long)(rq->cost_micros / 1000000),
+			  (long long)(rq->cost_micros % 1000000));
 	if (rq->err[0]) { /* the last failure's reason; on a success it explains "failed" */
 		sb_puts(&s, rq->status >= 400 ? ",\"error\":" : ",\"last_failure\":");
 		sb_json_z(&s, rq->err);
@@ -8289,25 +8320,30 @@ static void conn_gov_refuse(struct worker *w, struct conn *c, const struct gov_d
 
 /* Settle the attempt at every tier: the real cost when the usage is known, else
  * (client gone mid-stream) an estimate that is never zero: input = known or body
- * bytes / 4, output = known or relayed bytes / 4. Records go to the journal. */
+ * bytes / 4, output = known or relayed bytes / 4. An answer providers do not bill
+ * (an error status, count_tokens) settles at zero cost and tokens; it still counts
+ * as a request. Records go to the journal. */
 static void conn_gov_charge(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
 	if (!rq->gt.admitted)
 		return;
+	rq->charged = true;
 	const struct xlate_usage *u = &rq->xu;
+	bool billed = rq->status < 400 && rq->ep != EP_COUNT_TOKENS;
 	bool seen = u->in || u->cache_read || u->cache_write;
-	long long uncached = seen ? u->in : (long long)(rq->o.j.n / 4 + 1);
-	long long out = u->out ? u->out : (long long)(rq->streamed / 4);
+	long long uncached = !billed ? 0 : seen ? u->in : (long long)(rq->o.j.n / 4 + 1);
+	long long out = !billed ? 0 : u->out ? u->out : (long long)(rq->streamed / 4);
+	long long cr = billed ? u->cache_read : 0, cw = billed ? u->cache_write : 0;
 	int64_t now = time(NULL);
-	if (!rq->price)
+	if (!rq->price && billed)
 		M_ADD(&w->m, unpriced, 1);
-	rq->cost_micros = rq->price ? gov_cost_micros(rq->price, uncached, out, u->cache_read, u->cache_write) : 0;
+	rq->cost_micros = rq->price ? gov_cost_micros(rq->price, uncached, out, cr, cw) : 0;
 	struct jrnl_rec recs[GOV_TIERS];
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	int n = gov_complete(&rq->gt, now, rq->cost_micros, uncached + u->cache_read + u->cache_write,
-			     out, rng_next(&w->rng), (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, recs);
+	int n = gov_complete(&rq->gt, now, rq->cost_micros, uncached + cr + cw, out, rng_next(&w->rng),
+			     (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, recs);
 	bool budgeted = false; /* only a budget makes a lost charge matter: then hold the last byte */
 	for (int i = 0; i < rq->gt.n; i++)
 		budgeted |= rq->gt.t[i]->budget.max >= 0;

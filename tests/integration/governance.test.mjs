@@ -603,6 +603,55 @@ async function durableGateway(cfg, { workers = 2 } = {}) {
 // What the kill -9 scenario observed, for the exactness test after it.
 const killRun = { done: false, rounds: [] };
 
+test('answers providers do not bill cost nothing: an upstream 400, a final 500 and 429, count_tokens; errors that echo the provider key are redacted; the log line carries cost_usd', async () => {
+  const g = await gateway(config({
+    enforce: true,
+    virtual_keys: [{ id: 'alice', value: KA, budget: budget(1, '1d') }],
+  }));
+  const statusOf = async (behave, call = () => oai(g.port, { headers: vk(KA) })) => {
+    m.behave(behave);
+    const r = await call();
+    m.behave({});
+    return r;
+  };
+  assert.equal((await statusOf({ status: 400, body: { error: { message: 'bad', type: 'invalid_request_error' } } })).status, 400);
+  assert.equal((await statusOf({ status: 500, body: { error: { message: 'down', type: 'server_error' } } })).status, 500);
+  assert.equal((await statusOf({ status: 429, body: { error: { message: 'slow', type: 'rate_limit' } } })).status, 429);
+  const ct = await ant(g.port, { headers: vk(KA) }).then(() => request(g.port, {
+    method: 'POST', path: '/v1/messages/count_tokens',
+    body: JSON.stringify({ model: 'ant/claude-sonnet-4-5', messages: [{ role: 'user', content: 'count me' }] }),
+    headers: { 'anthropic-version': '2023-06-01', ...vk(KA) },
+  }));
+  assert.equal(ct.status, 200, show(ct));
+  let e = entity(await quiet(g.port, ADMIN), 'virtual_keys', 'alice');
+  assert.equal(e.spend_micros, CA, `only the one Anthropic message is billed: ${JSON.stringify(e)}`);
+  assert.equal(e.tokens, TA, `no tokens for the errors or count_tokens: ${JSON.stringify(e)}`);
+  assert.equal(e.requests, 5, `every request still counts as one: ${JSON.stringify(e)}`);
+
+  // a provider error that echoes the credential: the client never sees it (keys under 8 bytes,
+  // like the suite's "sk-up", are not searched: too short to be a real credential)
+  const g2 = await gateway({
+    admin: { token: ADMIN },
+    providers: [{ name: 'mock', provider: 'openai', base_url: m.baseUrl, apiKey: 'sk-proj-ABCDEFGH12345678', max_retries: 0 }],
+    governance: { virtual_keys: [{ id: 'bob', value: KB, budget: budget(1, '1d') }] },
+  });
+  m.behave({ status: 401, body: { error: { message: 'Incorrect API key provided: sk-proj-ABCDEFGH12345678 (twice: sk-proj-ABCDEFGH12345678)', type: 'invalid_request_error' } } });
+  const r2 = await oai(g2.port, { headers: vk(KB) });
+  m.behave({});
+  assert.equal(r2.status, 401, show(r2));
+  assert.ok(!r2.text.includes('ABCDEFGH12345678'), `the provider key reached the client: ${r2.text}`);
+  assert.equal(r2.text.split('sk-...redacted').length, 3, r2.text);
+  assert.equal(JSON.parse(r2.text).error.type, 'invalid_request_error', 'the rest of the body is intact');
+
+  // cost in the log line, in US dollars
+  assert.equal((await oai(g.port, { headers: vk(KA) })).status, 200);
+  const line = await g.waitForLine((l) => l.includes('"status":200') && l.includes('"provider":"mock/gpt-4o"'), 3000);
+  assert.ok(line, 'no log line for the request');
+  assert.equal(JSON.parse(line).cost_usd, C / 1e6, line);
+  e = entity(await quiet(g.port, ADMIN), 'virtual_keys', 'alice');
+  assert.equal(e.spend_micros, CA + C);
+});
+
 test('kill -9 at random moments during sequential traffic: no charge of a fully received response is ever lost, none is invented; the journal adds up', async () => {
   resetMocks();
   m.behave({ chunks: 4, chunkDelayMs: 3 });
