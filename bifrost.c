@@ -5342,8 +5342,16 @@ struct gov_vkey {
 	int npc;
 };
 
+/* A governed request to a model with no known price (a new release, a typo). */
+enum gov_unpriced {
+	GOV_UNPRICED_MAX,  /* charged at the provider's most expensive known rate (default) */
+	GOV_UNPRICED_DENY, /* refused */
+	GOV_UNPRICED_FREE, /* costs 0 (counted in bifrost_unpriced_requests_total) */
+};
+
 struct gov {
 	bool enforce;
+	enum gov_unpriced unpriced;
 	struct gov_ent *cust;   /* everything here: config arena */
 	int ncust;
 	struct gov_team *team;
@@ -5377,7 +5385,56 @@ static const struct gov_price *gov_price_find(const struct gov *g, const char *p
 		if (p)
 			return p;
 	}
-	return NULL; /* costs 0: the caller counts it in the "unpriced" metric */
+	return NULL; /* unpriced: governance.unpriced says what that costs */
+}
+
+/* The most expensive known rate, component by component, among the prices that could
+ * apply to this provider: its own config entries and the built-ins of its dialect
+ * (claude-* for Anthropic, the others otherwise). governance.unpriced = "max_price". */
+static struct gov_price gov_price_max(const struct gov *g, const char *pname, const char *pkind,
+				      bool anthropic)
+{
+	struct gov_price m = { 0 };
+	for (int t = 0; t < 2; t++) {
+		const struct gov_price_ent *e = t ? gov_builtin_prices : g ? g->price : NULL;
+		int n = t ? (int)ARRAY_LEN(gov_builtin_prices) : g ? g->nprice : 0;
+		for (int i = 0; i < n; i++) {
+			if (e[i].prov ? strcmp(e[i].prov, pname) != 0 && strcmp(e[i].prov, pkind) != 0
+				      : t && (strncmp(e[i].pat, "claude", 6) == 0) != anthropic)
+				continue;
+			m.in = MAX(m.in, e[i].p.in);
+			m.out = MAX(m.out, e[i].p.out);
+			m.cache_read = MAX(m.cache_read, e[i].p.cache_read);
+			m.cache_write = MAX(m.cache_write, e[i].p.cache_write);
+		}
+	}
+	return m;
+}
+
+/* True the first time this (provider, model) is seen unpriced by the process: warn once.
+ * A small lock-free set of hashes; when full, every further one warns (rare, bounded by
+ * the requests themselves). */
+static bool gov_unpriced_first(const char *pname, const char *model)
+{
+	static _Atomic uint64_t seen[256];
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const char *q = pname; *q; q++)
+		h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
+	h = (h ^ '/') * 0x100000001b3ULL;
+	for (const char *q = model; *q; q++)
+		h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
+	h |= 1;
+	for (size_t i = 0; i < ARRAY_LEN(seen); i++) {
+		size_t k = (h + i) & (ARRAY_LEN(seen) - 1);
+		uint64_t cur = atomic_load_explicit(&seen[k], memory_order_relaxed);
+		if (cur == h)
+			return false;
+		if (!cur && atomic_compare_exchange_strong(&seen[k], &cur, h))
+			return true;
+		if (cur == h)
+			return false;
+	}
+	return true;
 }
 
 static uint64_t gov_pos(int64_t v) { return v > 0 ? (uint64_t)v : 0; }
@@ -6256,16 +6313,21 @@ static void cfg_gov_index(struct cfg_ld *L, struct gov *g)
  */
 static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok)
 {
-	static const char *const k[] = { "enforce", "customers", "teams", "virtual_keys" };
-	int v[4] = { -1, -1, -1, -1 };
+	static const char *const k[] = { "enforce", "customers", "teams", "virtual_keys", "unpriced" };
+	int v[5] = { -1, -1, -1, -1, -1 };
 	struct gov *g = arena_new(&L->c->arena, struct gov, 1);
 	if (!g) {
 		cfg_problem(L, "out of memory");
 		return NULL;
 	}
 	memset(g, 0, sizeof(*g));
-	if (gov_tok >= 0 && cfg_obj(L, gov_tok, "governance", k, 4, NULL, v))
+	if (gov_tok >= 0 && cfg_obj(L, gov_tok, "governance", k, 5, NULL, v))
 		g->enforce = cfg_bool(L, v[0], false, "governance.enforce");
+	const char *up = cfg_str(L, v[4], "governance.unpriced");
+	if (up && strcmp(up, "max_price") && strcmp(up, "deny") && strcmp(up, "free"))
+		cfg_problem(L, "governance.unpriced must be \"max_price\", \"deny\" or \"free\"");
+	g->unpriced = !up ? GOV_UNPRICED_MAX : up[0] == 'd' ? GOV_UNPRICED_DENY
+			 : up[0] == 'f' ? GOV_UNPRICED_FREE : GOV_UNPRICED_MAX;
 	cfg_gov_customers(L, g, v[1]);
 	cfg_gov_teams(L, g, v[2]);
 	int n = cfg_array(L, v[3], "governance.virtual_keys");
@@ -6875,7 +6937,8 @@ struct request {
 	const char *xid;        /* arena: the id translated answers carry */
 	/* governance */
 	const struct gov_vkey *vk;     /* config: the presented virtual key, or NULL */
-	const struct gov_price *price; /* config/static: the attempt's price, NULL = unpriced */
+	const struct gov_price *price; /* config/static or &price_max: the attempt's price, NULL = free */
+	struct gov_price price_max;    /* an unpriced model's charge under governance.unpriced max_price */
 	struct gov_ticket gt;          /* tiers admitted for the attempt in flight */
 	int64_t jseq;                  /* journal sequence that must be durable before the last byte */
 	int64_t cost_micros;
@@ -8278,8 +8341,26 @@ static bool conn_gov_gate(struct worker *w, struct conn *c)
 	return true;
 }
 
-/* Reserve this attempt's estimate at every tier. 0, or the status it was refused with
- * (the answer is already sent unless a fallback may still try: then -1 and *d kept). */
+/* The attempt's price; an unpriced model per governance.unpriced (warned once per model).
+ * false: refused ("deny"). */
+static bool conn_gov_price(struct request *rq, const struct route_cand *rc)
+{
+	const struct gov *g = rq->hold->cfg->gov;
+	rq->price = gov_price_find(g, rc->p->name, rc->p->kind->name, rc->model);
+	if (rq->price || g->unpriced == GOV_UNPRICED_FREE)
+		return true;
+	if (g->unpriced == GOV_UNPRICED_DENY)
+		return false;
+	rq->price_max = gov_price_max(g, rc->p->name, rc->p->kind->name, rc->p->kind->dialect == D_ANTHROPIC);
+	rq->price = &rq->price_max;
+	if (gov_unpriced_first(rc->p->name, rc->model))
+		fprintf(stderr, "bifrost: warning: model %.64s/%.128s has no price: charged at the provider's "
+			"highest known rate (set \"pricing\", or governance.unpriced)\n", rc->p->name, rc->model);
+	return true;
+}
+
+/* Reserve this attempt's estimate at every tier. 0, the status it was refused with, or
+ * -1 when the model is unpriced and governance.unpriced is "deny". */
 static int conn_gov_admit(struct worker *w, struct conn *c, const struct route_cand *rc, struct gov_deny *d)
 {
 	struct request *rq = c->rq;
@@ -8288,8 +8369,9 @@ static int conn_gov_admit(struct worker *w, struct conn *c, const struct route_c
 		return 0;
 	int64_t now = time(NULL);
 	gov_retract(&rq->gt, now); /* a previous attempt of this request: it counts once */
+	if (!conn_gov_price(rq, rc))
+		return -1;
 	gov_tiers(&rq->gt, cfg->gov, rq->vk, (int)(rc->p - cfg->prov), rc->p->name, rc->p->kind->name);
-	rq->price = gov_price_find(cfg->gov, rc->p->name, rc->p->kind->name, rc->model);
 	int64_t est = rq->price ? gov_cost_micros(rq->price, (int64_t)(rq->o.j.n / 4),
 						rq->o.max_tokens > 0 ? rq->o.max_tokens : 4096, 0, 0) : 0;
 	int rc2 = gov_admit(&rq->gt, now, est, d);
@@ -8336,7 +8418,7 @@ static void conn_gov_charge(struct worker *w, struct conn *c)
 	long long out = !billed ? 0 : u->out ? u->out : (long long)(rq->streamed / 4);
 	long long cr = billed ? u->cache_read : 0, cw = billed ? u->cache_write : 0;
 	int64_t now = time(NULL);
-	if (!rq->price && billed)
+	if ((!rq->price || rq->price == &rq->price_max) && billed)
 		M_ADD(&w->m, unpriced, 1);
 	rq->cost_micros = rq->price ? gov_cost_micros(rq->price, uncached, out, cr, cw) : 0;
 	struct jrnl_rec recs[GOV_TIERS];
@@ -8544,8 +8626,18 @@ static bool conn_pick(struct worker *w, struct conn *c)
 			continue;
 		rq->kidx = k;
 		rq->key = rc->p->nkeys ? rc->p->keys[rq->kidx].value : NULL;
-		if (conn_gov_admit(w, c, rc, &d) == 0)
+		int refused = conn_gov_admit(w, c, rc, &d);
+		if (refused == 0)
 			return true;
+		if (refused < 0) { /* unpriced, governance.unpriced "deny": another candidate may be priced */
+			conn_trail(rq, 403);
+			snprintf(rq->err, sizeof(rq->err), "model %.64s/%.128s has no price and governance.unpriced is "
+				 "\"deny\"", rc->p->name, rc->model);
+			if (rq->ci + 1 < rq->rt.n)
+				continue;
+			conn_error(w, c, 403, "permission_error", rq->err);
+			return false;
+		}
 		bool provider_tier = d.who->kind == GK_PROVIDER || d.who->kind == GK_PCFG;
 		conn_trail(rq, d.status);
 		snprintf(rq->err, sizeof(rq->err), "%s %s refused by its %s", rc->p->name, rc->model,

@@ -518,9 +518,12 @@ test('/api/usage: exact spend, tokens, requests at every tier (OpenAI, cached, o
   assert.equal(as.status, 200, show(as));
   assert.match(as.text, /message_stop/);
   spendKey += 2 * CA; tokKey += 2 * TA; reqKey += 2;
-  // an unpriced model costs 0 and is counted
+  // an unpriced model is charged at the provider's highest known rate (governance.unpriced
+  // "max_price", the default): for an OpenAI-format provider, o1-pro's $150 / $600 per MTok
   assert.equal((await oai(g.port, { headers: vk(KA), model: 'mock/house-model-unpriced' })).status, 200);
-  tokKey += T; reqKey++;
+  const cMax = openaiCost(DEFAULT_USAGE, { input: 150, output: 600 });
+  assert.equal(cMax, 5850);
+  spendKey += cMax; tokKey += T; reqKey++;
 
   const u = await quiet(g.port, ADMIN);
   const now = Date.now() / 1000;
@@ -553,14 +556,14 @@ test('/api/usage: exact spend, tokens, requests at every tier (OpenAI, cached, o
   assert.equal(cust.reset_at, monday + 604800, msg(cust));
 
   const pc = entity(u, 'provider_configs', 'alice/mock');
-  assert.equal(pc.spend_micros, spendMock, `alice/mock: ${msg(pc)}`);
+  assert.equal(pc.spend_micros, spendMock + cMax, `alice/mock: ${msg(pc)}`);
   assert.equal(pc.tokens, tokMock + T, `alice/mock (with the unpriced request's tokens): ${msg(pc)}`);
   assert.equal(pc.requests, reqMock + 1, `alice/mock: ${msg(pc)}`);
   assert.equal(pc.limit_micros, 100000);
   assert.equal(pc.reset_at - pc.window_start, 3600);
 
   const pm = entity(u, 'providers', 'mock');
-  assert.equal(pm.spend_micros, spendMockUngoverned, `provider mock: ${msg(pm)}`);
+  assert.equal(pm.spend_micros, spendMockUngoverned + cMax, `provider mock: ${msg(pm)}`);
   assert.equal(pm.tokens, tokMockUngoverned + T, `provider mock: ${msg(pm)}`);
   assert.equal(pm.requests, reqMock + 2, `provider mock: ${msg(pm)}`);
   assert.equal(pm.limit_micros, 2000000);
@@ -573,6 +576,29 @@ test('/api/usage: exact spend, tokens, requests at every tier (OpenAI, cached, o
 
   const unpriced1 = await metricSum(g.port, /unpriced/);
   assert.equal(unpriced1.sum - unpriced0.sum, 1, `unpriced metric: before ${JSON.stringify(unpriced0.lines)}, after ${JSON.stringify(unpriced1.lines)}`);
+  const warned = await g.waitForLine((l) => l.includes('mock/house-model-unpriced has no price'), 2000, 'stderr');
+  assert.ok(warned, 'no warning for the unpriced model');
+  assert.equal((await oai(g.port, { headers: vk(KA), model: 'mock/house-model-unpriced' })).status, 200);
+  await sleep(100);
+  assert.equal(g.stderr.filter((l) => l.includes('house-model-unpriced has no price')).length, 1, 'warned once per model');
+});
+
+test('governance.unpriced: "deny" refuses an unpriced model (a priced fallback serves), "free" charges 0', async () => {
+  const deny = await gateway(config({ enforce: true, unpriced: 'deny', virtual_keys: [{ id: 'alice', value: KA }] }));
+  const r = await oai(deny.port, { headers: vk(KA), model: 'mock/house-model-unpriced' });
+  assert.equal(r.status, 403, show(r));
+  assert.match(r.text, /no price/);
+  assert.equal(m.requests.length, 0, 'refused before the provider');
+  const fb = await oai(deny.port, { headers: vk(KA), model: 'mock/house-model-unpriced', body: { fallbacks: ['mock/gpt-4o'] } });
+  assert.equal(fb.status, 200, show(fb));
+  assert.equal(fb.headers['x-bifrost-provider'], 'mock/gpt-4o');
+  assert.equal(entity(await quiet(deny.port, ADMIN), 'virtual_keys', 'alice').spend_micros, C);
+
+  const free = await gateway(config({ enforce: true, unpriced: 'free', virtual_keys: [{ id: 'bob', value: KB }] }));
+  assert.equal((await oai(free.port, { headers: vk(KB), model: 'mock/house-model-unpriced' })).status, 200);
+  const e = entity(await quiet(free.port, ADMIN), 'virtual_keys', 'bob');
+  assert.equal(e.spend_micros, 0, JSON.stringify(e));
+  assert.equal(e.tokens, T, JSON.stringify(e));
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -844,3 +844,17 @@ Test(gov_admit, journal_replay_restores_spend_exactly)
 	free(q);
 	fixture_down(&f);
 }
+
+/* governance.unpriced "max_price": the highest known rate of the provider's dialect. */
+Test(gov_price, max_price_per_dialect)
+{
+	struct gov_price o = gov_price_max(NULL, "openai", "openai", false);
+	cr_assert_eq(o.in, GOV_USD(150, 0), "o1-pro's input rate");
+	cr_assert_eq(o.out, GOV_USD(600, 0));
+	struct gov_price a = gov_price_max(NULL, "anthropic", "anthropic", true);
+	cr_assert_eq(a.in, GOV_USD(15, 0), "claude-opus-4's input rate");
+	cr_assert_eq(a.out, GOV_USD(75, 0));
+	cr_assert_eq(a.cache_write, GOV_MILLI(18750));
+	cr_assert(gov_unpriced_first("p", "m-unit-test"));
+	cr_assert_not(gov_unpriced_first("p", "m-unit-test"), "warned once");
+}
