@@ -126,7 +126,8 @@ deps_build() {
 }
 
 deps_test() {
-	apt_install libcriterion-dev pkg-config
+	# prometheus: its promtool checks /metrics in the integration tests
+	apt_install libcriterion-dev pkg-config prometheus
 	if ! command -v node >/dev/null; then
 		apt_install nodejs npm
 	fi
@@ -399,7 +400,7 @@ run_unit_tests() {
 	cflags="$TEST_CFLAGS $TEST_CPPFLAGS $(pkg-config --cflags criterion)"
 	ldflags="$TEST_LDFLAGS $TEST_LIBS $(pkg-config --libs criterion) -lpthread"
 	local extra_deps=()
-	shopt -s nullglob; extra_deps=(tests/unit/*.h); shopt -u nullglob
+	shopt -s nullglob; extra_deps=(tests/unit/*.h tests/fuzz/*.h); shopt -u nullglob
 	for f in "${files[@]}"; do
 		name=$(basename "$f" .c)
 		bin=tests/build/$name
@@ -511,27 +512,238 @@ run_integration_tests() {
 	fi
 }
 
+# ---------------------------------------------------------------------------
+# fuzz: libFuzzer targets (tests/fuzz/<name>.c, bodies in tests/fuzz/targets.h),
+# and the gateway under ASan/UBSan for a subset of the integration tests
+# ---------------------------------------------------------------------------
+FUZZ_CC=${FUZZ_CC:-clang}
+FUZZ_CFLAGS=${FUZZ_CFLAGS:-"-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -D_GNU_SOURCE -DBIFROST_TEST"}
+FUZZ_TEST_SECONDS=${FUZZ_TEST_SECONDS:-8}   # per target, in ./build.sh test
+FUZZ_ARGS=${FUZZ_ARGS:-}                    # extra libFuzzer flags (e.g. -seed=1 -max_len=16384)
+FUZZ_OUT=tests/build/fuzz
+# The gateway built with the host gcc + ASan/UBSan (glibc, not static), and the
+# integration files run against it by ./build.sh test (missing ones are skipped).
+ASAN_BIN_CFLAGS=${ASAN_BIN_CFLAGS:-"-std=gnu11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -DBIFROST_DEBUG"}
+ASAN_INTEGRATION_FILES=${ASAN_INTEGRATION_FILES:-"tests/integration/streaming.test.mjs tests/integration/failover.test.mjs tests/integration/tls.test.mjs tests/integration/hostile.test.mjs tests/integration/hardening.test.mjs tests/integration/circuit.test.mjs"}
+FUZZ_PASS=0 FUZZ_FAIL=0 ASAN_PASS=0 ASAN_FAIL=0
+
+# clang with libFuzzer: Debian splits the runtime (libclang_rt.fuzzer) into libclang-rt-N-dev.
+deps_fuzz() {
+	command -v "$FUZZ_CC" >/dev/null || apt_install clang
+	local v rt
+	v=$("$FUZZ_CC" -dumpversion 2>/dev/null | cut -d. -f1)
+	rt=$("$FUZZ_CC" -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-$(uname -m).a
+	if [[ ! -f $rt && -n $v ]]; then
+		apt_install "libclang-rt-$v-dev"
+	fi
+}
+
+fuzz_targets() {
+	local f
+	for f in tests/fuzz/*.c; do
+		[[ -f $f ]] && basename "$f" .c
+	done
+}
+
+# Build every target into tests/build/fuzz/. Prints the names that failed to compile.
+fuzz_build() {
+	mkdir -p "$FUZZ_OUT"
+	local t bin hdrs=()
+	shopt -s nullglob; hdrs=(tests/fuzz/*.h); shopt -u nullglob
+	for t in $(fuzz_targets); do
+		bin=$FUZZ_OUT/$t
+		needs_rebuild "$bin" "tests/fuzz/$t.c" "${hdrs[@]}" bifrost.c build.sh \
+			vendor/host/lib/liburing.a vendor/host/lib/libbearssl.a || continue
+		log "fuzz: compiling tests/fuzz/$t.c"
+		# shellcheck disable=SC2086
+		if ! $FUZZ_CC $FUZZ_CFLAGS $TEST_CPPFLAGS "tests/fuzz/$t.c" $TEST_LDFLAGS $TEST_LIBS -lpthread \
+			-o "$bin.tmp.$$" >"$FUZZ_OUT/$t.build.log" 2>&1; then
+			tail -n 30 "$FUZZ_OUT/$t.build.log" >&2
+			rm -f "$bin" "$bin.tmp.$$"
+			echo "$t"
+			continue
+		fi
+		mv -f "$bin.tmp.$$" "$bin"
+	done
+}
+
+# fuzz_run_one NAME SECONDS: run one target on a scratch copy of its corpus. Sets FZ_EXECS,
+# FZ_COV (cov/ft of libFuzzer's last status line) and FZ_CRASHES (new artifacts, or 1 if it
+# failed without leaving one). Artifacts: tests/build/fuzz/artifacts/NAME/.
+fuzz_run_one() {
+	local t=$1 secs=$2
+	# per run (two build.sh may fuzz at once): the scratch corpus, the log until it is complete
+	local work=$FUZZ_OUT/work.$$/$t art=$FUZZ_OUT/artifacts/$t logf=$FUZZ_OUT/$t.log.$$ rc n
+	rm -rf "$work"
+	mkdir -p "$work" "$art"
+	if [[ -d tests/fuzz/corpus/$t ]]; then
+		find "tests/fuzz/corpus/$t" -maxdepth 1 -type f -exec cp {} "$work/" \;
+	fi
+	local args=(-max_total_time="$secs" -timeout=1 -rss_limit_mb=2048 -print_final_stats=1
+		-artifact_prefix="$art/")
+	[[ ! -f tests/fuzz/$t.dict ]] || args+=(-dict="tests/fuzz/$t.dict")
+	local start=$FUZZ_OUT/.start.$$
+	touch "$start"
+	set +e
+	# shellcheck disable=SC2086
+	UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
+		"$FUZZ_OUT/$t" "${args[@]}" $FUZZ_ARGS "$work" >"$logf" 2>&1
+	rc=$?
+	set -e
+	FZ_EXECS=$(grep -a 'stat::number_of_executed_units:' "$logf" | tail -n1 | awk '{print $2}')
+	FZ_COV=$(grep -aoE 'cov: [0-9]+ ft: [0-9]+' "$logf" | tail -n1 | awk '{print $2 "/" $4}')
+	n=$(find "$art" -maxdepth 1 -type f -newer "$start" \
+		\( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+	if ((n == 0 && rc != 0)); then n=1; fi
+	rm -rf "$work" "$start"
+	rmdir "$FUZZ_OUT/work.$$" 2>/dev/null || true
+	mv -f "$logf" "$FUZZ_OUT/$t.log"
+	logf=$FUZZ_OUT/$t.log
+	FZ_CRASHES=$n
+	FZ_EXECS=${FZ_EXECS:-0} FZ_COV=${FZ_COV:--}
+	if ((n > 0)); then
+		{
+			printf 'fuzz: %s failed (exit %d); log %s, artifacts %s/\n' "$t" "$rc" "$logf" "$art"
+			grep -aE -m 12 'ERROR:|runtime error|INVARIANT|SUMMARY|^ +#[0-9]+ 0x[0-9a-f]+ in ' "$logf" || true
+		} >&2
+	fi
+}
+
+# fuzz_all SECONDS: every target, one at a time; the table; FUZZ_PASS/FUZZ_FAIL.
+fuzz_all() {
+	local secs=$1 t failed
+	failed=$(fuzz_build)
+	local rows=()
+	for t in $(fuzz_targets); do
+		if grep -qxF "$t" <<<"$failed"; then
+			rows+=("$(printf '%-18s %12s %14s %8s' "$t" - - 'build!')")
+			FUZZ_FAIL=$((FUZZ_FAIL + 1)); FAILED+=("fuzz/$t (compile, see $FUZZ_OUT/$t.build.log)")
+			continue
+		fi
+		log "fuzz: $t for ${secs}s"
+		fuzz_run_one "$t" "$secs"
+		rows+=("$(printf '%-18s %12s %14s %8s' "$t" "$FZ_EXECS" "$FZ_COV" "$FZ_CRASHES")")
+		if ((FZ_CRASHES > 0)); then
+			FUZZ_FAIL=$((FUZZ_FAIL + 1)); FAILED+=("fuzz/$t ($FZ_CRASHES crash(es): $FUZZ_OUT/artifacts/$t/)")
+		else
+			FUZZ_PASS=$((FUZZ_PASS + 1))
+		fi
+	done
+	echo
+	printf '%-18s %12s %14s %8s\n' target execs cov/ft crashes
+	printf '%s\n' "${rows[@]}"
+}
+
+cmd_fuzz_build() {
+	deps_build
+	deps_fuzz
+	cmd_vendor
+	local failed
+	failed=$(fuzz_build)
+	[[ -z $failed ]] || die "fuzz targets that did not compile: $(echo $failed)"
+	log "fuzz targets in $FUZZ_OUT/: $(echo $(fuzz_targets))"
+}
+
+cmd_fuzz() {
+	local secs=${1:-60}
+	[[ $secs =~ ^[0-9]+$ && $secs -gt 0 ]] || die "fuzz: SECONDS must be a positive number"
+	deps_build
+	deps_fuzz
+	cmd_vendor
+	FAILED=()
+	fuzz_all "$secs"
+	local f
+	for f in ${FAILED[@]+"${FAILED[@]}"}; do echo "FAILED: $f"; done
+	((FUZZ_FAIL == 0))
+}
+
+# dist/bifrost-asan: the release's defines, host gcc + glibc + ASan/UBSan, vendor/host libs.
+build_bifrost_asan() {
+	[[ -f bifrost.c ]] || return 1
+	needs_rebuild dist/bifrost-asan bifrost.c build.sh vendor/host/lib/liburing.a \
+		vendor/host/lib/libbearssl.a || return 0
+	mkdir -p dist
+	local version
+	version=$(git describe --always --dirty 2>/dev/null || echo dev)
+	log "compiling dist/bifrost-asan ($version)"
+	# shellcheck disable=SC2086
+	if ! $HOST_CC $ASAN_BIN_CFLAGS $TEST_CPPFLAGS "-DBIFROST_VERSION=\"$version-asan\"" bifrost.c \
+		$TEST_LDFLAGS $TEST_LIBS -lpthread -o "dist/bifrost-asan.tmp.$$"; then
+		rm -f "dist/bifrost-asan.tmp.$$"
+		return 1
+	fi
+	mv -f "dist/bifrost-asan.tmp.$$" dist/bifrost-asan
+}
+
+# The integration files in ASAN_INTEGRATION_FILES against dist/bifrost-asan: any sanitizer
+# report aborts the gateway, and the test that was using it fails.
+run_asan_integration() {
+	local f files=()
+	for f in $ASAN_INTEGRATION_FILES; do
+		if [[ -f $f ]]; then files+=("$f"); else log "integration under ASan: $f does not exist -- skipped"; fi
+	done
+	((${#files[@]})) || return 0
+	if ! build_bifrost_asan; then
+		ASAN_FAIL=$((ASAN_FAIL + 1)); FAILED+=("build dist/bifrost-asan")
+		return 0
+	fi
+	command -v node >/dev/null || die "node is not on PATH (run ./build.sh deps)"
+	mkdir -p tests/build
+	local tap=tests/build/asan-integration.tap rc
+	rm -f "$tap"
+	log "integration under ASan: node --test (${#files[@]} files) against dist/bifrost-asan"
+	set +e
+	BIFROST_BIN=$ROOT/dist/bifrost-asan \
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+			--test-reporter=tap --test-reporter-destination="$tap" "${files[@]}"
+	rc=$?
+	set -e
+	ASAN_PASS=$(tap_count "$tap" pass)
+	ASAN_FAIL=$(($(tap_count "$tap" fail) + $(tap_count "$tap" cancelled)))
+	if ((rc != 0)); then
+		((ASAN_FAIL > 0)) || ASAN_FAIL=1
+		FAILED+=("integration under ASan (node exit $rc)")
+	fi
+}
+
+# ./build.sh test: every fuzz target for FUZZ_TEST_SECONDS (a crash is a failure).
+run_fuzz_smoke() {
+	if ! command -v "$FUZZ_CC" >/dev/null; then
+		FUZZ_FAIL=$((FUZZ_FAIL + 1)); FAILED+=("fuzz ($FUZZ_CC not found: ./build.sh deps)")
+		return 0
+	fi
+	[[ -n $(fuzz_targets) ]] || return 0
+	fuzz_all "$FUZZ_TEST_SECONDS"
+}
+
 cmd_test() {
 	local what=${1:-all}
-	case $what in all | unit | integration) ;; *) die "test: unknown part '$what' (all|unit|integration)" ;; esac
+	case $what in all | unit | integration | fuzz | asan) ;; *) die "test: unknown part '$what' (all|unit|integration|fuzz|asan)" ;; esac
 	deps_build
 	deps_test
+	[[ $what == integration || $what == asan ]] || deps_fuzz
 	cmd_vendor
 	if ! build_bifrost; then
 		FAILED+=("build dist/bifrost")
 	fi
-	if [[ $what != integration ]]; then run_unit_tests; fi
-	if [[ $what != unit ]]; then run_integration_tests; fi
+	if [[ $what == all || $what == unit ]]; then run_unit_tests; fi
+	if [[ $what == all || $what == unit || $what == fuzz ]]; then run_fuzz_smoke; fi
+	if [[ $what == all || $what == integration ]]; then run_integration_tests; fi
+	if [[ $what == all || $what == integration || $what == asan ]]; then run_asan_integration; fi
 
 	echo
 	echo "==================== test summary ===================="
 	printf 'unit tests (Criterion):   %d passed, %d failed\n' "$UNIT_PASS" "$UNIT_FAIL"
 	printf 'integration tests (node): %d passed, %d failed\n' "$INT_PASS" "$INT_FAIL"
+	printf 'fuzz targets (libFuzzer): %d clean, %d crashed (%ss each)\n' "$FUZZ_PASS" "$FUZZ_FAIL" "$FUZZ_TEST_SECONDS"
+	printf 'integration under ASan:   %d passed, %d failed\n' "$ASAN_PASS" "$ASAN_FAIL"
 	local f
 	for f in ${FAILED[@]+"${FAILED[@]}"}; do echo "FAILED: $f"; done
 	echo "======================================================"
-	echo "total: $((UNIT_PASS + INT_PASS)) passed, $((UNIT_FAIL + INT_FAIL)) failed"
-	((UNIT_FAIL + INT_FAIL == 0 && ${#FAILED[@]} == 0))
+	echo "total: $((UNIT_PASS + INT_PASS + FUZZ_PASS + ASAN_PASS)) passed, $((UNIT_FAIL + INT_FAIL + FUZZ_FAIL + ASAN_FAIL)) failed"
+	((UNIT_FAIL + INT_FAIL + FUZZ_FAIL + ASAN_FAIL == 0 && ${#FAILED[@]} == 0))
 }
 
 # ---------------------------------------------------------------------------
@@ -556,8 +768,8 @@ cmd_bench() {
 }
 
 cmd_clean() {
-	rm -rf dist/bifrost dist/bifrost.tmp tests/build
-	log "removed dist/bifrost and tests/build (vendor/ kept; rm -rf vendor for a cold rebuild)"
+	rm -rf dist/bifrost dist/bifrost.tmp dist/bifrost-asan tests/build
+	log "removed dist/bifrost, dist/bifrost-asan and tests/build (vendor/ kept; rm -rf vendor for a cold rebuild)"
 }
 
 cmd_help() {
@@ -570,16 +782,23 @@ usage: ./build.sh [command] [args]
                 build liburing + BearSSL (+ jsmn header) into vendor/musl and vendor/host
   build         same as no command
   run [ARGS]    build if needed, then exec dist/bifrost ARGS
-  test [PART]   build, then unit tests (tests/unit/*.c, Criterion + ASan/UBSan)
-                and integration tests (tests/integration/*.test.mjs, node --test);
-                PART = all (default) | unit | integration
+  test [PART]   build, then unit tests (tests/unit/*.c, Criterion + ASan/UBSan),
+                every fuzz target for FUZZ_TEST_SECONDS (default 8), integration tests
+                (tests/integration/*.test.mjs, node --test), and ASAN_INTEGRATION_FILES
+                against dist/bifrost-asan (gcc + ASan/UBSan);
+                PART = all (default) | unit (+ fuzz) | integration (+ asan) | fuzz | asan
+  fuzz [SECS]   build the libFuzzer targets (tests/fuzz/*.c) and run each for SECS
+                (default 60) on a scratch copy of tests/fuzz/corpus/<target>; prints
+                target, execs, cov/ft, crashes; artifacts in tests/build/fuzz/artifacts/
+  fuzz-build    build the fuzz targets into tests/build/fuzz/ only (to run elsewhere)
   bench [ARGS]  install bench tools (nginx, wrk, h2load), build, exec bench/run.sh ARGS
   clean         remove dist/bifrost and tests/build (keeps vendor/)
   help          this text
 
 Knobs (environment): MUSL_CC HOST_CC JOBS BIN_CFLAGS BIN_CPPFLAGS BIN_LDFLAGS BIN_LIBS
   TEST_CFLAGS TEST_CPPFLAGS TEST_LDFLAGS TEST_LIBS VENDOR_MUSL_CFLAGS VENDOR_HOST_CFLAGS
-  APT_MIRROR APT_SUITES APT_KEYRING
+  APT_MIRROR APT_SUITES APT_KEYRING FUZZ_CC FUZZ_CFLAGS FUZZ_ARGS FUZZ_TEST_SECONDS
+  ASAN_BIN_CFLAGS ASAN_INTEGRATION_FILES
 EOF
 }
 
@@ -588,10 +807,12 @@ main() {
 	(($# == 0)) || shift
 	case $cmd in
 	build) cmd_build ;;
-	deps) deps_build; deps_test; deps_bench ;;
+	deps) deps_build; deps_test; deps_fuzz; deps_bench ;;
 	vendor) cmd_vendor ;;
 	run) cmd_run "$@" ;;
 	test) cmd_test "$@" ;;
+	fuzz) cmd_fuzz "$@" ;;
+	fuzz-build) cmd_fuzz_build ;;
 	bench) cmd_bench "$@" ;;
 	clean) cmd_clean ;;
 	help | -h | --help) cmd_help ;;

@@ -1,0 +1,4 @@
+/* libFuzzer driver: ./build.sh fuzz (the body is fuzz_http_chunked in targets.h, which #includes ../../bifrost.c). */
+#include "targets.h"
+
+FUZZ_DRIVER(fuzz_http_chunked)

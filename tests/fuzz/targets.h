@@ -1,0 +1,1144 @@
+/*
+ * tests/fuzz/targets.h -- the fuzz targets of bifrost.c, one function each.
+ *
+ * Shared by the libFuzzer drivers (tests/fuzz/<name>.c, clang -fsanitize=fuzzer)
+ * and by the regression replay (tests/unit/fuzz_regress.c, gcc + Criterion), so a
+ * crash found by the fuzzer replays through exactly the same code in `./build.sh test`.
+ *
+ *   int fuzz_<name>(const uint8_t *data, size_t size)    one input, always returns 0
+ *   fuzz_targets[]                                       name -> function, for the replay
+ *
+ * This header #includes ../../bifrost.c (built with -DBIFROST_TEST: no main). Before it,
+ * open() is routed through fuzz_open(): the config loader may name any file as a
+ * provider's tls.ca_file, and a fuzzer must neither read /dev/zero nor block on a FIFO,
+ * so only files under this process's scratch directory (and, during fuzz_init, the
+ * system CA bundle) may be opened. getenv() ("env.NAME" values) is read-only and left
+ * alone; nothing else in the sections driven here touches the file system.
+ *
+ * Every target frees what it allocates before returning (arenas reset, configs freed,
+ * descriptors closed): libFuzzer's per-input leak check stays on.
+ *
+ * Conventions: the first input byte (or two) often selects a variant (endpoint, dialect,
+ * how the bytes are split into reads); the rest is the payload. Splits come from a
+ * PRNG seeded by that byte, so every input replays identically.
+ */
+#ifndef BIFROST_FUZZ_TARGETS_H
+#define BIFROST_FUZZ_TARGETS_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fuzz_open(const char *path, int flags, ...);
+#define open(...) fuzz_open(__VA_ARGS__)
+#ifndef BIFROST_C /* -DBIFROST_C='"path/to/bifrost.c"' fuzzes another copy (an older revision, say) */
+#define BIFROST_C "../../bifrost.c"
+#endif
+#include BIFROST_C
+#undef open
+
+/* ======================================================================== */
+/* plumbing                                                                 */
+/* ======================================================================== */
+
+/*
+ * An invariant of bifrost.c's contract failed: a finding, like a sanitizer report (abort).
+ * With FUZZ_SOFT_ASSERT=DIR in the environment (for long exploratory runs) the first failure
+ * of each assertion is reported, the input saved as DIR/assert-LINE, and the run goes on.
+ */
+static const uint8_t *fz_cur;
+static size_t fz_cur_n;
+static void fz_failed(int line)
+{
+	static unsigned char seen[4096];
+	const char *dir = getenv("FUZZ_SOFT_ASSERT");
+	if (!dir || !*dir)
+		abort();
+	if (line < 0 || line >= (int)sizeof(seen) || seen[line]++)
+		return;
+	char p[512];
+	snprintf(p, sizeof(p), "%s/assert-%d", dir, line);
+	FILE *f = fopen(p, "wb");
+	if (f) {
+		fwrite(fz_cur, 1, fz_cur_n, f);
+		fclose(f);
+	}
+}
+#define FUZZ_ASSERT(cond, ...)                                                             \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "FUZZ INVARIANT FAILED at %s:%d: %s\n  ", __FILE__, __LINE__, \
+				#cond);                                                    \
+			fprintf(stderr, __VA_ARGS__);                                      \
+			fputc('\n', stderr);                                               \
+			fz_failed(__LINE__);                                               \
+		}                                                                          \
+	} while (0)
+
+static struct {
+	bool ready;
+	bool open_any;            /* fuzz_init only: the system CA bundle */
+	char tmpdir[128];         /* scratch directory of this process ("" until made) */
+	struct cfg *cfg;          /* the routing + governance config every request target uses */
+	struct gov_region *region;
+	struct worker *w;         /* a worker, enough of one for conn_ helpers that are pure */
+	struct conn *cl, *u;      /* a client connection and its upstream */
+	struct cfg_hold hold;
+	struct http_msg msg;
+	const struct gov_vkey *vk;
+	int nslots;
+} F;
+
+static int fuzz_open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	size_t n = strlen(F.tmpdir);
+	bool inside = n && strncmp(path, F.tmpdir, n) == 0 && (path[n] == '/' || path[n] == 0) &&
+		      !strstr(path, "/../");
+	if (!F.open_any && !inside) {
+		errno = EACCES;
+		return -1;
+	}
+	return open(path, flags, mode);
+}
+
+/* xorshift64*, seeded from input bytes: how an input is cut into reads. */
+struct fz_rng {
+	uint64_t s;
+};
+
+static void fz_seed(struct fz_rng *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ULL + 0x1234567; }
+
+static uint64_t fz_next(struct fz_rng *r) { return rng_next(&r->s); }
+
+/* Length of the next read: 1..max, small ones often (byte-at-a-time dribbles). */
+static size_t fz_cut(struct fz_rng *r, size_t left, unsigned mode)
+{
+	if (left == 0)
+		return 0;
+	size_t k;
+	switch (mode & 3) {
+	case 0: k = 1 + fz_next(r) % 3; break;          /* dribble */
+	case 1: k = 1 + fz_next(r) % 64; break;
+	case 2: k = 1 + fz_next(r) % 512; break;
+	default: k = left; break;                       /* all at once */
+	}
+	return MIN(k, left);
+}
+
+/* A malloc'd copy of exactly n bytes (so ASan sees any read past the end). */
+static char *fz_dup(const void *p, size_t n)
+{
+	char *b = malloc(n ? n : 1);
+	if (!b)
+		abort();
+	if (n)
+		memcpy(b, p, n);
+	return b;
+}
+
+/* Is [p, p+n) inside [b, b+len)? */
+static bool fz_inside(const char *p, size_t n, const char *b, size_t len)
+{
+	return n == 0 || (p && p >= b && n <= len && p - b <= (ptrdiff_t)(len - n));
+}
+
+/* Output of a translator is JSON: the parser must take it (nesting limit aside: a
+ * translation adds a few levels to input that was at the limit). */
+static void fz_assert_json(const char *what, const char *p, size_t n)
+{
+	struct arena a;
+	struct json j;
+	arena_init(&a, NULL);
+	int rc = json_parse(&j, &a, p, n);
+	bool deep = rc && j.err && strstr(j.err, "deep");
+	FUZZ_ASSERT(rc == 0 || deep, "%s is not valid JSON (%s): %.*s", what, j.err ? j.err : "?",
+		    (int)MIN(n, 2000), p);
+	arena_reset(&a);
+}
+
+/* Every complete SSE event in out parses: data is JSON or [DONE]. */
+static void fz_assert_events(const char *what, const char *p, size_t n, bool named)
+{
+	size_t off = 0, len;
+	while ((len = sse_next(p + off, n - off)) > 0) {
+		struct str d = sse_data(p + off, len);
+		FUZZ_ASSERT(d.p, "%s: event without data: %.*s", what, (int)len, p + off);
+		if (named)
+			FUZZ_ASSERT(len > 7 && memcmp(p + off, "event: ", 7) == 0, "%s: unnamed event: %.*s", what,
+				    (int)len, p + off);
+		if (!str_eq(d, "[DONE]"))
+			fz_assert_json(what, d.p, d.n);
+		off += len;
+	}
+	FUZZ_ASSERT(off == n, "%s: partial event at the end: %.*s", what, (int)(n - off), p + off);
+}
+
+/* ---- the fixed world: one governed routing config, a counter region, a worker ---- */
+
+static const char fz_route_cfg[] =
+	"{\"log_requests\":false,"
+	" \"providers\":["
+	"  {\"name\":\"openai\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:9/v1\",\"weight\":70,"
+	"   \"models\":[\"gpt-*\",\"o1*\",\"o3*\",\"text-embedding-*\"],"
+	"   \"keys\":[{\"value\":\"k1\",\"weight\":3},{\"value\":\"k2\",\"weight\":1}],"
+	"   \"budget\":{\"max_limit\":2000,\"reset_duration\":\"1M\"}},"
+	"  {\"name\":\"anthropic\",\"provider\":\"anthropic\",\"base_url\":\"http://127.0.0.1:9\",\"apiKey\":\"ak\","
+	"   \"weight\":30,\"models\":[\"claude-*\"],"
+	"   \"budget\":{\"max_limit\":100,\"reset_duration\":\"1d\",\"calendar_aligned\":true}},"
+	"  {\"name\":\"fast\",\"provider\":\"groq\",\"base_url\":\"http://127.0.0.1:9/openai/v1\","
+	"   \"models\":[\"llama-*\",\"gpt-4o\"],\"apiKey\":\"gk\"},"
+	"  {\"name\":\"local\",\"provider\":\"ollama\",\"models\":[\"mistral\",\"vendor/*\"],"
+	"   \"model_map\":{\"claude-*\":\"llama3\",\"gpt-4o-mini\":\"qwen2\"}},"
+	"  {\"name\":\"az\",\"provider\":\"azure\",\"base_url\":\"http://127.0.0.1:9\",\"api_version\":\"2024-10-21\","
+	"   \"deployments\":{\"gpt-4o\":\"dep 1\"},\"apiKey\":\"azk\",\"models\":[\"gpt-4o\"],\"headers\":{\"X-T\":\"v\"}},"
+	"  {\"name\":\"off\",\"provider\":\"vllm\",\"weight\":0}"
+	" ],"
+	" \"fallbacks\":[\"openai\",\"anthropic/claude-3-5-haiku\"],"
+	" \"pricing\":{\"openai/gpt-4o\":{\"input\":2.5,\"output\":10,\"cache_read\":1.25},"
+	"   \"anthropic/claude-*\":{\"input\":3,\"output\":15,\"cache_read\":0.3,\"cache_write\":3.75},"
+	"   \"gpt-*\":{\"input\":1,\"output\":2}},"
+	" \"governance\":{\"enforce\":false,"
+	"  \"customers\":[{\"id\":\"acme\",\"budget\":{\"max_limit\":1000,\"reset_duration\":\"1M\",\"calendar_aligned\":true}}],"
+	"  \"teams\":[{\"id\":\"platform\",\"customer_id\":\"acme\","
+	"   \"budget\":{\"max_limit\":500,\"reset_duration\":\"1w\",\"calendar_aligned\":true}}],"
+	"  \"virtual_keys\":[{\"id\":\"alice\",\"value\":\"sk-alice\",\"team_id\":\"platform\",\"active\":true,"
+	"   \"budget\":{\"max_limit\":50,\"reset_duration\":\"1d\"},"
+	"   \"rate_limit\":{\"request_max_limit\":1000000,\"request_reset_duration\":\"1m\","
+	"    \"token_max_limit\":4000000000000,\"token_reset_duration\":\"1h\",\"max_concurrent\":1000},"
+	"   \"provider_configs\":[{\"provider\":\"anthropic\",\"weight\":70,"
+	"     \"budget\":{\"max_limit\":40,\"reset_duration\":\"1Y\"}},"
+	"    {\"provider\":\"openai\",\"weight\":30,\"budget\":{\"max_limit\":20,\"reset_duration\":\"3M\"}}]}]}"
+	"}";
+
+static void fz_cleanup(void)
+{
+	if (!F.tmpdir[0])
+		return;
+	DIR *d = opendir(F.tmpdir);
+	struct dirent *e;
+	char p[PATH_MAX];
+	while (d && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(p, sizeof(p), "%s/%s", F.tmpdir, e->d_name);
+			unlink(p);
+		}
+	if (d)
+		closedir(d);
+	rmdir(F.tmpdir);
+	F.tmpdir[0] = 0;
+}
+
+/* Zero the counters and bind the config's entities again: each input starts clean. */
+static void fz_region_reset(const struct gov *g, int64_t now)
+{
+	memset(F.region->slot, 0, sizeof(struct gov_slot) * (size_t)F.nslots);
+	FUZZ_ASSERT(gov_bind((struct gov *)g, F.region, now) == 0, "gov_bind failed");
+}
+
+static void fuzz_init(void)
+{
+	if (F.ready)
+		return;
+	F.ready = true;
+	const char *bases[] = { "/dev/shm", getenv("TMPDIR"), "/tmp" };
+	for (size_t i = 0; i < ARRAY_LEN(bases) && !F.tmpdir[0]; i++) {
+		if (!bases[i] || !*bases[i])
+			continue;
+		snprintf(F.tmpdir, sizeof(F.tmpdir), "%s/bifrost-fuzz-XXXXXX", bases[i]);
+		if (!mkdtemp(F.tmpdir))
+			F.tmpdir[0] = 0;
+	}
+	if (!F.tmpdir[0]) {
+		fprintf(stderr, "fuzz: cannot make a scratch directory\n");
+		abort();
+	}
+	atexit(fz_cleanup);
+	/* As main() does before the first config: the system trust anchors, once. */
+	arena_init(&sys_arena, NULL);
+	F.open_any = true;
+	struct arena ea;
+	struct sb errs;
+	arena_init(&ea, NULL);
+	sb_init(&errs, &ea, 256);
+	char *boot = strdup("{\"providers\":[{\"provider\":\"openai\",\"apiKey\":\"x\"}]}");
+	struct cfg *c = cfg_parse(boot, strlen(boot), "boot", &errs);
+	cfg_free(c);
+	F.open_any = false;
+	sb_init(&errs, &ea, 256);
+	char *t = strdup(fz_route_cfg);
+	F.cfg = cfg_parse(t, strlen(t), "fuzz-route.json", &errs);
+	if (!F.cfg) {
+		fprintf(stderr, "fuzz: the fixed routing config is rejected:\n%.*s", (int)errs.len, errs.p);
+		abort();
+	}
+	arena_reset(&ea);
+	F.nslots = 256;
+	F.region = gov_region_map((size_t)F.nslots);
+	F.w = calloc(1, sizeof(*F.w));
+	F.cl = calloc(1, sizeof(*F.cl));
+	F.u = calloc(1, sizeof(*F.u));
+	if (!F.region || !F.w || !F.cl || !F.u)
+		abort();
+	F.w->jring = aligned_alloc(64, sizeof(struct jrnl_ring));
+	if (!F.w->jring)
+		abort();
+	memset(F.w->jring, 0, sizeof(struct jrnl_ring));
+	F.w->rng = 0x5eed;
+	F.hold.cfg = F.cfg;
+	F.w->hold = &F.hold;
+	F.vk = gov_key_find(F.cfg->gov, "sk-alice", 8);
+	F.msg = (struct http_msg){ .method = STR("POST"), .path = STR("/v1/chat/completions"), .minor = 1,
+				   .content_length = -1, .keep_alive = true };
+}
+
+/* ---- a request on the fake worker: begin (route + admit), end (charge + metrics) ---- */
+
+static const struct provider *fz_prov(const char *name)
+{
+	const struct provider *p = route_provider(F.cfg, name, strlen(name));
+	FUZZ_ASSERT(p, "no provider %s", name);
+	return p;
+}
+
+/* A request for `model` at provider p, its tiers admitted. Returns the request (client arena). */
+static struct request *fz_begin(const struct provider *p, const char *model, enum endpoint ep)
+{
+	struct conn *cl = F.cl;
+	fz_region_reset(F.cfg->gov, time(NULL));
+	memset(F.w->jring, 0, offsetof(struct jrnl_ring, rec));
+	arena_init(&cl->arena, NULL);
+	arena_init(&cl->scratch, NULL);
+	cl->peer = UINT32_MAX;
+	cl->kind = K_CLIENT;
+	struct request *rq = arena_new(&cl->arena, struct request, 1);
+	FUZZ_ASSERT(rq, "out of memory");
+	memset(rq, 0, sizeof(*rq));
+	rq->msg = &F.msg;
+	rq->ep = ep;
+	rq->hold = &F.hold;
+	F.hold.live++;
+	F.w->active++;
+	rq->o.model = model;
+	rq->o.max_tokens = 1024;
+	rq->rt.c[0] = (struct route_cand){ p, model };
+	rq->rt.n = 1;
+	rq->vk = F.vk;
+	cl->rq = rq;
+	struct gov_deny d;
+	int st = conn_gov_admit(F.w, cl, &rq->rt.c[0], &d);
+	FUZZ_ASSERT(st == 0, "admission refused (%d) on a clean region", st);
+	return rq;
+}
+
+/* The response went out (or not): bill it as conn_request_end does, then forget it. */
+static void fz_end(bool head_sent, size_t streamed)
+{
+	struct request *rq = F.cl->rq;
+	rq->head_sent = head_sent;
+	rq->status = 200;
+	rq->streamed = streamed;
+	conn_request_end(F.w, F.cl);
+	FUZZ_ASSERT(F.cl->rq == NULL && F.hold.live == 0, "request not released");
+}
+
+/* ======================================================================== */
+/* 5. http_: request and response heads                                     */
+/* ======================================================================== */
+
+static void fz_check_msg(const struct http_msg *m, const char *b, size_t len, int rc, bool request)
+{
+	if (rc < 0)
+		return;
+	FUZZ_ASSERT((size_t)rc == m->head_len && m->head_len <= len, "head_len %zu rc %d len %zu", m->head_len, rc,
+		    len);
+	FUZZ_ASSERT(m->head_len >= 4 && memcmp(b + m->head_len - 4, "\r\n\r\n", 4) == 0, "head does not end in CRLFCRLF");
+	FUZZ_ASSERT(m->nhdr >= 0 && m->nhdr <= HTTP_MAX_HDRS, "nhdr %d", m->nhdr);
+	FUZZ_ASSERT(m->content_length >= -1, "content_length %lld", m->content_length);
+	FUZZ_ASSERT(!(m->chunked && m->content_length >= 0), "both Content-Length and chunked");
+	FUZZ_ASSERT(m->minor == 0 || m->minor == 1, "minor %d", m->minor);
+	if (request) {
+		FUZZ_ASSERT(m->method.n > 0 && fz_inside(m->method.p, m->method.n, b, m->head_len), "method slice");
+		FUZZ_ASSERT(m->path.n > 0 && m->path.p[0] == '/' && fz_inside(m->path.p, m->path.n, b, m->head_len),
+			    "path slice");
+		FUZZ_ASSERT(fz_inside(m->query.p, m->query.n, b, m->head_len), "query slice");
+	} else {
+		FUZZ_ASSERT(m->status >= 0 && m->status <= 999, "status %d", m->status);
+	}
+	for (int i = 0; i < m->nhdr; i++) {
+		FUZZ_ASSERT(m->hdr[i].name.n > 0 && fz_inside(m->hdr[i].name.p, m->hdr[i].name.n, b, m->head_len),
+			    "header %d name", i);
+		FUZZ_ASSERT(fz_inside(m->hdr[i].value.p, m->hdr[i].value.n, b, m->head_len), "header %d value", i);
+		for (size_t k = 0; k < m->hdr[i].value.n; k++)
+			FUZZ_ASSERT(m->hdr[i].value.p[k] != '\r' && m->hdr[i].value.p[k] != '\n', "CR/LF in a value");
+	}
+	/* what the gateway asks of a parsed head */
+	(void)http_header(m, "host");
+	(void)http_header(m, "content-type");
+	(void)str_has_token(http_header(m, "connection"), "close");
+	(void)conn_retry_after(m);
+	if (!request) {
+		(void)up_sse(m);
+		(void)http_reason(m->status);
+		(void)xlate_status_type(m->status);
+	} else {
+		(void)conn_vkey(F.cfg->gov, m);
+	}
+	/* the receive buffer moved: slices follow it */
+	char *copy = fz_dup(b, m->head_len);
+	struct http_msg *mv = malloc(sizeof(*mv));
+	if (!mv)
+		abort();
+	memcpy(mv, m, sizeof(*mv));
+	http_rebase(mv, b, copy);
+	for (int i = 0; i < mv->nhdr; i++)
+		FUZZ_ASSERT(fz_inside(mv->hdr[i].name.p, mv->hdr[i].name.n, copy, m->head_len) &&
+				    memcmp(mv->hdr[i].value.p, m->hdr[i].value.p, m->hdr[i].value.n) == 0,
+			    "rebase moved header %d wrong", i);
+	free(mv);
+	free(copy);
+}
+
+/*
+ * Parse the head the way a connection does: bytes arrive in reads (cut by the PRNG), the
+ * parser is called after each with the same `scanned`; then compare with one call on the
+ * same bytes. Input: [0] cut mode + seed, [1] head limit selector, rest = the bytes.
+ */
+static int fz_http_head(const uint8_t *d, size_t n, bool request)
+{
+	if (n < 2)
+		return 0;
+	static const size_t limits[] = { 64 * 1024, 1024, 64, 16 * 1024 };
+	struct fz_rng r;
+	fz_seed(&r, d[0]);
+	unsigned mode = d[0] & 3;
+	size_t max_head = limits[d[1] & 3];
+	d += 2, n -= 2;
+	struct http_msg *m = malloc(sizeof(*m)), *one = malloc(sizeof(*one));
+	if (!m || !one)
+		abort();
+	size_t len = 0, scanned = 0;
+	int rc = -EAGAIN;
+	while (len < n && rc == -EAGAIN) {
+		len += fz_cut(&r, n - len, mode);
+		char *b = fz_dup(d, len);
+		rc = request ? http_parse_request(m, b, len, &scanned, max_head)
+			     : http_parse_response(m, b, len, &scanned, max_head);
+		FUZZ_ASSERT(scanned <= len, "scanned %zu > len %zu", scanned, len);
+		size_t s1 = 0;
+		int rc1 = request ? http_parse_request(one, b, len, &s1, max_head)
+				  : http_parse_response(one, b, len, &s1, max_head);
+		FUZZ_ASSERT(rc == rc1, "incremental parse gave %d, one-shot %d (len %zu)", rc, rc1, len);
+		FUZZ_ASSERT(rc == -EAGAIN || rc == -EBADMSG || rc == -E2BIG || rc > 0, "rc %d", rc);
+		if (rc > 0)
+			FUZZ_ASSERT(m->head_len <= max_head, "head %zu over the limit %zu", m->head_len, max_head);
+		fz_check_msg(m, b, len, rc, request);
+		free(b);
+	}
+	free(m);
+	free(one);
+	return 0;
+}
+
+static int fuzz_http_request(const uint8_t *d, size_t n) { fuzz_init(); return fz_http_head(d, n, true); }
+static int fuzz_http_response(const uint8_t *d, size_t n) { fuzz_init(); return fz_http_head(d, n, false); }
+
+/* ======================================================================== */
+/* 5. http_: the chunked decoder                                            */
+/* ======================================================================== */
+
+/*
+ * Decode a chunked body in place as it arrives in reads (the buffer grows, already
+ * decoded bytes stay in front, as in up_), and compare with one call over all of it:
+ * same status, same decoded bytes, same end. Input: [0] cut mode + seed, rest = body.
+ */
+static int fuzz_http_chunked(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	struct fz_rng r;
+	fz_seed(&r, d[0]);
+	unsigned mode = d[0] & 3;
+	d++, n--;
+	/* one shot */
+	char *all = fz_dup(d, n);
+	struct http_chunked c1 = { 0 };
+	size_t src1 = 0, dst1 = 0;
+	int rc1 = http_dechunk(&c1, all, &src1, n, &dst1);
+	FUZZ_ASSERT(rc1 == 0 || rc1 == 1 || rc1 == -EBADMSG, "rc %d", rc1);
+	FUZZ_ASSERT(dst1 <= src1 && src1 <= n, "dst %zu src %zu n %zu", dst1, src1, n);
+	/* in reads */
+	struct http_chunked c = { 0 };
+	size_t len = 0, src = 0, dst = 0;
+	int rc = 0;
+	char *b = NULL;
+	while (len < n && rc == 0) {
+		size_t add = fz_cut(&r, n - len, mode);
+		char *nb = malloc(len + add);
+		if (!nb)
+			abort();
+		if (len)
+			memcpy(nb, b, len); /* decoded prefix, then the undecoded rest, as in the buffer */
+		memcpy(nb + len, d + len, add);
+		free(b);
+		b = nb;
+		len += add;
+		rc = http_dechunk(&c, b, &src, len, &dst);
+		FUZZ_ASSERT(dst <= src && src <= len, "dst %zu src %zu len %zu", dst, src, len);
+	}
+	if (rc1 == 1) {
+		FUZZ_ASSERT(rc == 1 && src == src1 && dst == dst1 && (!dst || memcmp(b, all, dst) == 0),
+			    "split decode differs: rc %d/%d src %zu/%zu dst %zu/%zu", rc, rc1, src, src1, dst, dst1);
+	} else if (rc1 < 0) {
+		FUZZ_ASSERT(rc < 0, "split decode accepted what one call refused (rc %d)", rc);
+	} else {
+		FUZZ_ASSERT(rc == 0 && dst == dst1 && (!dst || memcmp(b, all, dst) == 0), "split decode differs (incomplete)");
+	}
+	free(b);
+	free(all);
+	return 0;
+}
+
+/* ======================================================================== */
+/* 4, 9, 10. json_ + routing: model, stream, fallbacks, the upstream request */
+/* ======================================================================== */
+
+/* Walk every token: unescape strings, read numbers, skip subtrees. */
+static void fz_json_walk(struct json *j, struct arena *a)
+{
+	for (int i = 0; i < j->ntok; i++) {
+		jsmntok_t *t = &j->tok[i];
+		FUZZ_ASSERT(t->start >= 0 && t->end >= t->start && (size_t)t->end <= j->n, "token %d span", i);
+		int k = json_skip(j, i);
+		FUZZ_ASSERT(k > i && k <= j->ntok, "json_skip(%d) = %d", i, k);
+		if (t->type == JSMN_STRING) {
+			size_t len = 0;
+			char *s = json_str(j, a, i, &len);
+			if (s)
+				FUZZ_ASSERT(len <= (size_t)(t->end - t->start) && s[len] == 0, "json_str length");
+		} else if (t->type == JSMN_PRIMITIVE) {
+			(void)json_int(j, i, 0);
+			(void)json_is_true(j, i);
+		} else if (t->type == JSMN_OBJECT) {
+			static const char *const keys[] = { "model", "type", "content", "messages" };
+			int v[4];
+			(void)json_obj_get(j, i, keys, 4, v, NULL);
+		}
+	}
+}
+
+/* Input: [0] endpoint + flags, rest = the request body as a client sends it. */
+static int fuzz_json_route(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	enum endpoint ep = (enum endpoint)(d[0] % 5);
+	bool query = d[0] & 0x80;
+	d++, n--;
+	char *body = fz_dup(d, n);
+	struct arena a;
+	arena_init(&a, NULL);
+	struct json j;
+	if (json_parse(&j, &a, body, n) == 0) {
+		FUZZ_ASSERT(j.ntok >= 1 && j.tok[0].type == JSMN_OBJECT, "root is not an object");
+		fz_json_walk(&j, &a);
+		/* the escaping writer round-trips every string */
+		for (int i = 0; i < j.ntok; i++) {
+			if (j.tok[i].type != JSMN_STRING)
+				continue;
+			size_t len;
+			char *s = json_str(&j, &a, i, &len);
+			if (!s)
+				continue;
+			struct sb o;
+			sb_init(&o, &a, len + 16);
+			sb_puts(&o, "{\"k\":");
+			sb_json_str(&o, s, len);
+			sb_puts(&o, "}");
+			struct json j2;
+			FUZZ_ASSERT(o.oom || json_parse(&j2, &a, o.p, o.len) == 0, "sb_json_str output: %.*s", (int)o.len, o.p);
+			size_t l2;
+			char *s2 = o.oom ? NULL : json_str(&j2, &a, 2, &l2);
+			bool utf8 = true; /* invalid UTF-8 is written as U+FFFD: only valid text round-trips */
+			for (size_t k = 0; k < len && utf8; k++) {
+				size_t q = (unsigned char)s[k] < 0x80 ? 1 : utf8_seq((const unsigned char *)s + k, len - k);
+				utf8 = q > 0;
+				k += q ? q - 1 : 0;
+			}
+			FUZZ_ASSERT(o.oom || (s2 && (!utf8 || (l2 == len && memcmp(s, s2, len) == 0))),
+				    "string does not round-trip: %.*s", (int)o.len, o.p);
+		}
+	}
+	arena_reset(&a);
+
+	/* the gateway's own reading of the body (client arena), then routing */
+	struct conn *cl = F.cl;
+	arena_init(&cl->arena, NULL);
+	arena_init(&cl->scratch, NULL);
+	struct request *rq = arena_new(&cl->arena, struct request, 1);
+	FUZZ_ASSERT(rq, "out of memory");
+	memset(rq, 0, sizeof(*rq));
+	rq->msg = &F.msg;
+	rq->ep = ep;
+	rq->hold = &F.hold;
+	cl->rq = rq;
+	if (prov_openai_prepare(&rq->o, &cl->arena, body, n, ep, F.cfg->max_json_tokens) == 0) {
+		FUZZ_ASSERT(rq->o.model && *rq->o.model, "accepted without a model");
+		FUZZ_ASSERT(rq->o.ned >= 0 && rq->o.ned <= PROV_MAX_EDITS, "ned %d", rq->o.ned);
+		const char *why = NULL;
+		if (route_resolve(F.cfg, rq->o.model, &F.w->rng, &rq->rt, &why) == 0) {
+			FUZZ_ASSERT(rq->rt.n >= 1 && rq->rt.n <= ROUTE_MAX, "route n %d", rq->rt.n);
+			conn_fallbacks(F.w, cl);
+			FUZZ_ASSERT(rq->rt.n >= 1 && rq->rt.n <= ROUTE_MAX, "after fallbacks n %d", rq->rt.n);
+			for (int i = 0; i < rq->rt.n; i++) {
+				const struct route_cand *rc = &rq->rt.c[i];
+				FUZZ_ASSERT(rc->p && rc->model, "candidate %d", i);
+				(void)gov_key_allows(F.vk, rc->p->name, rc->model);
+				(void)gov_key_pcfg(F.vk, rc->p->name, rc->p->kind->name);
+				(void)gov_price_find(F.cfg->gov, rc->p->name, rc->p->kind->name, rc->model);
+				if (rc->p->kind->dialect != ep_dialect(ep))
+					continue; /* translated: the xlate_request target */
+				struct up_req ur;
+				struct str q = query ? STR("a=1&b") : (struct str){ NULL, 0 };
+				int ki = route_key(rc->p, rc->model, &F.w->rng);
+				const char *key = rc->p->nkeys ? rc->p->keys[ki].value : NULL;
+				if (prov_build(&cl->arena, &rq->o, rc->p, rc->model, key, ep, q, &ur) != 0)
+					continue;
+				size_t total = 0, body_len = 0;
+				for (int k = 0; k < ur.niov; k++)
+					total += ur.iov[k].iov_len;
+				FUZZ_ASSERT(total == ur.len, "iov total %zu != len %zu", total, ur.len);
+				char *up = malloc(total ? total : 1);
+				if (!up)
+					abort();
+				for (int k = 0, off = 0; k < ur.niov; off += (int)ur.iov[k].iov_len, k++)
+					memcpy(up + off, ur.iov[k].iov_base, ur.iov[k].iov_len);
+				body_len = total - ur.iov[0].iov_len;
+				/* what goes upstream: a valid head and a valid JSON body of that length */
+				struct http_msg *m = malloc(sizeof(*m));
+				size_t sc = 0;
+				int hrc = http_parse_request(m, up, total, &sc, 1 << 20);
+				FUZZ_ASSERT(hrc == (int)ur.iov[0].iov_len, "upstream head does not parse (%d, %s): %.*s", hrc,
+					    m->err ? m->err : "", (int)ur.iov[0].iov_len, up);
+				FUZZ_ASSERT(m->content_length == (long long)body_len, "Content-Length %lld for %zu bytes",
+					    m->content_length, body_len);
+				free(m);
+				fz_assert_json("upstream body", up + ur.iov[0].iov_len, body_len);
+				free(up);
+			}
+		}
+	}
+	arena_reset(&cl->arena);
+	arena_reset(&cl->scratch);
+	cl->rq = NULL;
+	free(body);
+	return 0;
+}
+
+/* ======================================================================== */
+/* 6. sse_: the event splitter, and the untranslated stream relay           */
+/* ======================================================================== */
+
+/* The upstream's receive buffer grows by `add` bytes: exactly sized, so ASan sees over-reads. */
+static void fz_up_append(struct conn *u, const uint8_t *p, size_t add)
+{
+	char *nb = malloc(u->in.len + add ? u->in.len + add : 1);
+	if (!nb)
+		abort();
+	if (u->in.len)
+		memcpy(nb, u->in.p, u->in.len);
+	memcpy(nb + u->in.len, p, add);
+	free(u->in.p);
+	u->in.p = nb;
+	u->in.len += add;
+	u->in.cap = u->in.len;
+	u->dec_end = u->in.len;
+}
+
+static void fz_up_reset(struct conn *u)
+{
+	buf_free(&u->in);
+	u->ev_pos = u->dec_end = u->body_start = u->dec_pos = 0;
+}
+
+/* Input: [0] cut mode + seed, [1] provider dialect + client usage flag, rest = the stream. */
+static int fuzz_sse(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 2)
+		return 0;
+	struct fz_rng r;
+	fz_seed(&r, d[0]);
+	unsigned mode = d[0] & 3;
+	bool anth = d[1] & 1, client_usage = d[1] & 2;
+	uint8_t seed0 = d[0];
+	d += 2, n -= 2;
+	/* one shot: the events and their fields */
+	char *all = fz_dup(d, n);
+	size_t nev = 0, off = 0, len;
+	size_t *ends = malloc(sizeof(size_t) * (n + 1));
+	if (!ends)
+		abort();
+	while ((len = sse_next(all + off, n - off)) > 0) {
+		FUZZ_ASSERT(len <= n - off, "event past the end");
+		char *ev = fz_dup(all + off, len); /* fields read inside the event only */
+		struct str f[] = { sse_data(ev, len), sse_field(ev, len, "event"), sse_field(ev, len, "id"),
+				   sse_field(ev, len, "") };
+		for (size_t k = 0; k < ARRAY_LEN(f); k++)
+			FUZZ_ASSERT(fz_inside(f[k].p, f[k].n, ev, len), "field %zu outside its event", k);
+		free(ev);
+		off += len;
+		ends[nev++] = off;
+	}
+	/* the same stream in reads: the same events (an event never spans what it should not) */
+	struct conn *u = F.u;
+	fz_up_reset(u);
+	size_t got = 0, k = 0;
+	while (got < n) {
+		size_t add = fz_cut(&r, n - got, mode);
+		fz_up_append(u, d + got, add);
+		got += add;
+		while ((len = sse_next(u->in.p + u->ev_pos, u->in.len - u->ev_pos)) > 0) {
+			u->ev_pos += len;
+			FUZZ_ASSERT(k < nev && ends[k] == u->ev_pos, "event %zu ends at %zu in reads, not %zu", k,
+				    u->ev_pos, k < nev ? ends[k] : 0);
+			k++;
+		}
+	}
+	FUZZ_ASSERT(k == nev, "%zu events in reads, %zu at once", k, nev);
+	free(ends);
+	free(all);
+	/* the relay as up_to_client_stream runs it (no translation), billed at the end */
+	fz_up_reset(u);
+	const struct provider *p = fz_prov(anth ? "anthropic" : "openai");
+	struct request *rq = fz_begin(p, anth ? "claude-sonnet-4" : "gpt-4o", anth ? EP_MESSAGES : EP_CHAT);
+	rq->o.client_usage = client_usage;
+	rq->streaming = true;
+	fz_seed(&r, seed0 ^ 0x55u);
+	got = 0;
+	size_t relayed = 0;
+	for (int turns = 0;; turns++) {
+		FUZZ_ASSERT(turns <= (int)n + 64, "the relay makes no progress");
+		size_t add = fz_cut(&r, n - got, mode);
+		fz_up_append(u, d + got, add);
+		got += add;
+		bool last = got == n, fin = last;
+		for (;;) { /* one batch per send, as many batches as the events need */
+			struct iovec v[SEND_IOV_MAX];
+			int nv = 1;
+			size_t before = u->ev_pos;
+			fin = last;
+			size_t pay = conn_relay_events(F.cl, u, v, &nv, &fin);
+			FUZZ_ASSERT(nv >= 1 && nv <= SEND_IOV_MAX, "niov %d", nv);
+			size_t sum = 0;
+			for (int i = 1; i < nv; i++) {
+				FUZZ_ASSERT(fz_inside(v[i].iov_base, v[i].iov_len, u->in.p, u->in.len), "iov outside the buffer");
+				sum += v[i].iov_len;
+			}
+			FUZZ_ASSERT(sum == pay && u->ev_pos <= u->dec_end, "payload %zu != %zu", sum, pay);
+			relayed += pay;
+			arena_reset(&F.cl->scratch);
+			if (fin || u->ev_pos == before)
+				break;
+		}
+		if (last) {
+			FUZZ_ASSERT(fin && u->ev_pos == u->dec_end, "stream not consumed: %zu of %zu", u->ev_pos, u->dec_end);
+			break;
+		}
+	}
+	fz_end(true, relayed);
+	fz_up_reset(u);
+	return 0;
+}
+
+/* ======================================================================== */
+/* 11. xlate_: requests, whole answers, streams (both directions)           */
+/* ======================================================================== */
+
+static const char *const fz_models[] = { "gpt-4o", "o3-mini", "claude-sonnet-4-20250514", "gpt-5\"\\\n\x01" };
+
+/* Input: [0] bit0 direction (0: Anthropic -> OpenAI), bit1 reasoning model, bits2-3 model;
+ * rest = the client's request body. */
+static int fuzz_xlate_request(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	bool o2a = d[0] & 1, reasoning = d[0] & 2;
+	const char *model = fz_models[(d[0] >> 2) & 3];
+	d++, n--;
+	char *body = fz_dup(d, n);
+	struct arena a;
+	arena_init(&a, NULL);
+	struct sb out;
+	sb_init(&out, &a, n + n / 4 + 256);
+	const char *err = NULL;
+	int rc = o2a ? xlate_req_o2a(&a, body, n, model, &out, &err)
+		     : xlate_req_a2o(&a, body, n, model, reasoning, &out, &err);
+	FUZZ_ASSERT(rc == 0 || rc == -EBADMSG || rc == -ENOMEM || rc == -EINVAL, "rc %d", rc);
+	if (rc == 0) {
+		fz_assert_json(o2a ? "xlate_req_o2a output" : "xlate_req_a2o output", out.p, out.len);
+		/* the translated body is what the provider gets: the gateway's reader must take it */
+		if (!o2a) {
+			struct oai_req *o = arena_new(&a, struct oai_req, 1);
+			int prc = o ? prov_openai_prepare(o, &a, out.p, out.len, EP_CHAT, SIZE_MAX) : 0;
+			FUZZ_ASSERT(prc == 0 || (o->j.err && strstr(o->j.err, "deep")),
+				    "translated request refused by prov_openai_prepare (%s): %.*s", o->j.err ? o->j.err : "?",
+				    (int)MIN(out.len, 2000), out.p);
+		}
+	}
+	arena_reset(&a);
+	free(body);
+	return 0;
+}
+
+/* Input: [0] bits0-1: resp_o2a, resp_a2o, error_o2a, error_a2o; [1] status; rest = the body. */
+static int fuzz_xlate_response(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 2)
+		return 0;
+	static const int statuses[] = { 400, 401, 402, 403, 404, 413, 429, 500, 502, 503, 504, 529, 200, 0, 418, 999 };
+	unsigned which = d[0] & 3;
+	int status = statuses[d[1] & 15];
+	long long created = (long long)(int8_t)d[1] * (1LL << 56); /* up to +-2^63: extremes */
+	d += 2, n -= 2;
+	char *body = fz_dup(d, n);
+	struct arena a;
+	arena_init(&a, NULL);
+	struct sb out;
+	sb_init(&out, &a, n + n / 4 + 256);
+	struct xlate_usage u;
+	int rc = 0;
+	switch (which) {
+	case 0: rc = xlate_resp_o2a(&a, body, n, "claude-sonnet-4", &out, &u); break;
+	case 1: rc = xlate_resp_a2o(&a, body, n, "gpt-4o", created, &out, &u); break;
+	case 2: xlate_error_o2a(body, n, status, &a, &out); break;
+	default: xlate_error_a2o(body, n, status, &a, &out); break;
+	}
+	static const char *const what[] = { "xlate_resp_o2a output", "xlate_resp_a2o output", "xlate_error_o2a output",
+					    "xlate_error_a2o output" };
+	if (rc == 0 && !out.oom)
+		fz_assert_json(what[which], out.p, out.len);
+	arena_reset(&a);
+	/* billing reads the provider's own usage from a whole answer, then charges it */
+	if (which < 2) {
+		const struct provider *p = fz_prov(which == 0 ? "openai" : "anthropic");
+		fz_begin(p, which == 0 ? "gpt-4o" : "claude-sonnet-4", which == 0 ? EP_MESSAGES : EP_CHAT);
+		if (n && body[0] == '{')
+			conn_read_usage(F.cl, body, n);
+		fz_end(true, n);
+	}
+	free(body);
+	return 0;
+}
+
+/*
+ * A translated stream, as up_to_client_stream runs it: the upstream's bytes arrive in reads,
+ * conn_xlate_events turns every complete event into the client's dialect (reading the usage
+ * for billing on the way), the batch is checked and the scratch arena reset; at the end the
+ * request is billed. Input: [0] cut mode + seed, [1] flags (bit0: client asked for usage,
+ * bit1: stream cut off before its end), rest = the provider's SSE stream.
+ */
+static int fz_xlate_stream(const uint8_t *d, size_t n, bool o2a)
+{
+	fuzz_init();
+	if (n < 2)
+		return 0;
+	struct fz_rng r;
+	fz_seed(&r, d[0]);
+	unsigned mode = d[0] & 3;
+	bool include_usage = d[1] & 1, cut = d[1] & 2;
+	d += 2, n -= 2;
+	/* o2a here = OpenAI provider, Anthropic client (the request's XL_A2O) */
+	const struct provider *p = fz_prov(o2a ? "openai" : "anthropic");
+	struct request *rq = fz_begin(p, o2a ? "claude-sonnet-4" : "gpt-4o", o2a ? EP_MESSAGES : EP_CHAT);
+	rq->streaming = true;
+	rq->o.client_usage = include_usage;
+	rq->xl = o2a ? XL_A2O : XL_O2A;
+	rq->xid = o2a ? "msg_bf0123" : "chatcmpl-bf0123";
+	if (o2a)
+		xlate_o2a_init(&rq->xs.o2a, rq->o.model, rq->xid);
+	else
+		xlate_a2o_init(&rq->xs.a2o, rq->o.model, rq->xid, include_usage);
+	struct conn *u = F.u;
+	fz_up_reset(u);
+	size_t got = 0, streamed = 0;
+	bool done = false;
+	while (!done) {
+		size_t add = fz_cut(&r, n - got, mode);
+		fz_up_append(u, d + got, add);
+		got += add;
+		done = got == n;
+		struct sb t;
+		sb_init(&t, &F.cl->scratch, 1024);
+		if (done && cut)
+			conn_stream_error(F.cl, &t); /* the provider failed mid-stream */
+		else
+			conn_xlate_events(F.cl, u, &t, &done);
+		if (!t.oom) {
+			fz_assert_events(o2a ? "Anthropic events from an OpenAI stream" : "OpenAI chunks from an Anthropic stream",
+					 t.p, t.len, o2a);
+			streamed += t.len;
+		}
+		arena_reset(&F.cl->scratch);
+		if (done && cut)
+			break;
+	}
+	fz_end(true, streamed);
+	fz_up_reset(u);
+	return 0;
+}
+
+static int fuzz_xlate_stream_o2a(const uint8_t *d, size_t n) { return fz_xlate_stream(d, n, true); }
+static int fuzz_xlate_stream_a2o(const uint8_t *d, size_t n) { return fz_xlate_stream(d, n, false); }
+
+/* /v1/messages/count_tokens estimate. Input: the request body. */
+static int fuzz_count_tokens(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	char *body = fz_dup(d, n);
+	long t = xlate_count_tokens(body, n);
+	FUZZ_ASSERT(t == -EBADMSG || t >= 0, "estimate %ld", t);
+	FUZZ_ASSERT(t < 0 || (unsigned long)t <= (n + 6400UL * (n + 1)) / 4 + 1, "estimate %ld for %zu bytes", t, n);
+	free(body);
+	return 0;
+}
+
+/* ======================================================================== */
+/* 8. cfg_: the config loader                                               */
+/* ======================================================================== */
+
+/* Input: the config file's bytes. */
+static int fuzz_cfg(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	/* dns_ entries are process-wide (they outlive configs): start each input empty */
+	memset(dns_table, 0, sizeof(dns_table));
+	atomic_store(&dns_count, 0);
+	char *text = malloc(n + 1); /* cfg_load's shape: the bytes, then a NUL */
+	if (!text)
+		abort();
+	memcpy(text, d, n);
+	text[n] = 0;
+	struct arena ea;
+	struct sb errs;
+	arena_init(&ea, NULL);
+	sb_init(&errs, &ea, 1024);
+	/* the loader's warnings (env.NAME unset, ...) go to stdio's stderr: drop them, they would
+	 * slow the fuzzer and flood its log; sanitizer reports write to fd 2 and still show */
+	static FILE *quiet;
+	if (!quiet)
+		quiet = fopen("/dev/null", "w");
+	FILE *saved = stderr;
+	if (quiet)
+		stderr = quiet;
+	struct cfg *c = cfg_parse(text, n, "fuzz.json", &errs);
+	stderr = saved;
+	if (!c) {
+		FUZZ_ASSERT(errs.len > 0 || errs.oom, "config refused without a reason");
+	} else {
+		FUZZ_ASSERT(errs.len == 0, "config accepted with problems: %.*s", (int)errs.len, errs.p);
+		FUZZ_ASSERT(c->nprov >= 0 && c->max_body >= 1024 && c->max_header >= 1024, "limits");
+		for (int i = 0; i < c->nprov; i++) {
+			const struct provider *p = &c->prov[i];
+			FUZZ_ASSERT(p->name && p->kind && p->brk, "provider %d incomplete", i);
+			FUZZ_ASSERT(!p->host || (p->port >= 1 && p->port <= 65535 && p->base_path && p->host_hdr),
+				    "provider %s url", p->name);
+			uint64_t rng = 1;
+			int ki = route_key(p, "gpt-4o", &rng);
+			FUZZ_ASSERT(p->nkeys == 0 || (ki >= 0 && ki < p->nkeys), "route_key %d of %d", ki, p->nkeys);
+		}
+		/* what the gateway then does with a config: route, bind the counters, report */
+		static const char *const models[] = { "gpt-4o", "claude-3-5-haiku", "openai/gpt-4o", "x/y/z", "a" };
+		uint64_t rng = 7;
+		for (size_t i = 0; i < ARRAY_LEN(models); i++) {
+			struct route rt;
+			const char *why;
+			if (route_resolve(c, models[i], &rng, &rt, &why) == 0)
+				FUZZ_ASSERT(rt.n >= 1 && rt.n <= ROUTE_MAX, "route n %d", rt.n);
+		}
+		for (int i = 0; i < c->nfallbacks; i++) {
+			struct route rt;
+			const char *why;
+			(void)route_resolve(c, c->fallbacks[i], &rng, &rt, &why);
+		}
+		struct gov *g = c->gov;
+		if (g && g->nall <= F.nslots) {
+			int64_t now = 1750000000;
+			memset(F.region->slot, 0, sizeof(struct gov_slot) * (size_t)F.nslots);
+			if (gov_bind(g, F.region, now) == 0) {
+				struct arena a;
+				struct sb b;
+				arena_init(&a, NULL);
+				sb_init(&b, &a, 4096);
+				gov_usage_json(&b, g, now);
+				if (!b.oom)
+					fz_assert_json("gov_usage_json output", b.p, b.len);
+				arena_reset(&a);
+			}
+		}
+		for (int i = 0; g && i < g->nkey; i++) {
+			const struct gov_vkey *k = &g->key[i];
+			if (k->nvalue)
+				FUZZ_ASSERT(gov_key_find(g, k->value, k->nvalue) != NULL, "key %s not found by its value", k->e.id);
+		}
+		cfg_free(c);
+	}
+	arena_reset(&ea);
+	memset(dns_table, 0, sizeof(dns_table));
+	atomic_store(&dns_count, 0);
+	return 0;
+}
+
+/* ======================================================================== */
+/* 12, 13. jrnl_ + gov_: start-up replay, compaction, loading the snapshot  */
+/* ======================================================================== */
+
+static int fz_memfd(const void *p, size_t n)
+{
+	int fd = memfd_create("bifrost-fuzz-journal", MFD_CLOEXEC);
+	FUZZ_ASSERT(fd >= 0, "memfd_create: %s", strerror(errno));
+	FUZZ_ASSERT(n == 0 || pwrite(fd, p, n, 0) == (ssize_t)n, "pwrite");
+	return fd;
+}
+
+/*
+ * Input: [0] flags, rest = a journal file.
+ *   bit0: make every whole record pass the checks (magic, version, CRC32C recomputed) — a
+ *         fuzzer cannot forge CRCs, and a CRC-valid record is what a buggy or older writer,
+ *         or a hand-edited file, leaves behind; without it the raw bytes are replayed.
+ *   bit1: point each record at one of the config's entities (entity = key[byte 8] of the
+ *         config's list, kind set to match), so replay reaches the counters.
+ * Replay (main_governance's start-up path) into the counter region, then /api/usage, then
+ * compaction into a snapshot file (jrnl_compact) and replay of that snapshot (the next
+ * start-up).
+ */
+static int fuzz_jrnl(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	unsigned flags = d[0];
+	d++, n--;
+	uint8_t *jb = (uint8_t *)fz_dup(d, n);
+	const struct gov *g = F.cfg->gov;
+	for (size_t off = 0; off + JRNL_REC <= n; off += JRNL_REC) {
+		uint8_t *rec = jb + off;
+		if ((flags & 2) && g->nall) {
+			const struct gov_ent *e = g->all[rec[8] % g->nall];
+			jrnl_put(rec + 8, e->key, 8);
+			rec[3] = (uint8_t)(e->kind << 4 | (rec[3] & 1 ? JRNL_TOTAL : JRNL_CHARGE));
+		}
+		if (flags & 1) {
+			jrnl_put(rec, JRNL_MAGIC, 2);
+			rec[2] = JRNL_VERSION;
+			jrnl_put(rec + 4, jrnl_rec_crc(rec), 4);
+		}
+	}
+	int64_t now = 1750000000;
+	/* start-up: replay into freshly bound counters */
+	fz_region_reset(g, now);
+	int fd = fz_memfd(jb, n);
+	off_t end = -1;
+	long skipped = -1;
+	int applied = jrnl_replay(fd, gov_replay_apply, (void *)g, &end, &skipped);
+	/* damaged records are skipped: applied + skipped records end exactly at valid end */
+	FUZZ_ASSERT(applied >= 0 && skipped >= 0 && end >= 0 && end % JRNL_REC == 0 && (size_t)end <= n &&
+			    ((size_t)applied + (size_t)skipped) * JRNL_REC == (size_t)end,
+		    "replay: %d applied, %ld skipped, valid end %lld of %zu", applied, skipped, (long long)end, n);
+	struct arena a;
+	struct sb b;
+	arena_init(&a, NULL);
+	sb_init(&b, &a, 4096);
+	gov_usage_json(&b, g, now);
+	if (!b.oom)
+		fz_assert_json("gov_usage_json after replay", b.p, b.len);
+	arena_reset(&a);
+	/* compaction: fold into TOTALs, write the snapshot, continue on it */
+	if (ftruncate(fd, end) == 0) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/governance.journal", F.tmpdir);
+		struct jrnl j = { .fd = fd, .end = end };
+		int rc = jrnl_compact(&j, path);
+		fd = j.fd;
+		if (rc == 0) {
+			struct stat st;
+			FUZZ_ASSERT(fstat(fd, &st) == 0 && st.st_size == j.end && j.end % JRNL_REC == 0,
+				    "snapshot size %lld, end %lld", (long long)st.st_size, (long long)j.end);
+			/* the next start-up loads the snapshot: every record of it must replay */
+			fz_region_reset(g, now);
+			off_t end2 = -1;
+			long skipped2 = -1;
+			int n2 = jrnl_replay(fd, gov_replay_apply, (void *)g, &end2, &skipped2);
+			FUZZ_ASSERT(n2 >= 0 && skipped2 == 0 && end2 == j.end, "snapshot replays %d records up to %lld of %lld", n2,
+				    (long long)end2, (long long)j.end);
+		}
+		unlink(path);
+	}
+	close(fd);
+	free(jb);
+	return 0;
+}
+
+/* ======================================================================== */
+/* the list                                                                 */
+/* ======================================================================== */
+
+struct fuzz_target {
+	const char *name;
+	int (*fn)(const uint8_t *, size_t);
+};
+
+static const struct fuzz_target fuzz_targets[] = {
+	{ "http_request", fuzz_http_request },
+	{ "http_response", fuzz_http_response },
+	{ "http_chunked", fuzz_http_chunked },
+	{ "json_route", fuzz_json_route },
+	{ "sse", fuzz_sse },
+	{ "xlate_request", fuzz_xlate_request },
+	{ "xlate_response", fuzz_xlate_response },
+	{ "xlate_stream_o2a", fuzz_xlate_stream_o2a },
+	{ "xlate_stream_a2o", fuzz_xlate_stream_a2o },
+	{ "count_tokens", fuzz_count_tokens },
+	{ "cfg", fuzz_cfg },
+	{ "jrnl", fuzz_jrnl },
+};
+
+/* libFuzzer driver for one target: tests/fuzz/<name>.c is FUZZ_DRIVER(fuzz_<name>). */
+#define FUZZ_DRIVER(fn)                                                                    \
+	int LLVMFuzzerInitialize(int *argc, char ***argv)                                  \
+	{                                                                                  \
+		(void)argc;                                                                \
+		(void)argv;                                                                \
+		fuzz_init();                                                               \
+		return 0;                                                                  \
+	}                                                                                  \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                       \
+	{                                                                                  \
+		fz_cur = data;                                                             \
+		fz_cur_n = size;                                                           \
+		return fn(data, size);                                                     \
+	}
+
+#endif
