@@ -5694,8 +5694,12 @@ struct gov_ticket {
 	int n;
 	int admitted;                       /* tiers admitted so far (undone on refusal) */
 	int64_t est;                        /* µ$ reserved at every tier */
+	int64_t est_tok;                    /* tokens reserved at every tier with a token limit (set
+					       by the caller before gov_admit) */
 	int64_t res_start[GOV_TIERS];       /* budget window each reservation was made in */
 	int64_t req_start[GOV_TIERS];       /* request-rate window each request was counted in */
+	int64_t tok_start[GOV_TIERS];       /* token-rate window of each token reservation */
+	int64_t tok_res[GOV_TIERS];         /* tokens reserved at each tier (0: no token limit) */
 };
 
 /* Why a request was refused. */
@@ -5769,13 +5773,20 @@ static bool gov_tier_admit(struct gov_ticket *t, int i, int64_t now, struct gov_
 	gov_pos_rate(e, &e->rate.tok_win, now, &tk);
 	gov_pos_budget(e, now, &b);
 	t->res_start[i] = b.start;
-	bool tok_ok = e->rate.tok_max < 0 || (int64_t)gov_ctr_get(&s->rl_tok, &tk) < e->rate.tok_max;
+	t->tok_start[i] = tk.start;
+	t->tok_res[i] = 0;
+	/* a token limit reserves the estimate like a budget does: admitted while below the limit */
+	bool tok_ok = e->rate.tok_max < 0 || gov_ctr_admit(&s->rl_tok, &tk, e->rate.tok_max, t->est_tok);
+	if (tok_ok && e->rate.tok_max >= 0)
+		t->tok_res[i] = t->est_tok;
 	if (tok_ok && e->budget.max < 0) {
 		gov_ctr_add(&s->used, &b, t->est); /* unbudgeted tiers still show what is reserved */
 		return true;
 	}
 	if (tok_ok && gov_reserve(s, &b, e->budget.max, t->est))
 		return true;
+	if (t->tok_res[i])
+		gov_ctr_add2(&s->rl_tok, &tk, 0, tk.start, t->tok_res[i]);
 	if (e->rate.req_max >= 0)
 		gov_ctr_add2(&s->rl_req, &rq, 0, rq.start, 1);
 	gov_conc_leave(s);
@@ -5790,6 +5801,11 @@ static void gov_tier_release(struct gov_ticket *t, int i, int64_t now, bool unco
 	struct gov_winpos b, rq;
 	gov_pos_budget(e, now, &b);
 	gov_ctr_add2(&e->slot->used, &b, 0, t->res_start[i], t->est);
+	if (t->tok_res[i]) {
+		struct gov_winpos tk;
+		gov_pos_rate(e, &e->rate.tok_win, now, &tk);
+		gov_ctr_add2(&e->slot->rl_tok, &tk, 0, t->tok_start[i], t->tok_res[i]);
+	}
 	if (uncount && e->rate.req_max >= 0) {
 		gov_pos_rate(e, &e->rate.req_win, now, &rq);
 		gov_ctr_add2(&e->slot->rl_req, &rq, 0, t->req_start[i], 1);
@@ -5805,6 +5821,7 @@ static void gov_tier_release(struct gov_ticket *t, int i, int64_t now, bool unco
 static int gov_admit(struct gov_ticket *t, int64_t now_s, int64_t est, struct gov_deny *d)
 {
 	t->est = MAX(0, MIN(est, GOV_MAX_MICROS));
+	t->est_tok = (int64_t)MIN(gov_pos(t->est_tok), GOV_AMT_MAX);
 	for (t->admitted = 0; t->admitted < t->n; t->admitted++) {
 		if (gov_tier_admit(t, t->admitted, now_s, d))
 			continue;
@@ -5848,7 +5865,8 @@ static int gov_complete(struct gov_ticket *t, int64_t now_s, int64_t actual, int
 		gov_pos_budget(e, now_s, &b);
 		gov_pos_rate(e, &e->rate.tok_win, now_s, &tk);
 		gov_settle(e->slot, &b, t->res_start[t->admitted], t->est, actual, tok_in + tok_out, 1);
-		gov_ctr_add(&e->slot->rl_tok, &tk, tok_in + tok_out);
+		gov_ctr_add2(&e->slot->rl_tok, &tk, tok_in + tok_out, t->tok_start[t->admitted],
+			     t->tok_res[t->admitted]); /* the reservation becomes the real count */
 		gov_conc_leave(e->slot);
 		out[n++] = (struct jrnl_rec){ .kind = (uint8_t)e->kind, .type = JRNL_CHARGE, .ent = e->key,
 					      .win_start = b.start, .spend = actual, .tok_in = tok_in,
@@ -8374,6 +8392,7 @@ static int conn_gov_admit(struct worker *w, struct conn *c, const struct route_c
 	gov_tiers(&rq->gt, cfg->gov, rq->vk, (int)(rc->p - cfg->prov), rc->p->name, rc->p->kind->name);
 	int64_t est = rq->price ? gov_cost_micros(rq->price, (int64_t)(rq->o.j.n / 4),
 						rq->o.max_tokens > 0 ? rq->o.max_tokens : 4096, 0, 0) : 0;
+	rq->gt.est_tok = (int64_t)(rq->o.j.n / 4) + (rq->o.max_tokens > 0 ? rq->o.max_tokens : 4096);
 	int rc2 = gov_admit(&rq->gt, now, est, d);
 	return rc2 == 0 ? 0 : d->status;
 }

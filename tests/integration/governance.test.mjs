@@ -854,6 +854,34 @@ test('200 parallel requests against a 2000 µ$ budget: spend ≤ limit + one req
   t.diagnostic(`after topping up sequentially (${n} more): spend ${e.spend_micros} µ$`);
 });
 
+test('300 parallel requests against a 5,000-token window: tokens are reserved at admission, used ≤ limit + one estimate', async (t) => {
+  const g = await gateway(config({
+    enforce: true,
+    virtual_keys: [{ id: 'alice', value: KA, rate_limit: { token_max_limit: 5000, token_reset_duration: '1h' } }],
+  }), { workers: 4 });
+  const usageBig = { prompt_tokens: 10, completion_tokens: 500 }; // 510 per request
+  m.behave({ delayMs: 20, usage: usageBig });
+  const body = { max_tokens: 500 };
+  const bytes = Buffer.byteLength(JSON.stringify({ model: 'mock/gpt-4o', messages: MSG, ...body }));
+  const est = Math.floor(bytes / 4) + body.max_tokens; // the admission estimate, >= the real 510
+  const all = [];
+  for (let wave = 0; wave < 6; wave++) {
+    for (let i = 0; i < 50; i++) all.push(oai(g.port, { headers: vk(KA), body, timeout: 10000 }));
+    await sleep(20);
+  }
+  const rs = await Promise.all(all);
+  m.behave({});
+  const ok = countOf(rs, 200);
+  const refused = countOf(rs, 429);
+  assert.equal(ok + refused, 300, `statuses other than 200/429: ${JSON.stringify(statuses(rs).filter((x) => x !== 200 && x !== 429))}`);
+  assert.equal(m.requests.length, ok, 'a refused request reached the upstream');
+  const e = entity(await quiet(g.port, ADMIN), 'virtual_keys', 'alice');
+  assert.equal(e.tokens, ok * 510, JSON.stringify(e));
+  assert.ok(e.tokens <= 5000 + est, `token overshoot: ${e.tokens} used of 5000 (one estimate: ${est}); ${ok} admitted`);
+  assert.ok(ok >= 5, `the window must still be usable: only ${ok} admitted`);
+  t.diagnostic(`tokens: ${ok} admitted, ${refused} refused, ${e.tokens} tokens used of 5000 (estimate ${est} per request)`);
+});
+
 // ---------------------------------------------------------------------------------------------
 // 8. a stream the client cuts off is still billed
 
