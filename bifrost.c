@@ -5918,6 +5918,26 @@ static void gov_replay_apply(void *ctx, const struct jrnl_rec *r)
 	gov_settle(s, &p, 0, 0, r->spend, r->tok_in + r->tok_out, nreq); /* each <= JRNL_AMT_MAX */
 }
 
+/* Second replay pass, once the anchors are final: each CHARGE's request and tokens into the
+ * rate windows its time falls in (those already over read as 0), so request and token
+ * limits survive a restart. A compacted TOTAL holds no per-request times: not counted. */
+static void gov_replay_rates(void *ctx, const struct jrnl_rec *r)
+{
+	const struct gov_ent *e = gov_ent_find(ctx, r->ent);
+	if (!e || !e->slot || e->kind != r->kind || r->type != JRNL_CHARGE)
+		return;
+	int64_t at = r->t_ns / 1000000000;
+	struct gov_winpos q;
+	if (e->rate.req_max >= 0) {
+		gov_pos_rate(e, &e->rate.req_win, at, &q);
+		gov_ctr_add(&e->slot->rl_req, &q, 1);
+	}
+	if (e->rate.tok_max >= 0) {
+		gov_pos_rate(e, &e->rate.tok_win, at, &q);
+		gov_ctr_add(&e->slot->rl_tok, &q, r->tok_in + r->tok_out);
+	}
+}
+
 static void gov_usage_ent(struct sb *b, const struct gov_ent *e, int64_t now_s)
 {
 	struct gov_slot *s = e->slot;
@@ -9485,6 +9505,8 @@ static void main_governance(struct cfg *c, const char *data_dir, int nw)
 	struct stat st;
 	long skipped;
 	int n = jrnl_replay(fd, gov_replay_apply, c->gov, &end, &skipped);
+	if (n >= 0)
+		n = jrnl_replay(fd, gov_replay_rates, c->gov, &end, &skipped);
 	if (n < 0)
 		die("cannot read %s: %s", gov_jrnl_path, strerror(-n));
 	if (skipped)

@@ -799,6 +799,27 @@ test('a damaged record in the middle of the journal is skipped: the rest of the 
   await h.stop();
 });
 
+test('request and token windows survive a restart (an hour-long window is not reset by a redeploy)', async () => {
+  resetMocks();
+  const h = await durableGateway(config({
+    enforce: true,
+    virtual_keys: [
+      { id: 'alice', value: KA, rate_limit: { request_max_limit: 3, request_reset_duration: '1h' } },
+      { id: 'bob', value: KB, rate_limit: { token_max_limit: 40, token_reset_duration: '1h' } },
+    ],
+  }));
+  for (let i = 0; i < 3; i++) assert.equal((await oai(h.port, { headers: vk(KA) })).status, 200);
+  for (let i = 0; i < 3; i++) assert.equal((await oai(h.port, { headers: vk(KB) })).status, 200); // 18 each: 54
+  assert.equal((await oai(h.port, { headers: vk(KA) })).status, 429);
+  await h.stop();
+  await h.start();
+  const a = await oai(h.port, { headers: vk(KA) });
+  assert.equal(a.status, 429, `alice's 3 requests of this hour were forgotten by the restart: ${show(a)}`);
+  const b = await oai(h.port, { headers: vk(KB) });
+  assert.equal(b.status, 429, `bob's 54 tokens of this hour were forgotten by the restart: ${show(b)}`);
+  await h.stop();
+});
+
 // Why there is no "exactly equal" test: a response's charge must be on disk before its last
 // byte is released (else a kill -9 could lose a delivered charge), so a kill that lands after
 // the journal write and before the client read that byte leaves a charge for a response the
