@@ -4595,6 +4595,11 @@ out:
 #define JRNL_AMT_MAX ((int64_t)1 << 42)
 
 static _Atomic long jrnl_damaged; /* records the start-up replay skipped, for /metrics */
+/* The committer's last write failed (an errno: ENOSPC, EFBIG, EIO, ...), 0 once a write
+ * succeeds again. Workers read it: governed admission answers 503 (or passes, per
+ * governance.on_journal_error) and no response's last byte waits for a commit that
+ * cannot come. */
+static _Atomic int jrnl_error;
 #define JRNL_VERSION 1
 #define JRNL_RING 4096 /* records per writer ring; a power of two */
 #define JRNL_MAX_WRITERS 64
@@ -5343,6 +5348,11 @@ struct gov_vkey {
 };
 
 /* A governed request to a model with no known price (a new release, a typo). */
+enum gov_journal_error {
+	GOV_JERR_DENY,  /* governed requests answer 503 while charges cannot be written (default) */
+	GOV_JERR_ALLOW, /* they pass; their charges stay in memory until the journal recovers */
+};
+
 enum gov_unpriced {
 	GOV_UNPRICED_MAX,  /* charged at the provider's most expensive known rate (default) */
 	GOV_UNPRICED_DENY, /* refused */
@@ -5352,6 +5362,7 @@ enum gov_unpriced {
 struct gov {
 	bool enforce;
 	enum gov_unpriced unpriced;
+	enum gov_journal_error on_journal_error;
 	struct gov_ent *cust;   /* everything here: config arena */
 	int ncust;
 	struct gov_team *team;
@@ -6351,21 +6362,26 @@ static void cfg_gov_index(struct cfg_ld *L, struct gov *g)
  */
 static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok)
 {
-	static const char *const k[] = { "enforce", "customers", "teams", "virtual_keys", "unpriced" };
-	int v[5] = { -1, -1, -1, -1, -1 };
+	static const char *const k[] = { "enforce", "customers", "teams", "virtual_keys", "unpriced",
+					 "on_journal_error" };
+	int v[6] = { -1, -1, -1, -1, -1, -1 };
 	struct gov *g = arena_new(&L->c->arena, struct gov, 1);
 	if (!g) {
 		cfg_problem(L, "out of memory");
 		return NULL;
 	}
 	memset(g, 0, sizeof(*g));
-	if (gov_tok >= 0 && cfg_obj(L, gov_tok, "governance", k, 5, NULL, v))
+	if (gov_tok >= 0 && cfg_obj(L, gov_tok, "governance", k, 6, NULL, v))
 		g->enforce = cfg_bool(L, v[0], false, "governance.enforce");
 	const char *up = cfg_str(L, v[4], "governance.unpriced");
 	if (up && strcmp(up, "max_price") && strcmp(up, "deny") && strcmp(up, "free"))
 		cfg_problem(L, "governance.unpriced must be \"max_price\", \"deny\" or \"free\"");
 	g->unpriced = !up ? GOV_UNPRICED_MAX : up[0] == 'd' ? GOV_UNPRICED_DENY
 			 : up[0] == 'f' ? GOV_UNPRICED_FREE : GOV_UNPRICED_MAX;
+	const char *je = cfg_str(L, v[5], "governance.on_journal_error");
+	if (je && strcmp(je, "deny") && strcmp(je, "allow"))
+		cfg_problem(L, "governance.on_journal_error must be \"deny\" or \"allow\"");
+	g->on_journal_error = je && strcmp(je, "allow") == 0 ? GOV_JERR_ALLOW : GOV_JERR_DENY;
 	cfg_gov_customers(L, g, v[1]);
 	cfg_gov_teams(L, g, v[2]);
 	int n = cfg_array(L, v[3], "governance.virtual_keys");
@@ -8407,6 +8423,9 @@ static int conn_gov_admit(struct worker *w, struct conn *c, const struct route_c
 		return 0;
 	int64_t now = time(NULL);
 	gov_retract(&rq->gt, now); /* a previous attempt of this request: it counts once */
+	int jerr = atomic_load_explicit(&jrnl_error, memory_order_relaxed);
+	if (jerr && cfg->gov->on_journal_error == GOV_JERR_DENY)
+		return -2; /* charges cannot be made durable: fail fast, never hang */
 	if (!conn_gov_price(rq, rc))
 		return -1;
 	gov_tiers(&rq->gt, cfg->gov, rq->vk, (int)(rc->p - cfg->prov), rc->p->name, rc->p->kind->name);
@@ -8504,7 +8523,8 @@ static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, i
 static void conn_tail(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
-	if (jrnl_durable(w->jring) < (uint64_t)rq->jseq && w->nheld < HELD_MAX) {
+	if (jrnl_durable(w->jring) < (uint64_t)rq->jseq && w->nheld < HELD_MAX &&
+	    !atomic_load_explicit(&jrnl_error, memory_order_relaxed)) {
 		w->held[w->nheld].idx = conn_idx(w, c);
 		w->held[w->nheld++].gen = c->gen;
 		return;
@@ -8522,7 +8542,8 @@ static void conn_release_held(struct worker *w)
 		if (c->gen != w->held[i].gen || c->kind != K_CLIENT || c->closing || !c->rq ||
 		    !c->rq->tail_pending)
 			continue;
-		if (jrnl_durable(w->jring) >= (uint64_t)c->rq->jseq) {
+		if (jrnl_durable(w->jring) >= (uint64_t)c->rq->jseq ||
+		    atomic_load_explicit(&jrnl_error, memory_order_relaxed)) { /* (a failing journal: deliver) */
 			c->rq->tail_pending = false;
 			loop_send(w, c, &c->rq->tail, 1);
 		} else {
@@ -8668,6 +8689,14 @@ static bool conn_pick(struct worker *w, struct conn *c)
 		int refused = conn_gov_admit(w, c, rc, &d);
 		if (refused == 0)
 			return true;
+		if (refused == -2) {
+			char msg[200];
+			snprintf(msg, sizeof(msg), "the governance journal cannot be written (%s): charges cannot be "
+				 "recorded; retry later", strerror(atomic_load(&jrnl_error)));
+			snprintf(rq->err, sizeof(rq->err), "%s", msg);
+			conn_error_h(w, c, 503, "server_error", msg, "Retry-After: 5\r\n");
+			return false;
+		}
 		if (refused < 0) { /* unpriced, governance.unpriced "deny": another candidate may be priced */
 			conn_trail(rq, 403);
 			snprintf(rq->err, sizeof(rq->err), "model %.64s/%.128s has no price and governance.unpriced is "
@@ -9444,20 +9473,45 @@ static _Atomic bool gov_committer_stop;
 static pthread_t gov_committer;
 
 /* Group commit (at once when a worker holds a response for it, else every 2 ms), wake the workers whose last bytes wait, compact now and then. */
+/* Wake every worker: records became durable, or the journal started failing (either way
+ * the last bytes they hold can go). */
+static void main_wake_workers(void)
+{
+	uint64_t one = 1;
+	for (int i = 0; i < nworkers; i++)
+		if (write(workers[i].evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			break;
+}
+
+/* A failed commit: publish the error (once per change), log at most once a second. */
+static void main_commit_failed(int err, uint64_t *last_log_ns)
+{
+	if (atomic_exchange(&jrnl_error, err) != err)
+		main_wake_workers();
+	if (now_ns() - *last_log_ns >= 1000000000ull) {
+		*last_log_ns = now_ns();
+		fprintf(stderr, "bifrost: journal %s cannot be written: %s (governed requests: %s; retrying)\n",
+			gov_jrnl_path, strerror(err), "503 unless governance.on_journal_error is \"allow\"");
+	}
+}
+
 static void *main_committer(void *arg)
 {
-	uint64_t since_compact = 0;
+	uint64_t since_compact = 0, last_log_ns = 0;
 	for (;;) {
 		bool stop = atomic_load(&gov_committer_stop);
 		int n = jrnl_commit(&gov_jrnl);
 		if (n > 0) {
-			uint64_t one = 1;
-			for (int i = 0; i < nworkers; i++)
-				if (write(workers[i].evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-					break;
+			if (atomic_exchange(&jrnl_error, 0))
+				fprintf(stderr, "bifrost: journal %s is written again\n", gov_jrnl_path);
+			main_wake_workers();
 			since_compact += (uint64_t)n;
 		} else if (n < 0) {
-			fprintf(stderr, "bifrost: journal commit failed: %s (retrying)\n", strerror(-n));
+			main_commit_failed(-n, &last_log_ns);
+			if (stop)
+				return NULL; /* draining with a failing disk: what is not written is lost */
+			usleep(100000); /* retry ten times a second, not every 2 ms */
+			continue;
 		}
 		if (since_compact >= 100000 && jrnl_compact(&gov_jrnl, gov_jrnl_path) == 0)
 			since_compact = 0;
@@ -9684,6 +9738,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* a file size limit is a write error (EFBIG), not a kill */
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	main_start(c, listen, data_dir, nw);
 	main_print_start(c, listen, nw);

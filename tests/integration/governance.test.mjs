@@ -7,6 +7,7 @@
 // (11 prompt + 7 completion tokens) and gpt-4o at $2.50/$10: 27.5 + 70 = 97.5 → 98 µ$.
 
 import { test, before, after } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -818,6 +819,53 @@ test('request and token windows survive a restart (an hour-long window is not re
   const b = await oai(h.port, { headers: vk(KB) });
   assert.equal(b.status, 429, `bob's 54 tokens of this hour were forgotten by the restart: ${show(b)}`);
   await h.stop();
+});
+
+test('a journal that cannot be written: governed requests fail fast with 503 (never hang), logged at most once a second, recovered automatically', async () => {
+  resetMocks();
+  const dir = tempDir('bifrost-gov-full-');
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config({
+    enforce: true,
+    virtual_keys: [{ id: 'alice', value: KA, budget: budget(10, '1d') }],
+  })));
+  const port = await freePort();
+  // the journal may not grow past 2 KiB: 32 records, two per request here (the key, the provider)
+  const proc = spawnBifrost({ args: ['-c', join(dir, 'config.json'), '-l', `127.0.0.1:${port}`, '-w', '1', '-d', dataDir],
+    cwd: dir, ulimitFsizeKiB: 2 });
+  procs.push(proc);
+  await waitHealthy(proc, port);
+  const t0 = Date.now();
+  const seen = [];
+  for (let i = 0; i < 60; i++) {
+    const t = Date.now();
+    const r = await oai(port, { headers: vk(KA), timeout: 4000 });
+    seen.push(r.status);
+    assert.ok(Date.now() - t < 3000, `request ${i} took ${Date.now() - t} ms: a response hung on the journal`);
+    if (r.status === 503) {
+      assert.match(errorBody(r).message ?? r.text, /journal cannot be written/, show(r));
+      assert.ok(r.headers['retry-after'], 'a 503 says when to retry');
+    } else {
+      assert.equal(r.status, 200, show(r));
+    }
+  }
+  const ok = seen.filter((x) => x === 200).length;
+  assert.ok(ok >= 12 && ok <= 20, `about 16 requests fit before the limit: ${ok} (${seen.join(' ')})`);
+  assert.equal(seen.at(-1), 503, `the tail of the run is refused: ${seen.join(' ')}`);
+  const logs = proc.stderr.filter((l) => /journal .* cannot be written/.test(l)).length;
+  assert.ok(logs >= 1 && logs <= (Date.now() - t0) / 1000 + 2, `${logs} journal error lines in ${(Date.now() - t0) / 1000} s`);
+  // room again: the next commit succeeds and governed requests pass
+  execFileSync('prlimit', ['--pid', String(proc.child.pid), '--fsize=unlimited:']); // the soft limit only
+  let back = 0;
+  for (let i = 0; i < 40 && back !== 200; i++) {
+    await sleep(100);
+    back = (await oai(port, { headers: vk(KA) })).status;
+  }
+  assert.equal(back, 200, 'the gateway did not recover once the journal could be written');
+  assert.ok(proc.stderr.some((l) => /is written again/.test(l)), `no recovery line: ${proc.stderr.join('\n')}`);
+  proc.child.kill('SIGTERM');
+  await proc.wait(10000);
 });
 
 // Why there is no "exactly equal" test: a response's charge must be on disk before its last

@@ -75,13 +75,17 @@ export function cleanEnv(extra = {}) {
 
 /**
  * Spawn the binary with raw argv; collect output lines; no readiness wait.
- * opts: { args, env, cwd, ulimitNofile }
+ * opts: { args, env, cwd, ulimitNofile, ulimitFsizeKiB }
  */
-export function spawnBifrost({ args = [], env = {}, cwd, ulimitNofile } = {}) {
+export function spawnBifrost({ args = [], env = {}, cwd, ulimitNofile, ulimitFsizeKiB } = {}) {
   requireBinary();
   const fullEnv = cleanEnv(env);
-  const child = ulimitNofile
-    ? spawn('sh', ['-c', `ulimit -n ${ulimitNofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; exec "$0" "$@"`, BIN, ...args], { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  // ulimitFsizeKiB: the largest file the gateway may write (a "disk full" for its journal)
+  const child = ulimitNofile || ulimitFsizeKiB
+    ? spawn('sh', ['-c', [
+      ulimitNofile ? `ulimit -n ${ulimitNofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true` : ':',
+      ulimitFsizeKiB ? `prlimit --pid $$ --fsize=${ulimitFsizeKiB * 1024}:` : ':',
+      'exec "$0" "$@"'].join('; '), BIN, ...args], { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(BIN, args, { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const proc = {
