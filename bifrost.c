@@ -3179,6 +3179,44 @@ static const char *xlate_status_type(int status)
 	}
 }
 
+/* Characters of generated content in one stream event (either dialect): the string values
+ * of "text", "thinking", "partial_json", "content", "reasoning_content" and "arguments",
+ * an escape counting as one. What a stream the client cut off is billed from (about four
+ * characters a token) when the provider's own count never came. A scan, not a parse:
+ * cheap enough for every relayed event, and malformed input only miscounts. */
+static size_t xlate_content_chars(const char *p, size_t n)
+{
+	static const char *const keys[] = { "text", "thinking", "partial_json", "content", "reasoning_content",
+					     "arguments" };
+	size_t total = 0, i = 0;
+	while (i < n) {
+		if (p[i++] != '"')
+			continue;
+		size_t k0 = i; /* a string: a key when a ':' and another string follow */
+		while (i < n && p[i] != '"')
+			i += p[i] == '\\' ? 2 : 1;
+		size_t k1 = MIN(i, n), j = i + 1;
+		while (j < n && json_ws(p[j]))
+			j++;
+		if (j >= n || p[j] != ':')
+			continue;
+		for (j++; j < n && json_ws(p[j]); j++)
+			;
+		if (j >= n || p[j] != '"')
+			continue;
+		bool want = false;
+		for (size_t q = 0; q < ARRAY_LEN(keys) && !want; q++)
+			want = strlen(keys[q]) == k1 - k0 && memcmp(p + k0, keys[q], k1 - k0) == 0;
+		size_t chars = 0;
+		for (i = j + 1; i < n && p[i] != '"'; chars++)
+			i += p[i] != '\\' ? 1 : i + 1 < n && p[i + 1] == 'u' ? 6 : 2;
+		i++;
+		if (want)
+			total += chars;
+	}
+	return total;
+}
+
 /* A token count from the provider, held to [0, XLATE_TOKENS_MAX]; an absent one is `dflt`. */
 static long long xlate_tokens(const struct json *j, int i, long long dflt, struct xlate_usage *u)
 {
@@ -6982,6 +7020,7 @@ struct request {
 	bool ping_sent;         /* the send in flight is a keep-alive ping, not events */
 	struct xlate_usage xu;  /* the provider's usage, Anthropic's meaning: `in` excludes cache */
 	size_t streamed;        /* event bytes relayed to the client */
+	size_t content_chars;   /* generated text relayed (xlate_content_chars): bills a cut stream */
 	/* dialect translation: XL_A2O = Anthropic client, OpenAI-format provider; XL_O2A = the reverse */
 	enum { XL_NONE, XL_A2O, XL_O2A } xl;
 	union {
@@ -7967,6 +8006,7 @@ static size_t conn_relay_events(struct conn *cl, struct conn *u, struct iovec *v
 			break;
 		struct str data = sse_data(u->in.p + ev, len);
 		bool drop = data.n && data.p[0] == '{' && conn_read_usage(cl, data.p, data.n) && !rq->o.client_usage;
+		rq->content_chars += xlate_content_chars(data.p, data.n);
 		if (!drop) {
 			struct iovec *last = &v[*n - 1];
 			if (*n > 1 && (char *)last->iov_base + last->iov_len == u->in.p + ev)
@@ -7997,6 +8037,7 @@ static void conn_xlate_events(struct conn *cl, struct conn *u, struct sb *t, boo
 		struct str data = sse_data(u->in.p + ev, len);
 		if (data.n && data.p[0] == '{')
 			conn_read_usage(cl, data.p, data.n); /* billing reads the provider's own usage */
+		rq->content_chars += xlate_content_chars(data.p, data.n);
 		if (rq->xl == XL_A2O) {
 			xlate_o2a_chunk(&rq->xs.o2a, &cl->scratch, data.p, data.n, t);
 		} else {
@@ -8460,7 +8501,7 @@ static void conn_gov_refuse(struct worker *w, struct conn *c, const struct gov_d
 
 /* Settle the attempt at every tier: the real cost when the usage is known, else
  * (client gone mid-stream) an estimate that is never zero: input = known or body
- * bytes / 4, output = known or relayed bytes / 4. An answer providers do not bill
+ * bytes / 4, output = at least the content relayed / 4. An answer providers do not bill
  * (an error status, count_tokens) settles at zero cost and tokens; it still counts
  * as a request. Records go to the journal. */
 static void conn_gov_charge(struct worker *w, struct conn *c)
@@ -8473,7 +8514,11 @@ static void conn_gov_charge(struct worker *w, struct conn *c)
 	bool billed = rq->status < 400 && rq->ep != EP_COUNT_TOKENS;
 	bool seen = u->in || u->cache_read || u->cache_write;
 	long long uncached = !billed ? 0 : seen ? u->in : (long long)(rq->o.j.n / 4 + 1);
-	long long out = !billed ? 0 : u->out ? u->out : (long long)(rq->streamed / 4);
+	/* a stream cut short: the provider's count so far may be message_start's 1, so at least
+	 * the content relayed (~4 characters a token); never the SSE/JSON framing bytes */
+	long long est_out = (long long)((rq->content_chars + 3) / 4);
+	bool cut = rq->streaming && !rq->stream_done;
+	long long out = !billed ? 0 : cut ? MAX(u->out, est_out) : u->out ? u->out : est_out;
 	long long cr = billed ? u->cache_read : 0, cw = billed ? u->cache_write : 0;
 	int64_t now = time(NULL);
 	if ((!rq->price || rq->price == &rq->price_max) && billed)

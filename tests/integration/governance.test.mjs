@@ -986,6 +986,46 @@ test('a stream the client cuts after the first event is billed (> 0), OpenAI and
   m.behave({}); a.behave({});
 });
 
+test('a stream cut half-way is billed from the content relayed (±25% of the provider\'s count), never from framing bytes', async (t) => {
+  const g = await gateway(config({
+    enforce: true,
+    virtual_keys: [{ id: 'alice', value: KA }, { id: 'bob', value: KB }],
+  }));
+  // 120 chunks of 8 characters = 2 tokens each at 4 characters a token; the provider's full
+  // count would be 240
+  const text = 'abcdefgh'.repeat(120);
+  m.behave({ content: text, chunks: 120, chunkDelayMs: 8, usage: { prompt_tokens: 11, completion_tokens: 240 } });
+  a.behave({ text, textChunks: 120, eventDelayMs: 8,
+    usage: { input_tokens: 11, output_tokens: 240, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 } });
+  const cutAfter = async (path, headers, body, re, n) => {
+    const c = await RawConn.open(g.port);
+    await c.write(rawRequest('POST', path, { headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) }));
+    const count = () => (c.all.toString('latin1').match(re) || []).length;
+    assert.ok(await c.waitFor(() => count() >= n, 8000), `fewer than ${n} content events arrived`);
+    const seen = count();
+    c.destroy();
+    return seen;
+  };
+  const seenO = await cutAfter('/v1/chat/completions', vk(KA), { model: 'mock/gpt-4o', messages: MSG, stream: true }, /"content":"abcdefgh"/g, 60);
+  const seenA = await cutAfter('/v1/messages', { 'x-api-key': KB, 'anthropic-version': '2023-06-01' },
+    { model: 'ant/claude-sonnet-4-5', max_tokens: 1024, stream: true, messages: [{ role: 'user', content: 'cut' }] }, /"text":"abcdefgh"/g, 60);
+  m.behave({}); a.behave({});
+  const u = await quiet(g.port, ADMIN, { timeoutMs: 5000,
+    extra: (x) => entity(x, 'virtual_keys', 'alice').requests >= 1 && entity(x, 'virtual_keys', 'bob').requests >= 1 });
+  const al = entity(u, 'virtual_keys', 'alice');
+  const bo = entity(u, 'virtual_keys', 'bob');
+  // alice (OpenAI: no usage before the end): input = body bytes / 4 + 1, output from content
+  const bodyO = Buffer.byteLength(JSON.stringify({ model: 'mock/gpt-4o', messages: MSG, stream: true }));
+  const outO = al.tokens - (Math.floor(bodyO / 4) + 1);
+  // bob (Anthropic: message_start said input 11, output 1): output from content
+  const outA = bo.tokens - 11;
+  t.diagnostic(`cut after ${seenO} / ${seenA} chunks (truth ${2 * seenO} / ${2 * seenA} tokens): billed output ${outO} / ${outA}`);
+  for (const [out, seen, who] of [[outO, seenO, 'OpenAI'], [outA, seenA, 'Anthropic']]) {
+    assert.ok(out >= 0.75 * 2 * seen && out <= 1.25 * 2 * seen + 4,
+      `${who}: billed ${out} output tokens for ${seen} chunks received (${2 * seen} tokens)`);
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // 9. SIGHUP keeps counters
 

@@ -1118,3 +1118,22 @@ Test(xlate, req_a2o_system_role_inside_messages)
 		  (int)out.len, out.p);
 	arena_reset(&a);
 }
+
+/* What a cut stream is billed from: generated characters, never framing. */
+Test(xlate_content, chars_of_both_dialects)
+{
+	const char *o = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+			"\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}";
+	cr_assert_eq(xlate_content_chars(o, strlen(o)), 5);
+	const char *a = "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+			"\"text\":\"a\\\"b\\u00e9c\"}}";
+	cr_assert_eq(xlate_content_chars(a, strlen(a)), 5, "escapes count as one character");
+	const char *t = "{\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"x\\\":1}\"}}";
+	cr_assert_eq(xlate_content_chars(t, strlen(t)), 7);
+	const char *s = "{\"type\":\"message_start\",\"message\":{\"content\":[],\"usage\":{\"output_tokens\":1}}}";
+	cr_assert_eq(xlate_content_chars(s, strlen(s)), 0, "framing and arrays count nothing");
+	const char *f = "{\"tool_calls\":[{\"function\":{\"name\":\"run\",\"arguments\":\"{}\"}}]}";
+	cr_assert_eq(xlate_content_chars(f, strlen(f)), 2);
+	cr_assert_eq(xlate_content_chars("\"text\":\"unterminated", 20), 12, "an unterminated string counts to the end");
+	cr_assert_eq(xlate_content_chars("\"", 1), 0);
+}
