@@ -1586,7 +1586,10 @@ static const char *tls_error_text(int err)
  * Workers hold it through a reference count (cfg_get/cfg_put); SIGHUP      *
  * builds a new one and swaps the global pointer, so requests in flight     *
  * finish on the config they started with. The loader collects every        *
- * problem (for `bifrost check`) instead of stopping at the first.          *
+ * problem (for `bifrost check`) instead of stopping at the first. Every    *
+ * object is read through cfg_obj: a field it does not know is a problem   *
+ * naming its JSON path and the closest known name; the original Bifrost's *
+ * unimplemented fields pass with one warning each.                         *
  * The DNS table (dns_) lives beside it: entries outlive configs, readers   *
  * copy addresses under a seqlock, only the main thread resolves.           *
  * ======================================================================== */
@@ -4602,6 +4605,13 @@ out:
  * and only then publishes each ring's `durable` sequence. A failed write   *
  * truncates back to the known-good end and publishes nothing, so the file  *
  * is always a sequence of whole records followed by at most one torn tail. *
+ * While writes fail, `jrnl_error` says why: governed admission answers 503 *
+ * and held last bytes are released (nothing waits for a commit that cannot *
+ * come); the first write that succeeds clears it.                         *
+ *                                                                          *
+ * Replay skips a damaged record (bad CRC, or values no writer produces:    *
+ * jrnl_decode's ranges) and resyncs at the next 64-byte boundary, so one   *
+ * flipped byte costs one charge, not the history after it.                 *
  *                                                                          *
  * Crash safety ("a kill -9 never loses a charge for a delivered            *
  * response"): the worker appends the charge as soon as the usage is known  *
@@ -5015,12 +5025,15 @@ static int jrnl_compact(struct jrnl *j, const char *path)
  * so with estimates that are upper bounds (max_tokens × output price +     *
  * input tokens × input price) spend < limit + one request's cost. A        *
  * window roll discards reservations (requests in flight across a reset    *
- * are charged in full to the new window).                                  *
+ * are charged in full to the new window). Token-rate limits reserve the    *
+ * same way (body bytes / 4 + max_tokens tokens), with the same bound.      *
+ * An unpriced model is charged per governance.unpriced (gov_price_max).    *
  *                                                                          *
  * Callers: cfg_parse (cfg_governance), the main thread (gov_bind after a   *
- * config is built, gov_replay_apply at start), workers (gov_key_find,      *
- * gov_key_allows, gov_tiers, gov_admit, gov_complete, gov_abort), admin    *
- * (gov_usage_json). Time is unix seconds from the caller (CLOCK_REALTIME). *
+ * config is built; gov_replay_apply, then gov_replay_rates, at start),     *
+ * workers (gov_key_find, gov_key_allows, gov_tiers, gov_admit,             *
+ * gov_complete, gov_abort), admin (gov_usage_json). Time is unix seconds   *
+ * from the caller (CLOCK_REALTIME).                                        *
  * ======================================================================== */
 
 /* ---- windows ---- */
