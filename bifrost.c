@@ -2214,7 +2214,7 @@ static void cfg_providers(struct cfg_ld *L, int tok)
 }
 
 enum { TF_LISTEN, TF_WORKERS, TF_DATA_DIR, TF_ADMIN, TF_LIMITS, TF_PROVIDERS, TF_FALLBACKS,
-       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_N };
+       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_PRICING_FILE, TF_N };
 
 /* The original Bifrost's top-level blocks that this gateway does not implement. */
 static const char *const cfg_top_foreign[] = { "$schema", "client", "config_store", "logs_store",
@@ -2222,7 +2222,7 @@ static const char *const cfg_top_foreign[] = { "$schema", "client", "config_stor
 
 static const char *const tf_names[TF_N] = {
 	"listen", "workers", "data_dir", "admin", "limits", "providers", "fallbacks",
-	"log_requests", "pricing", "governance", "circuit_breaker",
+	"log_requests", "pricing", "governance", "circuit_breaker", "pricing_file",
 };
 
 static void cfg_limits(struct cfg_ld *L, int tok)
@@ -2258,6 +2258,7 @@ static void cfg_breaker(struct cfg_ld *L, int tok)
 }
 
 static bool gov_provider_budgets(const struct gov *g);
+static void cfg_gov_pricing_file(struct cfg_ld *L, struct gov *g, const char *path);
 static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok);
 
 /* Parse `text` (taken over: freed with the config). NULL + problems in `errs`. */
@@ -2301,6 +2302,9 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	cfg_providers(&L, f[TF_PROVIDERS]);
 	c->fallbacks = cfg_strs(&L, f[TF_FALLBACKS], &c->nfallbacks, "fallbacks");
 	c->gov = cfg_governance(&L, f[TF_GOVERNANCE], f[TF_PRICING], f[TF_PROVIDERS]);
+	const char *pf = cfg_str(&L, f[TF_PRICING_FILE], "pricing_file");
+	if (pf && *pf && c->gov)
+		cfg_gov_pricing_file(&L, c->gov, pf);
 	c->governed = f[TF_GOVERNANCE] >= 0 || gov_provider_budgets(c->gov);
 out:
 	if (L.nerr) {
@@ -2340,18 +2344,13 @@ static char *cfg_default_text(size_t *len)
 	return text;
 }
 
-static struct cfg *cfg_load(const char *path, struct sb *errs)
+/* A whole file (at most 16 MiB), NUL-terminated, malloc'd; NULL and a message in err. */
+static char *cfg_slurp(const char *path, size_t *len, char *err, size_t errlen)
 {
-	size_t len = 0;
-	char *text;
-	if (!path) {
-		text = cfg_default_text(&len);
-		return text ? cfg_parse(text, len, "environment", errs) : NULL;
-	}
 	struct buf b = { .limit = 16u << 20 };
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		sb_printf(errs, "  - cannot open %s: %s\n", path, strerror(errno));
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	char tmp[16384];
@@ -2360,13 +2359,28 @@ static struct cfg *cfg_load(const char *path, struct sb *errs)
 	while ((r = read(fd, tmp, sizeof(tmp))) > 0 && (rc = buf_append(&b, tmp, (size_t)r)) == 0)
 		;
 	close(fd);
-	if (r < 0 || rc) {
-		sb_printf(errs, "  - cannot read %s\n", path);
+	if (r < 0 || rc || buf_append(&b, "", 1) != 0) { /* NUL: strtoll-safe */
+		snprintf(err, errlen, "cannot read %s%s", path, rc ? " (over 16 MiB)" : "");
 		buf_free(&b);
 		return NULL;
 	}
-	buf_append(&b, "", 1); /* NUL: strtoll-safe */
-	return cfg_parse(b.p, b.len - 1, path, errs);
+	*len = b.len - 1;
+	return b.p;
+}
+
+static struct cfg *cfg_load(const char *path, struct sb *errs)
+{
+	size_t len = 0;
+	char *text, err[PATH_MAX + 64];
+	if (!path) {
+		text = cfg_default_text(&len);
+		return text ? cfg_parse(text, len, "environment", errs) : NULL;
+	}
+	if (!(text = cfg_slurp(path, &len, err, sizeof(err)))) {
+		sb_printf(errs, "  - %s\n", err);
+		return NULL;
+	}
+	return cfg_parse(text, len, path, errs);
 }
 
 /* ---- dns_: resolved off the workers, read lock-free ---- */
@@ -5424,13 +5438,43 @@ struct gov {
 	int nprov;
 	struct gov_price_ent *price; /* the config's "pricing": searched before the built-ins */
 	int nprice;
+	struct gov_price_ent *fprice; /* pricing_file: exact names, each with its provider */
+	int nfprice;
+	uint32_t *fhash, fcap;  /* (provider, name) → 1 + index into fprice; fcap a power of two */
 	struct gov_ent **all;   /* every entity, for bind, replay and usage */
 	int nall;
 	uint32_t *hidx;         /* open addressing: key → 1 + index into all; 0 = empty */
 	uint32_t hcap;          /* power of two */
 };
 
-/* Price for (provider entry name, its kind, upstream model): config first, then built-ins. */
+static uint32_t gov_fhash(const char *prov, const char *pat)
+{
+	uint32_t h = 2166136261u;
+	for (; *prov; prov++)
+		h = (h ^ (unsigned char)*prov) * 16777619u;
+	h = (h ^ '/') * 16777619u;
+	for (; *pat; pat++)
+		h = (h ^ (unsigned char)*pat) * 16777619u;
+	return h;
+}
+
+/* pricing_file's entry for exactly (provider, model), or NULL: one hash probe. */
+static const struct gov_price *gov_price_file(const struct gov *g, const char *prov, const char *model)
+{
+	if (!g || !g->fcap || !prov)
+		return NULL;
+	for (uint32_t i = gov_fhash(prov, model) & (g->fcap - 1);; i = (i + 1) & (g->fcap - 1)) {
+		uint32_t v = g->fhash[i];
+		if (!v)
+			return NULL;
+		const struct gov_price_ent *e = &g->fprice[v - 1];
+		if (strcmp(e->pat, model) == 0 && strcmp(e->prov, prov) == 0)
+			return &e->p;
+	}
+}
+
+/* Price for (provider entry name, its kind, upstream model): the config's "pricing" first,
+ * then pricing_file, then the built-ins. */
 static const struct gov_price *gov_price_find(const struct gov *g, const char *pname, const char *pkind,
 					      const char *model)
 {
@@ -5441,6 +5485,10 @@ static const struct gov_price *gov_price_find(const struct gov *g, const char *p
 		if (!tries[i] || (i && tries[i] == model))
 			continue;
 		const struct gov_price *p = g ? gov_price_best(g->price, g->nprice, pname, pkind, tries[i]) : NULL;
+		if (!p)
+			p = gov_price_file(g, pname, tries[i]);
+		if (!p)
+			p = gov_price_file(g, pkind, tries[i]);
 		if (!p)
 			p = gov_price_best(gov_builtin_prices, (int)ARRAY_LEN(gov_builtin_prices), pname, pkind,
 					   tries[i]);
@@ -5457,12 +5505,12 @@ static struct gov_price gov_price_max(const struct gov *g, const char *pname, co
 				      bool anthropic)
 {
 	struct gov_price m = { 0 };
-	for (int t = 0; t < 2; t++) {
-		const struct gov_price_ent *e = t ? gov_builtin_prices : g ? g->price : NULL;
-		int n = t ? (int)ARRAY_LEN(gov_builtin_prices) : g ? g->nprice : 0;
+	for (int t = 0; t < 3; t++) { /* config, pricing_file, built-ins */
+		const struct gov_price_ent *e = t == 2 ? gov_builtin_prices : !g ? NULL : t ? g->fprice : g->price;
+		int n = t == 2 ? (int)ARRAY_LEN(gov_builtin_prices) : !g ? 0 : t ? g->nfprice : g->nprice;
 		for (int i = 0; i < n; i++) {
 			if (e[i].prov ? strcmp(e[i].prov, pname) != 0 && strcmp(e[i].prov, pkind) != 0
-				      : t && (strncmp(e[i].pat, "claude", 6) == 0) != anthropic)
+				      : t == 2 && (strncmp(e[i].pat, "claude", 6) == 0) != anthropic)
 				continue;
 			m.in = MAX(m.in, e[i].p.in);
 			m.out = MAX(m.out, e[i].p.out);
@@ -6367,6 +6415,87 @@ static void cfg_gov_pricing(struct cfg_ld *L, struct gov *g, int tok)
 		if (v[0] < 0 && v[1] < 0)
 			cfg_problem(L, "pricing.%s: give at least input or output", e->pat);
 	}
+}
+
+/* LiteLLM's provider names that differ from this gateway's kinds. */
+static const char *cfg_litellm_provider(const char *p)
+{
+	static const char *const alias[][2] = { { "together_ai", "together" }, { "fireworks_ai", "fireworks" },
+		{ "text-completion-openai", "openai" }, { "hosted_vllm", "vllm" } };
+	for (size_t i = 0; i < ARRAY_LEN(alias); i++)
+		if (strcmp(p, alias[i][0]) == 0)
+			return alias[i][1];
+	return p;
+}
+
+/* A LiteLLM cost per token (US$, e.g. 2.5e-06) in this table's unit (µ$ per MTok); -1 if absent. */
+static int64_t cfg_litellm_cost(const struct json *j, int tok)
+{
+	if (tok < 0 || j->tok[tok].type != JSMN_PRIMITIVE)
+		return -1;
+	char tmp[48];
+	struct str r = json_raw(j, tok);
+	if (r.n >= sizeof(tmp) || !json_number_ok(r.p, r.n))
+		return -1;
+	memcpy(tmp, r.p, r.n);
+	tmp[r.n] = 0;
+	double d = strtod(tmp, NULL) * 1e12;
+	return d >= 0 && d < (double)GOV_MAX_MICROS ? (int64_t)(d + 0.5) : -1;
+}
+
+/* pricing_file: a price list in the format of LiteLLM's model_prices_and_context_window.json
+ * ({"model": {"input_cost_per_token": $, "output_cost_per_token": $, "litellm_provider": p,
+ * "cache_read_input_token_cost": $, "cache_creation_input_token_cost": $, ...}}), so prices
+ * are refreshed without a new binary. Entries without a per-token price (images, audio,
+ * "sample_spec") are skipped; "provider/model" keys lose the prefix of their provider. */
+static void cfg_gov_pricing_file(struct cfg_ld *L, struct gov *g, const char *path)
+{
+	static const char *const k[] = { "input_cost_per_token", "output_cost_per_token",
+		"cache_read_input_token_cost", "cache_creation_input_token_cost", "litellm_provider" };
+	char err[PATH_MAX + 64];
+	size_t len;
+	char *text = cfg_slurp(path, &len, err, sizeof(err));
+	struct arena tmp;
+	struct json j;
+	arena_init(&tmp, NULL);
+	if (!text || json_parse(&j, &tmp, text, len) != 0) {
+		cfg_problem(L, "pricing_file: %s", text ? j.err : err);
+		goto out;
+	}
+	int n = j.tok[0].size;
+	g->fprice = arena_new(&L->c->arena, struct gov_price_ent, MAX(n, 1));
+	for (g->fcap = 16; g->fcap < 2u * (uint32_t)n; g->fcap *= 2)
+		;
+	g->fhash = arena_new(&L->c->arena, uint32_t, g->fcap);
+	if (!g->fprice || !g->fhash) {
+		cfg_problem(L, "pricing_file: out of memory");
+		goto out;
+	}
+	memset(g->fhash, 0, sizeof(uint32_t) * g->fcap);
+	for (int m = 0, i = 1; m < n; m++, i = json_skip(&j, i + 1)) {
+		int v[5];
+		char *name = json_str(&j, &L->c->arena, i, NULL);
+		char *prov = json_obj_get(&j, i + 1, k, 5, v, NULL) ? NULL : json_str(&j, &L->c->arena, v[4], NULL);
+		int64_t c[4];
+		for (int q = 0; q < 4; q++)
+			c[q] = prov ? cfg_litellm_cost(&j, v[q]) : -1;
+		if (!name || !prov || (c[0] < 0 && c[1] < 0) || strcmp(name, "sample_spec") == 0)
+			continue; /* (sample_spec documents the format) */
+		const char *pv = cfg_litellm_provider(prov);
+		size_t pl = strlen(prov);
+		const char *pat = strncmp(name, prov, pl) == 0 && name[pl] == '/' ? name + pl + 1 : name;
+		struct gov_price_ent *e = &g->fprice[g->nfprice];
+		*e = (struct gov_price_ent){ pv, pat, { MAX(c[0], 0), MAX(c[1], 0), MAX(c[2], 0), MAX(c[3], 0) } };
+		uint32_t h = gov_fhash(pv, pat) & (g->fcap - 1);
+		while (g->fhash[h] && !(strcmp(g->fprice[g->fhash[h] - 1].pat, pat) == 0 &&
+					strcmp(g->fprice[g->fhash[h] - 1].prov, pv) == 0))
+			h = (h + 1) & (g->fcap - 1);
+		if (!g->fhash[h]) /* the first entry of a (provider, name) wins */
+			g->fhash[h] = (uint32_t)++g->nfprice;
+	}
+out:
+	arena_reset(&tmp);
+	free(text);
 }
 
 /* Every entity in one list, and the key → entity index. */

@@ -584,6 +584,20 @@ test('/api/usage: exact spend, tokens, requests at every tier (OpenAI, cached, o
   assert.equal(g.stderr.filter((l) => l.includes('house-model-unpriced has no price')).length, 1, 'warned once per model');
 });
 
+test('pricing_file: a LiteLLM-format price list prices a model the built-in table does not know', async () => {
+  const dir = tempDir('bifrost-prices-');
+  const file = join(dir, 'model_prices_and_context_window.json');
+  writeFileSync(file, JSON.stringify({
+    sample_spec: { max_tokens: 'LEGACY', input_cost_per_token: 0, litellm_provider: 'one of' },
+    'house-model': { input_cost_per_token: 1e-6, output_cost_per_token: 2e-6, litellm_provider: 'openai', mode: 'chat' },
+  }));
+  const g = await gateway({ ...config({ enforce: true, virtual_keys: [{ id: 'alice', value: KA }] }), pricing_file: file });
+  assert.equal((await oai(g.port, { headers: vk(KA), model: 'mock/house-model' })).status, 200);
+  const e = entity(await quiet(g.port, ADMIN), 'virtual_keys', 'alice');
+  assert.equal(e.spend_micros, openaiCost(DEFAULT_USAGE, { input: 1, output: 2 }), JSON.stringify(e)); // 11 + 14 = 25 µ$
+  assert.ok(!g.stderr.some((l) => /has no price/.test(l)), 'priced by the file, not as unpriced');
+});
+
 test('governance.unpriced: "deny" refuses an unpriced model (a priced fallback serves), "free" charges 0', async () => {
   const deny = await gateway(config({ enforce: true, unpriced: 'deny', virtual_keys: [{ id: 'alice', value: KA }] }));
   const r = await oai(deny.port, { headers: vk(KA), model: 'mock/house-model-unpriced' });

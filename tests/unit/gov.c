@@ -858,3 +858,42 @@ Test(gov_price, max_price_per_dialect)
 	cr_assert(gov_unpriced_first("p", "m-unit-test"));
 	cr_assert_not(gov_unpriced_first("p", "m-unit-test"), "warned once");
 }
+
+/* pricing_file: LiteLLM's format; the config's "pricing" wins, then the file, then built-ins. */
+Test(gov_price, litellm_pricing_file)
+{
+	char path[64];
+	int fd = tmpfile_fd(path);
+	static const char file[] =
+		"{\"sample_spec\":{\"max_tokens\":\"LEGACY\",\"input_cost_per_token\":0.0,\"litellm_provider\":\"x\"},"
+		" \"gpt-4o\":{\"input_cost_per_token\":2.6e-06,\"output_cost_per_token\":1.1e-05,"
+		"   \"cache_read_input_token_cost\":1.3e-06,\"litellm_provider\":\"openai\",\"mode\":\"chat\"},"
+		" \"house-model\":{\"input_cost_per_token\":1e-06,\"output_cost_per_token\":2e-06,\"litellm_provider\":\"openai\"},"
+		" \"groq/llama-3.3-70b\":{\"input_cost_per_token\":5.9e-07,\"output_cost_per_token\":7.9e-07,\"litellm_provider\":\"groq\"},"
+		" \"dall-e-3\":{\"output_cost_per_image\":0.04,\"litellm_provider\":\"openai\"},"
+		" \"claude-9\":{\"input_cost_per_token\":1e-05,\"output_cost_per_token\":9e-05,\"litellm_provider\":\"anthropic\"}}";
+	cr_assert_eq(write(fd, file, sizeof(file) - 1), (ssize_t)sizeof(file) - 1);
+	close(fd);
+	char text[512];
+	snprintf(text, sizeof(text), "{\"pricing_file\":\"%s\",\"pricing\":{\"openai/house-model\":{\"input\":3,\"output\":4}},"
+		 "\"providers\":[{\"name\":\"oa\",\"provider\":\"openai\"},{\"name\":\"gq\",\"provider\":\"groq\"}]}", path);
+	struct arena ea;
+	struct sb errs;
+	struct cfg *c = parse(text, &ea, &errs);
+	sb_put(&errs, "", 1);
+	cr_assert_not_null(c, "%s", errs.p);
+	const struct gov *g = c->gov;
+	cr_assert_eq(g->nfprice, 4, "image and sample entries skipped: %d", g->nfprice);
+	const struct gov_price *p = gov_price_find(g, "oa", "openai", "gpt-4o");
+	cr_assert(p && p->in == 2600000 && p->out == 11000000 && p->cache_read == 1300000, "the file beats the built-ins");
+	p = gov_price_find(g, "oa", "openai", "house-model");
+	cr_assert(p && p->in == GOV_USD(3, 0), "the config's pricing beats the file");
+	p = gov_price_find(g, "gq", "groq", "llama-3.3-70b");
+	cr_assert(p && p->in == 590000 && p->out == 790000, "a provider-prefixed key, matched without it");
+	cr_assert_null(gov_price_find(g, "oa", "openai", "llama-3.3-70b"), "not another provider's entry");
+	struct gov_price m = gov_price_max(g, "anthropic", "anthropic", true);
+	cr_assert_eq(m.out, 90000000, "the file's rates count for max_price");
+	cfg_put(c);
+	arena_reset(&ea);
+	unlink(path);
+}
