@@ -5736,8 +5736,11 @@ static void gov_ctr_add(_Atomic uint64_t *c, const struct gov_winpos *p, int64_t
 	gov_ctr_add2(c, p, delta, 0, 0);
 }
 
-/* Add `add` if the amount in window p is below `limit`; false (nothing changed) otherwise. */
-static bool gov_ctr_admit(_Atomic uint64_t *c, const struct gov_winpos *p, int64_t limit, int64_t add)
+/* Add `add` if the amount in window p is below `limit`; false (nothing changed) otherwise.
+ * *in: the window the add landed in (p's, or the next one when another worker already
+ * rolled the word there), which an undo must name. */
+static bool gov_ctr_admit(_Atomic uint64_t *c, const struct gov_winpos *p, int64_t limit, int64_t add,
+			  int64_t *in)
 {
 	uint64_t w = atomic_load_explicit(c, memory_order_relaxed), tag, nw;
 	do {
@@ -5746,6 +5749,7 @@ static bool gov_ctr_admit(_Atomic uint64_t *c, const struct gov_winpos *p, int64
 			return false;
 		nw = gov_ctr_word(tag, (int64_t)a + add);
 	} while (!atomic_compare_exchange_weak_explicit(c, &w, nw, memory_order_acq_rel, memory_order_relaxed));
+	*in = tag == gov_tag(p->start) ? p->start : p->end;
 	return true;
 }
 
@@ -5761,9 +5765,10 @@ static void gov_roll(struct gov_slot *s, const struct gov_winpos *p)
 }
 
 /* Reserve est µ$ while the window's used (settled + reserved) is below limit. See the banner's bound. */
-static bool gov_reserve(struct gov_slot *s, const struct gov_winpos *p, int64_t limit, int64_t est)
+static bool gov_reserve(struct gov_slot *s, const struct gov_winpos *p, int64_t limit, int64_t est,
+			int64_t *in)
 {
-	return gov_ctr_admit(&s->used, p, limit, est);
+	return gov_ctr_admit(&s->used, p, limit, est, in);
 }
 
 /* Replace a reservation of est made in window `reserved_start` by the actual charge. */
@@ -5854,9 +5859,12 @@ static void gov_pos_budget(const struct gov_ent *e, int64_t now, struct gov_winp
 	gov_window_at(&e->budget.win, e->budget.cal, atomic_load(&e->slot->anchor_s), now, p);
 }
 
+/* Rate windows count from the epoch (a 1h window is a clock hour), not from the slot's
+ * anchor: the same windows before and after a restart, so replayed counts land in them. */
 static void gov_pos_rate(const struct gov_ent *e, const struct gov_window *w, int64_t now, struct gov_winpos *p)
 {
-	gov_window_at(w, false, atomic_load(&e->slot->anchor_s), now, p);
+	(void)e;
+	gov_window_at(w, false, 0, now, p);
 }
 
 static bool gov_deny_set(struct gov_deny *d, int status, const struct gov_ent *e, const char *what,
@@ -5876,7 +5884,7 @@ static bool gov_tier_admit(struct gov_ticket *t, int i, int64_t now, struct gov_
 		return gov_deny_set(d, 429, e, "concurrency", e->rate.max_conc, NULL, now);
 	gov_pos_rate(e, &e->rate.req_win, now, &rq);
 	t->req_start[i] = rq.start;
-	if (e->rate.req_max >= 0 && !gov_ctr_admit(&s->rl_req, &rq, e->rate.req_max, 1)) {
+	if (e->rate.req_max >= 0 && !gov_ctr_admit(&s->rl_req, &rq, e->rate.req_max, 1, &t->req_start[i])) {
 		gov_conc_leave(s);
 		return gov_deny_set(d, 429, e, "request rate", e->rate.req_max, &rq, now);
 	}
@@ -5885,20 +5893,22 @@ static bool gov_tier_admit(struct gov_ticket *t, int i, int64_t now, struct gov_
 	t->res_start[i] = b.start;
 	t->tok_start[i] = tk.start;
 	t->tok_res[i] = 0;
-	/* a token limit reserves the estimate like a budget does: admitted while below the limit */
-	bool tok_ok = e->rate.tok_max < 0 || gov_ctr_admit(&s->rl_tok, &tk, e->rate.tok_max, t->est_tok);
+	/* a token limit reserves the estimate like a budget does: admitted while below the limit;
+	 * never more than the limit itself, so one request cannot saturate the shared word */
+	int64_t want = MIN(t->est_tok, e->rate.tok_max);
+	bool tok_ok = e->rate.tok_max < 0 || gov_ctr_admit(&s->rl_tok, &tk, e->rate.tok_max, want, &t->tok_start[i]);
 	if (tok_ok && e->rate.tok_max >= 0)
-		t->tok_res[i] = t->est_tok;
+		t->tok_res[i] = want;
 	if (tok_ok && e->budget.max < 0) {
 		gov_ctr_add(&s->used, &b, t->est); /* unbudgeted tiers still show what is reserved */
 		return true;
 	}
-	if (tok_ok && gov_reserve(s, &b, e->budget.max, t->est))
+	if (tok_ok && gov_reserve(s, &b, e->budget.max, t->est, &t->res_start[i]))
 		return true;
 	if (t->tok_res[i])
-		gov_ctr_add2(&s->rl_tok, &tk, 0, tk.start, t->tok_res[i]);
+		gov_ctr_add2(&s->rl_tok, &tk, 0, t->tok_start[i], t->tok_res[i]);
 	if (e->rate.req_max >= 0)
-		gov_ctr_add2(&s->rl_req, &rq, 0, rq.start, 1);
+		gov_ctr_add2(&s->rl_req, &rq, 0, t->req_start[i], 1);
 	gov_conc_leave(s);
 	return tok_ok ? gov_deny_set(d, 402, e, "budget", e->budget.max, &b, now)
 		      : gov_deny_set(d, 429, e, "token rate", e->rate.tok_max, &tk, now);
@@ -6036,15 +6046,21 @@ static void gov_replay_rates(void *ctx, const struct jrnl_rec *r)
 	const struct gov_ent *e = gov_ent_find(ctx, r->ent);
 	if (!e || !e->slot || e->kind != r->kind || r->type != JRNL_CHARGE)
 		return;
-	int64_t at = r->t_ns / 1000000000;
-	struct gov_winpos q;
+	int64_t at = r->t_ns / 1000000000, now = time(NULL);
+	struct gov_winpos q, cur;
+	/* only a record of the window current at start-up counts (records are not strictly in
+	 * time order: an older one must not roll the word back to its window) */
 	if (e->rate.req_max >= 0) {
 		gov_pos_rate(e, &e->rate.req_win, at, &q);
-		gov_ctr_add(&e->slot->rl_req, &q, 1);
+		gov_pos_rate(e, &e->rate.req_win, now, &cur);
+		if (q.start == cur.start)
+			gov_ctr_add(&e->slot->rl_req, &q, 1);
 	}
 	if (e->rate.tok_max >= 0) {
 		gov_pos_rate(e, &e->rate.tok_win, at, &q);
-		gov_ctr_add(&e->slot->rl_tok, &q, r->tok_in + r->tok_out);
+		gov_pos_rate(e, &e->rate.tok_win, now, &cur);
+		if (q.start == cur.start)
+			gov_ctr_add(&e->slot->rl_tok, &q, r->tok_in + r->tok_out);
 	}
 }
 
@@ -7158,6 +7174,7 @@ struct request {
 	uint64_t t_start_ns, t_up_ns, t_resp_ns, overhead_ns;
 	int status;             /* what the client got */
 	bool streaming, head_sent, stream_done, fresh_retry;
+	bool stream_broken;     /* the stream was ended by an error event (provider failed or timed out) */
 	char chunk_line[24];    /* the current stream chunk's size line */
 	bool ping_sent;         /* the send in flight is a keep-alive ping, not events */
 	struct xlate_usage xu;  /* the provider's usage, Anthropic's meaning: `in` excludes cache */
@@ -8237,7 +8254,7 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 			conn_xlate_events(cl, u, &t, &done);
 		} else {
 			conn_stream_error(cl, &t);
-			done = true;
+			rq->stream_broken = done = true;
 		}
 		if (t.len && !t.oom)
 			v[n++] = (struct iovec){ t.p, t.len };
@@ -8614,7 +8631,8 @@ static int conn_gov_admit(struct worker *w, struct conn *c, const struct route_c
 	gov_tiers(&rq->gt, cfg->gov, rq->vk, (int)(rc->p - cfg->prov), rc->p->name, rc->p->kind->name);
 	int64_t est = rq->price ? gov_cost_micros(rq->price, (int64_t)(rq->o.j.n / 4),
 						rq->o.max_tokens > 0 ? rq->o.max_tokens : 4096, 0, 0) : 0;
-	rq->gt.est_tok = (int64_t)(rq->o.j.n / 4) + (rq->o.max_tokens > 0 ? rq->o.max_tokens : 4096);
+	rq->gt.est_tok = (int64_t)(rq->o.j.n / 4) + /* (max_tokens is the client's: bounded first) */
+			 (rq->o.max_tokens > 0 ? MIN(rq->o.max_tokens, (long long)GOV_AMT_MAX) : 4096);
 	int rc2 = gov_admit(&rq->gt, now, est, d);
 	return rc2 == 0 ? 0 : d->status;
 }
@@ -8659,7 +8677,7 @@ static void conn_gov_charge(struct worker *w, struct conn *c)
 	/* a stream cut short: the provider's count so far may be message_start's 1, so at least
 	 * the content relayed (~4 characters a token); never the SSE/JSON framing bytes */
 	long long est_out = (long long)((rq->content_chars + 3) / 4);
-	bool cut = rq->streaming && !rq->stream_done;
+	bool cut = rq->streaming && (!rq->stream_done || rq->stream_broken);
 	long long out = !billed ? 0 : cut ? MAX(u->out, est_out) : u->out ? u->out : est_out;
 	long long cr = billed ? u->cache_read : 0, cw = billed ? u->cache_write : 0;
 	int64_t now = time(NULL);

@@ -827,6 +827,7 @@ test('request and token windows survive a restart (an hour-long window is not re
   for (let i = 0; i < 3; i++) assert.equal((await oai(h.port, { headers: vk(KB) })).status, 200); // 18 each: 54
   assert.equal((await oai(h.port, { headers: vk(KA) })).status, 429);
   await h.stop();
+  await sleep(2100); // a restart that takes a while: the windows must not move with it
   await h.start();
   const a = await oai(h.port, { headers: vk(KA) });
   assert.equal(a.status, 429, `alice's 3 requests of this hour were forgotten by the restart: ${show(a)}`);
@@ -1038,6 +1039,21 @@ test('a stream cut half-way is billed from the content relayed (±25% of the pro
     assert.ok(out >= 0.75 * 2 * seen && out <= 1.25 * 2 * seen + 4,
       `${who}: billed ${out} output tokens for ${seen} chunks received (${2 * seen} tokens)`);
   }
+});
+
+test('a stream the provider breaks off (reset mid-stream) is billed from the content relayed, not message_start\'s 1 token', async () => {
+  const g = await gateway(config({ enforce: true, virtual_keys: [{ id: 'bob', value: KB }] }));
+  const text = 'abcdefgh'.repeat(100);
+  a.behave({ text, textChunks: 100, resetAfterEvents: 62,
+    usage: { input_tokens: 11, output_tokens: 200, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 } });
+  const r = await ant(g.port, { headers: { 'x-api-key': KB }, body: { stream: true, max_tokens: 1024 } });
+  a.behave({});
+  const chunks = (r.text.match(/"text":"abcdefgh"/g) || []).length;
+  assert.ok(chunks > 30 && chunks < 100, `the stream was cut mid-way: ${chunks} chunks`);
+  assert.match(r.text, /event: error/, 'the broken stream ends with an error event');
+  const e = entity(await quiet(g.port, ADMIN), 'virtual_keys', 'bob');
+  const out = e.tokens - 11;
+  assert.ok(out >= 0.75 * 2 * chunks && out <= 1.25 * 2 * chunks + 4, `billed ${out} output tokens for ${chunks} chunks (${2 * chunks})`);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -479,8 +479,13 @@ Test(gov_ctr, window_roll_once_and_stale_callers)
 	cr_assert_eq(gov_ctr_get(&c, &w1), 2);
 	gov_ctr_add(&c, &w0, 4); /* caller's clock is behind: lands in w1, does not wipe it */
 	cr_assert_eq(gov_ctr_get(&c, &w1), 6);
-	cr_assert(!gov_ctr_admit(&c, &w1, 6, 1));
-	cr_assert(gov_ctr_admit(&c, &w2, 6, 1));
+	int64_t in = -1;
+	cr_assert(!gov_ctr_admit(&c, &w1, 6, 1, &in));
+	cr_assert(gov_ctr_admit(&c, &w2, 6, 1, &in));
+	cr_assert_eq(in, w2.start);
+	struct gov_winpos w1late = { w1.start, w2.start };
+	cr_assert(gov_ctr_admit(&c, &w1late, 6, 0, &in), "a lagging clock's admit lands in the next window");
+	cr_assert_eq(in, w2.start, "and says so, so its undo names that window");
 	cr_assert_eq(gov_ctr_get(&c, &w2), 1);
 	gov_ctr_add(&c, &w2, -100); /* clamps at zero */
 	cr_assert_eq(gov_ctr_get(&c, &w2), 0);
@@ -493,11 +498,12 @@ Test(gov_ctr, settle_across_a_reset)
 	struct gov_region *r = gov_region_map(4);
 	struct gov_slot *s = gov_slot_claim(r, 42, 0);
 	struct gov_winpos w0 = { 0, 100 }, w1 = { 100, 200 };
-	cr_assert(gov_reserve(s, &w0, 1000, 300));
+	int64_t in;
+	cr_assert(gov_reserve(s, &w0, 1000, 300, &in));
 	gov_settle(s, &w0, w0.start, 300, 120, 50, 1);
 	cr_assert_eq(gov_ctr_get(&s->used, &w0), 120);
 	cr_assert_eq(gov_ctr_get(&s->spend, &w0), 120);
-	cr_assert(gov_reserve(s, &w0, 1000, 300));
+	cr_assert(gov_reserve(s, &w0, 1000, 300, &in));
 	gov_settle(s, &w1, w0.start, 300, 80, 5, 1); /* completes after the reset: charged in full */
 	cr_assert_eq(gov_ctr_get(&s->used, &w1), 80);
 	cr_assert_eq(gov_ctr_get(&s->spend, &w1), 80);
@@ -519,7 +525,8 @@ static void *hammer_run(void *arg)
 	struct hammer *h = arg;
 	struct gov_winpos w = { 0, INT64_MAX };
 	for (int i = 0; i < 20000; i++) {
-		if (!gov_reserve(h->s, &w, h->limit, h->est))
+		int64_t in;
+		if (!gov_reserve(h->s, &w, h->limit, h->est, &in))
 			continue;
 		gov_settle(h->s, &w, w.start, h->est, h->actual, 1, 1);
 		int64_t now = (int64_t)gov_ctr_get(&h->s->spend, &w), m = atomic_load(&h->max_seen);
