@@ -883,6 +883,32 @@ test('a journal that cannot be written: governed requests fail fast with 503 (ne
   await proc.wait(10000);
 });
 
+test('governance.on_journal_error "allow": a journal that cannot be written lets governed requests pass, none hangs', async () => {
+  resetMocks();
+  const dir = tempDir('bifrost-gov-allow-');
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config({
+    enforce: true, on_journal_error: 'allow',
+    virtual_keys: [{ id: 'alice', value: KA, budget: budget(10, '1d') }],
+  })));
+  const port = await freePort();
+  const proc = spawnBifrost({ args: ['-c', join(dir, 'config.json'), '-l', `127.0.0.1:${port}`, '-w', '1', '-d', dataDir],
+    cwd: dir, ulimitFsizeKiB: 1 });
+  procs.push(proc);
+  await waitHealthy(proc, port);
+  for (let i = 0; i < 30; i++) {
+    const t = Date.now();
+    const r = await oai(port, { headers: vk(KA), timeout: 4000 });
+    assert.equal(r.status, 200, `request ${i}: ${show(r)}`);
+    assert.ok(Date.now() - t < 3000, `request ${i} waited on the journal`);
+  }
+  assert.ok(proc.stderr.some((l) => /journal .* cannot be written/.test(l)), 'the journal never filled up');
+  assert.equal(entity(await quiet(port, ADMIN), 'virtual_keys', 'alice').spend_micros, 30 * C, 'charged in memory');
+  proc.child.kill('SIGTERM');
+  await proc.wait(10000);
+});
+
 // Why there is no "exactly equal" test: a response's charge must be on disk before its last
 // byte is released (else a kill -9 could lose a delivered charge), so a kill that lands after
 // the journal write and before the client read that byte leaves a charge for a response the

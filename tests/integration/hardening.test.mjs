@@ -633,3 +633,34 @@ test('/metrics passes promtool check metrics', async () => {
   const out = spawnSync(promtool, ['check', 'metrics'], { input: r.body, encoding: 'utf8' });
   assert.equal(out.status, 0, `promtool check metrics failed (exit ${out.status}):\n${out.stdout}${out.stderr}\n--- /metrics ---\n${r.text}`);
 });
+
+// ---------------------------------------------------------------------------------------------
+// total_timeout_ms bounds a whole attempt, a stream that keeps trickling included; the JSON
+// value budget (limits.max_json_tokens) refuses a body of many tiny values with 413.
+
+test('providers[].total_timeout_ms ends a stream that trickles on for ever with an error event', async () => {
+  const o = await mock('o');
+  const gw = await gateway({ providers: [{ name: 'o', provider: 'openai', apiKey: 'sk-o', base_url: o.baseUrl,
+    stream_idle_timeout_ms: 5000, total_timeout_ms: 800 }] });
+  o.behave({ chunks: 200, chunkDelayMs: 50 }); // 10 s of events, never idle for 5 s
+  const t0 = Date.now();
+  const r = await chat(gw.port, { model: 'o/gpt-4o', messages: MSG, stream: true });
+  const took = Date.now() - t0;
+  assert.equal(r.status, 200);
+  assert.ok(took < 3000, `the stream ran ${took} ms past a total_timeout_ms of 800`);
+  assert.match(r.text, /total_timeout_ms/, `no error event naming the deadline: ${r.text.slice(-300)}`);
+  o.behave({});
+  await assertServing(gw);
+});
+
+test('limits.max_json_tokens: a body of more JSON values than the limit gets 413, a normal one passes', async () => {
+  const o = await mock('o');
+  const gw = await gateway({ providers: [{ name: 'o', provider: 'openai', apiKey: 'sk-o', base_url: o.baseUrl }],
+    limits: { max_json_tokens: 5000 } });
+  const body = JSON.stringify({ model: 'o/gpt-4o', messages: MSG, junk: new Array(6000).fill(1) });
+  const r = await request(gw.port, { method: 'POST', path: '/v1/chat/completions', body });
+  assert.equal(r.status, 413, show(r));
+  assert.match(r.text, /max_json_tokens/);
+  assert.equal(o.requests.length, 0);
+  await assertServing(gw);
+});
