@@ -485,6 +485,9 @@ test('huge provider-reported token counts (9e18, 2^63-1, 20 digits) in answers a
     }
   }
   await sleep(200);
+  const posts = gw.stdout.filter((l) => l.startsWith('{') && l.includes('"method":"POST"'));
+  const clamped = posts.filter((l) => l.includes('"usage_clamped":true')).length;
+  assert.equal(clamped, 24, `the 24 answers with out-of-range counts are flagged usage_clamped, the ${posts.length - 24} normal ones not`);
   for (const l of gw.stdout) {
     if (!l.startsWith('{')) continue;
     assert.doesNotThrow(() => JSON.parse(l), `a log line is not JSON: ${l}`);
