@@ -152,6 +152,20 @@ static int word_distance(const char *a, size_t na, const char *b)
 	return d[n][m];
 }
 
+/* FNV-1a, 64-bit, over n bytes, continuing from h (start from FNV_BASIS): the one hash
+ * for identities (journal entity keys: the values are on disk, keep it stable) and the
+ * small open-addressing tables. */
+#define FNV_BASIS 0xcbf29ce484222325ULL
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	for (const unsigned char *b = p; n--; b++)
+		h = (h ^ *b) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t fnv1a_z(uint64_t h, const char *z) { return fnv1a(h, z, strlen(z)); }
+
 /* xorshift64*: per-worker, for weighted choice; quality is plenty for load balancing. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -5449,13 +5463,7 @@ struct gov {
 
 static uint32_t gov_fhash(const char *prov, const char *pat)
 {
-	uint32_t h = 2166136261u;
-	for (; *prov; prov++)
-		h = (h ^ (unsigned char)*prov) * 16777619u;
-	h = (h ^ '/') * 16777619u;
-	for (; *pat; pat++)
-		h = (h ^ (unsigned char)*pat) * 16777619u;
-	return h;
+	return (uint32_t)fnv1a_z(fnv1a(fnv1a_z(FNV_BASIS, prov), "/", 1), pat);
 }
 
 /* pricing_file's entry for exactly (provider, model), or NULL: one hash probe. */
@@ -5527,13 +5535,7 @@ static struct gov_price gov_price_max(const struct gov *g, const char *pname, co
 static bool gov_unpriced_first(const char *pname, const char *model)
 {
 	static _Atomic uint64_t seen[256];
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (const char *q = pname; *q; q++)
-		h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
-	h = (h ^ '/') * 0x100000001b3ULL;
-	for (const char *q = model; *q; q++)
-		h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
-	h |= 1;
+	uint64_t h = fnv1a_z(fnv1a(fnv1a_z(FNV_BASIS, pname), "/", 1), model) | 1;
 	for (size_t i = 0; i < ARRAY_LEN(seen); i++) {
 		size_t k = (h + i) & (ARRAY_LEN(seen) - 1);
 		uint64_t cur = atomic_load_explicit(&seen[k], memory_order_relaxed);
@@ -5571,10 +5573,8 @@ static int64_t gov_cost_micros(const struct gov_price *p, int64_t in_tok, int64_
 /* FNV-1a of kind and id: an entity's identity in the region and the journal. Never 0. */
 static uint64_t gov_ent_key(enum gov_kind kind, const char *id)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	h = (h ^ (uint64_t)kind) * 0x100000001b3ULL;
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ULL;
+	unsigned char k = (unsigned char)kind; /* (kinds are < 256: the same bytes as ever) */
+	uint64_t h = fnv1a_z(fnv1a(FNV_BASIS, &k, 1), id);
 	return h ? h : 1;
 }
 
@@ -9239,11 +9239,7 @@ static void admin_series(struct sb *b, struct arena *a)
 			const struct metrics_series *e = &workers[wi].m.series[i];
 			if (!atomic_load_explicit(&e->used, memory_order_acquire))
 				break;
-			uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)e->status;
-			for (const char *q = e->prov; *q; q++)
-				h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
-			for (const char *q = e->model; *q; q++)
-				h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
+			uint64_t h = fnv1a_z(fnv1a_z(fnv1a(FNV_BASIS, &e->status, sizeof(e->status)), e->prov), e->model);
 			size_t k = h & (cap - 1);
 			while (tab[k].e && !(tab[k].e->status == e->status && strcmp(tab[k].e->prov, e->prov) == 0 &&
 					     strcmp(tab[k].e->model, e->model) == 0))
