@@ -1110,6 +1110,45 @@ struct fuzz_target {
 	int (*fn)(const uint8_t *, size_t);
 };
 
+/* pricing_file: the input is a LiteLLM-format price list, loaded through a config that
+ * names it (a scratch file), then looked up the ways a request does. */
+static int fuzz_pricing_file(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	memset(dns_table, 0, sizeof(dns_table));
+	atomic_store(&dns_count, 0);
+	char path[256], cfgtext[512];
+	snprintf(path, sizeof(path), "%s/prices.json", F.tmpdir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, d, n) != (ssize_t)n)
+		abort();
+	close(fd);
+	int len = snprintf(cfgtext, sizeof(cfgtext), "{\"providers\":[{\"name\":\"oa\",\"provider\":\"openai\","
+			   "\"base_url\":\"http://127.0.0.1:9/v1\"}],\"pricing_file\":\"%s\"}", path);
+	char *text = strndup(cfgtext, (size_t)len);
+	struct arena ea;
+	struct sb errs;
+	arena_init(&ea, NULL);
+	sb_init(&errs, &ea, 1024);
+	struct cfg *c = text ? cfg_parse(text, (size_t)len, "fuzz.json", &errs) : NULL;
+	if (c) {
+		static const char *const models[] = { "gpt-4o", "house-model", "llama-3.3-70b", "" };
+		for (size_t i = 0; i < ARRAY_LEN(models); i++) {
+			const struct gov_price *p = gov_price_find(c->gov, "oa", "openai", models[i]);
+			FUZZ_ASSERT(!p || (p->in >= 0 && p->out >= 0 && p->cache_read >= 0 && p->cache_write >= 0),
+				    "a negative price for %s", models[i]);
+		}
+		struct gov_price m = gov_price_max(c->gov, "oa", "openai", false);
+		FUZZ_ASSERT(m.in >= 0 && m.out >= 0, "a negative max price");
+		cfg_put(c);
+	} else {
+		FUZZ_ASSERT(errs.len > 0 || errs.oom, "config refused without a reason");
+	}
+	arena_reset(&ea);
+	unlink(path);
+	return 0;
+}
+
 static const struct fuzz_target fuzz_targets[] = {
 	{ "http_request", fuzz_http_request },
 	{ "http_response", fuzz_http_response },
@@ -1123,6 +1162,7 @@ static const struct fuzz_target fuzz_targets[] = {
 	{ "count_tokens", fuzz_count_tokens },
 	{ "cfg", fuzz_cfg },
 	{ "jrnl", fuzz_jrnl },
+	{ "pricing_file", fuzz_pricing_file },
 };
 
 /* libFuzzer driver for one target: tests/fuzz/<name>.c is FUZZ_DRIVER(fuzz_<name>). */
