@@ -5,33 +5,39 @@
  * `provider/model`, rewrites the model and the credential, and forwards the body as
  * iovecs over the bytes it received. One io_uring event loop per core does all I/O.
  *
- * TABLE OF CONTENTS (sections in dependency order; lower never calls upper)
+ * TABLE OF CONTENTS (sections in dependency order: a function calls only into its own
+ * section and those above it; `./build.sh lint` checks this, the prefixes and the order)
  *
- *   1. base      misc helpers, time, errors                         (no prefix)
- *   2. arena_    per-request bump allocator over cached chunks
- *   3. str_/buf_ slices, growable byte buffers, formatted appends
- *   4. json_     jsmn tokens + validation + lookups + escaping writer
- *   5. http_     HTTP/1.1 request/response head parser, chunked decoder
- *   6. sse_      server-sent-event splitter
- *   7. tls_      BearSSL trust anchors and the client engine pump
- *   8. cfg_      config.json loading, validation, env.NAME, defaults
- *   9. route_    model string → provider candidates, weighted choice
- *  10. prov_     provider adapters: base URLs, auth headers, body edits
- *  11. xlate_    dialect translation: Anthropic Messages <-> OpenAI Chat
- *  12. jrnl_     charge journal: checksummed records, group commit, replay, compaction
- *  13. gov_      governance: windows, prices, lock-free counters, admission, cfg_governance
- *  14. metrics_  counters and the overhead histogram; log_ request lines
- *  15. loop_     worker, ring, slab, timer wheel, send queue
- *  16. up_       upstream client: DNS table, pools, connect, TLS, response
- *  17. conn_     client connection: read, parse, dispatch, govern, translate, respond
- *  18. admin_    /health, /metrics, /v1/models, /api/usage
- *  19. main      command line, signals, reload, drain, journal committer
+ *   1. base                 misc helpers, time, errors, FNV-1a, PRNG   (no prefix)
+ *   2. arena_               per-request bump allocator over cached chunks
+ *   3. str_/buf_/sb_        slices, growable byte buffers, formatted appends
+ *   4. json_                jsmn tokens + validation + lookups + escaping writer
+ *   5. http_                HTTP/1.1 request/response head parser, chunked decoder
+ *   6. sse_                 server-sent-event splitter
+ *   7. tls_                 BearSSL trust anchors and the client engine pump
+ *   8. cfg_/dns_            config.json loading, validation, env.NAME, defaults; DNS table
+ *   9. route_               model string -> provider candidates, weighted choice, breakers
+ *  10. prov_                provider adapters: base URLs, auth headers, body edits
+ *  11. xlate_               dialect translation: Anthropic Messages <-> OpenAI Chat
+ *  12. jrnl_                charge journal: checksummed records, group commit, replay
+ *  13. gov_                 governance: windows, prices, lock-free counters, admission
+ *  14. metrics_             counters and the overhead histogram
+ *  15. loop_/slot_/timer_/log_  the worker: ring, connection slots, timer wheel, sends,
+ *                           the request-log writer; calls connection kinds back through
+ *                           their handler table (struct slot_ops)
+ *  16. up_                  upstream client: pools, connect, TLS, response; tells its
+ *                           client through struct up_hooks
+ *  17. conn_                client connection: read, parse, dispatch, govern, translate,
+ *                           respond, log
+ *  18. admin_               /health, /metrics, /v1/models, /api/usage
+ *  19. main                 command line, signals, reload, drain, journal committer
  *
- * Leaf sections (2–6, 9–11) do no I/O and allocate only from a caller's arena, so the
- * unit tests (built with -DBIFROST_TEST, which drops main) can drive them directly.
- * Two deliberate exceptions to the order, both forward-declared: cfg_ hands the
- * governance block to gov_ (cfg_governance), and the worker loop's driver (loop_run)
- * sits after admin_ because it dispatches completions to every section above it.
+ * Leaf sections (arena_ to sse_, route_ to xlate_) do no I/O and allocate only from a
+ * caller's arena (arena_ and buf_ are the allocators), so the unit tests (built with
+ * -DBIFROST_TEST, which drops main) can drive them directly. The calls that go up the
+ * file on purpose, each forward-declared and listed in tests/lint.py: cfg_ hands the
+ * "governance" object to gov_ (gov_cfg), and conn_ hands the admin paths to admin_
+ * (admin_dispatch), which answers through conn_'s senders.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -283,7 +289,7 @@ static char *arena_strndup(struct arena *a, const char *s, size_t n)
 }
 
 /* ======================================================================== *
- * 3. str_/buf_ — slices and growable buffers.                              *
+ * 3. str_/buf_/sb_ — slices and growable buffers.                         *
  *                                                                          *
  * A `str` never owns its bytes. A `buf` owns a malloc'd block that grows    *
  * up to `limit`; appends past it fail with -E2BIG, never silently truncate. *
@@ -913,7 +919,7 @@ bad:
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid
  * (overlongs, surrogates, beyond U+10FFFF, truncated). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+static size_t json_utf8_seq(const unsigned char *p, size_t n)
 {
 	unsigned c = p[0];
 	size_t len = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
@@ -930,7 +936,7 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 
 /* Append `s` as a quoted JSON string: escapes what JSON requires, and bytes
  * that are not valid UTF-8 become U+FFFD, so the output is always valid JSON. */
-static void sb_json_str(struct sb *b, const char *s, size_t n)
+static void json_put_str(struct sb *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	sb_put(b, "\"", 1);
@@ -938,7 +944,7 @@ static void sb_json_str(struct sb *b, const char *s, size_t n)
 	for (size_t k = 0; k < n; k++) {
 		unsigned char c = (unsigned char)s[k];
 		if (c >= 0x80) {
-			size_t len = utf8_seq((const unsigned char *)s + k, n - k);
+			size_t len = json_utf8_seq((const unsigned char *)s + k, n - k);
 			if (len) {
 				k += len - 1;
 				continue;
@@ -966,7 +972,7 @@ static void sb_json_str(struct sb *b, const char *s, size_t n)
 	sb_put(b, "\"", 1);
 }
 
-static void sb_json_z(struct sb *b, const char *z) { sb_json_str(b, z, strlen(z)); }
+static void json_put_z(struct sb *b, const char *z) { json_put_str(b, z, strlen(z)); }
 
 /* Integer value of a primitive token, or `dflt`. */
 static long long json_int(const struct json *j, int i, long long dflt)
@@ -1193,51 +1199,75 @@ struct http_chunked {
 	bool last;      /* the zero-size chunk was seen */
 };
 
+/* One byte of the size line: hex digits, then an extension or CRLF. */
+static int http_chunk_size_byte(struct http_chunked *c, char ch)
+{
+	int v = isdigit((unsigned char)ch) ? ch - '0'
+		: ((ch | 32) >= 'a' && (ch | 32) <= 'f') ? (ch | 32) - 'a' + 10 : -1;
+	switch (c->state) {
+	case CH_SIZE:
+		if (v >= 0) {
+			c->left = c->left * 16 + (uint64_t)v;
+			return ++c->digits > 15 ? -EBADMSG : 0;
+		}
+		if (c->digits == 0)
+			return -EBADMSG;
+		if (ch == ';' || ch == ' ' || ch == '\t')
+			c->state = CH_EXT;
+		else if (ch == '\r')
+			c->state = CH_SIZE_LF;
+		else
+			return -EBADMSG;
+		return 0;
+	case CH_EXT:
+		if (ch == '\r')
+			c->state = CH_SIZE_LF;
+		else if ((unsigned char)ch < 0x20 && ch != '\t')
+			return -EBADMSG;
+		return 0;
+	default: /* CH_SIZE_LF */
+		if (ch != '\n')
+			return -EBADMSG;
+		c->last = c->left == 0;
+		c->state = c->last ? CH_TRAILER : CH_DATA;
+		return 0;
+	}
+}
+
+/* One byte of framing outside the data: the CRLF after data, trailers, the final CRLF.
+ * 1 when the message is over. */
+static int http_chunk_frame_byte(struct http_chunked *c, char ch)
+{
+	switch (c->state) {
+	case CH_DATA_CR:
+		c->state = CH_DATA_LF;
+		return ch == '\r' ? 0 : -EBADMSG;
+	case CH_DATA_LF:
+		c->state = CH_SIZE;
+		c->digits = 0;
+		c->left = 0;
+		return ch == '\n' ? 0 : -EBADMSG;
+	case CH_TRAILER: /* at the start of a trailer line, or the final CRLF */
+		c->state = ch == '\r' ? CH_END_LF : CH_TRAILER_LINE;
+		return 0;
+	case CH_TRAILER_LINE:
+		if (ch == '\n')
+			c->state = CH_TRAILER;
+		return 0;
+	case CH_END_LF:
+		c->state = CH_DONE;
+		return ch == '\n' ? 1 : -EBADMSG;
+	default:
+		return 1;
+	}
+}
+
 static int http_dechunk(struct http_chunked *c, char *b, size_t *src, size_t len, size_t *dst)
 {
 	size_t s = *src, d = *dst;
 	int rc = 0;
 	while (s < len && rc == 0) {
-		char ch = b[s];
-		switch (c->state) {
-		case CH_SIZE: {
-			int v = isdigit((unsigned char)ch) ? ch - '0'
-				: ((ch | 32) >= 'a' && (ch | 32) <= 'f') ? (ch | 32) - 'a' + 10 : -1;
-			if (v >= 0) {
-				if (++c->digits > 15)
-					rc = -EBADMSG;
-				c->left = c->left * 16 + (uint64_t)v;
-				s++;
-				break;
-			}
-			if (c->digits == 0)
-				rc = -EBADMSG;
-			else if (ch == ';' || ch == ' ' || ch == '\t')
-				c->state = CH_EXT;
-			else if (ch == '\r')
-				c->state = CH_SIZE_LF;
-			else
-				rc = -EBADMSG;
-			s++;
-			break;
-		}
-		case CH_EXT:
-			if (ch == '\r')
-				c->state = CH_SIZE_LF;
-			else if ((unsigned char)ch < 0x20 && ch != '\t')
-				rc = -EBADMSG;
-			s++;
-			break;
-		case CH_SIZE_LF:
-			if (ch != '\n') {
-				rc = -EBADMSG;
-				break;
-			}
-			s++;
-			c->last = c->left == 0;
-			c->state = c->last ? CH_TRAILER : CH_DATA;
-			break;
-		case CH_DATA: {
+		if (c->state == CH_DATA) { /* as much of the chunk as is here, moved down in place */
 			size_t n = MIN((uint64_t)(len - s), c->left);
 			if (d != s)
 				memmove(b + d, b + s, n);
@@ -1246,38 +1276,12 @@ static int http_dechunk(struct http_chunked *c, char *b, size_t *src, size_t len
 			c->left -= n;
 			if (!c->left)
 				c->state = CH_DATA_CR;
-			break;
-		}
-		case CH_DATA_CR:
-			if (ch != '\r')
-				rc = -EBADMSG;
-			c->state = CH_DATA_LF;
-			s++;
-			break;
-		case CH_END_LF:
-			rc = ch == '\n' ? 1 : -EBADMSG;
-			c->state = CH_DONE;
-			s++;
-			break;
-		case CH_DATA_LF:
-			if (ch != '\n')
-				rc = -EBADMSG;
-			c->state = CH_SIZE;
-			c->digits = 0;
-			c->left = 0;
-			s++;
-			break;
-		case CH_TRAILER: /* at the start of a trailer line, or the final CRLF */
-			c->state = ch == '\r' ? CH_END_LF : CH_TRAILER_LINE;
-			s++;
-			break;
-		case CH_TRAILER_LINE:
-			if (ch == '\n')
-				c->state = CH_TRAILER;
-			s++;
-			break;
-		default:
+		} else if (c->state == CH_DONE) {
 			rc = 1;
+		} else {
+			bool size_line = c->state == CH_SIZE || c->state == CH_EXT || c->state == CH_SIZE_LF;
+			rc = size_line ? http_chunk_size_byte(c, b[s]) : http_chunk_frame_byte(c, b[s]);
+			s++;
 		}
 	}
 	*src = s;
@@ -1594,7 +1598,7 @@ static const char *tls_error_text(int err)
 }
 
 /* ======================================================================== *
- * 8. cfg_ — config.json: load, validate, publish.                          *
+ * 8. cfg_/dns_ — config.json: load, validate, publish; the DNS table.     *
  *                                                                          *
  * A `struct cfg` is immutable once published and lives in its own arena.    *
  * Workers hold it through a reference count (cfg_get/cfg_put); SIGHUP      *
@@ -1634,7 +1638,7 @@ static const struct prov_kind prov_kinds[] = {
 	{ "bedrock", NULL, NULL, D_BEDROCK, false },
 };
 
-static const struct prov_kind *prov_kind_find(const char *name)
+static const struct prov_kind *cfg_prov_kind(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_LEN(prov_kinds); i++)
 		if (strcmp(prov_kinds[i].name, name) == 0)
@@ -1733,7 +1737,7 @@ struct cfg {
 	int nfallbacks;
 	struct cb_conf cb;
 	const char *source; /* "path" or "environment" */
-	struct gov *gov;    /* config arena: governance + pricing (cfg_governance) */
+	struct gov *gov;    /* config arena: governance + pricing (gov_cfg) */
 	bool governed;      /* a governance block or a provider budget: admission and charges run */
 };
 
@@ -2135,7 +2139,7 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 	}
 	if (strchr(p->name, '/'))
 		cfg_problem(L, "provider %s: name must not contain '/'", p->name);
-	p->kind = prov_kind_find(kind);
+	p->kind = cfg_prov_kind(kind);
 	if (!p->kind) {
 		cfg_problem(L, "provider %s: unknown provider kind \"%s\"", p->name, kind);
 		return;
@@ -2271,9 +2275,8 @@ static void cfg_breaker(struct cfg_ld *L, int tok)
 	L->c->cb.cooldown_ms = (long)cfg_num(L, v[1], 30000, 1, 86400000, "circuit_breaker.cooldown_ms");
 }
 
-static bool gov_provider_budgets(const struct gov *g);
-static void cfg_gov_pricing_file(struct cfg_ld *L, struct gov *g, const char *path);
-static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok);
+static struct gov *gov_cfg(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok,
+			   const char *pricing_file);
 
 /* Parse `text` (taken over: freed with the config). NULL + problems in `errs`. */
 static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct sb *errs)
@@ -2315,11 +2318,8 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	cfg_breaker(&L, f[TF_CB]);
 	cfg_providers(&L, f[TF_PROVIDERS]);
 	c->fallbacks = cfg_strs(&L, f[TF_FALLBACKS], &c->nfallbacks, "fallbacks");
-	c->gov = cfg_governance(&L, f[TF_GOVERNANCE], f[TF_PRICING], f[TF_PROVIDERS]);
-	const char *pf = cfg_str(&L, f[TF_PRICING_FILE], "pricing_file");
-	if (pf && *pf && c->gov)
-		cfg_gov_pricing_file(&L, c->gov, pf);
-	c->governed = f[TF_GOVERNANCE] >= 0 || gov_provider_budgets(c->gov);
+	c->gov = gov_cfg(&L, f[TF_GOVERNANCE], f[TF_PRICING], f[TF_PROVIDERS],
+			 cfg_str(&L, f[TF_PRICING_FILE], "pricing_file"));
 out:
 	if (L.nerr) {
 		sb_put(errs, L.errs.p, L.errs.len);
@@ -2700,7 +2700,7 @@ static const char *const ep_suffix[] = { "/chat/completions", "/completions", "/
 					 "/messages", "/messages/count_tokens" };
 
 /* The dialect a client speaks on an endpoint. */
-static enum dialect ep_dialect(enum endpoint ep)
+static enum dialect prov_dialect(enum endpoint ep)
 {
 	return ep >= EP_MESSAGES ? D_ANTHROPIC : D_OPENAI;
 }
@@ -2821,7 +2821,7 @@ static int prov_openai_prepare(struct oai_req *o, struct arena *a, const char *b
 	}
 	if (kidx[K_FALLBACKS] >= 0)
 		prov_remove_member(o, kidx[K_FALLBACKS]);
-	if (o->stream && ep_dialect(ep) == D_OPENAI && prov_force_usage(o, v[K_SO]) != 0)
+	if (o->stream && prov_dialect(ep) == D_OPENAI && prov_force_usage(o, v[K_SO]) != 0)
 		return -EBADMSG;
 	return 0;
 }
@@ -2914,7 +2914,7 @@ static int prov_build(struct arena *a, const struct oai_req *o, const struct pro
 	memcpy(ed, o->ed, sizeof(ed[0]) * (size_t)ned);
 	struct sb m;
 	sb_init(&m, a, strlen(model) + 8);
-	sb_json_z(&m, model);
+	json_put_z(&m, model);
 	const struct json *j = &o->j;
 	ed[ned++] = (struct edit){ json_beg(j, o->model_tok),
 				   json_end(j, o->model_tok) - json_beg(j, o->model_tok), sb_view(&m) };
@@ -3121,7 +3121,7 @@ static struct str xlate_esc(struct sb *out, const char *s, size_t n)
 {
 	struct sb t;
 	sb_init(&t, out->a, n + 8);
-	sb_json_str(&t, s, n);
+	json_put_str(&t, s, n);
 	if (t.oom) {
 		out->oom = true;
 		return (struct str){ "", 0 };
@@ -3499,7 +3499,7 @@ static int xlate_a2o_tool_calls(struct json *j, int content, struct sb *out)
 				",\"type\":\"function\",\"function\":{\"name\":");
 		sb_str(out, json_raw(j, v[1]));
 		sb_puts(out, ",\"arguments\":");
-		sb_json_str(out, input.p, input.n);
+		json_put_str(out, input.p, input.n);
 		sb_puts(out, "}},");
 		n++;
 	}
@@ -3698,7 +3698,7 @@ static int xlate_req_a2o(struct arena *a, const char *body, size_t n, const char
 						   : "\"messages\" must be an array");
 	if (!rc) {
 		sb_puts(out, "{\"model\":");
-		sb_json_z(out, model);
+		json_put_z(out, model);
 	}
 	if (!rc && !(rc = xlate_a2o_messages(&j, v[XA_SYS], v[XA_MSGS], out)) &&
 	    !(rc = xlate_a2o_params(&j, v, reasoning_model, out)) &&
@@ -3774,7 +3774,7 @@ static int xlate_resp_o2a(struct arena *a, const char *body, size_t n, const cha
 	struct str id = xlate_raw_str(&j, v[0]);
 	xlate_put_block(out, "{\"id\":", id.n ? id : STR("\"msg_bifrost\""),
 			",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-	sb_json_z(out, model);
+	json_put_z(out, model);
 	if ((tools = xlate_o2a_content(&j, a, ch[0], out)) < 0)
 		return -EBADMSG;
 	sb_printf(out, ",\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":",
@@ -3827,9 +3827,9 @@ static void xlate_o2a_start(struct xlate_o2a *s, struct sb *out)
 	s->started = true;
 	xlate_ev(out, "message_start");
 	sb_puts(out, ",\"message\":{\"id\":");
-	sb_json_z(out, s->msg_id);
+	json_put_z(out, s->msg_id);
 	sb_puts(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-	sb_json_z(out, s->model);
+	json_put_z(out, s->model);
 	sb_puts(out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
 	xlate_put_usage_a(out, &zero);
 	sb_puts(out, "}");
@@ -4283,7 +4283,7 @@ static int xlate_o2a_head(struct json *j, const int *v, const char *model, long 
 		return xlate_fail(j, "max_tokens must be a positive integer");
 	*max = xlate_nil(j, m) ? 4096 : json_int(j, m, 4096);
 	sb_puts(out, "{\"model\":");
-	sb_json_z(out, model);
+	json_put_z(out, model);
 	sb_printf(out, ",\"max_tokens\":%lld", *max);
 	return 0;
 }
@@ -4322,7 +4322,7 @@ static int xlate_resp_a2o(struct arena *a, const char *body, size_t n, const cha
 	struct str id = xlate_raw_str(&j, v[0]);
 	xlate_put_block(out, "{\"id\":", id.n ? id : STR("\"chatcmpl-bifrost\""), "");
 	sb_printf(out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", created);
-	sb_json_z(out, model);
+	json_put_z(out, model);
 	sb_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
 	size_t mark = out->len;
 	sb_puts(out, "\"");
@@ -4378,10 +4378,10 @@ static void xlate_a2o_init(struct xlate_a2o *s, const char *model, const char *i
 static void xlate_a2o_head(const struct xlate_a2o *s, struct sb *out)
 {
 	sb_puts(out, "data: {\"id\":");
-	sb_json_z(out, s->id);
+	json_put_z(out, s->id);
 	sb_printf(out,
 		  ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":", s->created);
-	sb_json_z(out, s->model);
+	json_put_z(out, s->model);
 	sb_puts(out, ",\"choices\":");
 }
 
@@ -5028,7 +5028,7 @@ static int jrnl_compact(struct jrnl *j, const char *path)
  * Owns: reset windows (pure calendar arithmetic, UTC, no libc time zone),  *
  * the price table and cost math in integer micro-dollars (µ$), the shared  *
  * counter region, the multi-tier admission/settlement protocol, and the    *
- * governance config (cfg_governance, struct gov: immutable, config arena). *
+ * governance config (gov_cfg, struct gov: immutable, config arena). *
  *                                                                          *
  * Counters. The region is a flat array of 128-byte slots (two cache lines, *
  * the rate-limit words on the second), found by an entity's 64-bit key     *
@@ -5057,7 +5057,7 @@ static int jrnl_compact(struct jrnl *j, const char *path)
  * same way (body bytes / 4 + max_tokens tokens), with the same bound.      *
  * An unpriced model is charged per governance.unpriced (gov_price_max).    *
  *                                                                          *
- * Callers: cfg_parse (cfg_governance), the main thread (gov_bind after a   *
+ * Callers: cfg_parse (gov_cfg), the main thread (gov_bind after a   *
  * config is built; gov_replay_apply, then gov_replay_rates, at start),     *
  * workers (gov_key_find, gov_key_allows, gov_tiers, gov_admit,             *
  * gov_complete, gov_abort), admin (gov_usage_json). Time is unix seconds   *
@@ -6071,7 +6071,7 @@ static void gov_usage_ent(struct sb *b, const struct gov_ent *e, int64_t now_s)
 	gov_pos_budget(e, now_s, &p);
 	int64_t spend = (int64_t)gov_ctr_get(&s->spend, &p), used = (int64_t)gov_ctr_get(&s->used, &p);
 	sb_puts(b, "{\"id\":");
-	sb_json_z(b, e->id);
+	json_put_z(b, e->id);
 	sb_printf(b, ",\"spend\":%lld.%06lld,\"spend_micros\":%lld,\"reserved_micros\":%lld",
 		  (long long)(spend / 1000000), (long long)(spend % 1000000), (long long)spend,
 		  (long long)MAX(0, used - spend));
@@ -6107,10 +6107,10 @@ static void gov_usage_json(struct sb *b, const struct gov *g, int64_t now_s)
 	sb_puts(b, "}");
 }
 
-/* ---- cfg_governance: the "governance" and "pricing" blocks (and providers' "budget") ---- */
+/* ---- gov_cfg: the "governance" and "pricing" blocks (and providers' "budget") ---- */
 
 /* Dollars (a JSON number, or a string such as "env.X") → µ$; -1 if absent or invalid (reported). */
-static int64_t cfg_dollars(struct cfg_ld *L, int tok, const char *what)
+static int64_t gov_cfg_dollars(struct cfg_ld *L, int tok, const char *what)
 {
 	if (tok < 0)
 		return -1;
@@ -6133,7 +6133,7 @@ static int64_t cfg_dollars(struct cfg_ld *L, int tok, const char *what)
 	return rc ? -1 : v;
 }
 
-static bool cfg_duration(struct cfg_ld *L, int tok, struct gov_window *w, const char *what)
+static bool gov_cfg_duration(struct cfg_ld *L, int tok, struct gov_window *w, const char *what)
 {
 	const char *s = cfg_str(L, tok, what);
 	if (tok < 0)
@@ -6145,7 +6145,7 @@ static bool cfg_duration(struct cfg_ld *L, int tok, struct gov_window *w, const 
 	return false;
 }
 
-static void cfg_gov_budget(struct cfg_ld *L, int tok, struct gov_budget *b, const char *path)
+static void gov_cfg_budget(struct cfg_ld *L, int tok, struct gov_budget *b, const char *path)
 {
 	static const char *const k[] = { "max_limit", "reset_duration", "calendar_aligned" };
 	int v[3];
@@ -6157,9 +6157,9 @@ static void cfg_gov_budget(struct cfg_ld *L, int tok, struct gov_budget *b, cons
 	snprintf(what, sizeof(what), "%s.budget.max_limit", path);
 	if (v[0] < 0)
 		cfg_problem(L, "%s is required", what);
-	int64_t max = cfg_dollars(L, v[0], what);
+	int64_t max = gov_cfg_dollars(L, v[0], what);
 	snprintf(what, sizeof(what), "%s.budget.reset_duration", path);
-	bool ok = cfg_duration(L, v[1], &b->win, what);
+	bool ok = gov_cfg_duration(L, v[1], &b->win, what);
 	snprintf(what, sizeof(what), "%s.budget.calendar_aligned", path);
 	b->cal = cfg_bool(L, v[2], false, what);
 	if (max >= 0 && ok)
@@ -6168,7 +6168,7 @@ static void cfg_gov_budget(struct cfg_ld *L, int tok, struct gov_budget *b, cons
 		b->win = (struct gov_window){ GU_NONE, 1 };
 }
 
-static void cfg_gov_rate(struct cfg_ld *L, int tok, struct gov_rate *r, const char *path)
+static void gov_cfg_rate(struct cfg_ld *L, int tok, struct gov_rate *r, const char *path)
 {
 	static const char *const k[] = { "request_max_limit", "request_reset_duration", "token_max_limit",
 					 "token_reset_duration", "max_concurrent" };
@@ -6188,23 +6188,23 @@ static void cfg_gov_rate(struct cfg_ld *L, int tok, struct gov_rate *r, const ch
 			cfg_problem(L, "%s is required", what);
 		int64_t m = cfg_num(L, v[2 * i], -1, 0, (long long)GOV_AMT_MAX, what);
 		snprintf(what, sizeof(what), "%s.rate_limit.%s", path, k[2 * i + 1]);
-		if (cfg_duration(L, v[2 * i + 1], w, what) && m >= 0 && m <= (int64_t)GOV_AMT_MAX)
+		if (gov_cfg_duration(L, v[2 * i + 1], w, what) && m >= 0 && m <= (int64_t)GOV_AMT_MAX)
 			*max = m;
 	}
 	snprintf(what, sizeof(what), "%s.rate_limit.max_concurrent", path);
 	r->max_conc = (int32_t)cfg_num(L, v[4], 0, 1, 1000000, what);
 }
 
-static void cfg_gov_ent(struct cfg_ld *L, struct gov_ent *e, enum gov_kind kind, const char *id, int budget,
+static void gov_cfg_ent(struct cfg_ld *L, struct gov_ent *e, enum gov_kind kind, const char *id, int budget,
 			int rate, const char *path)
 {
 	*e = (struct gov_ent){ .kind = kind, .id = id, .key = gov_ent_key(kind, id) };
-	cfg_gov_budget(L, budget, &e->budget, path);
-	cfg_gov_rate(L, rate, &e->rate, path);
+	gov_cfg_budget(L, budget, &e->budget, path);
+	gov_cfg_rate(L, rate, &e->rate, path);
 }
 
 /* Size of array tok (0 if absent); -1 and a problem if it is not an array. */
-static int cfg_array(struct cfg_ld *L, int tok, const char *what)
+static int gov_cfg_array(struct cfg_ld *L, int tok, const char *what)
 {
 	if (tok < 0)
 		return 0;
@@ -6216,7 +6216,7 @@ static int cfg_array(struct cfg_ld *L, int tok, const char *what)
 }
 
 /* Index of the entity named `id` in an array whose elements (of `stride` bytes) begin with a gov_ent. */
-static int cfg_gov_find(const void *arr, size_t stride, int n, const char *id)
+static int gov_cfg_find(const void *arr, size_t stride, int n, const char *id)
 {
 	for (int i = 0; id && i < n; i++)
 		if (strcmp(((const struct gov_ent *)((const char *)arr + (size_t)i * stride))->id, id) == 0)
@@ -6225,7 +6225,7 @@ static int cfg_gov_find(const void *arr, size_t stride, int n, const char *id)
 }
 
 /* An entry's "id": required, non-empty, not already in arr[0..n). NULL if unusable. */
-static const char *cfg_gov_id(struct cfg_ld *L, int tok, const char *list, int idx, const void *arr,
+static const char *gov_cfg_id(struct cfg_ld *L, int tok, const char *list, int idx, const void *arr,
 			      size_t stride, int n)
 {
 	char what[96];
@@ -6235,17 +6235,17 @@ static const char *cfg_gov_id(struct cfg_ld *L, int tok, const char *list, int i
 		cfg_problem(L, "%s is required", what);
 		return NULL;
 	}
-	if (cfg_gov_find(arr, stride, n, id) >= 0) {
+	if (gov_cfg_find(arr, stride, n, id) >= 0) {
 		cfg_problem(L, "governance.%s: id \"%s\" is used twice", list, id);
 		return NULL;
 	}
 	return id;
 }
 
-static void cfg_gov_customers(struct cfg_ld *L, struct gov *g, int tok)
+static void gov_cfg_customers(struct cfg_ld *L, struct gov *g, int tok)
 {
 	static const char *const k[] = { "id", "budget", "rate_limit" };
-	int n = cfg_array(L, tok, "governance.customers");
+	int n = gov_cfg_array(L, tok, "governance.customers");
 	g->cust = arena_new(&L->c->arena, struct gov_ent, MAX(n, 1));
 	for (int j = 0, i = tok + 1; g->cust && j < n; j++, i = json_skip(&L->j, i)) {
 		int v[3];
@@ -6253,16 +6253,16 @@ static void cfg_gov_customers(struct cfg_ld *L, struct gov *g, int tok)
 		snprintf(path, sizeof(path), "governance.customers[%d]", j);
 		if (!cfg_obj(L, i, path, k, 3, NULL, v))
 			continue;
-		const char *id = cfg_gov_id(L, v[0], "customers", j, g->cust, sizeof(*g->cust), g->ncust);
+		const char *id = gov_cfg_id(L, v[0], "customers", j, g->cust, sizeof(*g->cust), g->ncust);
 		if (id)
-			cfg_gov_ent(L, &g->cust[g->ncust++], GK_CUSTOMER, id, v[1], v[2], path);
+			gov_cfg_ent(L, &g->cust[g->ncust++], GK_CUSTOMER, id, v[1], v[2], path);
 	}
 }
 
-static void cfg_gov_teams(struct cfg_ld *L, struct gov *g, int tok)
+static void gov_cfg_teams(struct cfg_ld *L, struct gov *g, int tok)
 {
 	static const char *const k[] = { "id", "customer_id", "budget", "rate_limit" };
-	int n = cfg_array(L, tok, "governance.teams");
+	int n = gov_cfg_array(L, tok, "governance.teams");
 	g->team = arena_new(&L->c->arena, struct gov_team, MAX(n, 1));
 	for (int j = 0, i = tok + 1; g->team && j < n; j++, i = json_skip(&L->j, i)) {
 		int v[4];
@@ -6270,19 +6270,19 @@ static void cfg_gov_teams(struct cfg_ld *L, struct gov *g, int tok)
 		snprintf(path, sizeof(path), "governance.teams[%d]", j);
 		if (!cfg_obj(L, i, path, k, 4, NULL, v))
 			continue;
-		const char *id = cfg_gov_id(L, v[0], "teams", j, g->team, sizeof(*g->team), g->nteam);
+		const char *id = gov_cfg_id(L, v[0], "teams", j, g->team, sizeof(*g->team), g->nteam);
 		if (!id)
 			continue;
 		struct gov_team *t = &g->team[g->nteam++];
 		const char *cust = cfg_str(L, v[1], "governance.teams[].customer_id");
-		t->customer = cfg_gov_find(g->cust, sizeof(*g->cust), g->ncust, cust);
+		t->customer = gov_cfg_find(g->cust, sizeof(*g->cust), g->ncust, cust);
 		if (cust && t->customer < 0)
 			cfg_problem(L, "team %s: customer_id \"%s\" is not a configured customer", id, cust);
-		cfg_gov_ent(L, &t->e, GK_TEAM, id, v[2], v[3], path);
+		gov_cfg_ent(L, &t->e, GK_TEAM, id, v[2], v[3], path);
 	}
 }
 
-static bool cfg_gov_provider_known(const struct cfg *c, const char *name)
+static bool gov_cfg_provider_known(const struct cfg *c, const char *name)
 {
 	for (int i = 0; i < c->nprov; i++)
 		if (strcmp(c->prov[i].name, name) == 0 || strcmp(c->prov[i].kind->name, name) == 0)
@@ -6290,10 +6290,10 @@ static bool cfg_gov_provider_known(const struct cfg *c, const char *name)
 	return false;
 }
 
-static void cfg_gov_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok, const char *kpath)
+static void gov_cfg_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok, const char *kpath)
 {
 	static const char *const f[] = { "provider", "weight", "budget", "rate_limit" };
-	int n = cfg_array(L, tok, "virtual_keys[].provider_configs");
+	int n = gov_cfg_array(L, tok, "virtual_keys[].provider_configs");
 	k->pc = arena_new(&L->c->arena, struct gov_pcfg, MAX(n, 1));
 	for (int j = 0, i = tok + 1; k->pc && j < n; j++, i = json_skip(&L->j, i)) {
 		int v[4];
@@ -6306,7 +6306,7 @@ static void cfg_gov_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok, const c
 			cfg_problem(L, "virtual key %s: provider_configs[%d].provider is required", k->e.id, j);
 			continue;
 		}
-		if (!cfg_gov_provider_known(L->c, p))
+		if (!gov_cfg_provider_known(L->c, p))
 			cfg_problem(L, "virtual key %s: provider_configs: \"%s\" is not a configured provider",
 				    k->e.id, p);
 		for (int q = 0; q < k->npc; q++)
@@ -6320,7 +6320,7 @@ static void cfg_gov_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok, const c
 		struct gov_pcfg *pc = &k->pc[k->npc++];
 		pc->provider = p;
 		pc->weight = v[1] >= 0 ? (int)cfg_weight(L, v[1], "provider_configs[].weight") : -1;
-		cfg_gov_ent(L, &pc->e, GK_PCFG, id, v[2], v[3], path);
+		gov_cfg_ent(L, &pc->e, GK_PCFG, id, v[2], v[3], path);
 	}
 }
 
@@ -6331,14 +6331,14 @@ static const char *const vk_names[VK_N] = { "id", "value", "team_id", "customer_
 					    "rate_limit", "allowed_models", "allowed_providers",
 					    "provider_configs" };
 
-static void cfg_gov_key(struct cfg_ld *L, struct gov *g, int tok, int j)
+static void gov_cfg_key(struct cfg_ld *L, struct gov *g, int tok, int j)
 {
 	int v[VK_N];
 	char path[64];
 	snprintf(path, sizeof(path), "governance.virtual_keys[%d]", j);
 	if (!cfg_obj(L, tok, path, vk_names, VK_N, NULL, v))
 		return;
-	const char *id = cfg_gov_id(L, v[VK_ID], "virtual_keys", j, g->key, sizeof(*g->key), g->nkey);
+	const char *id = gov_cfg_id(L, v[VK_ID], "virtual_keys", j, g->key, sizeof(*g->key), g->nkey);
 	if (!id)
 		return;
 	struct gov_vkey *k = &g->key[g->nkey++];
@@ -6351,8 +6351,8 @@ static void cfg_gov_key(struct cfg_ld *L, struct gov *g, int tok, int j)
 			cfg_problem(L, "virtual keys %s and %s have the same value", g->key[q].e.id, id);
 	const char *team = cfg_str(L, v[VK_TEAM], "virtual_keys[].team_id");
 	const char *cust = cfg_str(L, v[VK_CUSTOMER], "virtual_keys[].customer_id");
-	k->team = cfg_gov_find(g->team, sizeof(*g->team), g->nteam, team);
-	k->customer = cfg_gov_find(g->cust, sizeof(*g->cust), g->ncust, cust);
+	k->team = gov_cfg_find(g->team, sizeof(*g->team), g->nteam, team);
+	k->customer = gov_cfg_find(g->cust, sizeof(*g->cust), g->ncust, cust);
 	if (team && k->team < 0)
 		cfg_problem(L, "virtual key %s: team_id \"%s\" is not a configured team", id, team);
 	if (cust && k->customer < 0)
@@ -6364,18 +6364,18 @@ static void cfg_gov_key(struct cfg_ld *L, struct gov *g, int tok, int j)
 	k->active = cfg_bool(L, v[VK_ACTIVE], true, "virtual_keys[].active");
 	k->models = cfg_strs(L, v[VK_MODELS], &k->nmodels, "virtual_keys[].allowed_models");
 	k->provs = cfg_strs(L, v[VK_PROVS], &k->nprovs, "virtual_keys[].allowed_providers");
-	cfg_gov_ent(L, &k->e, GK_KEY, id, v[VK_BUDGET], v[VK_RATE], path);
-	cfg_gov_pcfgs(L, k, v[VK_PCFG], path);
+	gov_cfg_ent(L, &k->e, GK_KEY, id, v[VK_BUDGET], v[VK_RATE], path);
+	gov_cfg_pcfgs(L, k, v[VK_PCFG], path);
 }
 
 /* Providers' own "budget" (array or map form), matched to cfg.prov by name. */
-static void cfg_gov_providers(struct cfg_ld *L, struct gov *g, int tok)
+static void gov_cfg_providers(struct cfg_ld *L, struct gov *g, int tok)
 {
 	static const char *const k[] = { "name", "provider", "budget" };
 	struct cfg *c = L->c;
 	g->prov = arena_new(&c->arena, struct gov_ent, MAX(c->nprov, 1));
 	for (int i = 0; g->prov && i < c->nprov; i++, g->nprov++)
-		cfg_gov_ent(L, &g->prov[i], GK_PROVIDER, c->prov[i].name, -1, -1, "");
+		gov_cfg_ent(L, &g->prov[i], GK_PROVIDER, c->prov[i].name, -1, -1, "");
 	jsmntok_t *t = tok >= 0 ? &L->j.tok[tok] : NULL;
 	if (!g->prov || !t || (t->type != JSMN_ARRAY && t->type != JSMN_OBJECT))
 		return;
@@ -6393,12 +6393,12 @@ static void cfg_gov_providers(struct cfg_ld *L, struct gov *g, int tok)
 			snprintf(path, sizeof(path), "providers[%d]", n);
 		for (int q = 0; name && q < g->nprov; q++)
 			if (strcmp(g->prov[q].id, name) == 0)
-				cfg_gov_ent(L, &g->prov[q], GK_PROVIDER, name, v[2], -1, path);
+				gov_cfg_ent(L, &g->prov[q], GK_PROVIDER, name, v[2], -1, path);
 	}
 }
 
 /* "pricing": {"[provider/]model-or-glob": {"input": $, "output": $, "cache_read": $, "cache_write": $}} */
-static void cfg_gov_pricing(struct cfg_ld *L, struct gov *g, int tok)
+static void gov_cfg_pricing(struct cfg_ld *L, struct gov *g, int tok)
 {
 	static const char *const k[] = { "input", "output", "cache_read", "cache_write" };
 	if (tok < 0)
@@ -6426,7 +6426,7 @@ static void cfg_gov_pricing(struct cfg_ld *L, struct gov *g, int tok)
 		for (int q = 0; q < 4; q++) {
 			snprintf(what, sizeof(what), "pricing.%s%s%s.%s", slash ? name : "", slash ? "/" : "",
 				 e->pat, k[q]);
-			*dst[q] = MAX(0, cfg_dollars(L, v[q], what));
+			*dst[q] = MAX(0, gov_cfg_dollars(L, v[q], what));
 		}
 		if (v[0] < 0 && v[1] < 0)
 			cfg_problem(L, "pricing.%s: give at least input or output", e->pat);
@@ -6434,7 +6434,7 @@ static void cfg_gov_pricing(struct cfg_ld *L, struct gov *g, int tok)
 }
 
 /* LiteLLM's provider names that differ from this gateway's kinds. */
-static const char *cfg_litellm_provider(const char *p)
+static const char *gov_cfg_litellm_provider(const char *p)
 {
 	static const char *const alias[][2] = { { "together_ai", "together" }, { "fireworks_ai", "fireworks" },
 		{ "text-completion-openai", "openai" }, { "hosted_vllm", "vllm" } };
@@ -6445,7 +6445,7 @@ static const char *cfg_litellm_provider(const char *p)
 }
 
 /* A LiteLLM cost per token (US$, e.g. 2.5e-06) in this table's unit (µ$ per MTok); -1 if absent. */
-static int64_t cfg_litellm_cost(const struct json *j, int tok)
+static int64_t gov_cfg_litellm_cost(const struct json *j, int tok)
 {
 	if (tok < 0 || j->tok[tok].type != JSMN_PRIMITIVE)
 		return -1;
@@ -6464,7 +6464,7 @@ static int64_t cfg_litellm_cost(const struct json *j, int tok)
  * "cache_read_input_token_cost": $, "cache_creation_input_token_cost": $, ...}}), so prices
  * are refreshed without a new binary. Entries without a per-token price (images, audio,
  * "sample_spec") are skipped; "provider/model" keys lose the prefix of their provider. */
-static void cfg_gov_pricing_file(struct cfg_ld *L, struct gov *g, const char *path)
+static void gov_cfg_pricing_file(struct cfg_ld *L, struct gov *g, const char *path)
 {
 	static const char *const k[] = { "input_cost_per_token", "output_cost_per_token",
 		"cache_read_input_token_cost", "cache_creation_input_token_cost", "litellm_provider" };
@@ -6494,10 +6494,10 @@ static void cfg_gov_pricing_file(struct cfg_ld *L, struct gov *g, const char *pa
 		char *prov = json_obj_get(&j, i + 1, k, 5, v, NULL) ? NULL : json_str(&j, &L->c->arena, v[4], NULL);
 		int64_t c[4];
 		for (int q = 0; q < 4; q++)
-			c[q] = prov ? cfg_litellm_cost(&j, v[q]) : -1;
+			c[q] = prov ? gov_cfg_litellm_cost(&j, v[q]) : -1;
 		if (!name || !prov || (c[0] < 0 && c[1] < 0) || strcmp(name, "sample_spec") == 0)
 			continue; /* (sample_spec documents the format) */
-		const char *pv = cfg_litellm_provider(prov);
+		const char *pv = gov_cfg_litellm_provider(prov);
 		size_t pl = strlen(prov);
 		const char *pat = strncmp(name, prov, pl) == 0 && name[pl] == '/' ? name + pl + 1 : name;
 		struct gov_price_ent *e = &g->fprice[g->nfprice];
@@ -6515,7 +6515,7 @@ out:
 }
 
 /* Every entity in one list, and the key → entity index. */
-static void cfg_gov_index(struct cfg_ld *L, struct gov *g)
+static void gov_cfg_index(struct cfg_ld *L, struct gov *g)
 {
 	int n = g->ncust + g->nteam + g->nprov;
 	for (int i = 0; i < g->nkey; i++)
@@ -6552,11 +6552,14 @@ static void cfg_gov_index(struct cfg_ld *L, struct gov *g)
 }
 
 /*
- * The governance view of a config: always returned (enforce off and no entities when the
- * blocks are absent) so pricing and per-provider totals work without governance. Call after
- * cfg_providers. Problems go through cfg_problem; NULL only when out of memory.
+ * The governance view of a config ("governance", "pricing", "pricing_file", provider
+ * budgets): always returned (enforce off and no entities when the blocks are absent) so
+ * pricing and per-provider totals work without governance; sets the config's `governed`
+ * (anything to count: the journal is opened). Call after cfg_providers. Problems go through
+ * cfg_problem; NULL only when out of memory.
  */
-static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok)
+static struct gov *gov_cfg(struct cfg_ld *L, int gov_tok, int pricing_tok, int providers_tok,
+			   const char *pricing_file)
 {
 	static const char *const k[] = { "enforce", "customers", "teams", "virtual_keys", "unpriced",
 					 "on_journal_error" };
@@ -6578,22 +6581,25 @@ static struct gov *cfg_governance(struct cfg_ld *L, int gov_tok, int pricing_tok
 	if (je && strcmp(je, "deny") && strcmp(je, "allow"))
 		cfg_problem(L, "governance.on_journal_error must be \"deny\" or \"allow\"");
 	g->on_journal_error = je && strcmp(je, "allow") == 0 ? GOV_JERR_ALLOW : GOV_JERR_DENY;
-	cfg_gov_customers(L, g, v[1]);
-	cfg_gov_teams(L, g, v[2]);
-	int n = cfg_array(L, v[3], "governance.virtual_keys");
+	gov_cfg_customers(L, g, v[1]);
+	gov_cfg_teams(L, g, v[2]);
+	int n = gov_cfg_array(L, v[3], "governance.virtual_keys");
 	g->key = arena_new(&L->c->arena, struct gov_vkey, MAX(n, 1));
 	if (g->key)
 		memset(g->key, 0, sizeof(struct gov_vkey) * (size_t)MAX(n, 1));
 	for (int j = 0, i = v[3] + 1; g->key && j < n; j++, i = json_skip(&L->j, i))
-		cfg_gov_key(L, g, i, j);
-	cfg_gov_providers(L, g, providers_tok);
-	cfg_gov_pricing(L, g, pricing_tok);
-	cfg_gov_index(L, g);
+		gov_cfg_key(L, g, i, j);
+	gov_cfg_providers(L, g, providers_tok);
+	gov_cfg_pricing(L, g, pricing_tok);
+	if (pricing_file && *pricing_file)
+		gov_cfg_pricing_file(L, g, pricing_file);
+	gov_cfg_index(L, g);
+	L->c->governed = gov_tok >= 0 || gov_provider_budgets(g);
 	return g;
 }
 
 /* ======================================================================== *
- * 14. metrics_ / log_ — what operators see.                                *
+ * 14. metrics_ — what operators see.                                      *
  *                                                                          *
  * Each worker owns its counters (single writer: relaxed load+store, no     *
  * locked instructions); /metrics sums them. The overhead histogram is the  *
@@ -6688,7 +6694,7 @@ struct log_state {
 };
 
 /* ======================================================================== *
- * 15. loop_ — the worker: ring, slab, timer wheel, sends.                  *
+ * 15. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.   *
  *                                                                          *
  * One worker per core; everything below belongs to exactly one worker      *
  * thread and is touched by no other. `user_data` = slot | generation | op, *
@@ -6698,18 +6704,18 @@ struct log_state {
  * Ownership invariant: memory that an in-flight send reads stays owned    *
  * until that send completes. A send that points into another slot's       *
  * memory (the client relaying the upstream's `in` zero-copy, the upstream *
- * sending the client's body) borrows that slot (conn_borrow): the lender  *
+ * sending the client's body) borrows that slot (slot_borrow): the lender  *
  * counts it in `lent`, and closing the lender defers its free (buffers,   *
- * arena, TLS engine) until the borrowing send is back (conn_borrow_end).  *
+ * arena, TLS engine) until the borrowing send is back (slot_borrow_end).  *
  * A closing slot's own arena and buffers are likewise kept until its own  *
- * operations are back. conn_free asserts both counts are zero.            *
+ * operations are back. slot_free asserts both counts are zero.            *
  *                                                                          *
  * Contract for callers: loop_sqe never fails (it submits to make room);    *
- * conn_close may be called any number of times; nothing here blocks.       *
+ * slot_close may be called any number of times; nothing here blocks.       *
  * ======================================================================== */
 
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CONNECT, OP_LINK_TIMEOUT, OP_CANCEL, OP_LOG, OP_WAKE };
-enum kind { K_FREE, K_CLIENT, K_UP };
+enum kind { K_FREE, K_CLIENT, K_UP, K_KINDS };
 
 #define UD(idx, gen, op) ((uint64_t)(idx) << 32 | (uint64_t)((gen) & 0xffffffu) << 8 | (op))
 #define UD_IDX(ud) ((uint32_t)((ud) >> 32))
@@ -6795,6 +6801,27 @@ struct conn {
 	uint64_t total_deadline_ms; /* the attempt's total_timeout_ms, absolute; 0 = none */
 };
 
+/*
+ * A connection kind's handlers: the loop calls back through its row and knows nothing else
+ * of the kinds (a new kind, such as inbound TLS or a Redis link, is a new row). The rows are
+ * defined with their handlers, at the end of conn_.
+ */
+struct worker;
+struct slot_ops {
+	void (*complete)(struct worker *w, struct conn *c, int op, struct io_uring_cqe *cqe);
+	void (*timeout)(struct worker *w, struct conn *c); /* its deadline passed */
+	void (*closing)(struct worker *w, struct conn *c); /* slot_close began */
+	bool (*idle)(const struct conn *c);                /* a drain may close it now */
+};
+static const struct slot_ops slot_ops[K_KINDS];
+
+/* The listener's events: a new client socket, and the journal committer's wake-up. */
+struct loop_hooks {
+	void (*accept)(struct worker *w, int fd);
+	void (*wake)(struct worker *w);
+};
+static const struct loop_hooks loop_hooks;
+
 struct cfg_hold {
 	struct cfg *cfg;  /* one reference */
 	long live;        /* requests of this worker using it */
@@ -6852,9 +6879,9 @@ static struct io_uring_sqe *loop_sqe(struct worker *w)
 	return sqe; /* the SQ is never full after a submit */
 }
 
-static uint32_t conn_idx(struct worker *w, struct conn *c) { return (uint32_t)(c - w->slab); }
+static uint32_t slot_idx(struct worker *w, struct conn *c) { return (uint32_t)(c - w->slab); }
 
-static struct conn *conn_alloc(struct worker *w, enum kind k, int fd)
+static struct conn *slot_alloc(struct worker *w, enum kind k, int fd)
 {
 	uint32_t i;
 	if (w->free_head != UINT32_MAX) {
@@ -6881,7 +6908,7 @@ static struct conn *conn_alloc(struct worker *w, enum kind k, int fd)
 	return c;
 }
 
-static struct conn *conn_peer(struct worker *w, struct conn *c)
+static struct conn *slot_peer(struct worker *w, struct conn *c)
 {
 	if (c->peer == UINT32_MAX)
 		return NULL;
@@ -6889,17 +6916,17 @@ static struct conn *conn_peer(struct worker *w, struct conn *c)
 	return (p->gen == c->peer_gen && p->kind != K_FREE && !p->closing) ? p : NULL;
 }
 
-static void conn_link(struct worker *w, struct conn *a, struct conn *b)
+static void slot_link(struct worker *w, struct conn *a, struct conn *b)
 {
-	a->peer = conn_idx(w, b);
+	a->peer = slot_idx(w, b);
 	a->peer_gen = b->gen;
-	b->peer = conn_idx(w, a);
+	b->peer = slot_idx(w, a);
 	b->peer_gen = a->gen;
 }
 
-static void conn_unlink(struct worker *w, struct conn *c)
+static void slot_unlink(struct worker *w, struct conn *c)
 {
-	struct conn *p = conn_peer(w, c);
+	struct conn *p = slot_peer(w, c);
 	if (p)
 		p->peer = UINT32_MAX;
 	c->peer = UINT32_MAX;
@@ -6929,15 +6956,13 @@ static void timer_set(struct worker *w, struct conn *c, long ms)
 	if (!ms)
 		return;
 	int s = (int)((c->deadline_ms / WHEEL_MS) % WHEEL_SLOTS);
-	uint32_t i = conn_idx(w, c);
+	uint32_t i = slot_idx(w, c);
 	c->t_slot = s;
 	c->t_next = w->wheel[s];
 	if (c->t_next != UINT32_MAX)
 		w->slab[c->t_next].t_prev = i;
 	w->wheel[s] = i;
 }
-
-static void conn_timeout(struct worker *w, struct conn *c);
 
 static void timer_run(struct worker *w)
 {
@@ -6964,13 +6989,13 @@ static void timer_run(struct worker *w)
 			continue;
 		timer_unlink(w, c);
 		c->deadline_ms = 0;
-		conn_timeout(w, c);
+		slot_ops[c->kind].timeout(w, c);
 	}
 }
 
 /* ---- slot lifetime ---- */
 
-static void conn_free(struct worker *w, struct conn *c)
+static void slot_free(struct worker *w, struct conn *c)
 {
 	BF_ASSERT(c->inflight == 0 && c->lent == 0 && c->lend == UINT32_MAX);
 	if (c->fd >= 0)
@@ -6987,30 +7012,30 @@ static void conn_free(struct worker *w, struct conn *c)
 	if (!c->gen)
 		c->gen = 1;
 	c->next_free = w->free_head;
-	w->free_head = conn_idx(w, c);
+	w->free_head = slot_idx(w, c);
 }
 
 /* The slot can go once nothing in the kernel and no other slot's send uses it. */
-static void conn_free_if_done(struct worker *w, struct conn *c)
+static void slot_free_if_done(struct worker *w, struct conn *c)
 {
 	if (c->closing && c->inflight == 0 && c->lent == 0)
-		conn_free(w, c);
+		slot_free(w, c);
 }
 
 /* c's send about to be queued reads `from`'s memory: keep `from` alive until it is back. */
-static void conn_borrow(struct worker *w, struct conn *c, struct conn *from)
+static void slot_borrow(struct worker *w, struct conn *c, struct conn *from)
 {
 	if (c->lend != UINT32_MAX) { /* one lender per send; the same one again */
-		BF_ASSERT(c->lend == conn_idx(w, from) && c->lend_gen == from->gen);
+		BF_ASSERT(c->lend == slot_idx(w, from) && c->lend_gen == from->gen);
 		return;
 	}
-	c->lend = conn_idx(w, from);
+	c->lend = slot_idx(w, from);
 	c->lend_gen = from->gen;
 	from->lent++;
 }
 
 /* c's borrowing send is over (completed, failed or cancelled). */
-static void conn_borrow_end(struct worker *w, struct conn *c)
+static void slot_borrow_end(struct worker *w, struct conn *c)
 {
 	if (c->lend == UINT32_MAX)
 		return;
@@ -7018,30 +7043,27 @@ static void conn_borrow_end(struct worker *w, struct conn *c)
 	BF_ASSERT(from->gen == c->lend_gen && from->kind != K_FREE && from->lent > 0);
 	c->lend = UINT32_MAX;
 	from->lent--;
-	conn_free_if_done(w, from);
+	slot_free_if_done(w, from);
 }
-
-static void conn_request_end(struct worker *w, struct conn *c);
 
 /* Start closing: cancel whatever the kernel still holds; free when it is all back
  * and no other slot's send reads this one's memory. */
-static void conn_close(struct worker *w, struct conn *c)
+static void slot_close(struct worker *w, struct conn *c)
 {
 	if (c->closing || c->kind == K_FREE)
 		return;
-	c->closing = true; /* before request_end: the arena must outlive sends in flight */
-	if (c->kind == K_CLIENT && c->rq)
-		conn_request_end(w, c);
+	c->closing = true; /* before the hook: the arena must outlive sends in flight */
+	slot_ops[c->kind].closing(w, c);
 	timer_unlink(w, c);
-	conn_unlink(w, c);
+	slot_unlink(w, c);
 	if (c->inflight == 0) {
-		conn_borrow_end(w, c); /* nothing of ours in the kernel reads it any more */
-		conn_free_if_done(w, c);
+		slot_borrow_end(w, c); /* nothing of ours in the kernel reads it any more */
+		slot_free_if_done(w, c);
 		return;
 	}
 	struct io_uring_sqe *sqe = loop_sqe(w);
 	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, c), c->gen, OP_CANCEL));
+	io_uring_sqe_set_data64(sqe, UD(slot_idx(w, c), c->gen, OP_CANCEL));
 	c->inflight++;
 }
 
@@ -7055,7 +7077,7 @@ static void loop_send_post(struct worker *w, struct conn *c)
 	mh->msg_iov = &c->siov[c->si];
 	mh->msg_iovlen = (size_t)(c->sn - c->si);
 	io_uring_prep_sendmsg(sqe, c->fd, mh, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, c), c->gen, OP_SEND));
+	io_uring_sqe_set_data64(sqe, UD(slot_idx(w, c), c->gen, OP_SEND));
 	c->inflight++;
 	c->send_busy = true;
 }
@@ -7071,7 +7093,7 @@ static void loop_send(struct worker *w, struct conn *c, const struct iovec *iov,
 	if (c->sn)
 		loop_send_post(w, c);
 	else
-		conn_borrow_end(w, c);
+		slot_borrow_end(w, c);
 }
 
 /* A send completed with `res` bytes: true when everything queued went out. */
@@ -7089,7 +7111,7 @@ static bool loop_sent(struct worker *w, struct conn *c, int res)
 		loop_send_post(w, c);
 		return false;
 	}
-	conn_borrow_end(w, c);
+	slot_borrow_end(w, c);
 	return true;
 }
 
@@ -7143,6 +7165,197 @@ static void log_line(struct worker *w, const char *p, size_t n)
 	l->len[l->cur] += n;
 }
 
+/* ---- the worker's loop: completions to their slot's kind, timers, the log, draining ---- */
+
+static void loop_adopt_config(struct worker *w)
+{
+	uint32_t gen = atomic_load_explicit(&cfg_generation, memory_order_acquire);
+	if (gen == w->cfg_gen)
+		return;
+	struct cfg_hold *h = malloc(sizeof(*h));
+	if (!h)
+		return; /* try again next turn */
+	h->cfg = cfg_get();
+	h->live = 0;
+	h->next = NULL;
+	struct cfg_hold *old = w->hold;
+	w->hold = h;
+	w->cfg_gen = gen;
+	if (old && old->live == 0) {
+		cfg_put(old->cfg);
+		free(old);
+	} else if (old) {
+		old->next = w->retired;
+		w->retired = old;
+	}
+}
+
+static void loop_accept_arm(struct worker *w)
+{
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_multishot_accept(sqe, w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_ACCEPT));
+	w->accepting = true;
+}
+
+/* The committer's wake-up: a read on the worker's eventfd, re-armed each time. */
+static void loop_wake_arm(struct worker *w)
+{
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_read(sqe, w->evfd, &w->evval, sizeof(w->evval), 0);
+	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_WAKE));
+}
+
+static void loop_cqe(struct worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	int op = UD_OP(ud);
+	uint32_t idx = UD_IDX(ud);
+	if (idx == UD_LISTENER) {
+		if (op == OP_WAKE) {
+			loop_hooks.wake(w);
+			loop_wake_arm(w);
+		} else if (op == OP_LOG) {
+			log_written(w, cqe->res);
+		} else if (op == OP_ACCEPT) {
+			if (cqe->res >= 0)
+				loop_hooks.accept(w, cqe->res);
+			if (!(cqe->flags & IORING_CQE_F_MORE)) {
+				w->accepting = false;
+				if (!g_draining && w->lfd >= 0)
+					loop_accept_arm(w);
+			}
+		}
+		return;
+	}
+	struct conn *c = &w->slab[idx];
+	if (c->gen != UD_GEN(ud) || c->kind == K_FREE)
+		return; /* cannot happen: slots outlive their operations */
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		c->inflight--;
+	if (op == OP_SEND && (c->closing || cqe->res < 0)) {
+		c->send_busy = false;
+		slot_borrow_end(w, c); /* that send will not be resumed */
+	}
+	if (c->closing || op == OP_CANCEL) {
+		if (cqe->flags & IORING_CQE_F_BUFFER) { /* hand the ring buffer back */
+			unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+			io_uring_buf_ring_add(w->br, w->br_mem + (size_t)bid * BR_SIZE, BR_SIZE,
+					      (unsigned short)bid, io_uring_buf_ring_mask(BR_COUNT), 0);
+			io_uring_buf_ring_advance(w->br, 1);
+		}
+		slot_free_if_done(w, c);
+		return;
+	}
+	slot_ops[c->kind].complete(w, c, op, cqe);
+}
+
+/* Draining: stop accepting, close idle clients; true when nothing is left. */
+static bool loop_drain(struct worker *w, uint64_t deadline_ms)
+{
+	if (w->lfd >= 0) {
+		struct io_uring_sqe *sqe = loop_sqe(w);
+		io_uring_prep_cancel64(sqe, UD(UD_LISTENER, 0, OP_ACCEPT), 0);
+		io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_CANCEL));
+		close(w->lfd);
+		w->lfd = -1;
+	}
+	bool force = w->now_ms >= deadline_ms;
+	for (uint32_t i = 0; i < w->nslab; i++) {
+		struct conn *c = &w->slab[i];
+		if (c->kind == K_FREE || c->closing)
+			continue;
+		if (force || slot_ops[c->kind].idle(c))
+			slot_close(w, c);
+	}
+	return w->nclients == 0 && (force || w->active == 0);
+}
+
+static int loop_ring_init(struct worker *w)
+{
+	static const unsigned flagsets[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int rc = -EINVAL;
+	for (size_t i = 0; i < ARRAY_LEN(flagsets); i++) {
+		struct io_uring_params p = { .flags = flagsets[i] | IORING_SETUP_CQSIZE, .cq_entries = 16384 };
+		rc = io_uring_queue_init_params(2048, &w->ring, &p);
+		if (rc == 0)
+			break;
+	}
+	if (rc)
+		return rc;
+	w->br = io_uring_setup_buf_ring(&w->ring, BR_COUNT, BR_GROUP, 0, &rc);
+	if (!w->br)
+		return rc;
+	w->br_mem = malloc((size_t)BR_COUNT * BR_SIZE);
+	if (!w->br_mem)
+		return -ENOMEM;
+	for (unsigned i = 0; i < BR_COUNT; i++)
+		io_uring_buf_ring_add(w->br, w->br_mem + (size_t)i * BR_SIZE, BR_SIZE, (unsigned short)i,
+				      io_uring_buf_ring_mask(BR_COUNT), (int)i);
+	io_uring_buf_ring_advance(w->br, BR_COUNT);
+	return 0;
+}
+
+static void *loop_run(void *arg)
+{
+	struct worker *w = arg;
+	int rc = loop_ring_init(w);
+	if (rc)
+		die("worker %d: io_uring setup failed: %s", w->id, strerror(-rc));
+	w->slab = mmap(NULL, sizeof(struct conn) * SLAB_MAX, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (w->slab == MAP_FAILED)
+		die("worker %d: cannot map the connection table", w->id);
+	w->free_head = UINT32_MAX;
+	for (int i = 0; i < WHEEL_SLOTS; i++)
+		w->wheel[i] = UINT32_MAX;
+	w->now_ms = loop_now_ms();
+	w->wheel_tick = w->now_ms / WHEEL_MS;
+	w->acache.max_free = 512; /* up to 16 MB: the peak concurrency, kept */
+	w->rng = now_ns() ^ ((uint64_t)(w->id + 1) * 0x9E3779B97F4A7C15ULL);
+	loop_adopt_config(w);
+	loop_accept_arm(w);
+	loop_wake_arm(w);
+	uint64_t drain_deadline = 0, last_flush = w->now_ms;
+	for (;;) {
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = WHEEL_MS * 1000000L };
+		struct io_uring_cqe *cqe;
+		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+		w->now_ms = loop_now_ms();
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			loop_cqe(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+		timer_run(w);
+		loop_adopt_config(w);
+		if (w->kick_committer) { /* eventfd write: never blocks */
+			uint64_t one = 1;
+			w->kick_committer = false;
+			if (write(gov_commit_evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+				M_ADD(&w->m, journal_full, 1);
+		}
+		if (w->log && (w->log->len[w->log->cur] > LOG_BUF / 4 || w->now_ms - last_flush >= 20)) {
+			log_flush(w);
+			last_flush = w->now_ms;
+		}
+		if (atomic_load_explicit(&g_draining, memory_order_relaxed)) {
+			if (!drain_deadline)
+				drain_deadline = w->now_ms + 10000;
+			if (loop_drain(w, drain_deadline) && !(w->log && w->log->busy))
+				break;
+		}
+	}
+	log_flush(w);
+	io_uring_submit(&w->ring);
+	return NULL;
+}
+
 /* ======================================================================== *
  * 16. up_ — the upstream client.                                           *
  *                                                                          *
@@ -7155,7 +7368,7 @@ static void log_line(struct worker *w, const char *p, size_t n)
  * pooled connections keep a read posted, so a server's close is noticed    *
  * at once; a reused connection that fails before any byte is retried once  *
  * on a fresh one (the request was never processed).                        *
- * Calls into conn_ only through the up_to_client_* hooks declared below.  *
+ * Tells its client what happened through struct up_hooks (up_client).    *
  * ======================================================================== */
 
 struct request {
@@ -7164,9 +7377,11 @@ struct request {
 	struct cfg_hold *hold;  /* worker's config reference, counted in hold->live */
 	struct oai_req o;
 	struct route rt;        /* candidates in attempt order: primary, then fallbacks */
-	int ci, tries, attempts; /* current candidate, retries on it, attempts in all */
+	int ci;                 /* the current candidate (index in rt) */
+	int retries;            /* same-key retries after a failure, on the current candidate */
+	int key0, koff;         /* the candidate's drawn key, and the offset from it of the key in use */
+	int attempts;           /* attempts in all (the x-bifrost-attempts header, the log) */
 	bool retry_wait;        /* the client's timer is a backoff before the next attempt */
-	int key0;               /* first key index tried on the current candidate */
 	char trail[160];        /* failed attempts, "provider/model:status ..." for the log line */
 	int kidx;               /* key (breaker) index of the attempt in flight */
 	const char *key;        /* provider credential (config memory) */
@@ -7201,12 +7416,17 @@ struct request {
 	char err[256];
 };
 
-static void up_to_client_error(struct worker *w, struct conn *cl, int status, const char *type,
-			       const char *msg);
-static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u);
-static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *u, bool done);
-static long up_to_client_plan(struct worker *w, struct conn *cl, int status, long retry_after_ms);
-static void up_to_client_retry(struct worker *w, struct conn *cl, long delay_ms);
+/* What an upstream tells the client it serves. conn_ is that client and defines up_client
+ * (at the end of its section): up_ calls no conn_ function by name. */
+struct up_hooks {
+	/* a whole non-streamed answer is in u (u->resp, the body in u->in) */
+	void (*answer)(struct worker *w, struct conn *cl, struct conn *u);
+	/* streamed events are in u->in (done: the last of them); u NULL: end with an error event */
+	void (*events)(struct worker *w, struct conn *cl, struct conn *u, bool done);
+	/* the attempt failed (502, 503 or 504; u is already closed) */
+	void (*failed)(struct worker *w, struct conn *cl, int status, const char *msg);
+};
+static const struct up_hooks up_client;
 
 static struct pool *up_pool(struct worker *w, const struct provider *p)
 {
@@ -7240,7 +7460,7 @@ static void up_recv_post(struct worker *w, struct conn *u, void *p, size_t n)
 {
 	struct io_uring_sqe *sqe = loop_sqe(w);
 	io_uring_prep_recv(sqe, u->fd, p, n, 0);
-	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, u), u->gen, OP_RECV));
+	io_uring_sqe_set_data64(sqe, UD(slot_idx(w, u), u->gen, OP_RECV));
 	u->inflight++;
 	u->recv_busy = true;
 }
@@ -7268,6 +7488,7 @@ static int up_read_plain(struct worker *w, struct conn *u)
 }
 
 static void up_pump(struct worker *w, struct conn *u);
+static void up_fail(struct worker *w, struct conn *u, int status, const char *fmt, ...);
 
 /* Kick reading (and, for TLS, writing) after a state change. */
 static void up_kick(struct worker *w, struct conn *u)
@@ -7275,7 +7496,7 @@ static void up_kick(struct worker *w, struct conn *u)
 	if (u->tls)
 		up_pump(w, u);
 	else if (up_read_plain(w, u) != 0)
-		up_to_client_error(w, conn_peer(w, u), 502, "upstream_error", "upstream response too large");
+		up_fail(w, u, 502, "provider response too large");
 }
 
 /* The request's bytes on the wire (plain: straight from the iovecs). */
@@ -7288,9 +7509,9 @@ static void up_send_request(struct worker *w, struct conn *u, struct request *rq
 		up_pump(w, u);
 		return;
 	}
-	struct conn *cl = conn_peer(w, u);
+	struct conn *cl = slot_peer(w, u);
 	if (cl) /* the iovecs point into the client's body and arena */
-		conn_borrow(w, u, cl);
+		slot_borrow(w, u, cl);
 	loop_send(w, u, rq->ur.iov, rq->ur.niov);
 	up_kick(w, u); /* the read waits in the kernel for the answer */
 }
@@ -7299,22 +7520,32 @@ static void up_send_request(struct worker *w, struct conn *u, struct request *rq
 static void up_release(struct worker *w, struct conn *u, bool reusable)
 {
 	struct pool *q = u->pool;
-	conn_unlink(w, u);
+	slot_unlink(w, u);
 	if (!reusable || !q || q->nidle == POOL_IDLE_MAX || u->in.len || u->send_busy || g_draining) {
-		conn_close(w, u);
+		slot_close(w, u);
 		return;
 	}
 	u->us = US_IDLE;
 	u->resp = NULL;
 	u->paused = false;
 	u->resp_done = false; /* idle: a close or reset now is a dead pooled connection */
-	q->idle[q->nidle] = conn_idx(w, u);
+	q->idle[q->nidle] = slot_idx(w, u);
 	q->idle_gen[q->nidle++] = u->gen;
 	timer_set(w, u, 30000);
 	up_kick(w, u); /* keep a read posted to notice the server closing */
 }
 
 /* Take a live idle connection from the pool, or NULL. */
+/* The client will not use the answer (it retries elsewhere): pool the connection if the
+ * answer was read whole, else close it. */
+static void up_drop_answer(struct worker *w, struct conn *u)
+{
+	bool whole = u->dec_pos == u->in.len && !u->resp_close;
+	if (whole)
+		u->in.len = 0;
+	up_release(w, u, whole);
+}
+
 static struct conn *up_pool_take(struct worker *w, struct pool *q)
 {
 	while (q->nidle > 0) {
@@ -7349,14 +7580,14 @@ static int up_connect(struct worker *w, struct conn *u, const struct provider *p
 	memcpy(u->in.p, &sa, salen);
 	struct io_uring_sqe *sqe = loop_sqe(w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)u->in.p, salen);
-	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, u), u->gen, OP_CONNECT));
+	io_uring_sqe_set_data64(sqe, UD(slot_idx(w, u), u->gen, OP_CONNECT));
 	sqe->flags |= IOSQE_IO_LINK;
 	struct __kernel_timespec *ts = &u->connect_ts;
 	ts->tv_sec = p->connect_timeout_ms / 1000;
 	ts->tv_nsec = (p->connect_timeout_ms % 1000) * 1000000;
 	sqe = loop_sqe(w);
 	io_uring_prep_link_timeout(sqe, ts, 0);
-	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, u), u->gen, OP_LINK_TIMEOUT));
+	io_uring_sqe_set_data64(sqe, UD(slot_idx(w, u), u->gen, OP_LINK_TIMEOUT));
 	u->inflight += 2;
 	u->us = US_CONNECTING;
 	if (p->tls) {
@@ -7382,24 +7613,24 @@ static void up_start(struct worker *w, struct conn *cl, const struct provider *p
 		u->reused = true;
 		timer_unlink(w, u);
 	} else {
-		u = conn_alloc(w, K_UP, -1);
+		u = slot_alloc(w, K_UP, -1);
 		if (!u) {
-			up_to_client_error(w, cl, 503, "server_error", "gateway connection table full");
+			up_client.failed(w, cl, 503, "gateway connection table full");
 			return;
 		}
 		u->pool = q;
 		int rc = q ? up_connect(w, u, p, err, sizeof(err)) : -ENOSPC;
 		if (rc) {
-			conn_close(w, u);
+			slot_close(w, u);
 			M_ADD(&w->m, upstream_errors, 1);
 			char msg[300];
 			snprintf(msg, sizeof(msg), "cannot reach provider %s: %s", p->name,
 				 q ? err : "too many upstream pools");
-			up_to_client_error(w, cl, 502, "upstream_error", msg);
+			up_client.failed(w, cl, 502, msg);
 			return;
 		}
 	}
-	conn_link(w, cl, u);
+	slot_link(w, cl, u);
 	u->uscanned = 0;
 	u->resp_done = false;
 	u->total_deadline_ms = p->total_timeout_ms ? w->now_ms + (uint64_t)p->total_timeout_ms : 0;
@@ -7416,7 +7647,7 @@ static void up_fail(struct worker *w, struct conn *u, int status, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	struct conn *cl = conn_peer(w, u);
+	struct conn *cl = slot_peer(w, u);
 	if (u->resp_done) { /* the answer is already the client's: only the connection is lost */
 		u->resp_close = true;
 		u->paused = true;
@@ -7427,7 +7658,7 @@ static void up_fail(struct worker *w, struct conn *u, int status, const char *fm
 	 * never saw the request, so one retry on a fresh connection is safe. */
 	bool retry = cl && u->reused && u->in.len == 0 && u->us != US_BODY && !cl->rq->fresh_retry &&
 		     !cl->rq->head_sent;
-	conn_close(w, u);
+	slot_close(w, u);
 	if (!cl || !cl->rq)
 		return;
 	if (retry) {
@@ -7435,16 +7666,7 @@ static void up_fail(struct worker *w, struct conn *u, int status, const char *fm
 		up_start(w, cl, cl->rq->rt.c[cl->rq->ci].p);
 		return;
 	}
-	if (cl->rq->head_sent) {
-		up_to_client_stream(w, cl, NULL, true); /* ends the stream with an error event */
-		return;
-	}
-	snprintf(cl->rq->err, sizeof(cl->rq->err), "%s", msg);
-	long delay = up_to_client_plan(w, cl, status, -1);
-	if (delay >= 0)
-		up_to_client_retry(w, cl, delay);
-	else
-		up_to_client_error(w, cl, status, status == 504 ? "timeout_error" : "upstream_error", msg);
+	up_client.failed(w, cl, status, msg);
 }
 
 /* ---- TLS engine pump: drive BearSSL from ring completions ---- */
@@ -7516,7 +7738,7 @@ static void up_pump(struct worker *w, struct conn *u)
 			br_ssl_engine_recvapp_ack(eng, len);
 			got = progress = true;
 		}
-		struct conn *cl = conn_peer(w, u);
+		struct conn *cl = slot_peer(w, u);
 		if ((st & BR_SSL_SENDAPP) && u->us == US_SENDING && cl && cl->rq &&
 		    u->tls_copied < cl->rq->ur.len) {
 			up_tls_feed(u, cl->rq);
@@ -7530,7 +7752,7 @@ static void up_pump(struct worker *w, struct conn *u)
 		if (!progress)
 			break;
 	}
-	if (u->us == US_SENDING && conn_peer(w, u) && u->tls_copied == conn_peer(w, u)->rq->ur.len &&
+	if (u->us == US_SENDING && slot_peer(w, u) && u->tls_copied == slot_peer(w, u)->rq->ur.len &&
 	    !(br_ssl_engine_current_state(eng) & BR_SSL_SENDREC))
 		u->us = US_HEAD;
 	if (got)
@@ -7609,9 +7831,9 @@ static int up_body(struct conn *u, bool eof)
 
 static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 {
-	struct conn *cl = conn_peer(w, u);
+	struct conn *cl = slot_peer(w, u);
 	if (u->us == US_IDLE || !cl || !cl->rq) { /* closed or chatter while idle: drop it */
-		conn_close(w, u);
+		slot_close(w, u);
 		return;
 	}
 	if (u->resp_done) { /* bytes or a close after a whole answer: not reusable, nothing more */
@@ -7634,8 +7856,8 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 	int rc = up_body(u, eof);
 	if (rc < 0) {
 		if (cl->rq->head_sent) {
-			up_to_client_stream(w, cl, NULL, true);
-			conn_close(w, u);
+			up_client.events(w, cl, NULL, true);
+			slot_close(w, u);
 		} else {
 			up_fail(w, u, 502, "provider response ended early or had bad framing");
 		}
@@ -7645,12 +7867,12 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 	if (cl->rq->streaming && u->in.len - u->ev_pos > cl->rq->hold->cfg->max_response) {
 		/* one event that never ends: refuse to hold it, end the stream */
 		snprintf(cl->rq->err, sizeof(cl->rq->err), "provider sent an event over limits.max_response_bytes");
-		up_to_client_stream(w, cl, NULL, true);
-		conn_close(w, u);
+		up_client.events(w, cl, NULL, true);
+		slot_close(w, u);
 	} else if (cl->rq->streaming) {
-		up_to_client_stream(w, cl, u, u->resp_done);
+		up_client.events(w, cl, u, u->resp_done);
 	} else if (u->resp_done) {
-		up_to_client_head(w, cl, u);
+		up_client.answer(w, cl, u);
 	} else if (u->in.len - u->body_start > cl->rq->hold->cfg->max_response) {
 		up_fail(w, u, 502, "provider response exceeds limits.max_response_bytes");
 	} else {
@@ -7661,14 +7883,15 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 static void up_on_data(struct worker *w, struct conn *u) { up_on_data_eof(w, u, false); }
 
 /* Completions for K_UP slots. */
-static void up_complete(struct worker *w, struct conn *u, int op, int res)
+static void up_complete(struct worker *w, struct conn *u, int op, struct io_uring_cqe *cqe)
 {
+	int res = cqe->res;
 	switch (op) {
 	case OP_CONNECT:
 		if (res == 0) {
-			struct conn *cl = conn_peer(w, u);
+			struct conn *cl = slot_peer(w, u);
 			if (!cl) {
-				conn_close(w, u);
+				slot_close(w, u);
 				return;
 			}
 			up_send_request(w, u, cl->rq);
@@ -7716,9 +7939,9 @@ static void up_complete(struct worker *w, struct conn *u, int op, int res)
 
 static void up_timeout(struct worker *w, struct conn *u)
 {
-	struct conn *cl = conn_peer(w, u);
+	struct conn *cl = slot_peer(w, u);
 	if (u->us == US_IDLE || !cl) {
-		conn_close(w, u);
+		slot_close(w, u);
 		return;
 	}
 	if (u->resp_done)
@@ -7731,8 +7954,8 @@ static void up_timeout(struct worker *w, struct conn *u)
 				 p->name, p->total_timeout_ms);
 		else
 			snprintf(cl->rq->err, sizeof(cl->rq->err), "stream idle for %ld ms", p->stream_idle_timeout_ms);
-		up_to_client_stream(w, cl, NULL, true);
-		conn_close(w, u);
+		up_client.events(w, cl, NULL, true);
+		slot_close(w, u);
 		return;
 	}
 	cl->rq->fresh_retry = true; /* not a stale pooled connection: no silent same-provider retry */
@@ -7743,6 +7966,9 @@ static void up_timeout(struct worker *w, struct conn *u)
 	else
 		up_fail(w, u, 504, "provider %s did not answer within %ld ms", p->name, p->timeout_ms);
 }
+
+static bool up_idle(const struct conn *u) { return u->us == US_IDLE; }
+static void up_closing(struct worker *w, struct conn *u) { (void)w, (void)u; }
 
 /* ======================================================================== *
  * 17. conn_ — client connections.                                          *
@@ -7785,7 +8011,7 @@ static void conn_recv_arm(struct worker *w, struct conn *c)
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BR_GROUP;
-	io_uring_sqe_set_data64(sqe, UD(conn_idx(w, c), c->gen, OP_RECV));
+	io_uring_sqe_set_data64(sqe, UD(slot_idx(w, c), c->gen, OP_RECV));
 	c->inflight++;
 	c->recv_multishot = true;
 }
@@ -7793,7 +8019,7 @@ static void conn_recv_arm(struct worker *w, struct conn *c)
 static void conn_accept(struct worker *w, int fd)
 {
 	struct cfg *cfg = w->hold->cfg;
-	struct conn *c = g_draining ? NULL : conn_alloc(w, K_CLIENT, fd);
+	struct conn *c = g_draining ? NULL : slot_alloc(w, K_CLIENT, fd);
 	if (!c) {
 		close(fd);
 		return;
@@ -7826,7 +8052,7 @@ static void conn_send_local(struct worker *w, struct conn *c, int status, const 
 		rq->status = status;
 	struct iovec v[2] = { { h.p, h.len }, { (void *)body.p, head ? 0 : body.n } };
 	if (h.oom) {
-		conn_close(w, c);
+		slot_close(w, c);
 		return;
 	}
 	c->cs = keep ? CS_BUSY : CS_CLOSE_AFTER;
@@ -7854,13 +8080,13 @@ static void conn_error_h(struct worker *w, struct conn *c, int status, const cha
 	if (conn_dialect(c) == D_ANTHROPIC) {
 		sb_printf(&b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
 			  xlate_status_type(status));
-		sb_json_z(&b, msg);
+		json_put_z(&b, msg);
 		sb_puts(&b, "}}");
 	} else {
 		sb_puts(&b, "{\"error\":{\"message\":");
-		sb_json_z(&b, msg);
+		json_put_z(&b, msg);
 		sb_puts(&b, ",\"type\":");
-		sb_json_z(&b, type);
+		json_put_z(&b, type);
 		sb_printf(&b, ",\"code\":%d}}", status);
 	}
 	if (c->rq && !c->rq->err[0])
@@ -7881,12 +8107,6 @@ static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, i
 static void conn_tail(struct worker *w, struct conn *c);
 static void conn_on_sent(struct worker *w, struct conn *c);
 
-static void up_to_client_error(struct worker *w, struct conn *cl, int status, const char *type,
-			       const char *msg)
-{
-	if (cl && !cl->closing && cl->rq)
-		conn_error(w, cl, status, type, msg);
-}
 
 /* ---- proxied answers ---- */
 
@@ -7991,14 +8211,22 @@ static long conn_retry_after(const struct http_msg *m)
 
 #define RETRY_WAIT_MAX_MS 10000 /* longer Retry-After: move on to the next candidate */
 
-/*
- * After a failed attempt (status: the upstream's, or 502/504 for transport
- * failures), pick the next one and return the delay before it, or -1 if no
- * attempt is left. 429 (and a 401/403 refusing the credential) tries the
- * provider's next key at once; other failures
- * retry the same provider up to max_retries with jittered exponential backoff
- * (or its Retry-After); then the next candidate.
- */
+/* Why an attempt failed, as far as choosing the next one goes. */
+enum fail {
+	FAIL_KEY,     /* 401/403: the provider refused this credential */
+	FAIL_RATE,    /* 429: this credential is rate limited */
+	FAIL_SERVER,  /* a 5xx answer, a reset, a refused connection, bad framing */
+	FAIL_TIMEOUT, /* our deadline passed: it already cost the client a whole timeout */
+};
+
+static enum fail conn_fail_class(int status)
+{
+	return status == 401 || status == 403 ? FAIL_KEY
+	       : status == 429		      ? FAIL_RATE
+	       : status == 504		      ? FAIL_TIMEOUT
+					      : FAIL_SERVER;
+}
+
 /* Add the current candidate's failed attempt to the log line's "failed" list. */
 static void conn_trail(struct request *rq, int status)
 {
@@ -8008,32 +8236,57 @@ static void conn_trail(struct request *rq, int status)
 		 status);
 }
 
-static long up_to_client_plan(struct worker *w, struct conn *cl, int status, long retry_after_ms)
+/* Does the current candidate have a key not tried yet? */
+static bool conn_key_left(const struct request *rq)
+{
+	const struct route_cand *rc = &rq->rt.c[rq->ci];
+	return rq->koff + 1 < route_nkeys(rc->p, rc->model);
+}
+
+/*
+ * The one place that decides what follows a failed attempt (status: the provider's, or
+ * 502/504 for transport failures; why: the log's error, naming the provider that failed).
+ * A refused or rate-limited key: the candidate's next key, at once. A server failure: the
+ * same key again after jittered exponential backoff (or the provider's Retry-After, up to
+ * RETRY_WAIT_MAX_MS), up to max_retries times. A timeout, or nothing left on this
+ * candidate: the next candidate, at once. Returns the delay in ms, or -1: give up.
+ */
+static long conn_next_attempt(struct worker *w, struct conn *cl, int status, long retry_after_ms,
+			      const char *why)
 {
 	struct request *rq = cl->rq;
-	const struct provider *p = rq->rt.c[rq->ci].p;
+	const struct route_cand *rc = &rq->rt.c[rq->ci];
 	conn_trail(rq, status);
-	route_cb_result(&p->brk[rq->kidx], &rq->hold->cfg->cb, false, (int64_t)w->now_ms);
-	if ((status == 429 || status == 401 || status == 403) && rq->tries + 1 < route_nkeys(p, rq->rt.c[rq->ci].model)) {
-		rq->tries++;
+	snprintf(rq->err, sizeof(rq->err), "%s", why);
+	route_cb_result(&rc->p->brk[rq->kidx], &rq->hold->cfg->cb, false, (int64_t)w->now_ms);
+	enum fail f = conn_fail_class(status);
+	if ((f == FAIL_KEY || f == FAIL_RATE) && conn_key_left(rq)) {
+		rq->koff++;
 		return 0;
 	}
-	/* a timeout (504) already cost the client a whole deadline: never wait for the same one again */
-	if (status != 429 && status != 504 && rq->tries < p->max_retries && retry_after_ms <= RETRY_WAIT_MAX_MS) {
-		long base = 50L << MIN(rq->tries, 6);
-		rq->tries++;
+	if (f == FAIL_SERVER && rq->retries < rc->p->max_retries && retry_after_ms <= RETRY_WAIT_MAX_MS) {
+		long base = 50L << MIN(rq->retries, 6);
+		rq->retries++;
 		return retry_after_ms >= 0 ? retry_after_ms : base + (long)(rng_next(&w->rng) % (uint64_t)base);
 	}
 	if (rq->ci + 1 >= rq->rt.n)
 		return -1;
 	rq->ci++;
-	rq->tries = 0;
+	rq->retries = rq->koff = 0;
 	return 0;
 }
 
 static void conn_attempt(struct worker *w, struct conn *c);
 
-static void up_to_client_retry(struct worker *w, struct conn *cl, long delay_ms)
+/* Is an answer with this status worth another attempt (this key, the next, or a fallback)? */
+static bool conn_answer_retryable(const struct request *rq, int status)
+{
+	enum fail f = conn_fail_class(status);
+	return f == FAIL_RATE || status >= 500 || (f == FAIL_KEY && conn_key_left(rq));
+}
+
+/* Start the next attempt now, or after delay_ms on the client's timer. */
+static void conn_retry(struct worker *w, struct conn *cl, long delay_ms)
 {
 	if (delay_ms <= 0) {
 		conn_attempt(w, cl);
@@ -8089,26 +8342,20 @@ static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
 	return true;
 }
 
-static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
+static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 {
 	struct request *rq = cl->rq;
 	const struct http_msg *m = u->resp;
 	size_t blen = u->dec_end - u->body_start;
 	bool keep = rq->msg->keep_alive && !g_draining;
 	struct sb h;
-	bool key_refused = (m->status == 401 || m->status == 403) &&
-			   rq->tries + 1 < route_nkeys(rq->rt.c[rq->ci].p, rq->rt.c[rq->ci].model); /* a bad credential: next key */
-	if (m->status == 429 || m->status >= 500 || key_refused) { /* worth another attempt? */
-		char why[sizeof(rq->err)]; /* named before the plan moves to another candidate */
+	if (conn_answer_retryable(rq, m->status)) {
+		char why[sizeof(rq->err)];
 		snprintf(why, sizeof(why), "provider %s answered %d", rq->rt.c[rq->ci].p->name, m->status);
-		long delay = up_to_client_plan(w, cl, m->status, conn_retry_after(m));
+		long delay = conn_next_attempt(w, cl, m->status, conn_retry_after(m), why);
 		if (delay >= 0) {
-			memcpy(rq->err, why, sizeof(why));
-			bool whole = u->dec_pos == u->in.len && !u->resp_close;
-			if (whole)
-				u->in.len = 0;
-			up_release(w, u, whole);
-			up_to_client_retry(w, cl, delay);
+			up_drop_answer(w, u);
+			conn_retry(w, cl, delay);
 			return;
 		}
 	}
@@ -8137,7 +8384,7 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	sb_puts(&h, "\r\n\r\n");
 	timer_unlink(w, u);
 	if (h.oom) {
-		conn_close(w, cl);
+		slot_close(w, cl);
 		return;
 	}
 	struct iovec v[2] = { { h.p, h.len }, body };
@@ -8145,7 +8392,7 @@ static void up_to_client_head(struct worker *w, struct conn *cl, struct conn *u)
 	rq->overhead_ns += now_ns() - rq->t_resp_ns;
 	u->paused = true; /* the answer is whole: read nothing more into `in` */
 	if (!rq->xl)
-		conn_borrow(w, cl, u);
+		slot_borrow(w, cl, u);
 	conn_send_final(w, cl, v, 2);
 }
 
@@ -8222,20 +8469,20 @@ static void conn_stream_error(struct conn *cl, struct sb *t)
 		xlate_o2a_end(&rq->xs.o2a, msg, t);
 	} else if (rq->xl == XL_O2A) {
 		xlate_a2o_end(&rq->xs.a2o, msg, t);
-	} else if (ep_dialect(rq->ep) == D_ANTHROPIC) {
+	} else if (prov_dialect(rq->ep) == D_ANTHROPIC) {
 		sb_puts(t, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":");
-		sb_json_z(t, msg);
+		json_put_z(t, msg);
 		sb_puts(t, "}}\n\n");
 	} else {
 		sb_puts(t, "data: {\"error\":{\"message\":");
-		sb_json_z(t, msg);
+		json_put_z(t, msg);
 		sb_puts(t, ",\"type\":\"upstream_error\"}}\n\n");
 	}
 }
 
 /* Relay complete SSE events (translated if need be); u == NULL ends the stream
  * with an error event. */
-static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *u, bool done)
+static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bool done)
 {
 	struct request *rq = cl->rq;
 	struct iovec v[SEND_IOV_MAX];
@@ -8273,7 +8520,7 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 		       "\r\n", NULL);
 		rq->overhead_ns += now_ns() - rq->t_resp_ns;
 		if (h.oom) {
-			conn_close(w, cl);
+			slot_close(w, cl);
 			return;
 		}
 	}
@@ -8305,7 +8552,7 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 		u->paused = true;
 		timer_set(w, u, 0);
 		if (!rq->xl)
-			conn_borrow(w, cl, u);
+			slot_borrow(w, cl, u);
 	}
 	if (!done) {
 		timer_set(w, cl, rq->hold->cfg->stream_ping_ms);
@@ -8319,11 +8566,29 @@ static void up_to_client_stream(struct worker *w, struct conn *cl, struct conn *
 
 /* Nothing for stream_ping_ms: send the client a ping (Anthropic's `ping` event, an
  * SSE comment for OpenAI clients) so it does not give up on a slow provider. */
+/* The attempt failed before an answer: the next attempt, or the error (an event, if the
+ * stream has begun). */
+static void conn_up_failed(struct worker *w, struct conn *cl, int status, const char *msg)
+{
+	struct request *rq = cl->rq;
+	if (cl->closing || !rq)
+		return;
+	if (rq->head_sent) {
+		conn_up_events(w, cl, NULL, true);
+		return;
+	}
+	long delay = conn_next_attempt(w, cl, status, -1, msg);
+	if (delay >= 0)
+		conn_retry(w, cl, delay);
+	else
+		conn_error(w, cl, status, status == 504 ? "timeout_error" : "upstream_error", msg);
+}
+
 static void conn_stream_ping(struct worker *w, struct conn *c)
 {
 	static const char anth[] = "event: ping\ndata: {\"type\": \"ping\"}\n\n", oai[] = ": ping\n\n";
 	struct request *rq = c->rq;
-	bool a = ep_dialect(rq->ep) == D_ANTHROPIC;
+	bool a = prov_dialect(rq->ep) == D_ANTHROPIC;
 	size_t n = a ? sizeof(anth) - 1 : sizeof(oai) - 1;
 	timer_set(w, c, rq->hold->cfg->stream_ping_ms);
 	if (c->send_busy || rq->msg->minor < 1) /* a slow client needs no ping; HTTP/1.0 has no chunks */
@@ -8347,7 +8612,7 @@ static void conn_stream_resume(struct worker *w, struct conn *cl, struct conn *u
 	arena_reset(&cl->scratch);
 	up_timer(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
 	if (sse_next(u->in.p + u->ev_pos, u->dec_end - u->ev_pos) || u->resp_done)
-		up_to_client_stream(w, cl, u, u->resp_done);
+		conn_up_events(w, cl, u, u->resp_done);
 	else
 		up_kick(w, u);
 }
@@ -8369,21 +8634,21 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 	sb_printf(&s, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"worker\":%d,\"method\":",
 		  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		  ts.tv_nsec / 1000000, w->id);
-	sb_json_str(&s, rq->msg->method.p, MIN(rq->msg->method.n, 16));
+	json_put_str(&s, rq->msg->method.p, MIN(rq->msg->method.n, 16));
 	sb_puts(&s, ",\"path\":");
-	sb_json_str(&s, rq->msg->path.p, MIN(rq->msg->path.n, 200));
+	json_put_str(&s, rq->msg->path.p, MIN(rq->msg->path.n, 200));
 	sb_printf(&s, ",\"status\":%d,\"provider\":", rq->status);
 	if (rc) {
 		char pm[300];
 		int n = snprintf(pm, sizeof(pm), "%s/%s", rc->p->name, rc->model);
-		sb_json_str(&s, pm, (size_t)MIN(n, (int)sizeof(pm) - 1));
+		json_put_str(&s, pm, (size_t)MIN(n, (int)sizeof(pm) - 1));
 	} else {
 		sb_puts(&s, "null");
 	}
 	sb_printf(&s, ",\"attempts\":%d", rq->attempts);
 	if (rq->trail[0]) {
 		sb_puts(&s, ",\"failed\":");
-		sb_json_z(&s, rq->trail);
+		json_put_z(&s, rq->trail);
 	}
 	sb_printf(&s, ",\"stream\":%s,\"upstream_ms\":%.3f,\"overhead_us\":%.1f,\"in_tokens\":%lld,"
 		      "\"out_tokens\":%lld,\"cached_tokens\":%lld,\"cache_write_tokens\":%lld",
@@ -8397,7 +8662,7 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 			  (long long)(rq->cost_micros % 1000000));
 	if (rq->err[0]) { /* the last failure's reason; on a success it explains "failed" */
 		sb_puts(&s, rq->status >= 400 ? ",\"error\":" : ",\"last_failure\":");
-		sb_json_z(&s, rq->err);
+		json_put_z(&s, rq->err);
 	}
 	sb_puts(&s, "}\n");
 	if (!s.oom)
@@ -8406,7 +8671,7 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 		M_ADD(&w->m, log_dropped, 1);
 }
 
-static void hold_release(struct worker *w, struct cfg_hold *h)
+static void conn_hold_release(struct worker *w, struct cfg_hold *h)
 {
 	if (--h->live > 0 || h == w->hold)
 		return;
@@ -8423,9 +8688,9 @@ static void hold_release(struct worker *w, struct cfg_hold *h)
 static void conn_request_end(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
-	struct conn *u = conn_peer(w, c);
+	struct conn *u = slot_peer(w, c);
 	if (u) /* the client left mid-request: the half-read response is useless */
-		conn_close(w, u);
+		slot_close(w, u);
 	if (rq->head_sent)
 		conn_gov_charge(w, c); /* a stream the client cut off: billed, estimated if need be */
 	gov_abort(&rq->gt, time(NULL));
@@ -8441,10 +8706,10 @@ static void conn_request_end(struct worker *w, struct conn *c)
 		if (rq->hold->cfg->log_requests)
 			conn_log(w, c, rq);
 	}
-	hold_release(w, rq->hold);
+	conn_hold_release(w, rq->hold);
 	w->active--;
 	c->rq = NULL;
-	if (!c->closing) { /* closing: sends may still read them; conn_free resets both */
+	if (!c->closing) { /* closing: sends may still read them; slot_free resets both */
 		arena_reset(&c->arena);
 		arena_reset(&c->scratch);
 	}
@@ -8457,21 +8722,21 @@ static void conn_on_sent(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
 	if (rq && rq->ping_sent) { /* a ping went out: relay what arrived meanwhile, or read on */
-		struct conn *u = conn_peer(w, c);
+		struct conn *u = slot_peer(w, c);
 		rq->ping_sent = false;
-		up_to_client_stream(w, c, u, u ? u->resp_done : true);
+		conn_up_events(w, c, u, u ? u->resp_done : true);
 		return;
 	}
 	if (rq && rq->tail_pending) {
 		conn_tail(w, c);
 		return;
 	}
-	struct conn *u = conn_peer(w, c);
+	struct conn *u = slot_peer(w, c);
 	if (rq && rq->streaming && !rq->stream_done) {
 		if (u)
 			conn_stream_resume(w, c, u);
 		else /* the provider failed while this batch was going out: end the stream properly */
-			up_to_client_stream(w, c, NULL, true);
+			conn_up_events(w, c, NULL, true);
 		return;
 	}
 	if (u) {
@@ -8481,7 +8746,7 @@ static void conn_on_sent(struct worker *w, struct conn *c)
 		up_release(w, u, whole);
 	}
 	if (c->cs == CS_CLOSE_AFTER || c->lent) { /* (lent: an upstream send still reads this request) */
-		conn_close(w, c);
+		slot_close(w, c);
 		return;
 	}
 	if (rq) {
@@ -8490,7 +8755,7 @@ static void conn_on_sent(struct worker *w, struct conn *c)
 	}
 	if (c->pend.len) {
 		if (buf_append(&c->in, c->pend.p, c->pend.len) != 0) {
-			conn_close(w, c);
+			slot_close(w, c);
 			return;
 		}
 		buf_free(&c->pend);
@@ -8500,7 +8765,7 @@ static void conn_on_sent(struct worker *w, struct conn *c)
 	c->body_src = 0;
 	conn_inbuf_give(w, &c->in);
 	if (g_draining) {
-		conn_close(w, c);
+		slot_close(w, c);
 		return;
 	}
 	timer_set(w, c, w->hold->cfg->idle_timeout_ms);
@@ -8730,7 +8995,7 @@ static void conn_tail(struct worker *w, struct conn *c)
 	struct request *rq = c->rq;
 	if (jrnl_durable(w->jring) < (uint64_t)rq->jseq && w->nheld < HELD_MAX &&
 	    !atomic_load_explicit(&jrnl_error, memory_order_relaxed)) {
-		w->held[w->nheld].idx = conn_idx(w, c);
+		w->held[w->nheld].idx = slot_idx(w, c);
 		w->held[w->nheld++].gen = c->gen;
 		return;
 	}
@@ -8872,23 +9137,24 @@ static bool conn_pick(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
 	struct gov_deny d;
-	for (;; rq->ci++, rq->tries = 0) {
+	for (;; rq->ci++, rq->retries = rq->koff = 0) {
 		if (rq->ci >= rq->rt.n) {
 			conn_error(w, c, 503, "upstream_error",
 				   "every provider for this model is failing (circuit open); retry later");
 			return false;
 		}
 		const struct route_cand *rc = &rq->rt.c[rq->ci];
-		if (rq->tries == 0)
+		if (rq->retries == 0 && rq->koff == 0) /* a fresh candidate: draw its key by weight */
 			rq->key0 = route_key(rc->p, rc->model, &w->rng);
 		int ns = route_nkeys(rc->p, rc->model), i = 0, k = 0;
 		for (; i < ns; i++) { /* from the drawn key on: a key serving the model, circuit allowing */
-			k = route_key_nth(rc->p, rc->model, rq->key0, rq->tries + i);
+			k = route_key_nth(rc->p, rc->model, rq->key0, rq->koff + i);
 			if (route_cb_allow(&rc->p->brk[k], &rq->hold->cfg->cb, (int64_t)w->now_ms))
 				break;
 		}
 		if (i == ns)
 			continue;
+		rq->koff += i; /* keys skipped for an open circuit count as tried */
 		rq->kidx = k;
 		rq->key = rc->p->nkeys ? rc->p->keys[rq->kidx].value : NULL;
 		int refused = conn_gov_admit(w, c, rc, &d);
@@ -8930,7 +9196,7 @@ static void conn_attempt(struct worker *w, struct conn *c)
 		return;
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
 	rq->xl = XL_NONE;
-	if (rc->p->kind->dialect != ep_dialect(rq->ep)) {
+	if (rc->p->kind->dialect != prov_dialect(rq->ep)) {
 		if (!conn_translate(w, c, rc))
 			return;
 	} else if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, rq->msg->query,
@@ -9012,7 +9278,7 @@ static bool conn_begin(struct worker *w, struct conn *c)
 	struct request *rq = arena_new(&c->arena, struct request, 1);
 	struct http_msg *m = arena_new(&c->arena, struct http_msg, 1);
 	if (!rq || !m) {
-		conn_close(w, c);
+		slot_close(w, c);
 		return false;
 	}
 	memset(rq, 0, sizeof(*rq));
@@ -9086,7 +9352,7 @@ static void conn_on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *
 		return;
 	}
 	if (cqe->res <= 0) {
-		conn_close(w, c);
+		slot_close(w, c);
 		return;
 	}
 	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
@@ -9106,7 +9372,7 @@ static void conn_on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *
 			      io_uring_buf_ring_mask(BR_COUNT), 0);
 	io_uring_buf_ring_advance(w->br, 1);
 	if (rc) { /* more than a request can be, buffered: a broken or hostile client */
-		conn_close(w, c);
+		slot_close(w, c);
 		return;
 	}
 	if (!c->recv_multishot)
@@ -9117,15 +9383,11 @@ static void conn_on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *
 
 static void conn_timeout(struct worker *w, struct conn *c)
 {
-	if (c->kind == K_UP) {
-		up_timeout(w, c);
-		return;
-	}
 	long send_limit = w->hold->cfg->send_timeout_ms;
 	if (c->send_busy) { /* a client taking nothing: cut it (and free what it pins) */
 		uint64_t quiet = w->now_ms - c->sent_ms;
 		if (quiet >= (uint64_t)send_limit)
-			conn_close(w, c);
+			slot_close(w, c);
 		else
 			timer_set(w, c, send_limit - (long)quiet);
 		return;
@@ -9147,7 +9409,7 @@ static void conn_timeout(struct worker *w, struct conn *c)
 		conn_stream_ping(w, c);
 		return;
 	}
-	conn_close(w, c); /* header, body or idle deadline */
+	slot_close(w, c); /* header, body or idle deadline */
 }
 
 static void conn_complete(struct worker *w, struct conn *c, int op, struct io_uring_cqe *cqe)
@@ -9160,11 +9422,26 @@ static void conn_complete(struct worker *w, struct conn *c, int op, struct io_ur
 		return;
 	if (cqe->res < 0) {
 		c->send_busy = false;
-		conn_close(w, c);
+		slot_close(w, c);
 	} else if (loop_sent(w, c, cqe->res)) {
 		conn_on_sent(w, c);
 	}
 }
+
+static void conn_closing(struct worker *w, struct conn *c)
+{
+	if (c->rq)
+		conn_request_end(w, c);
+}
+
+static bool conn_idle(const struct conn *c) { return !c->rq; }
+
+static const struct slot_ops slot_ops[K_KINDS] = {
+	[K_CLIENT] = { conn_complete, conn_timeout, conn_closing, conn_idle },
+	[K_UP] = { up_complete, up_timeout, up_closing, up_idle },
+};
+static const struct loop_hooks loop_hooks = { conn_accept, conn_release_held };
+static const struct up_hooks up_client = { conn_up_answer, conn_up_events, conn_up_failed };
 
 /* ======================================================================== *
  * 18. admin_ — answers the gateway makes itself.                           *
@@ -9189,15 +9466,15 @@ static void admin_models(struct worker *w, struct conn *c, enum dialect d)
 			sb_puts(&b, n++ ? ",{" : "{");
 			if (d == D_ANTHROPIC) {
 				sb_puts(&b, "\"type\":\"model\",\"id\":");
-				sb_json_z(&b, id);
+				json_put_z(&b, id);
 				sb_puts(&b, ",\"display_name\":");
-				sb_json_z(&b, id);
+				json_put_z(&b, id);
 				sb_puts(&b, ",\"created_at\":\"1970-01-01T00:00:00Z\"}");
 			} else {
 				sb_puts(&b, "\"id\":");
-				sb_json_z(&b, id);
+				json_put_z(&b, id);
 				sb_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
-				sb_json_z(&b, p->name);
+				json_put_z(&b, p->name);
 				sb_puts(&b, "}");
 			}
 		}
@@ -9335,7 +9612,7 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 		for (int i = 0; i < cfg->nprov; i++) {
 			const struct provider *p = &cfg->prov[i];
 			sb_puts(&b, i ? ",{\"name\":" : "{\"name\":");
-			sb_json_z(&b, p->name);
+			json_put_z(&b, p->name);
 			sb_printf(&b, ",\"kind\":\"%s\",\"keys\":[", p->kind->name);
 			for (int k = 0; k < MAX(p->nkeys, 1); k++)
 				sb_printf(&b, "%s{\"circuit\":\"%s\",\"failures\":%d}", k ? "," : "",
@@ -9355,200 +9632,6 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 	} else {
 		conn_error(w, c, 404, "invalid_request_error", "no such route");
 	}
-}
-
-/* ---- the worker's loop (section 12's driver; it needs every handler above) ---- */
-
-static void loop_adopt_config(struct worker *w)
-{
-	uint32_t gen = atomic_load_explicit(&cfg_generation, memory_order_acquire);
-	if (gen == w->cfg_gen)
-		return;
-	struct cfg_hold *h = malloc(sizeof(*h));
-	if (!h)
-		return; /* try again next turn */
-	h->cfg = cfg_get();
-	h->live = 0;
-	h->next = NULL;
-	struct cfg_hold *old = w->hold;
-	w->hold = h;
-	w->cfg_gen = gen;
-	if (old && old->live == 0) {
-		cfg_put(old->cfg);
-		free(old);
-	} else if (old) {
-		old->next = w->retired;
-		w->retired = old;
-	}
-}
-
-static void loop_accept_arm(struct worker *w)
-{
-	struct io_uring_sqe *sqe = loop_sqe(w);
-	io_uring_prep_multishot_accept(sqe, w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_ACCEPT));
-	w->accepting = true;
-}
-
-/* The committer's wake-up: a read on the worker's eventfd, re-armed each time. */
-static void loop_wake_arm(struct worker *w)
-{
-	struct io_uring_sqe *sqe = loop_sqe(w);
-	io_uring_prep_read(sqe, w->evfd, &w->evval, sizeof(w->evval), 0);
-	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_WAKE));
-}
-
-static void loop_cqe(struct worker *w, struct io_uring_cqe *cqe)
-{
-	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	int op = UD_OP(ud);
-	uint32_t idx = UD_IDX(ud);
-	if (idx == UD_LISTENER) {
-		if (op == OP_WAKE) {
-			conn_release_held(w);
-			loop_wake_arm(w);
-		} else if (op == OP_LOG) {
-			log_written(w, cqe->res);
-		} else if (op == OP_ACCEPT) {
-			if (cqe->res >= 0)
-				conn_accept(w, cqe->res);
-			if (!(cqe->flags & IORING_CQE_F_MORE)) {
-				w->accepting = false;
-				if (!g_draining && w->lfd >= 0)
-					loop_accept_arm(w);
-			}
-		}
-		return;
-	}
-	struct conn *c = &w->slab[idx];
-	if (c->gen != UD_GEN(ud) || c->kind == K_FREE)
-		return; /* cannot happen: slots outlive their operations */
-	if (!(cqe->flags & IORING_CQE_F_MORE))
-		c->inflight--;
-	if (op == OP_SEND && (c->closing || cqe->res < 0)) {
-		c->send_busy = false;
-		conn_borrow_end(w, c); /* that send will not be resumed */
-	}
-	if (c->closing || op == OP_CANCEL) {
-		if (cqe->flags & IORING_CQE_F_BUFFER) { /* hand the ring buffer back */
-			unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-			io_uring_buf_ring_add(w->br, w->br_mem + (size_t)bid * BR_SIZE, BR_SIZE,
-					      (unsigned short)bid, io_uring_buf_ring_mask(BR_COUNT), 0);
-			io_uring_buf_ring_advance(w->br, 1);
-		}
-		conn_free_if_done(w, c);
-		return;
-	}
-	if (c->kind == K_CLIENT)
-		conn_complete(w, c, op, cqe);
-	else
-		up_complete(w, c, op, cqe->res);
-}
-
-/* Draining: stop accepting, close idle clients; true when nothing is left. */
-static bool loop_drain(struct worker *w, uint64_t deadline_ms)
-{
-	if (w->lfd >= 0) {
-		struct io_uring_sqe *sqe = loop_sqe(w);
-		io_uring_prep_cancel64(sqe, UD(UD_LISTENER, 0, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_CANCEL));
-		close(w->lfd);
-		w->lfd = -1;
-	}
-	bool force = w->now_ms >= deadline_ms;
-	for (uint32_t i = 0; i < w->nslab; i++) {
-		struct conn *c = &w->slab[i];
-		if (c->kind == K_FREE || c->closing)
-			continue;
-		if (force || (c->kind == K_CLIENT && !c->rq) || (c->kind == K_UP && c->us == US_IDLE))
-			conn_close(w, c);
-	}
-	return w->nclients == 0 && (force || w->active == 0);
-}
-
-static int loop_ring_init(struct worker *w)
-{
-	static const unsigned flagsets[] = {
-		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-		IORING_SETUP_COOP_TASKRUN,
-		0,
-	};
-	int rc = -EINVAL;
-	for (size_t i = 0; i < ARRAY_LEN(flagsets); i++) {
-		struct io_uring_params p = { .flags = flagsets[i] | IORING_SETUP_CQSIZE, .cq_entries = 16384 };
-		rc = io_uring_queue_init_params(2048, &w->ring, &p);
-		if (rc == 0)
-			break;
-	}
-	if (rc)
-		return rc;
-	w->br = io_uring_setup_buf_ring(&w->ring, BR_COUNT, BR_GROUP, 0, &rc);
-	if (!w->br)
-		return rc;
-	w->br_mem = malloc((size_t)BR_COUNT * BR_SIZE);
-	if (!w->br_mem)
-		return -ENOMEM;
-	for (unsigned i = 0; i < BR_COUNT; i++)
-		io_uring_buf_ring_add(w->br, w->br_mem + (size_t)i * BR_SIZE, BR_SIZE, (unsigned short)i,
-				      io_uring_buf_ring_mask(BR_COUNT), (int)i);
-	io_uring_buf_ring_advance(w->br, BR_COUNT);
-	return 0;
-}
-
-static void *loop_run(void *arg)
-{
-	struct worker *w = arg;
-	int rc = loop_ring_init(w);
-	if (rc)
-		die("worker %d: io_uring setup failed: %s", w->id, strerror(-rc));
-	w->slab = mmap(NULL, sizeof(struct conn) * SLAB_MAX, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (w->slab == MAP_FAILED)
-		die("worker %d: cannot map the connection table", w->id);
-	w->free_head = UINT32_MAX;
-	for (int i = 0; i < WHEEL_SLOTS; i++)
-		w->wheel[i] = UINT32_MAX;
-	w->now_ms = loop_now_ms();
-	w->wheel_tick = w->now_ms / WHEEL_MS;
-	w->acache.max_free = 512; /* up to 16 MB: the peak concurrency, kept */
-	w->rng = now_ns() ^ ((uint64_t)(w->id + 1) * 0x9E3779B97F4A7C15ULL);
-	loop_adopt_config(w);
-	loop_accept_arm(w);
-	loop_wake_arm(w);
-	uint64_t drain_deadline = 0, last_flush = w->now_ms;
-	for (;;) {
-		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = WHEEL_MS * 1000000L };
-		struct io_uring_cqe *cqe;
-		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-		w->now_ms = loop_now_ms();
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&w->ring, head, cqe) {
-			loop_cqe(w, cqe);
-			n++;
-		}
-		io_uring_cq_advance(&w->ring, n);
-		timer_run(w);
-		loop_adopt_config(w);
-		if (w->kick_committer) { /* eventfd write: never blocks */
-			uint64_t one = 1;
-			w->kick_committer = false;
-			if (write(gov_commit_evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-				M_ADD(&w->m, journal_full, 1);
-		}
-		if (w->log && (w->log->len[w->log->cur] > LOG_BUF / 4 || w->now_ms - last_flush >= 20)) {
-			log_flush(w);
-			last_flush = w->now_ms;
-		}
-		if (atomic_load_explicit(&g_draining, memory_order_relaxed)) {
-			if (!drain_deadline)
-				drain_deadline = w->now_ms + 10000;
-			if (loop_drain(w, drain_deadline) && !(w->log && w->log->busy))
-				break;
-		}
-	}
-	log_flush(w);
-	io_uring_submit(&w->ring);
-	return NULL;
 }
 
 /* ======================================================================== *

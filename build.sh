@@ -126,8 +126,8 @@ deps_build() {
 }
 
 deps_test() {
-	# prometheus: its promtool checks /metrics in the integration tests
-	apt_install libcriterion-dev pkg-config prometheus
+	# prometheus: its promtool checks /metrics in the integration tests; python3: the lint
+	apt_install libcriterion-dev pkg-config prometheus python3
 	if ! command -v node >/dev/null; then
 		apt_install nodejs npm
 	fi
@@ -718,6 +718,21 @@ run_fuzz_smoke() {
 	fuzz_all "$FUZZ_TEST_SECONDS"
 }
 
+# The structure rules of bifrost.c (tests/lint.py): table of contents, prefixes in their
+# sections, calls only downward, function length, no I/O in the leaf sections.
+run_lint() {
+	if python3 tests/lint.py bifrost.c; then
+		LINT_OK=1
+	else
+		FAILED+=("lint (tests/lint.py: structure of bifrost.c, findings above)")
+	fi
+}
+
+cmd_lint() {
+	command -v python3 >/dev/null || apt_install python3
+	python3 tests/lint.py bifrost.c && log "lint: bifrost.c is clean"
+}
+
 cmd_test() {
 	local what=${1:-all}
 	case $what in all | unit | integration | fuzz | asan) ;; *) die "test: unknown part '$what' (all|unit|integration|fuzz|asan)" ;; esac
@@ -728,13 +743,15 @@ cmd_test() {
 	if ! build_bifrost; then
 		FAILED+=("build dist/bifrost")
 	fi
-	if [[ $what == all || $what == unit ]]; then run_unit_tests; fi
+	LINT_OK=0
+	if [[ $what == all || $what == unit ]]; then run_lint; run_unit_tests; fi
 	if [[ $what == all || $what == unit || $what == fuzz ]]; then run_fuzz_smoke; fi
 	if [[ $what == all || $what == integration ]]; then run_integration_tests; fi
 	if [[ $what == all || $what == integration || $what == asan ]]; then run_asan_integration; fi
 
 	echo
 	echo "==================== test summary ===================="
+	printf 'lint (tests/lint.py):     %s\n' "$( ((LINT_OK)) && echo clean || echo 'not run or findings')"
 	printf 'unit tests (Criterion):   %d passed, %d failed\n' "$UNIT_PASS" "$UNIT_FAIL"
 	printf 'integration tests (node): %d passed, %d failed\n' "$INT_PASS" "$INT_FAIL"
 	printf 'fuzz targets (libFuzzer): %d clean, %d crashed (%ss each)\n' "$FUZZ_PASS" "$FUZZ_FAIL" "$FUZZ_TEST_SECONDS"
@@ -791,6 +808,7 @@ usage: ./build.sh [command] [args]
                 (default 60) on a scratch copy of tests/fuzz/corpus/<target>; prints
                 target, execs, cov/ft, crashes; artifacts in tests/build/fuzz/artifacts/
   fuzz-build    build the fuzz targets into tests/build/fuzz/ only (to run elsewhere)
+  lint          tests/lint.py: the structure rules of bifrost.c (also run by test)
   bench [ARGS]  install bench tools (nginx, wrk, h2load), build, exec bench/run.sh ARGS
   clean         remove dist/bifrost and tests/build (keeps vendor/)
   help          this text
@@ -813,6 +831,7 @@ main() {
 	test) cmd_test "$@" ;;
 	fuzz) cmd_fuzz "$@" ;;
 	fuzz-build) cmd_fuzz_build ;;
+	lint) cmd_lint ;;
 	bench) cmd_bench "$@" ;;
 	clean) cmd_clean ;;
 	help | -h | --help) cmd_help ;;

@@ -573,15 +573,15 @@ static int fuzz_json_route(const uint8_t *d, size_t n)
 			struct sb o;
 			sb_init(&o, &a, len + 16);
 			sb_puts(&o, "{\"k\":");
-			sb_json_str(&o, s, len);
+			json_put_str(&o, s, len);
 			sb_puts(&o, "}");
 			struct json j2;
-			FUZZ_ASSERT(o.oom || json_parse(&j2, &a, o.p, o.len) == 0, "sb_json_str output: %.*s", (int)o.len, o.p);
+			FUZZ_ASSERT(o.oom || json_parse(&j2, &a, o.p, o.len) == 0, "json_put_str output: %.*s", (int)o.len, o.p);
 			size_t l2;
 			char *s2 = o.oom ? NULL : json_str(&j2, &a, 2, &l2);
 			bool utf8 = true; /* invalid UTF-8 is written as U+FFFD: only valid text round-trips */
 			for (size_t k = 0; k < len && utf8; k++) {
-				size_t q = (unsigned char)s[k] < 0x80 ? 1 : utf8_seq((const unsigned char *)s + k, len - k);
+				size_t q = (unsigned char)s[k] < 0x80 ? 1 : json_utf8_seq((const unsigned char *)s + k, len - k);
 				utf8 = q > 0;
 				k += q ? q - 1 : 0;
 			}
@@ -616,7 +616,7 @@ static int fuzz_json_route(const uint8_t *d, size_t n)
 				(void)gov_key_allows(F.vk, rc->p->name, rc->model);
 				(void)gov_key_pcfg(F.vk, rc->p->name, rc->p->kind->name);
 				(void)gov_price_find(F.cfg->gov, rc->p->name, rc->p->kind->name, rc->model);
-				if (rc->p->kind->dialect != ep_dialect(ep))
+				if (rc->p->kind->dialect != prov_dialect(ep))
 					continue; /* translated: the xlate_request target */
 				struct up_req ur;
 				struct str q = query ? STR("a=1&b") : (struct str){ NULL, 0 };

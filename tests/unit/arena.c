@@ -391,7 +391,7 @@ Test(sb, json_str_oom_is_sticky)
 	arena_init(&a, NULL);
 	a.fail_after = 1;
 	sb_init(&s, &a, 4);
-	sb_json_z(&s, "\"quoted\" and long enough to grow");
+	json_put_z(&s, "\"quoted\" and long enough to grow");
 	cr_assert(s.oom);
 	arena_reset(&a);
 }

@@ -752,18 +752,18 @@ Test(json_misc, is_true_and_int)
 	arena_reset(&a);
 }
 
-/* ---- sb_json_str ---- */
+/* ---- json_put_str ---- */
 
 static struct str escaped(struct arena *a, const char *s, size_t n)
 {
 	struct sb b;
 	sb_init(&b, a, 8);
-	sb_json_str(&b, s, n);
+	json_put_str(&b, s, n);
 	cr_assert_not(b.oom);
 	return sb_view(&b);
 }
 
-Test(sb_json_str, exact_escapes)
+Test(json_put_str, exact_escapes)
 {
 	struct arena a;
 	arena_init(&a, NULL);
@@ -781,12 +781,12 @@ Test(sb_json_str, exact_escapes)
 	cr_assert(str_eq(escaped(&a, "\"\"", 2), "\"\\\"\\\"\""));
 	struct sb b;
 	sb_init(&b, &a, 4);
-	sb_json_z(&b, "z\"");
+	json_put_z(&b, "z\"");
 	cr_assert(str_eq(sb_view(&b), "\"z\\\"\""));
 	arena_reset(&a);
 }
 
-Test(sb_json_str, round_trip_every_byte)
+Test(json_put_str, round_trip_every_byte)
 {
 	struct arena a;
 	arena_init(&a, NULL);
@@ -796,7 +796,7 @@ Test(sb_json_str, round_trip_every_byte)
 	struct sb doc;
 	sb_init(&doc, &a, 64);
 	sb_puts(&doc, "{\"s\":");
-	sb_json_str(&doc, all, sizeof(all));
+	json_put_str(&doc, all, sizeof(all));
 	sb_puts(&doc, "}");
 	cr_assert_not(doc.oom);
 	struct json j;
@@ -811,7 +811,7 @@ Test(sb_json_str, round_trip_every_byte)
 	arena_reset(&a);
 }
 
-Test(sb_json_str, round_trip_samples)
+Test(json_put_str, round_trip_samples)
 {
 	static const char *const samples[] = {
 		"", "plain", "quote\"inside", "back\\slash", "line\nbreak\r\n", "tab\there",
@@ -823,7 +823,7 @@ Test(sb_json_str, round_trip_samples)
 		struct sb doc;
 		sb_init(&doc, &a, 16);
 		sb_puts(&doc, "{\"s\":");
-		sb_json_z(&doc, samples[i]);
+		json_put_z(&doc, samples[i]);
 		sb_puts(&doc, "}");
 		struct json j;
 		cr_assert_eq(json_parse(&j, &a, doc.p, doc.len), 0, "%.*s", (int)doc.len, doc.p);
