@@ -2712,7 +2712,9 @@ struct edit {
 	struct str with; /* arena or static */
 };
 
-struct oai_req {
+/* The client's request body as parsed once (either dialect), and the edits that make it the
+ * provider's. */
+struct client_req {
 	struct json j;
 	const char *model; /* arena: unescaped */
 	int model_tok;
@@ -2724,14 +2726,14 @@ struct oai_req {
 	int ned;
 };
 
-static void prov_edit(struct oai_req *o, size_t off, size_t len, struct str with)
+static void prov_edit(struct client_req *o, size_t off, size_t len, struct str with)
 {
 	if (o->ned < PROV_MAX_EDITS)
 		o->ed[o->ned++] = (struct edit){ off, len, with };
 }
 
 /* Force stream_options.include_usage = true (so streams can be billed). */
-static int prov_force_usage(struct oai_req *o, int so)
+static int prov_force_usage(struct client_req *o, int so)
 {
 	struct json *j = &o->j;
 	static const char *const k[] = { "include_usage" };
@@ -2762,7 +2764,7 @@ static int prov_force_usage(struct oai_req *o, int so)
 }
 
 /* Remove top-level member whose key token is `key` (and one adjacent comma). */
-static void prov_remove_member(struct oai_req *o, int key)
+static void prov_remove_member(struct client_req *o, int key)
 {
 	struct json *j = &o->j;
 	int val = key + 1, after = json_skip(j, val);
@@ -2782,7 +2784,7 @@ static void prov_remove_member(struct oai_req *o, int key)
 }
 
 /* Read an OpenAI-dialect body. 0, or -EBADMSG with o->j.err set. */
-static int prov_openai_prepare(struct oai_req *o, struct arena *a, const char *body, size_t n,
+static int prov_openai_prepare(struct client_req *o, struct arena *a, const char *body, size_t n,
 			       enum endpoint ep, size_t max_tok)
 {
 	enum { K_MODEL, K_STREAM, K_SO, K_FALLBACKS, K_MAXT, K_MAXCT, K_N };
@@ -2855,7 +2857,7 @@ static void prov_path_segment(struct sb *h, const char *s)
 }
 
 /* Request line and headers for provider p; `ep` is the upstream's endpoint. */
-static void prov_head(struct sb *h, const struct oai_req *o, const struct provider *p,
+static void prov_head(struct sb *h, const struct client_req *o, const struct provider *p,
 		      const char *model, const char *key, enum endpoint ep, struct str query,
 		      size_t body_len)
 {
@@ -2905,7 +2907,7 @@ static void prov_head(struct sb *h, const struct oai_req *o, const struct provid
 
 /* The request for candidate (p, model) with credential `key`: the head, then
  * iovecs over the client's body with the edits applied. 0 or -ENOMEM. */
-static int prov_build(struct arena *a, const struct oai_req *o, const struct provider *p,
+static int prov_build(struct arena *a, const struct client_req *o, const struct provider *p,
 		      const char *model, const char *key, enum endpoint ep, struct str query,
 		      struct up_req *out)
 {
@@ -6626,7 +6628,7 @@ struct metrics_series {
 };
 
 struct metrics {
-	_Atomic uint64_t requests, by_class[6], upstream_errors, log_dropped, conns_open;
+	_Atomic uint64_t requests, by_class[6], upstream_errors, log_dropped, conns_accepted;
 	_Atomic uint64_t in_tokens, out_tokens, unpriced, journal_full;
 	_Atomic uint64_t hist[HIST_N], hist_sum_ns;
 	struct metrics_series series[METRICS_SERIES];
@@ -7371,27 +7373,40 @@ static void *loop_run(void *arg)
  * Tells its client what happened through struct up_hooks (up_client).    *
  * ======================================================================== */
 
+/* Where a request is (the transitions are drawn in the conn_ banner; conn_phase checks them). */
+enum rq_phase {
+	RQ_READ,    /* its head and body are being read */
+	RQ_ROUTE,   /* choosing the attempt's candidate and key, building its body */
+	RQ_BACKOFF, /* the client's timer is a backoff before the next attempt */
+	RQ_AWAIT,   /* an attempt is in flight; the client has seen nothing */
+	RQ_STREAM,  /* the stream's head is out; a batch of events may be in flight */
+	RQ_PING,    /* the send in flight is a keep-alive ping */
+	RQ_FINAL,   /* the last send (a whole answer, an error, the stream's end) is in flight */
+	RQ_TAIL,    /* ... all of it but the last byte, which waits for the journal */
+	RQ_DONE,    /* ended: counted, logged; the arena is about to go */
+};
+
 struct request {
 	struct http_msg *msg;   /* arena */
+	enum rq_phase phase;
 	enum endpoint ep;
 	struct cfg_hold *hold;  /* worker's config reference, counted in hold->live */
-	struct oai_req o;
+	struct client_req o;
 	struct route rt;        /* candidates in attempt order: primary, then fallbacks */
 	int ci;                 /* the current candidate (index in rt) */
 	int retries;            /* same-key retries after a failure, on the current candidate */
 	int key0, koff;         /* the candidate's drawn key, and the offset from it of the key in use */
 	int attempts;           /* attempts in all (the x-bifrost-attempts header, the log) */
-	bool retry_wait;        /* the client's timer is a backoff before the next attempt */
 	char trail[160];        /* failed attempts, "provider/model:status ..." for the log line */
 	int kidx;               /* key (breaker) index of the attempt in flight */
 	const char *key;        /* provider credential (config memory) */
 	struct up_req ur;
 	uint64_t t_start_ns, t_up_ns, t_resp_ns, overhead_ns;
 	int status;             /* what the client got */
-	bool streaming, head_sent, stream_done, fresh_retry;
+	bool streaming;         /* the answer is an event stream (RQ_STREAM and on: its head is out) */
+	bool fresh_retry;       /* the attempt must not take a pooled connection */
 	bool stream_broken;     /* the stream was ended by an error event (provider failed or timed out) */
 	char chunk_line[24];    /* the current stream chunk's size line */
-	bool ping_sent;         /* the send in flight is a keep-alive ping, not events */
 	struct xlate_usage xu;  /* the provider's usage, Anthropic's meaning: `in` excludes cache */
 	size_t streamed;        /* event bytes relayed to the client */
 	size_t content_chars;   /* generated text relayed (xlate_content_chars): bills a cut stream */
@@ -7410,11 +7425,16 @@ struct request {
 	int64_t jseq;                  /* journal sequence that must be durable before the last byte */
 	int64_t cost_micros;
 	bool charged;                  /* settled through conn_gov_charge: the log shows cost_usd */
-	bool tail_pending;             /* the response's last byte waits for the journal */
 	struct iovec tail;             /* over tail_byte: a copy, so it borrows nobody's buffer */
 	char tail_byte;
 	char err[256];
 };
+
+/* Has the client seen the head of a streamed answer (so a failure can only end the stream)? */
+static bool up_stream_begun(const struct request *rq)
+{
+	return rq->streaming && rq->phase >= RQ_STREAM;
+}
 
 /* What an upstream tells the client it serves. conn_ is that client and defines up_client
  * (at the end of its section): up_ calls no conn_ function by name. */
@@ -7657,7 +7677,7 @@ static void up_fail(struct worker *w, struct conn *u, int status, const char *fm
 	/* A reused keep-alive connection that died before answering: the server
 	 * never saw the request, so one retry on a fresh connection is safe. */
 	bool retry = cl && u->reused && u->in.len == 0 && u->us != US_BODY && !cl->rq->fresh_retry &&
-		     !cl->rq->head_sent;
+		     !up_stream_begun(cl->rq);
 	slot_close(w, u);
 	if (!cl || !cl->rq)
 		return;
@@ -7855,7 +7875,7 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 	}
 	int rc = up_body(u, eof);
 	if (rc < 0) {
-		if (cl->rq->head_sent) {
+		if (up_stream_begun(cl->rq)) {
 			up_client.events(w, cl, NULL, true);
 			slot_close(w, u);
 		} else {
@@ -7948,7 +7968,7 @@ static void up_timeout(struct worker *w, struct conn *u)
 		return; /* the whole answer is in: the client's send deadline governs now */
 	const struct provider *p = cl->rq->rt.c[cl->rq->ci].p;
 	bool total = u->total_deadline_ms && w->now_ms >= u->total_deadline_ms;
-	if (cl->rq->head_sent) {
+	if (up_stream_begun(cl->rq)) {
 		if (total)
 			snprintf(cl->rq->err, sizeof(cl->rq->err), "provider %s exceeded total_timeout_ms (%ld ms)",
 				 p->name, p->total_timeout_ms);
@@ -7980,6 +8000,22 @@ static void up_closing(struct worker *w, struct conn *u) { (void)w, (void)u; }
  * worker's provided buffers and copied into `in` at once, so an idle or    *
  * slow client pins no ring buffer. A request owns `arena` from head to     *
  * last byte sent; conn_request_end releases it.                            *
+ *                                                                          *
+ * A request's phase (enum rq_phase; conn_phase asserts the edges):         *
+ *                                                                          *
+ *   READ --> ROUTE --> AWAIT --> STREAM <--> PING                          *
+ *     |        |  ^      | \       |                                       *
+ *     |        |  |      |  BACKOFF (conn_next_attempt's delay) --> ROUTE  *
+ *     |        |  +------+ (next key or candidate at once)                 *
+ *     v        v         v          v                                      *
+ *   FINAL <----+---------+----------+   (answer, error, or the last events)*
+ *     |  ^                                                                 *
+ *     v  |                                                                 *
+ *    TAIL   (last byte held until the charge is durable)                   *
+ *                                                                          *
+ * and any phase --> DONE (conn_request_end: counted, logged, arena freed). *
+ * Events (a send completed, a deadline, the upstream's hooks) switch on    *
+ * the phase rather than decode flags.                                      *
  * ======================================================================== */
 
 /* Input buffers of INBUF bytes are recycled through the worker, so a
@@ -8029,12 +8065,33 @@ static void conn_accept(struct worker *w, int fd)
 	c->in.limit = cfg->max_header + cfg->max_body + BR_SIZE;
 	c->cs = CS_HEAD;
 	w->nclients++;
-	M_ADD(&w->m, conns_open, 1);
+	M_ADD(&w->m, conns_accepted, 1);
 	timer_set(w, c, cfg->idle_timeout_ms);
 	conn_recv_arm(w, c);
 }
 
 /* ---- answers made by the gateway itself ---- */
+
+/* The request phase's allowed successors (a phase may also be set again). */
+#define PH(p) (1u << (p))
+static const unsigned conn_phase_next[] __attribute__((unused)) = { /* (read by debug builds) */
+	[RQ_READ] = PH(RQ_ROUTE) | PH(RQ_FINAL) | PH(RQ_DONE),
+	[RQ_ROUTE] = PH(RQ_AWAIT) | PH(RQ_FINAL) | PH(RQ_DONE),
+	[RQ_BACKOFF] = PH(RQ_ROUTE) | PH(RQ_DONE),
+	[RQ_AWAIT] = PH(RQ_ROUTE) | PH(RQ_BACKOFF) | PH(RQ_STREAM) | PH(RQ_FINAL) | PH(RQ_DONE),
+	[RQ_STREAM] = PH(RQ_PING) | PH(RQ_FINAL) | PH(RQ_DONE),
+	[RQ_PING] = PH(RQ_STREAM) | PH(RQ_DONE),
+	[RQ_FINAL] = PH(RQ_TAIL) | PH(RQ_DONE),
+	[RQ_TAIL] = PH(RQ_FINAL) | PH(RQ_DONE),
+	[RQ_DONE] = 0,
+};
+#undef PH
+
+static void conn_phase(struct request *rq, enum rq_phase to)
+{
+	BF_ASSERT(rq->phase == to || (conn_phase_next[rq->phase] >> to & 1u));
+	rq->phase = to;
+}
 
 static void conn_send_local(struct worker *w, struct conn *c, int status, const char *ctype,
 			    struct str body, const char *extra)
@@ -8048,8 +8105,11 @@ static void conn_send_local(struct worker *w, struct conn *c, int status, const 
 		  http_reason(status), ctype, body.n, extra ? extra : "", keep ? "" : "Connection: close\r\n");
 	if (!keep)
 		c->cs = CS_CLOSE_AFTER;
-	if (rq)
+	if (rq) {
 		rq->status = status;
+		rq->streaming = false; /* an earlier attempt's stream never reached the client */
+		conn_phase(rq, RQ_FINAL);
+	}
 	struct iovec v[2] = { { h.p, h.len }, { (void *)body.p, head ? 0 : body.n } };
 	if (h.oom) {
 		slot_close(w, c);
@@ -8292,7 +8352,7 @@ static void conn_retry(struct worker *w, struct conn *cl, long delay_ms)
 		conn_attempt(w, cl);
 		return;
 	}
-	cl->rq->retry_wait = true;
+	conn_phase(cl->rq, RQ_BACKOFF);
 	timer_set(w, cl, delay_ms);
 }
 
@@ -8318,12 +8378,12 @@ static bool conn_redact(struct conn *cl, struct iovec *body)
 	return !t.oom;
 }
 
-/* A whole answer in the provider's dialect → the client's (errors too). */
+/* A whole answer in the provider's dialect → the client's (errors too); a 200's usage into rq->xu. */
 static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
 {
 	struct request *rq = cl->rq;
 	struct sb t;
-	struct xlate_usage xu;
+	struct xlate_usage xu = rq->xu;
 	const char *p = body->iov_base;
 	size_t n = body->iov_len;
 	sb_init(&t, &cl->arena, n + n / 4 + 256);
@@ -8338,6 +8398,8 @@ static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
 		rc = xlate_resp_a2o(&cl->arena, p, n, rq->o.model, (long long)time(NULL), &t, &xu);
 	if (rc || t.oom)
 		return false;
+	if (status == 200)
+		rq->xu = xu; /* the usage, read once, by the translator */
 	*body = (struct iovec){ t.p, t.len };
 	return true;
 }
@@ -8363,18 +8425,16 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 	if (m->status != 429 && m->status < 500)
 		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true,
 				(int64_t)w->now_ms);
-	if (m->status == 200)
-		conn_read_usage(cl, u->in.p + u->body_start, blen);
-	conn_gov_charge(w, cl);
 	struct iovec body = { u->in.p + u->body_start, blen };
-	if (m->status >= 400 && !conn_redact(cl, &body)) {
+	bool redacted = m->status < 400 || conn_redact(cl, &body);
+	bool ok = redacted && (!rq->xl || conn_translate_body(cl, m->status, &body));
+	if (m->status == 200 && (!rq->xl || !ok)) /* (a translated answer's usage came with it) */
+		conn_read_usage(cl, u->in.p + u->body_start, blen);
+	conn_gov_charge(w, cl); /* the provider billed it, whatever the client gets */
+	if (!ok) {
 		up_release(w, u, false);
-		conn_error(w, cl, 502, "upstream_error", "out of memory");
-		return;
-	}
-	if (rq->xl && !conn_translate_body(cl, m->status, &body)) {
-		up_release(w, u, false);
-		conn_error(w, cl, 502, "upstream_error", "the provider's answer could not be translated");
+		conn_error(w, cl, 502, "upstream_error",
+			   redacted ? "the provider's answer could not be translated" : "out of memory");
 		return;
 	}
 	sb_init(&h, &cl->arena, 512);
@@ -8441,8 +8501,6 @@ static void conn_xlate_events(struct conn *cl, struct conn *u, struct sb *t, boo
 		if (!len)
 			break;
 		struct str data = sse_data(u->in.p + ev, len);
-		if (data.n && data.p[0] == '{')
-			conn_read_usage(cl, data.p, data.n); /* billing reads the provider's own usage */
 		rq->content_chars += xlate_content_chars(data.p, data.n);
 		if (rq->xl == XL_A2O) {
 			xlate_o2a_chunk(&rq->xs.o2a, &cl->scratch, data.p, data.n, t);
@@ -8454,6 +8512,7 @@ static void conn_xlate_events(struct conn *cl, struct conn *u, struct sb *t, boo
 	}
 	u->ev_pos = ev;
 	*done = *done && ev >= u->dec_end;
+	rq->xu = rq->xl == XL_A2O ? rq->xs.o2a.usage : rq->xs.a2o.usage; /* the translator read it */
 	if (*done && rq->xl == XL_A2O)
 		xlate_o2a_end(&rq->xs.o2a, NULL, t);
 	else if (*done)
@@ -8508,9 +8567,9 @@ static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bo
 		payload = t.oom ? 0 : t.len;
 	}
 	struct sb h = { 0 };
-	if (!rq->head_sent) { /* once per stream: nothing per batch comes from the arena */
+	if (rq->phase == RQ_AWAIT) { /* the head, once per stream: nothing per batch from the arena */
 		rq->status = 200;
-		rq->head_sent = true;
+		conn_phase(rq, RQ_STREAM);
 		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true,
 				(int64_t)w->now_ms);
 		sb_init(&h, &cl->arena, 256);
@@ -8534,7 +8593,8 @@ static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bo
 	}
 	if (chunked && done)
 		v[n++] = (struct iovec){ "0\r\n\r\n", 5 };
-	rq->stream_done = done;
+	if (done)
+		conn_phase(rq, RQ_FINAL); /* (before the charge: a stream ended properly is not cut) */
 	rq->streamed += payload;
 	if (!keep && done)
 		cl->cs = CS_CLOSE_AFTER;
@@ -8564,8 +8624,6 @@ static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bo
 	conn_send_final(w, cl, v, n);
 }
 
-/* Nothing for stream_ping_ms: send the client a ping (Anthropic's `ping` event, an
- * SSE comment for OpenAI clients) so it does not give up on a slow provider. */
 /* The attempt failed before an answer: the next attempt, or the error (an event, if the
  * stream has begun). */
 static void conn_up_failed(struct worker *w, struct conn *cl, int status, const char *msg)
@@ -8573,17 +8631,26 @@ static void conn_up_failed(struct worker *w, struct conn *cl, int status, const 
 	struct request *rq = cl->rq;
 	if (cl->closing || !rq)
 		return;
-	if (rq->head_sent) {
+	if (up_stream_begun(rq)) {
 		conn_up_events(w, cl, NULL, true);
 		return;
 	}
-	long delay = conn_next_attempt(w, cl, status, -1, msg);
+	const char *name = rq->rt.c[rq->ci].p->name; /* the log and the client learn who failed */
+	size_t nl = strlen(name);
+	char why[sizeof(rq->err)];
+	if (strncmp(msg, "provider ", 9) == 0 && strncmp(msg + 9, name, nl) == 0 && msg[9 + nl] == ' ')
+		snprintf(why, sizeof(why), "%s", msg);
+	else
+		snprintf(why, sizeof(why), "provider %s: %s", name, msg);
+	long delay = conn_next_attempt(w, cl, status, -1, why);
 	if (delay >= 0)
 		conn_retry(w, cl, delay);
 	else
-		conn_error(w, cl, status, status == 504 ? "timeout_error" : "upstream_error", msg);
+		conn_error(w, cl, status, status == 504 ? "timeout_error" : "upstream_error", why);
 }
 
+/* Nothing for stream_ping_ms: send the client a ping (Anthropic's `ping` event, an
+ * SSE comment for OpenAI clients) so it does not give up on a slow provider. */
 static void conn_stream_ping(struct worker *w, struct conn *c)
 {
 	static const char anth[] = "event: ping\ndata: {\"type\": \"ping\"}\n\n", oai[] = ": ping\n\n";
@@ -8595,7 +8662,7 @@ static void conn_stream_ping(struct worker *w, struct conn *c)
 		return;
 	int len = snprintf(rq->chunk_line, sizeof(rq->chunk_line), "%zx\r\n", n);
 	struct iovec v[3] = { { rq->chunk_line, (size_t)len }, { (void *)(a ? anth : oai), n }, { "\r\n", 2 } };
-	rq->ping_sent = true;
+	conn_phase(rq, RQ_PING);
 	loop_send(w, c, v, 3);
 }
 
@@ -8691,7 +8758,7 @@ static void conn_request_end(struct worker *w, struct conn *c)
 	struct conn *u = slot_peer(w, c);
 	if (u) /* the client left mid-request: the half-read response is useless */
 		slot_close(w, u);
-	if (rq->head_sent)
+	if (up_stream_begun(rq))
 		conn_gov_charge(w, c); /* a stream the client cut off: billed, estimated if need be */
 	gov_abort(&rq->gt, time(NULL));
 	if (rq->msg && rq->status) {
@@ -8708,6 +8775,7 @@ static void conn_request_end(struct worker *w, struct conn *c)
 	}
 	conn_hold_release(w, rq->hold);
 	w->active--;
+	conn_phase(rq, RQ_DONE);
 	c->rq = NULL;
 	if (!c->closing) { /* closing: sends may still read them; slot_free resets both */
 		arena_reset(&c->arena);
@@ -8721,23 +8789,27 @@ static void conn_parse(struct worker *w, struct conn *c);
 static void conn_on_sent(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
-	if (rq && rq->ping_sent) { /* a ping went out: relay what arrived meanwhile, or read on */
-		struct conn *u = slot_peer(w, c);
-		rq->ping_sent = false;
+	struct conn *u = slot_peer(w, c);
+	switch (rq ? rq->phase : RQ_DONE) {
+	case RQ_PING: /* a ping went out: relay what arrived meanwhile, or read on */
+		conn_phase(rq, RQ_STREAM);
 		conn_up_events(w, c, u, u ? u->resp_done : true);
 		return;
-	}
-	if (rq && rq->tail_pending) {
+	case RQ_TAIL:
 		conn_tail(w, c);
 		return;
-	}
-	struct conn *u = slot_peer(w, c);
-	if (rq && rq->streaming && !rq->stream_done) {
+	case RQ_STREAM:
 		if (u)
 			conn_stream_resume(w, c, u);
 		else /* the provider failed while this batch was going out: end the stream properly */
 			conn_up_events(w, c, NULL, true);
 		return;
+	case RQ_FINAL:
+	case RQ_DONE:
+		break;
+	default:
+		BF_ASSERT(!"a send completed before the request had an answer");
+		break;
 	}
 	if (u) {
 		bool whole = u->resp_done && u->dec_pos == u->in.len && !u->resp_close;
@@ -8787,7 +8859,7 @@ static const struct {
 	{ "/anthropic/v1/messages/count_tokens", EP_COUNT_TOKENS },
 };
 
-/* ---- governance on the request path (the tiers and counters are section 12's) ---- */
+/* ---- governance on the request path (the tiers and counters are gov_'s) ---- */
 
 /* The virtual key presented: x-bf-vk, Authorization: Bearer, x-api-key, api-key. */
 static const struct gov_vkey *conn_vkey(const struct gov *g, const struct http_msg *m)
@@ -8942,7 +9014,7 @@ static void conn_gov_charge(struct worker *w, struct conn *c)
 	/* a stream cut short: the provider's count so far may be message_start's 1, so at least
 	 * the content relayed (~4 characters a token); never the SSE/JSON framing bytes */
 	long long est_out = (long long)((rq->content_chars + 3) / 4);
-	bool cut = rq->streaming && (!rq->stream_done || rq->stream_broken);
+	bool cut = rq->streaming && (rq->phase < RQ_FINAL || rq->stream_broken);
 	long long out = !billed ? 0 : cut ? MAX(u->out, est_out) : u->out ? u->out : est_out;
 	long long cr = billed ? u->cache_read : 0, cw = billed ? u->cache_write : 0;
 	int64_t now = time(NULL);
@@ -8972,6 +9044,7 @@ static void conn_gov_charge(struct worker *w, struct conn *c)
 static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, int n)
 {
 	struct request *rq = c->rq;
+	conn_phase(rq, RQ_FINAL);
 	if (rq->jseq && jrnl_durable(w->jring) < (uint64_t)rq->jseq) {
 		int k = n - 1;
 		while (k >= 0 && v[k].iov_len == 0)
@@ -8980,12 +9053,12 @@ static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, i
 			v[k].iov_len--;
 			rq->tail_byte = ((char *)v[k].iov_base)[v[k].iov_len];
 			rq->tail = (struct iovec){ &rq->tail_byte, 1 };
-			rq->tail_pending = true;
+			conn_phase(rq, RQ_TAIL);
 		}
 	}
 	loop_send(w, c, v, n);
 	timer_set(w, c, w->hold->cfg->send_timeout_ms);
-	if (!c->send_busy && rq->tail_pending) /* nothing but the tail: wait for it now */
+	if (!c->send_busy && rq->phase == RQ_TAIL) /* nothing but the tail: wait for it now */
 		conn_on_sent(w, c);
 }
 
@@ -8999,7 +9072,7 @@ static void conn_tail(struct worker *w, struct conn *c)
 		w->held[w->nheld++].gen = c->gen;
 		return;
 	}
-	rq->tail_pending = false; /* durable (or too many parked: deliver rather than stall) */
+	conn_phase(rq, RQ_FINAL); /* durable (or too many parked: deliver rather than stall) */
 	loop_send(w, c, &rq->tail, 1);
 }
 
@@ -9010,11 +9083,11 @@ static void conn_release_held(struct worker *w)
 	for (int i = 0; i < w->nheld; i++) {
 		struct conn *c = &w->slab[w->held[i].idx];
 		if (c->gen != w->held[i].gen || c->kind != K_CLIENT || c->closing || !c->rq ||
-		    !c->rq->tail_pending)
+		    c->rq->phase != RQ_TAIL)
 			continue;
 		if (jrnl_durable(w->jring) >= (uint64_t)c->rq->jseq ||
 		    atomic_load_explicit(&jrnl_error, memory_order_relaxed)) { /* (a failing journal: deliver) */
-			c->rq->tail_pending = false;
+			conn_phase(c->rq, RQ_FINAL);
 			loop_send(w, c, &c->rq->tail, 1);
 		} else {
 			w->held[keep++] = w->held[i];
@@ -9192,6 +9265,8 @@ static bool conn_pick(struct worker *w, struct conn *c)
 static void conn_attempt(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
+	conn_phase(rq, RQ_ROUTE);
+	rq->streaming = false; /* the answer's head decides, attempt by attempt */
 	if (!conn_pick(w, c))
 		return;
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
@@ -9206,6 +9281,7 @@ static void conn_attempt(struct worker *w, struct conn *c)
 	}
 	rq->attempts++;
 	rq->fresh_retry = false;
+	conn_phase(rq, RQ_AWAIT);
 	up_start(w, c, rc->p);
 }
 
@@ -9392,24 +9468,24 @@ static void conn_timeout(struct worker *w, struct conn *c)
 			timer_set(w, c, send_limit - (long)quiet);
 		return;
 	}
-	if (c->rq && c->rq->tail_pending) { /* the last byte waits for the journal */
-		timer_set(w, c, send_limit);
-		return;
-	}
 	if (c->cs == CS_BODY) {
 		conn_reject(w, c, 408, "request body not received within limits.body_timeout_ms");
 		return;
 	}
-	if (c->rq && c->rq->retry_wait) { /* backoff over: next attempt */
-		c->rq->retry_wait = false;
+	switch (c->rq ? c->rq->phase : RQ_DONE) {
+	case RQ_TAIL: /* the last byte waits for the journal */
+		timer_set(w, c, send_limit);
+		return;
+	case RQ_BACKOFF: /* over: the next attempt */
 		conn_attempt(w, c);
 		return;
-	}
-	if (c->rq && c->rq->head_sent && !c->rq->stream_done) { /* a quiet stream */
+	case RQ_STREAM: /* a quiet stream */
+	case RQ_PING:
 		conn_stream_ping(w, c);
 		return;
+	default:
+		slot_close(w, c); /* header, body or idle deadline */
 	}
-	slot_close(w, c); /* header, body or idle deadline */
 }
 
 static void conn_complete(struct worker *w, struct conn *c, int op, struct io_uring_cqe *cqe)
@@ -9549,7 +9625,7 @@ static void admin_metrics(struct worker *w, struct conn *c)
 	admin_counter(&b, "bifrost_log_lines_dropped_total", "Request log lines dropped (stdout too slow).",
 		      ADMIN_SUM(log_dropped));
 	admin_counter(&b, "bifrost_connections_accepted_total", "Client connections accepted.",
-		      ADMIN_SUM(conns_open));
+		      ADMIN_SUM(conns_accepted));
 	sb_printf(&b, "# HELP bifrost_tokens_total Tokens the providers reported, input (cache included) and output.\n"
 		      "# TYPE bifrost_tokens_total counter\nbifrost_tokens_total{kind=\"input\"} %llu\n"
 		      "bifrost_tokens_total{kind=\"output\"} %llu\n",

@@ -9,7 +9,8 @@ navigable is written down in its table of contents and checked here:
   downward  a function calls (or takes the address of) only functions of its own section
             or of sections above it, except the pairs in UPWARD (each says why)
   length    no function body is longer than MAX_LINES lines
-  leaf      the leaf sections do no I/O and no malloc (arena_ is the allocator itself)
+  leaf      the leaf sections do no I/O and no malloc (arena_ and buf_ are the allocators)
+  prose     no "section N" in comments: sections are named by prefix (numbers go stale)
 
 The table of contents line of a section is `N. prefixes  description`, prefixes joined by
 '/' (`3. str_/buf_/sb_ ...`); a section whose name has no '_' (base, main) owns no prefix,
@@ -147,6 +148,9 @@ def main(path):
                     if pre in LEAF_ALLOC_OK and callee in ("malloc", "free", "realloc", "calloc"):
                         continue
                     err(ln, "leaf", f"{name}() in leaf section {secname[sec]}_ calls {callee}()")
+    for n, line in enumerate(src):
+        if re.search(r"\b[Ss]ections? \d", line):
+            err(n + 1, "prose", "a section named by number; name it by its prefix")
     for caller, callee in sorted(UPWARD):
         if caller not in funcs or callee not in funcs:
             err(1, "downward", f"UPWARD lists {caller} -> {callee}, which is not in the file any more")

@@ -353,7 +353,8 @@ static struct request *fz_begin(const struct provider *p, const char *model, enu
 static void fz_end(bool head_sent, size_t streamed)
 {
 	struct request *rq = F.cl->rq;
-	rq->head_sent = head_sent;
+	rq->streaming = head_sent;
+	rq->phase = head_sent ? RQ_STREAM : RQ_AWAIT; /* a stream the client left: billed as cut */
 	rq->status = 200;
 	rq->streamed = streamed;
 	conn_request_end(F.w, F.cl);
@@ -800,7 +801,7 @@ static int fuzz_xlate_request(const uint8_t *d, size_t n)
 		fz_assert_json(o2a ? "xlate_req_o2a output" : "xlate_req_a2o output", out.p, out.len);
 		/* the translated body is what the provider gets: the gateway's reader must take it */
 		if (!o2a) {
-			struct oai_req *o = arena_new(&a, struct oai_req, 1);
+			struct client_req *o = arena_new(&a, struct client_req, 1);
 			int prc = o ? prov_openai_prepare(o, &a, out.p, out.len, EP_CHAT, SIZE_MAX) : 0;
 			FUZZ_ASSERT(prc == 0 || (o->j.err && strstr(o->j.err, "deep")),
 				    "translated request refused by prov_openai_prepare (%s): %.*s", o->j.err ? o->j.err : "?",

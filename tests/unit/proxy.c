@@ -910,7 +910,7 @@ static const char prov_cfg[] =
 struct built {
 	struct arena a;
 	struct cfg *c;
-	struct oai_req o;
+	struct client_req o;
 	struct up_req ur;
 	int prep_rc, build_rc;
 	char *head, *body; /* NUL-terminated copies (arena) */
@@ -1126,7 +1126,7 @@ Test(prov, fallbacks_only_member)
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		struct arena a;
-		struct oai_req o;
+		struct client_req o;
 		arena_init(&a, NULL);
 		memset(&o, 0, sizeof(o));
 		cr_assert_eq(json_parse(&o.j, &a, cases[i].in, strlen(cases[i].in)), 0);
