@@ -5304,9 +5304,10 @@ struct gov_price_ent {
 #define GOV_MILLI(m) ((int64_t)(m) * 1000)                         /* GOV_MILLI(75) = $0.075 */
 
 /*
- * Built-in list prices (US$ per million tokens: input, output, cache read, cache write), a
- * DEFAULT: the config's "pricing" overrides it entry by entry. Anthropic cache writes are the
- * 5-minute tier (1.25 × input); OpenAI does not charge cache writes.
+ * Built-in list prices (US$ per million tokens: input, output, cache read, cache write) as of
+ * 2026-11, a DEFAULT: the config's "pricing" and "pricing_file" override it entry by entry.
+ * Anthropic cache writes are the 5-minute tier (1.25 × input); OpenAI and Gemini do not
+ * charge cache writes.
  */
 static const struct gov_price_ent gov_builtin_prices[] = {
 	{ NULL, "gpt-4o", { GOV_USD(2, 50), GOV_USD(10, 0), GOV_USD(1, 25), 0 } },
@@ -5337,6 +5338,19 @@ static const struct gov_price_ent gov_builtin_prices[] = {
 	{ NULL, "claude-3-5-haiku", { GOV_USD(0, 80), GOV_USD(4, 0), GOV_MILLI(80), GOV_USD(1, 0) } },
 	{ NULL, "claude-3-haiku", { GOV_USD(0, 25), GOV_USD(1, 25), GOV_MILLI(30), GOV_USD(0, 30) } },
 	{ NULL, "claude-3-opus", { GOV_USD(15, 0), GOV_USD(75, 0), GOV_USD(1, 50), GOV_MILLI(18750) } },
+	/* Gemini (prompts up to 200k tokens; implicit-cache reads) */
+	{ NULL, "gemini-2.5-pro", { GOV_USD(1, 25), GOV_USD(10, 0), GOV_MILLI(310), 0 } },
+	{ NULL, "gemini-2.5-flash", { GOV_USD(0, 30), GOV_USD(2, 50), GOV_MILLI(75), 0 } },
+	{ NULL, "gemini-2.5-flash-lite", { GOV_USD(0, 10), GOV_USD(0, 40), GOV_MILLI(25), 0 } },
+	{ NULL, "gemini-2.0-flash", { GOV_USD(0, 10), GOV_USD(0, 40), GOV_MILLI(25), 0 } },
+	{ NULL, "gemini-2.0-flash-lite", { GOV_MILLI(75), GOV_USD(0, 30), 0, 0 } },
+	/* open models on the OpenAI-compatible hosts: the host's price, so provider-qualified */
+	{ "groq", "llama-3.3-70b-versatile", { GOV_USD(0, 59), GOV_USD(0, 79), 0, 0 } },
+	{ "groq", "llama-3.1-8b-instant", { GOV_USD(0, 5), GOV_USD(0, 8), 0, 0 } },
+	{ "together", "meta-llama/Llama-3.3-70B-Instruct-Turbo", { GOV_USD(0, 88), GOV_USD(0, 88), 0, 0 } },
+	{ "mistral", "mistral-large-latest", { GOV_USD(2, 0), GOV_USD(6, 0), 0, 0 } },
+	{ "mistral", "mistral-small-latest", { GOV_USD(0, 10), GOV_USD(0, 30), 0, 0 } },
+	{ "mistral", "codestral-latest", { GOV_USD(0, 30), GOV_USD(0, 90), 0, 0 } },
 };
 
 /* How specifically `pat` names `model`: 0 = no match; exact beats prefix/glob, longer beats shorter. */
@@ -5912,8 +5926,14 @@ static bool gov_tier_admit(struct gov_ticket *t, int i, int64_t now, struct gov_
 	if (e->rate.req_max >= 0)
 		gov_ctr_add2(&s->rl_req, &rq, 0, t->req_start[i], 1);
 	gov_conc_leave(s);
-	return tok_ok ? gov_deny_set(d, 402, e, "budget", e->budget.max, &b, now)
-		      : gov_deny_set(d, 429, e, "token rate", e->rate.tok_max, &tk, now);
+	if (!tok_ok)
+		return gov_deny_set(d, 429, e, "token rate", e->rate.tok_max, &tk, now);
+	/* 402 only once the settled spend reached the limit; below it, reservations of requests
+	 * in flight fill the budget, and they settle (usually far lower) within seconds */
+	uint64_t tag, spent = gov_ctr_view(atomic_load_explicit(&s->spend, memory_order_relaxed), &b, &tag);
+	if ((int64_t)spent < e->budget.max)
+		return gov_deny_set(d, 429, e, "in-flight budget", e->budget.max, NULL, now);
+	return gov_deny_set(d, 402, e, "budget", e->budget.max, &b, now);
 }
 
 /* Release what tier i holds: in-flight, the reservation, and (if refused) its request count. */
@@ -6759,10 +6779,12 @@ struct pool {
 	bool have_sess;
 };
 
+/* A slot of the worker's table: the fields every kind has, then the kind's own. */
 struct conn {
 	uint32_t gen;
 	uint8_t kind;
 	bool closing, recv_busy, send_busy, recv_multishot;
+	bool held;         /* closing, but kept linked to its peer by its kind (see slot_ops) */
 	int fd;
 	int inflight;      /* operations in the kernel for this slot */
 	uint64_t sent_ms;  /* when the current send began or last made progress */
@@ -6774,33 +6796,37 @@ struct conn {
 	uint32_t t_prev, t_next;
 	int t_slot;
 	struct buf in;     /* owned: received bytes (client: requests; up: plaintext response) */
-	struct buf pend;   /* owned: client bytes that arrived while `in` was pinned */
 	struct iovec siov[SEND_IOV_MAX]; /* current send; pointers borrowed from arena/in */
 	int sn, si;        /* iov count, first unsent */
 	struct msghdr mh;  /* the send in flight (one per socket) */
-	struct __kernel_timespec connect_ts; /* the linked connect timeout */
 	uint32_t peer, peer_gen; /* the paired conn, or UINT32_MAX */
-	/* K_CLIENT */
-	enum cstate cs;
-	size_t scanned;    /* head bytes already searched */
-	struct arena arena;  /* per request */
-	struct arena scratch; /* per stream batch: parsing upstream events */
-	struct request *rq;  /* arena */
-	struct http_chunked ch;
-	size_t body_src, body_dst;
-	/* K_UP */
-	enum ustate us;
-	struct pool *pool;       /* worker-owned */
-	struct tls_client *tls;  /* owned (malloc), NULL for plain */
-	bool reused, hs_done;
-	size_t tls_copied;       /* request bytes handed to the engine */
-	struct http_msg *resp;   /* client's arena */
-	size_t uscanned;
-	long long body_left;     /* Content-Length remaining; -1 chunked/close */
-	bool resp_chunked, resp_close, resp_done;
-	size_t body_start, dec_pos, dec_end, ev_pos; /* offsets in `in` */
-	bool paused;             /* stream backpressure: client send in flight */
-	uint64_t total_deadline_ms; /* the attempt's total_timeout_ms, absolute; 0 = none */
+	struct arena arena;  /* client: the request's; up: the connect address, the answer's head */
+	struct http_chunked ch; /* client: the request body's decoder; up: the answer's */
+	union {
+		struct { /* K_CLIENT */
+			enum cstate cs;
+			size_t scanned;       /* head bytes already searched */
+			struct buf pend;      /* owned: bytes that arrived while `in` was pinned */
+			struct arena scratch; /* per stream batch: parsing upstream events */
+			struct request *rq;   /* arena */
+			size_t body_src, body_dst;
+		};
+		struct { /* K_UP */
+			enum ustate us;
+			struct pool *pool;       /* worker-owned */
+			struct tls_client *tls;  /* owned (malloc), NULL for plain */
+			struct __kernel_timespec connect_ts; /* the linked connect timeout */
+			bool reused, hs_done;
+			size_t tls_copied;       /* request bytes handed to the engine */
+			struct http_msg *resp;   /* `arena` */
+			size_t uscanned;
+			long long body_left;     /* Content-Length remaining; -1 chunked/close */
+			bool resp_chunked, resp_close, resp_done;
+			size_t body_start, dec_pos, dec_end, ev_pos; /* offsets in `in` */
+			bool paused;             /* stream backpressure: client send in flight */
+			uint64_t total_deadline_ms; /* the attempt's total_timeout_ms, absolute; 0 = none */
+		};
+	};
 };
 
 /*
@@ -6812,8 +6838,11 @@ struct worker;
 struct slot_ops {
 	void (*complete)(struct worker *w, struct conn *c, int op, struct io_uring_cqe *cqe);
 	void (*timeout)(struct worker *w, struct conn *c); /* its deadline passed */
-	void (*closing)(struct worker *w, struct conn *c); /* slot_close began */
+	/* slot_close began; true: the slot stays linked to its peer and holds itself (lent), as
+	 * a request that outlives its client does */
+	bool (*closing)(struct worker *w, struct conn *c);
 	bool (*idle)(const struct conn *c);                /* a drain may close it now */
+	void (*freeing)(struct worker *w, struct conn *c); /* release the kind's own memory */
 };
 static const struct slot_ops slot_ops[K_KINDS];
 
@@ -6906,7 +6935,6 @@ static struct conn *slot_alloc(struct worker *w, enum kind k, int fd)
 	c->t_prev = c->t_next = UINT32_MAX;
 	c->t_slot = -1;
 	arena_init(&c->arena, &w->acache);
-	arena_init(&c->scratch, &w->acache);
 	return c;
 }
 
@@ -6915,7 +6943,7 @@ static struct conn *slot_peer(struct worker *w, struct conn *c)
 	if (c->peer == UINT32_MAX)
 		return NULL;
 	struct conn *p = &w->slab[c->peer];
-	return (p->gen == c->peer_gen && p->kind != K_FREE && !p->closing) ? p : NULL;
+	return (p->gen == c->peer_gen && p->kind != K_FREE && (!p->closing || p->held)) ? p : NULL;
 }
 
 static void slot_link(struct worker *w, struct conn *a, struct conn *b)
@@ -7002,13 +7030,9 @@ static void slot_free(struct worker *w, struct conn *c)
 	BF_ASSERT(c->inflight == 0 && c->lent == 0 && c->lend == UINT32_MAX);
 	if (c->fd >= 0)
 		close(c->fd);
-	if (c->kind == K_CLIENT)
-		w->nclients--;
+	slot_ops[c->kind].freeing(w, c);
 	buf_free(&c->in);
-	buf_free(&c->pend);
-	free(c->tls);
 	arena_reset(&c->arena);
-	arena_reset(&c->scratch);
 	c->kind = K_FREE;
 	c->gen = (c->gen + 1) & 0xffffffu;
 	if (!c->gen)
@@ -7055,9 +7079,10 @@ static void slot_close(struct worker *w, struct conn *c)
 	if (c->closing || c->kind == K_FREE)
 		return;
 	c->closing = true; /* before the hook: the arena must outlive sends in flight */
-	slot_ops[c->kind].closing(w, c);
+	c->held = slot_ops[c->kind].closing(w, c);
 	timer_unlink(w, c);
-	slot_unlink(w, c);
+	if (!c->held)
+		slot_unlink(w, c);
 	if (c->inflight == 0) {
 		slot_borrow_end(w, c); /* nothing of ours in the kernel reads it any more */
 		slot_free_if_done(w, c);
@@ -7405,6 +7430,7 @@ struct request {
 	int status;             /* what the client got */
 	bool streaming;         /* the answer is an event stream (RQ_STREAM and on: its head is out) */
 	bool fresh_retry;       /* the attempt must not take a pooled connection */
+	bool orphan;            /* the client left; the answer is awaited only to bill it */
 	bool stream_broken;     /* the stream was ended by an error event (provider failed or timed out) */
 	char chunk_line[24];    /* the current stream chunk's size line */
 	struct xlate_usage xu;  /* the provider's usage, Anthropic's meaning: `in` excludes cache */
@@ -7547,6 +7573,7 @@ static void up_release(struct worker *w, struct conn *u, bool reusable)
 	}
 	u->us = US_IDLE;
 	u->resp = NULL;
+	arena_reset(&u->arena); /* the answer's head */
 	u->paused = false;
 	u->resp_done = false; /* idle: a close or reset now is a dead pooled connection */
 	q->idle[q->nidle] = slot_idx(w, u);
@@ -7555,17 +7582,17 @@ static void up_release(struct worker *w, struct conn *u, bool reusable)
 	up_kick(w, u); /* keep a read posted to notice the server closing */
 }
 
-/* Take a live idle connection from the pool, or NULL. */
-/* The client will not use the answer (it retries elsewhere): pool the connection if the
- * answer was read whole, else close it. */
-static void up_drop_answer(struct worker *w, struct conn *u)
+/* The client is done with this answer (sent it, or retries elsewhere): pool the
+ * connection if the answer was read whole and nothing follows it, else close it. */
+static void up_finish(struct worker *w, struct conn *u)
 {
-	bool whole = u->dec_pos == u->in.len && !u->resp_close;
+	bool whole = u->resp_done && u->dec_pos == u->in.len && !u->resp_close;
 	if (whole)
 		u->in.len = 0;
 	up_release(w, u, whole);
 }
 
+/* Take a live idle connection from the pool, or NULL. */
 static struct conn *up_pool_take(struct worker *w, struct pool *q)
 {
 	while (q->nidle > 0) {
@@ -7592,14 +7619,15 @@ static int up_connect(struct worker *w, struct conn *u, const struct provider *p
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	u->fd = fd;
-	/* sockaddr must outlive the SQE: keep it in the connection's input buffer */
-	if (buf_reserve(&u->in, sizeof(sa)) != 0) {
+	/* the address must outlive the SQE: the connection's own arena keeps it */
+	struct sockaddr_storage *to = arena_new(&u->arena, struct sockaddr_storage, 1);
+	if (!to) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	memcpy(u->in.p, &sa, salen);
+	memcpy(to, &sa, salen);
 	struct io_uring_sqe *sqe = loop_sqe(w);
-	io_uring_prep_connect(sqe, fd, (struct sockaddr *)u->in.p, salen);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)to, salen);
 	io_uring_sqe_set_data64(sqe, UD(slot_idx(w, u), u->gen, OP_CONNECT));
 	sqe->flags |= IOSQE_IO_LINK;
 	struct __kernel_timespec *ts = &u->connect_ts;
@@ -7674,6 +7702,10 @@ static void up_fail(struct worker *w, struct conn *u, int status, const char *fm
 		return;
 	}
 	M_ADD(&w->m, upstream_errors, 1);
+	if (cl && cl->held) { /* the client left: end its request with this failure (closes u) */
+		up_client.failed(w, cl, status, msg);
+		return;
+	}
 	/* A reused keep-alive connection that died before answering: the server
 	 * never saw the request, so one retry on a fresh connection is safe. */
 	bool retry = cl && u->reused && u->in.len == 0 && u->us != US_BODY && !cl->rq->fresh_retry &&
@@ -7792,7 +7824,7 @@ static int up_head(struct worker *w, struct conn *u, struct conn *cl)
 {
 	for (;;) {
 		if (!u->resp)
-			u->resp = arena_new(&cl->arena, struct http_msg, 1);
+			u->resp = arena_new(&u->arena, struct http_msg, 1);
 		if (!u->resp) {
 			up_fail(w, u, 502, "out of memory");
 			return -1;
@@ -7987,8 +8019,70 @@ static void up_timeout(struct worker *w, struct conn *u)
 		up_fail(w, u, 504, "provider %s did not answer within %ld ms", p->name, p->timeout_ms);
 }
 
+/* ---- what the client reads of an answer (only up_ touches the upstream's buffers) ---- */
+
+/* A whole answer's decoded body. */
+static struct str up_answer_body(const struct conn *u)
+{
+	return (struct str){ u->in.p + u->body_start, u->dec_end - u->body_start };
+}
+
+/* The stream's next complete event at *pos (start from up_events_from), {.n = 0} when none
+ * is complete yet; a finished stream's unterminated tail counts. *pos moves past it. */
+static struct str up_next_event(const struct conn *u, size_t *pos)
+{
+	size_t len = sse_next(u->in.p + *pos, u->dec_end - *pos);
+	if (!len && u->resp_done && *pos < u->dec_end)
+		len = u->dec_end - *pos;
+	struct str ev = { u->in.p + *pos, len };
+	*pos += len;
+	return ev;
+}
+
+static size_t up_events_from(const struct conn *u) { return u->ev_pos; }
+
+/* The client took the events before pos; true when that was all of the answer. */
+static bool up_consume(struct conn *u, size_t pos)
+{
+	u->ev_pos = pos;
+	return u->resp_done && pos >= u->dec_end;
+}
+
+/* The client is sending what it took: read nothing more until up_resume. */
+static void up_hold(struct worker *w, struct conn *u)
+{
+	u->paused = true;
+	timer_set(w, u, 0);
+}
+
+/* The client's send is done: drop the taken events from `in`, and read on. true when a
+ * complete event (or the end) is already there for the client. */
+static bool up_resume(struct worker *w, struct conn *u, long idle_ms)
+{
+	size_t shift = u->ev_pos - u->body_start;
+	memmove(u->in.p + u->body_start, u->in.p + u->ev_pos, u->in.len - u->ev_pos);
+	u->in.len -= shift;
+	u->dec_pos -= shift;
+	u->dec_end -= shift;
+	u->ev_pos = u->body_start;
+	u->paused = false;
+	up_timer(w, u, idle_ms);
+	if (sse_next(u->in.p + u->ev_pos, u->dec_end - u->ev_pos) || u->resp_done)
+		return true;
+	up_kick(w, u);
+	return false;
+}
+
 static bool up_idle(const struct conn *u) { return u->us == US_IDLE; }
-static void up_closing(struct worker *w, struct conn *u) { (void)w, (void)u; }
+/* An upstream closed under a request that outlived its client (a drain, say): end it. */
+static bool up_closing(struct worker *w, struct conn *u)
+{
+	struct conn *cl = slot_peer(w, u);
+	if (cl && cl->held)
+		up_client.failed(w, cl, 502, "the provider connection was closed");
+	return false;
+}
+static void up_freeing(struct worker *w, struct conn *u) { (void)w, free(u->tls); }
 
 /* ======================================================================== *
  * 17. conn_ — client connections.                                          *
@@ -8064,6 +8158,7 @@ static void conn_accept(struct worker *w, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->in.limit = cfg->max_header + cfg->max_body + BR_SIZE;
 	c->cs = CS_HEAD;
+	arena_init(&c->scratch, &w->acache);
 	w->nclients++;
 	M_ADD(&w->m, conns_accepted, 1);
 	timer_set(w, c, cfg->idle_timeout_ms);
@@ -8404,19 +8499,43 @@ static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
 	return true;
 }
 
+static void conn_request_end(struct worker *w, struct conn *c);
+
+/* An orphaned request is over (its answer billed, or its attempt failed): release its
+ * upstream (pooled if the answer is whole), log it, and let the client's slot go. */
+static void conn_orphan_end(struct worker *w, struct conn *cl)
+{
+	cl->held = false; /* first: closing the upstream must not report back to it */
+	struct conn *u = slot_peer(w, cl);
+	if (u)
+		up_finish(w, u);
+	slot_unlink(w, cl);
+	conn_request_end(w, cl);
+	cl->lent--;
+	slot_free_if_done(w, cl);
+}
+
 static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 {
 	struct request *rq = cl->rq;
 	const struct http_msg *m = u->resp;
-	size_t blen = u->dec_end - u->body_start;
+	struct str raw = up_answer_body(u);
 	bool keep = rq->msg->keep_alive && !g_draining;
 	struct sb h;
+	if (rq->orphan) { /* nobody to answer: bill what the provider did, no retry */
+		rq->status = m->status;
+		if (m->status == 200)
+			conn_read_usage(cl, raw.p, raw.n);
+		conn_gov_charge(w, cl);
+		conn_orphan_end(w, cl);
+		return;
+	}
 	if (conn_answer_retryable(rq, m->status)) {
 		char why[sizeof(rq->err)];
 		snprintf(why, sizeof(why), "provider %s answered %d", rq->rt.c[rq->ci].p->name, m->status);
 		long delay = conn_next_attempt(w, cl, m->status, conn_retry_after(m), why);
 		if (delay >= 0) {
-			up_drop_answer(w, u);
+			up_finish(w, u);
 			conn_retry(w, cl, delay);
 			return;
 		}
@@ -8425,11 +8544,11 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 	if (m->status != 429 && m->status < 500)
 		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true,
 				(int64_t)w->now_ms);
-	struct iovec body = { u->in.p + u->body_start, blen };
+	struct iovec body = { (void *)raw.p, raw.n };
 	bool redacted = m->status < 400 || conn_redact(cl, &body);
 	bool ok = redacted && (!rq->xl || conn_translate_body(cl, m->status, &body));
 	if (m->status == 200 && (!rq->xl || !ok)) /* (a translated answer's usage came with it) */
-		conn_read_usage(cl, u->in.p + u->body_start, blen);
+		conn_read_usage(cl, raw.p, raw.n);
 	conn_gov_charge(w, cl); /* the provider billed it, whatever the client gets */
 	if (!ok) {
 		up_release(w, u, false);
@@ -8450,7 +8569,7 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 	struct iovec v[2] = { { h.p, h.len }, body };
 	cl->cs = keep ? CS_BUSY : CS_CLOSE_AFTER;
 	rq->overhead_ns += now_ns() - rq->t_resp_ns;
-	u->paused = true; /* the answer is whole: read nothing more into `in` */
+	up_hold(w, u); /* the answer is whole: read nothing more into `in` */
 	if (!rq->xl)
 		slot_borrow(w, cl, u);
 	conn_send_final(w, cl, v, 2);
@@ -8463,28 +8582,24 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 static size_t conn_relay_events(struct conn *cl, struct conn *u, struct iovec *v, int *n, bool *done)
 {
 	struct request *rq = cl->rq;
-	size_t ev = u->ev_pos, payload = 0;
+	size_t pos = up_events_from(u), payload = 0;
 	while (*n < SEND_IOV_MAX - 4) {
-		size_t len = sse_next(u->in.p + ev, u->dec_end - ev);
-		if (!len && *done && ev < u->dec_end)
-			len = u->dec_end - ev; /* unterminated tail of a finished stream */
-		if (!len)
+		struct str ev = up_next_event(u, &pos);
+		if (!ev.n)
 			break;
-		struct str data = sse_data(u->in.p + ev, len);
+		struct str data = sse_data(ev.p, ev.n);
 		bool drop = data.n && data.p[0] == '{' && conn_read_usage(cl, data.p, data.n) && !rq->o.client_usage;
 		rq->content_chars += xlate_content_chars(data.p, data.n);
-		if (!drop) {
-			struct iovec *last = &v[*n - 1];
-			if (*n > 1 && (char *)last->iov_base + last->iov_len == u->in.p + ev)
-				last->iov_len += len;
-			else
-				v[(*n)++] = (struct iovec){ u->in.p + ev, len };
-			payload += len;
-		}
-		ev += len;
+		if (drop)
+			continue;
+		struct iovec *last = &v[*n - 1];
+		if (*n > 1 && (const char *)last->iov_base + last->iov_len == ev.p)
+			last->iov_len += ev.n;
+		else
+			v[(*n)++] = (struct iovec){ (void *)ev.p, ev.n };
+		payload += ev.n;
 	}
-	u->ev_pos = ev;
-	*done = *done && ev >= u->dec_end;
+	*done = up_consume(u, pos);
 	return payload;
 }
 
@@ -8493,25 +8608,18 @@ static size_t conn_relay_events(struct conn *cl, struct conn *u, struct iovec *v
 static void conn_xlate_events(struct conn *cl, struct conn *u, struct sb *t, bool *done)
 {
 	struct request *rq = cl->rq;
-	size_t ev = u->ev_pos;
-	for (;;) {
-		size_t len = sse_next(u->in.p + ev, u->dec_end - ev);
-		if (!len && *done && ev < u->dec_end)
-			len = u->dec_end - ev;
-		if (!len)
-			break;
-		struct str data = sse_data(u->in.p + ev, len);
+	size_t pos = up_events_from(u);
+	for (struct str ev; (ev = up_next_event(u, &pos)).n;) {
+		struct str data = sse_data(ev.p, ev.n);
 		rq->content_chars += xlate_content_chars(data.p, data.n);
 		if (rq->xl == XL_A2O) {
 			xlate_o2a_chunk(&rq->xs.o2a, &cl->scratch, data.p, data.n, t);
 		} else {
-			struct str name = sse_field(u->in.p + ev, len, "event");
+			struct str name = sse_field(ev.p, ev.n, "event");
 			xlate_a2o_event(&rq->xs.a2o, &cl->scratch, name.p, name.n, data.p, data.n, t);
 		}
-		ev += len;
 	}
-	u->ev_pos = ev;
-	*done = *done && ev >= u->dec_end;
+	*done = up_consume(u, pos);
 	rq->xu = rq->xl == XL_A2O ? rq->xs.o2a.usage : rq->xs.a2o.usage; /* the translator read it */
 	if (*done && rq->xl == XL_A2O)
 		xlate_o2a_end(&rq->xs.o2a, NULL, t);
@@ -8541,12 +8649,36 @@ static void conn_stream_error(struct conn *cl, struct sb *t)
 
 /* Relay complete SSE events (translated if need be); u == NULL ends the stream
  * with an error event. */
+/* The stream's head, once (nothing per batch comes from the arena); false: out of memory,
+ * the client is closed. */
+static bool conn_stream_head(struct worker *w, struct conn *cl, struct sb *h, bool chunked, bool keep)
+{
+	struct request *rq = cl->rq;
+	rq->status = 200;
+	conn_phase(rq, RQ_STREAM);
+	route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true, (int64_t)w->now_ms);
+	sb_init(h, &cl->arena, 256);
+	sb_puts(h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
+	conn_provider_hdr(h, rq);
+	sb_cat(h, chunked ? "Transfer-Encoding: chunked\r\n" : "", keep ? "" : "Connection: close\r\n", "\r\n",
+	       NULL);
+	rq->overhead_ns += now_ns() - rq->t_resp_ns;
+	if (h->oom)
+		slot_close(w, cl);
+	return !h->oom;
+}
+
 static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bool done)
 {
 	struct request *rq = cl->rq;
 	struct iovec v[SEND_IOV_MAX];
 	int n = 1; /* v[0]: the head, once */
 	size_t payload = 0;
+	if (rq && rq->orphan) { /* (a stream the client never asked for: nothing to bill from) */
+		rq->status = 502;
+		conn_orphan_end(w, cl);
+		return;
+	}
 	if (cl->send_busy || !rq)
 		return; /* resumed from conn_on_sent */
 	bool chunked = rq->msg->minor >= 1; /* HTTP/1.0: the close ends the stream */
@@ -8567,22 +8699,8 @@ static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bo
 		payload = t.oom ? 0 : t.len;
 	}
 	struct sb h = { 0 };
-	if (rq->phase == RQ_AWAIT) { /* the head, once per stream: nothing per batch from the arena */
-		rq->status = 200;
-		conn_phase(rq, RQ_STREAM);
-		route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true,
-				(int64_t)w->now_ms);
-		sb_init(&h, &cl->arena, 256);
-		sb_puts(&h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
-		conn_provider_hdr(&h, rq);
-		sb_cat(&h, chunked ? "Transfer-Encoding: chunked\r\n" : "", keep ? "" : "Connection: close\r\n",
-		       "\r\n", NULL);
-		rq->overhead_ns += now_ns() - rq->t_resp_ns;
-		if (h.oom) {
-			slot_close(w, cl);
-			return;
-		}
-	}
+	if (rq->phase == RQ_AWAIT && !conn_stream_head(w, cl, &h, chunked, keep))
+		return;
 	v[0] = (struct iovec){ h.p, h.len };
 	if (chunked && payload) { /* one chunk per batch: size line, events, CRLF */
 		int len = snprintf(rq->chunk_line, sizeof(rq->chunk_line), "%zx\r\n", payload);
@@ -8609,8 +8727,7 @@ static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bo
 		return;
 	}
 	if (u) { /* wait for the client: no reads, no idle deadline, `in` borrowed if relayed raw */
-		u->paused = true;
-		timer_set(w, u, 0);
+		up_hold(w, u);
 		if (!rq->xl)
 			slot_borrow(w, cl, u);
 	}
@@ -8629,6 +8746,12 @@ static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bo
 static void conn_up_failed(struct worker *w, struct conn *cl, int status, const char *msg)
 {
 	struct request *rq = cl->rq;
+	if (rq && rq->orphan) {
+		snprintf(rq->err, sizeof(rq->err), "%s (after the client left)", msg);
+		rq->status = status;
+		conn_orphan_end(w, cl);
+		return;
+	}
 	if (cl->closing || !rq)
 		return;
 	if (up_stream_begun(rq)) {
@@ -8669,19 +8792,9 @@ static void conn_stream_ping(struct worker *w, struct conn *c)
 /* The client took a batch of events: drop them from `in` and read on. */
 static void conn_stream_resume(struct worker *w, struct conn *cl, struct conn *u)
 {
-	size_t shift = u->ev_pos - u->body_start;
-	memmove(u->in.p + u->body_start, u->in.p + u->ev_pos, u->in.len - u->ev_pos);
-	u->in.len -= shift;
-	u->dec_pos -= shift;
-	u->dec_end -= shift;
-	u->ev_pos = u->body_start;
-	u->paused = false;
 	arena_reset(&cl->scratch);
-	up_timer(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
-	if (sse_next(u->in.p + u->ev_pos, u->dec_end - u->ev_pos) || u->resp_done)
+	if (up_resume(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms))
 		conn_up_events(w, cl, u, u->resp_done);
-	else
-		up_kick(w, u);
 }
 
 /* ---- request lifecycle ---- */
@@ -8724,6 +8837,8 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 		  rq->xu.cache_write);
 	if (rq->xu.clamped)
 		sb_puts(&s, ",\"usage_clamped\":true");
+	if (rq->orphan)
+		sb_puts(&s, ",\"client_left\":true");
 	if (rq->charged)
 		sb_printf(&s, ",\"cost_usd\":%lld.%06lld", (long long)(rq->cost_micros / 1000000),
 			  (long long)(rq->cost_micros % 1000000));
@@ -8811,12 +8926,8 @@ static void conn_on_sent(struct worker *w, struct conn *c)
 		BF_ASSERT(!"a send completed before the request had an answer");
 		break;
 	}
-	if (u) {
-		bool whole = u->resp_done && u->dec_pos == u->in.len && !u->resp_close;
-		if (whole)
-			u->in.len = 0;
-		up_release(w, u, whole);
-	}
+	if (u)
+		up_finish(w, u);
 	if (c->cs == CS_CLOSE_AFTER || c->lent) { /* (lent: an upstream send still reads this request) */
 		slot_close(w, c);
 		return;
@@ -9504,17 +9615,35 @@ static void conn_complete(struct worker *w, struct conn *c, int op, struct io_ur
 	}
 }
 
-static void conn_closing(struct worker *w, struct conn *c)
+/* The client left. A governed, non-streamed request whose attempt is in flight finishes
+ * upstream anyway (bounded by the provider's timeouts): the provider bills it whether or not
+ * anyone reads the answer, so it is billed from the real usage (conn_orphan_end). */
+static bool conn_closing(struct worker *w, struct conn *c)
 {
-	if (c->rq)
-		conn_request_end(w, c);
+	struct request *rq = c->rq;
+	if (!rq)
+		return false;
+	if (rq->phase == RQ_AWAIT && !rq->o.stream && rq->hold->cfg->governed && slot_peer(w, c)) {
+		rq->orphan = true;
+		c->lent++; /* the slot outlives the connection until conn_orphan_end */
+		return true;
+	}
+	conn_request_end(w, c);
+	return false;
 }
 
 static bool conn_idle(const struct conn *c) { return !c->rq; }
 
+static void conn_freeing(struct worker *w, struct conn *c)
+{
+	w->nclients--;
+	buf_free(&c->pend);
+	arena_reset(&c->scratch);
+}
+
 static const struct slot_ops slot_ops[K_KINDS] = {
-	[K_CLIENT] = { conn_complete, conn_timeout, conn_closing, conn_idle },
-	[K_UP] = { up_complete, up_timeout, up_closing, up_idle },
+	[K_CLIENT] = { conn_complete, conn_timeout, conn_closing, conn_idle, conn_freeing },
+	[K_UP] = { up_complete, up_timeout, up_closing, up_idle, up_freeing },
 };
 static const struct loop_hooks loop_hooks = { conn_accept, conn_release_held };
 static const struct up_hooks up_client = { conn_up_answer, conn_up_events, conn_up_failed };

@@ -680,6 +680,7 @@ static void fz_up_reset(struct conn *u)
 {
 	buf_free(&u->in);
 	u->ev_pos = u->dec_end = u->body_start = u->dec_pos = 0;
+	u->resp_done = false;
 }
 
 /* Input: [0] cut mode + seed, [1] provider dialect + client usage flag, rest = the stream. */
@@ -729,7 +730,7 @@ static int fuzz_sse(const uint8_t *d, size_t n)
 	FUZZ_ASSERT(k == nev, "%zu events in reads, %zu at once", k, nev);
 	free(ends);
 	free(all);
-	/* the relay as up_to_client_stream runs it (no translation), billed at the end */
+	/* the relay as conn_up_events runs it (no translation), billed at the end */
 	fz_up_reset(u);
 	const struct provider *p = fz_prov(anth ? "anthropic" : "openai");
 	struct request *rq = fz_begin(p, anth ? "claude-sonnet-4" : "gpt-4o", anth ? EP_MESSAGES : EP_CHAT);
@@ -748,7 +749,7 @@ static int fuzz_sse(const uint8_t *d, size_t n)
 			struct iovec v[SEND_IOV_MAX];
 			int nv = 1;
 			size_t before = u->ev_pos;
-			fin = last;
+			fin = u->resp_done = last; /* (the answer's end, as up_body reports it) */
 			size_t pay = conn_relay_events(F.cl, u, v, &nv, &fin);
 			FUZZ_ASSERT(nv >= 1 && nv <= SEND_IOV_MAX, "niov %d", nv);
 			size_t sum = 0;
@@ -855,7 +856,7 @@ static int fuzz_xlate_response(const uint8_t *d, size_t n)
 }
 
 /*
- * A translated stream, as up_to_client_stream runs it: the upstream's bytes arrive in reads,
+ * A translated stream, as conn_up_events runs it: the upstream's bytes arrive in reads,
  * conn_xlate_events turns every complete event into the client's dialect (reading the usage
  * for billing on the way), the batch is checked and the scratch arena reset; at the end the
  * request is billed. Input: [0] cut mode + seed, [1] flags (bit0: client asked for usage,
@@ -890,7 +891,7 @@ static int fz_xlate_stream(const uint8_t *d, size_t n, bool o2a)
 		size_t add = fz_cut(&r, n - got, mode);
 		fz_up_append(u, d + got, add);
 		got += add;
-		done = got == n;
+		done = u->resp_done = got == n;
 		struct sb t;
 		sb_init(&t, &F.cl->scratch, 1024);
 		if (done && cut)
