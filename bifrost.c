@@ -5661,6 +5661,10 @@ struct gov_slot {
 	_Atomic int32_t in_flight;
 	alignas(64) _Atomic uint64_t rl_req; /* tagged: requests admitted in the request window */
 	_Atomic uint64_t rl_tok;    /* tagged: tokens charged in the token window */
+	/* a reload changed the budget window's definition: the window current then, kept until
+	 * it ends, so its spend still counts (gov_carry). One word, start << 30 | length: a
+	 * reader never sees half of it. 0 = none */
+	_Atomic uint64_t carry;
 };
 
 _Static_assert(sizeof(struct gov_slot) % 64 == 0, "gov_slot must fill whole cache lines");
@@ -5872,6 +5876,12 @@ static void gov_tiers(struct gov_ticket *t, const struct gov *g, const struct go
 
 static void gov_pos_budget(const struct gov_ent *e, int64_t now, struct gov_winpos *p)
 {
+	uint64_t c = atomic_load(&e->slot->carry);
+	int64_t cs = (int64_t)(c >> 30), ce = cs + (int64_t)(c & ((1u << 30) - 1));
+	if (now >= cs && now < ce) { /* a window a reload redefined: it runs out first */
+		*p = (struct gov_winpos){ cs, ce };
+		return;
+	}
 	gov_window_at(&e->budget.win, e->budget.cal, atomic_load(&e->slot->anchor_s), now, p);
 }
 
@@ -6039,6 +6049,29 @@ static int gov_bind(struct gov *g, struct gov_region *r, int64_t now_s)
 		if (!(g->all[i]->slot = gov_slot_claim(r, g->all[i]->key, now_s)))
 			return -ENOSPC;
 	return 0;
+}
+
+/*
+ * A reload (n, bound to the same region as the running o) that changes a budget window's
+ * duration or alignment must not grant a fresh budget mid-period: the window current under
+ * o runs on until its end, with its spend (gov_pos_budget reads the carry), and the new
+ * definition applies from there.
+ */
+static void gov_carry(const struct gov *o, const struct gov *n, int64_t now_s)
+{
+	for (int i = 0; o && n && i < n->nall; i++) {
+		const struct gov_ent *e = n->all[i], *was = gov_ent_find(o, e->key);
+		if (!was || was->slot != e->slot || e->budget.win.unit == GU_NONE ||
+		    was->budget.win.unit == GU_NONE)
+			continue;
+		struct gov_winpos before, after;
+		gov_pos_budget(was, now_s, &before); /* (a carry still running is kept) */
+		gov_window_at(&e->budget.win, e->budget.cal, atomic_load(&e->slot->anchor_s), now_s, &after);
+		if ((before.start == after.start && before.end == after.end) || before.start < 0 ||
+		    before.end - before.start >= (1 << 30))
+			continue;
+		atomic_store(&e->slot->carry, (uint64_t)before.start << 30 | (uint64_t)(before.end - before.start));
+	}
 }
 
 /*
@@ -10160,6 +10193,7 @@ static void main_reload(const struct opts *o, bool *from_file)
 		fprintf(stderr, "bifrost: reload rejected; keeping the running config\n");
 		return;
 	}
+	gov_carry(cfg_current->gov, n->gov, time(NULL));
 	struct cfg *old = atomic_exchange(&cfg_current, n);
 	if ((n->listen && (!old->listen || strcmp(n->listen, old->listen))) || n->workers != old->workers)
 		fprintf(stderr, "bifrost: listen and workers take effect at the next start\n");

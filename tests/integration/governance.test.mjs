@@ -1141,3 +1141,25 @@ test('SIGHUP reload keeps the spend of entities that still exist (and keeps enfo
   u = await quiet(g.port, ADMIN);
   assert.equal(entity(u, 'virtual_keys', 'alice').spend_micros, 4 * C);
 });
+
+test('a reload that switches a budget to calendar_aligned (and to another duration) keeps the current period\'s spend', async () => {
+  const gov = (b) => ({ enforce: true, virtual_keys: [{ id: 'alice', value: KA, budget: b }] });
+  const g = await gateway(config(gov(budget(0.0003, '1d'))));
+  for (let i = 0; i < 3; i++) assert.equal((await oai(g.port, { headers: vk(KA) })).status, 200);
+  const before = entity(await quiet(g.port, ADMIN), 'virtual_keys', 'alice');
+  assert.equal(before.spend_micros, 3 * C);
+  assert.ok(before.reset_at, JSON.stringify(before));
+  for (const [i, b] of [budget(0.0003, '1d', { calendar_aligned: true }), budget(0.0003, '1w', { calendar_aligned: true })].entries()) {
+    await g.reload(config(gov(b)));
+    await sleep(300); // SIGHUP is applied by the main thread, workers adopt on their next turn
+    const u = entity(await quiet(g.port, ADMIN), 'virtual_keys', 'alice');
+    assert.equal(u.spend_micros, 3 * C + i * C, `reload ${i + 1} granted a fresh budget: ${JSON.stringify(u)}`);
+    assert.equal(u.reset_at, before.reset_at, `the current window must run out first: ${JSON.stringify(u)}`);
+    if (i === 0) { // 294 < 300: one more passes, then the limit holds
+      assert.equal((await oai(g.port, { headers: vk(KA) })).status, 200);
+    } else {
+      const r = await oai(g.port, { headers: vk(KA) });
+      assert.equal(r.status, 402, `the budget was reset by the reload: ${show(r)}`);
+    }
+  }
+});
