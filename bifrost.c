@@ -1618,24 +1618,25 @@ struct prov_kind {
 	const char *name, *base_url, *env_key;
 	enum dialect dialect;
 	bool supported;
+	bool responses; /* serves OpenAI's Responses API (/v1/responses) itself */
 };
 
 static const struct prov_kind prov_kinds[] = {
-	{ "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", D_OPENAI, true },
-	{ "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", D_ANTHROPIC, true },
+	{ "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", D_OPENAI, true, true },
+	{ "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", D_ANTHROPIC, true, false },
 	{ "gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY",
-	  D_OPENAI, true },
-	{ "groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", D_OPENAI, true },
-	{ "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", D_OPENAI, true },
-	{ "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", D_OPENAI, true },
-	{ "ollama", "http://127.0.0.1:11434/v1", NULL, D_OPENAI, true },
-	{ "deepseek", "https://api.deepseek.com/v1", NULL, D_OPENAI, true },
-	{ "xai", "https://api.x.ai/v1", NULL, D_OPENAI, true },
-	{ "together", "https://api.together.xyz/v1", NULL, D_OPENAI, true },
-	{ "fireworks", "https://api.fireworks.ai/inference/v1", NULL, D_OPENAI, true },
-	{ "vllm", "http://127.0.0.1:8000/v1", NULL, D_OPENAI, true },
-	{ "azure", NULL, NULL, D_OPENAI, true },
-	{ "bedrock", NULL, NULL, D_BEDROCK, false },
+	  D_OPENAI, true, false },
+	{ "groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", D_OPENAI, true, false },
+	{ "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", D_OPENAI, true, false },
+	{ "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", D_OPENAI, true, false },
+	{ "ollama", "http://127.0.0.1:11434/v1", NULL, D_OPENAI, true, false },
+	{ "deepseek", "https://api.deepseek.com/v1", NULL, D_OPENAI, true, false },
+	{ "xai", "https://api.x.ai/v1", NULL, D_OPENAI, true, false },
+	{ "together", "https://api.together.xyz/v1", NULL, D_OPENAI, true, false },
+	{ "fireworks", "https://api.fireworks.ai/inference/v1", NULL, D_OPENAI, true, false },
+	{ "vllm", "http://127.0.0.1:8000/v1", NULL, D_OPENAI, true, false },
+	{ "azure", NULL, NULL, D_OPENAI, true, true },
+	{ "bedrock", NULL, NULL, D_BEDROCK, false, false },
 };
 
 static const struct prov_kind *cfg_prov_kind(const char *name)
@@ -2694,10 +2695,10 @@ static int route_key(const struct provider *p, const char *m, uint64_t *rng)
  * Pure: arena memory only.                                                 *
  * ======================================================================== */
 
-enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MESSAGES, EP_COUNT_TOKENS };
+enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_RESPONSES, EP_MESSAGES, EP_COUNT_TOKENS };
 
 static const char *const ep_suffix[] = { "/chat/completions", "/completions", "/embeddings",
-					 "/messages", "/messages/count_tokens" };
+					 "/responses", "/messages", "/messages/count_tokens" };
 
 /* The dialect a client speaks on an endpoint. */
 static enum dialect prov_dialect(enum endpoint ep)
@@ -2787,9 +2788,9 @@ static void prov_remove_member(struct client_req *o, int key)
 static int prov_openai_prepare(struct client_req *o, struct arena *a, const char *body, size_t n,
 			       enum endpoint ep, size_t max_tok)
 {
-	enum { K_MODEL, K_STREAM, K_SO, K_FALLBACKS, K_MAXT, K_MAXCT, K_N };
+	enum { K_MODEL, K_STREAM, K_SO, K_FALLBACKS, K_MAXT, K_MAXCT, K_MAXOT, K_N };
 	static const char *const keys[K_N] = { "model", "stream", "stream_options", "fallbacks",
-		"max_tokens", "max_completion_tokens" };
+		"max_tokens", "max_completion_tokens", "max_output_tokens" };
 	int v[K_N], kidx[K_N];
 	memset(o, 0, sizeof(*o));
 	int rc = json_parse_max(&o->j, a, body, n, max_tok);
@@ -2816,14 +2817,15 @@ static int prov_openai_prepare(struct client_req *o, struct arena *a, const char
 	}
 	o->stream = json_is_true(&o->j, v[K_STREAM]) && ep != EP_EMBEDDINGS;
 	o->fallbacks_tok = v[K_FALLBACKS];
-	o->max_tokens = json_int(&o->j, v[K_MAXCT] >= 0 ? v[K_MAXCT] : v[K_MAXT], 0);
+	o->max_tokens = json_int(&o->j, v[K_MAXCT] >= 0 ? v[K_MAXCT] : v[K_MAXT] >= 0 ? v[K_MAXT] : v[K_MAXOT], 0);
 	if (o->fallbacks_tok >= 0 && o->j.tok[o->fallbacks_tok].type != JSMN_ARRAY) {
 		o->j.err = "\"fallbacks\" must be an array of \"provider/model\" strings";
 		return -EBADMSG;
 	}
 	if (kidx[K_FALLBACKS] >= 0)
 		prov_remove_member(o, kidx[K_FALLBACKS]);
-	if (o->stream && prov_dialect(ep) == D_OPENAI && prov_force_usage(o, v[K_SO]) != 0)
+	/* (a Responses stream always ends with its usage, and has no stream_options) */
+	if (o->stream && ep != EP_RESPONSES && prov_dialect(ep) == D_OPENAI && prov_force_usage(o, v[K_SO]) != 0)
 		return -EBADMSG;
 	return 0;
 }
@@ -2856,6 +2858,15 @@ static void prov_path_segment(struct sb *h, const char *s)
 	}
 }
 
+/* Azure's name for an upstream model: its deployment (azure.deployments), else the model. */
+static const char *prov_deployment(const struct provider *p, const char *model)
+{
+	for (int i = 0; i < p->ndeploy; i++)
+		if (strcmp(p->deployments[i].k, model) == 0)
+			return p->deployments[i].v;
+	return model;
+}
+
 /* Request line and headers for provider p; `ep` is the upstream's endpoint. */
 static void prov_head(struct sb *h, const struct client_req *o, const struct provider *p,
 		      const char *model, const char *key, enum endpoint ep, struct str query,
@@ -2864,13 +2875,11 @@ static void prov_head(struct sb *h, const struct client_req *o, const struct pro
 	enum dialect d = p->kind->dialect;
 	bool azure = strcmp(p->kind->name, "azure") == 0;
 	sb_cat(h, "POST ", p->base_path, NULL);
-	if (azure) {
-		const char *dep = model;
-		for (int i = 0; i < p->ndeploy; i++)
-			if (strcmp(p->deployments[i].k, model) == 0)
-				dep = p->deployments[i].v;
+	if (azure && ep == EP_RESPONSES) { /* not per deployment: the body's model names it */
+		sb_cat(h, "/openai/responses?api-version=", p->api_version, NULL);
+	} else if (azure) {
 		sb_puts(h, "/openai/deployments/");
-		prov_path_segment(h, dep);
+		prov_path_segment(h, prov_deployment(p, model));
 		sb_cat(h, ep_suffix[ep], "?api-version=", p->api_version, NULL);
 	} else {
 		size_t bl = strlen(p->base_path);
@@ -2916,7 +2925,8 @@ static int prov_build(struct arena *a, const struct client_req *o, const struct 
 	memcpy(ed, o->ed, sizeof(ed[0]) * (size_t)ned);
 	struct sb m;
 	sb_init(&m, a, strlen(model) + 8);
-	json_put_z(&m, model);
+	bool azure_responses = ep == EP_RESPONSES && strcmp(p->kind->name, "azure") == 0;
+	json_put_z(&m, azure_responses ? prov_deployment(p, model) : model);
 	const struct json *j = &o->j;
 	ed[ned++] = (struct edit){ json_beg(j, o->model_tok),
 				   json_end(j, o->model_tok) - json_beg(j, o->model_tok), sb_view(&m) };
@@ -3212,15 +3222,10 @@ static const char *xlate_status_type(int status)
 	}
 }
 
-/* Characters of generated content in one stream event (either dialect): the string values
- * of "text", "thinking", "partial_json", "content", "reasoning_content" and "arguments",
- * an escape counting as one. What a stream the client cut off is billed from (about four
- * characters a token) when the provider's own count never came. A scan, not a parse:
- * cheap enough for every relayed event, and malformed input only miscounts. */
-static size_t xlate_content_chars(const char *p, size_t n)
+/* Characters of the string values of `keys` in a JSON text, an escape counting as one. A
+ * scan, not a parse: cheap enough for every relayed event; malformed input only miscounts. */
+static size_t xlate_chars(const char *p, size_t n, const char *const *keys, size_t nkeys)
 {
-	static const char *const keys[] = { "text", "thinking", "partial_json", "content", "reasoning_content",
-					     "arguments" };
 	size_t total = 0, i = 0;
 	while (i < n) {
 		if (p[i++] != '"')
@@ -3238,7 +3243,7 @@ static size_t xlate_content_chars(const char *p, size_t n)
 		if (j >= n || p[j] != '"')
 			continue;
 		bool want = false;
-		for (size_t q = 0; q < ARRAY_LEN(keys) && !want; q++)
+		for (size_t q = 0; q < nkeys && !want; q++)
 			want = strlen(keys[q]) == k1 - k0 && memcmp(p + k0, keys[q], k1 - k0) == 0;
 		size_t chars = 0;
 		for (i = j + 1; i < n && p[i] != '"'; chars++)
@@ -3248,6 +3253,24 @@ static size_t xlate_content_chars(const char *p, size_t n)
 			total += chars;
 	}
 	return total;
+}
+
+/* Characters of generated content in one stream event: what a stream the client cut off is
+ * billed from (about four characters a token) when the provider's own count never came.
+ * Chat Completions and Messages: "text", "thinking", "partial_json", "content",
+ * "reasoning_content", "arguments". Responses: only the "delta" strings (its .done events
+ * and response.completed repeat the whole text). */
+static size_t xlate_content_chars(const char *p, size_t n)
+{
+	static const char *const keys[] = { "text", "thinking", "partial_json", "content", "reasoning_content",
+					     "arguments" };
+	return xlate_chars(p, n, keys, ARRAY_LEN(keys));
+}
+
+static size_t xlate_delta_chars(const char *p, size_t n)
+{
+	static const char *const keys[] = { "delta" };
+	return xlate_chars(p, n, keys, 1);
 }
 
 /* A token count from the provider, held to [0, XLATE_TOKENS_MAX]; an absent one is `dflt`. */
@@ -3261,10 +3284,9 @@ static long long xlate_tokens(const struct json *j, int i, long long dflt, struc
 }
 
 /* Usage readers: only the fields present overwrite `u`. */
-static void xlate_usage_from_o(struct json *j, int usage, struct xlate_usage *u)
+/* OpenAI's usage objects: k = input count (cache included), output count, input details. */
+static void xlate_usage_from_oai(struct json *j, int usage, struct xlate_usage *u, const char *const k[3])
 {
-	static const char *const k[] = { "prompt_tokens", "completion_tokens",
-					 "prompt_tokens_details" };
 	int v[3];
 	if (xlate_get(j, usage, k, 3, v))
 		return;
@@ -3273,6 +3295,20 @@ static void xlate_usage_from_o(struct json *j, int usage, struct xlate_usage *u)
 	u->cache_read = xlate_tokens(j, cached, u->cache_read, u);
 	u->in = p > u->cache_read ? p - u->cache_read : 0;
 	u->out = xlate_tokens(j, v[1], u->out, u);
+}
+
+/* Chat Completions' usage. */
+static void xlate_usage_from_o(struct json *j, int usage, struct xlate_usage *u)
+{
+	static const char *const k[] = { "prompt_tokens", "completion_tokens", "prompt_tokens_details" };
+	xlate_usage_from_oai(j, usage, u, k);
+}
+
+/* The Responses API's usage (output_tokens includes reasoning tokens). */
+static void xlate_usage_from_r(struct json *j, int usage, struct xlate_usage *u)
+{
+	static const char *const k[] = { "input_tokens", "output_tokens", "input_tokens_details" };
+	xlate_usage_from_oai(j, usage, u, k);
 }
 
 static void xlate_usage_from_a(struct json *j, int usage, struct xlate_usage *u)
@@ -8346,7 +8382,9 @@ static void conn_resp_head(struct sb *h, struct request *rq, const struct http_m
 /* The provider's `usage` object, read in the provider's dialect (xlate_ normalises). */
 static void conn_usage(struct request *rq, struct json *j, int usage)
 {
-	if (rq->rt.c[rq->ci].p->kind->dialect == D_ANTHROPIC)
+	if (rq->ep == EP_RESPONSES)
+		xlate_usage_from_r(j, usage, &rq->xu);
+	else if (rq->rt.c[rq->ci].p->kind->dialect == D_ANTHROPIC)
 		xlate_usage_from_a(j, usage, &rq->xu);
 	else
 		xlate_usage_from_o(j, usage, &rq->xu);
@@ -8369,16 +8407,17 @@ static bool conn_has_usage(const char *p, size_t n)
 /* Parse a JSON text for usage; returns true if it is a usage-only stream chunk. */
 static bool conn_read_usage(struct conn *cl, const char *p, size_t n)
 {
-	static const char *const k[] = { "usage", "choices", "message" };
+	static const char *const k[] = { "usage", "choices", "message", "response" };
 	static const char *const mk[] = { "usage" };
 	struct json j;
-	int v[3], mu;
+	int v[4], mu;
 	if (!conn_has_usage(p, n) || json_parse(&j, &cl->scratch, p, n) != 0 ||
-	    json_obj_get(&j, 0, k, 3, v, NULL) != 0)
+	    json_obj_get(&j, 0, k, 4, v, NULL) != 0)
 		return false;
 	conn_usage(cl->rq, &j, v[0]);
-	if (v[2] >= 0 && json_obj_get(&j, v[2], mk, 1, &mu, NULL) == 0) /* Anthropic message_start */
-		conn_usage(cl->rq, &j, mu);
+	for (int i = 2; i <= 3; i++) /* Anthropic's message_start, Responses' response.completed */
+		if (v[i] >= 0 && json_obj_get(&j, v[i], mk, 1, &mu, NULL) == 0)
+			conn_usage(cl->rq, &j, mu);
 	return v[1] >= 0 && j.tok[v[1]].type == JSMN_ARRAY && j.tok[v[1]].size == 0;
 }
 
@@ -8622,7 +8661,8 @@ static size_t conn_relay_events(struct conn *cl, struct conn *u, struct iovec *v
 			break;
 		struct str data = sse_data(ev.p, ev.n);
 		bool drop = data.n && data.p[0] == '{' && conn_read_usage(cl, data.p, data.n) && !rq->o.client_usage;
-		rq->content_chars += xlate_content_chars(data.p, data.n);
+		rq->content_chars += rq->ep == EP_RESPONSES ? xlate_delta_chars(data.p, data.n)
+							    : xlate_content_chars(data.p, data.n);
 		if (drop)
 			continue;
 		struct iovec *last = &v[*n - 1];
@@ -8669,6 +8709,11 @@ static void conn_stream_error(struct conn *cl, struct sb *t)
 		xlate_o2a_end(&rq->xs.o2a, msg, t);
 	} else if (rq->xl == XL_O2A) {
 		xlate_a2o_end(&rq->xs.a2o, msg, t);
+	} else if (rq->ep == EP_RESPONSES) {
+		sb_puts(t, "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"status\":"
+			   "\"failed\",\"error\":{\"code\":\"server_error\",\"message\":");
+		json_put_z(t, msg);
+		sb_puts(t, "}}}\n\n");
 	} else if (prov_dialect(rq->ep) == D_ANTHROPIC) {
 		sb_puts(t, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":");
 		json_put_z(t, msg);
@@ -8680,8 +8725,6 @@ static void conn_stream_error(struct conn *cl, struct sb *t)
 	}
 }
 
-/* Relay complete SSE events (translated if need be); u == NULL ends the stream
- * with an error event. */
 /* The stream's head, once (nothing per batch comes from the arena); false: out of memory,
  * the client is closed. */
 static bool conn_stream_head(struct worker *w, struct conn *cl, struct sb *h, bool chunked, bool keep)
@@ -8701,6 +8744,8 @@ static bool conn_stream_head(struct worker *w, struct conn *cl, struct sb *h, bo
 	return !h->oom;
 }
 
+/* Relay complete SSE events (translated if need be); u == NULL ends the stream
+ * with an error event. */
 static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bool done)
 {
 	struct request *rq = cl->rq;
@@ -8998,7 +9043,8 @@ static const struct {
 	{ "/v1/chat/completions", EP_CHAT }, { "/openai/v1/chat/completions", EP_CHAT },
 	{ "/chat/completions", EP_CHAT },     { "/v1/completions", EP_COMPLETIONS },
 	{ "/openai/v1/completions", EP_COMPLETIONS }, { "/v1/embeddings", EP_EMBEDDINGS },
-	{ "/openai/v1/embeddings", EP_EMBEDDINGS }, { "/v1/messages", EP_MESSAGES },
+	{ "/openai/v1/embeddings", EP_EMBEDDINGS }, { "/v1/responses", EP_RESPONSES },
+	{ "/openai/v1/responses", EP_RESPONSES }, { "/v1/messages", EP_MESSAGES },
 	{ "/anthropic/v1/messages", EP_MESSAGES }, { "/v1/messages/count_tokens", EP_COUNT_TOKENS },
 	{ "/anthropic/v1/messages/count_tokens", EP_COUNT_TOKENS },
 };
@@ -9346,6 +9392,23 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 	return true;
 }
 
+/* Can the candidate serve the request's endpoint? The Responses API goes only to providers
+ * that serve it themselves (it is not translated). 1 yes; 0 no, try the next candidate;
+ * -1 no and none is left: answered. */
+static int conn_serves(struct worker *w, struct conn *c, const struct route_cand *rc)
+{
+	struct request *rq = c->rq;
+	if (rq->ep != EP_RESPONSES || rc->p->kind->responses)
+		return 1;
+	conn_trail(rq, 400);
+	snprintf(rq->err, sizeof(rq->err), "provider %.64s (%s) does not serve the Responses API: /v1/responses "
+		 "is forwarded to openai and azure providers only", rc->p->name, rc->p->kind->name);
+	if (rq->ci + 1 < rq->rt.n)
+		return 0;
+	conn_error(w, c, 400, "invalid_request_error", rq->err);
+	return -1;
+}
+
 /* Choose the attempt's candidate and key: the first whose circuit admits us
  * and whose budgets and rate limits (provider tiers) allow it. A refusal by the
  * key's own tiers ends the request; one by a provider's tier tries the next
@@ -9361,6 +9424,12 @@ static bool conn_pick(struct worker *w, struct conn *c)
 			return false;
 		}
 		const struct route_cand *rc = &rq->rt.c[rq->ci];
+		int serves = conn_serves(w, c, rc);
+		if (serves <= 0) {
+			if (serves < 0)
+				return false;
+			continue;
+		}
 		if (rq->retries == 0 && rq->koff == 0) /* a fresh candidate: draw its key by weight */
 			rq->key0 = route_key(rc->p, rc->model, &w->rng);
 		int ns = route_nkeys(rc->p, rc->model), i = 0, k = 0;

@@ -553,7 +553,7 @@ static int fuzz_json_route(const uint8_t *d, size_t n)
 	fuzz_init();
 	if (n < 1)
 		return 0;
-	enum endpoint ep = (enum endpoint)(d[0] % 5);
+	enum endpoint ep = (enum endpoint)(d[0] % (EP_COUNT_TOKENS + 1));
 	bool query = d[0] & 0x80;
 	d++, n--;
 	char *body = fz_dup(d, n);

@@ -1137,3 +1137,34 @@ Test(xlate_content, chars_of_both_dialects)
 	cr_assert_eq(xlate_content_chars("\"text\":\"unterminated", 20), 12, "an unterminated string counts to the end");
 	cr_assert_eq(xlate_content_chars("\"", 1), 0);
 }
+
+/* The Responses API: deltas count, the .done events that repeat the whole text do not. */
+Test(xlate_content, chars_of_responses_deltas)
+{
+	const char *d = "{\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"output_index\":0,"
+			"\"content_index\":0,\"delta\":\"Hel\\nlo\",\"sequence_number\":4}";
+	cr_assert_eq(xlate_delta_chars(d, strlen(d)), 6);
+	const char *f = "{\"type\":\"response.function_call_arguments.delta\",\"delta\":\"{\\\"a\\\":1}\"}";
+	cr_assert_eq(xlate_delta_chars(f, strlen(f)), 7);
+	const char *done = "{\"type\":\"response.output_text.done\",\"text\":\"Hello\",\"sequence_number\":5}";
+	cr_assert_eq(xlate_delta_chars(done, strlen(done)), 0, "a .done event repeats the text: not counted again");
+}
+
+/* The Responses API's usage: input includes the cached part, output the reasoning tokens. */
+Test(xlate_usage, responses_usage)
+{
+	struct arena a;
+	arena_init(&a, NULL);
+	const char *u = "{\"input_tokens\":1200,\"input_tokens_details\":{\"cached_tokens\":1000},"
+			"\"output_tokens\":300,\"output_tokens_details\":{\"reasoning_tokens\":250},\"total_tokens\":1500}";
+	struct json j;
+	cr_assert_eq(json_parse(&j, &a, u, strlen(u)), 0);
+	struct xlate_usage xu = { 0 };
+	xlate_usage_from_r(&j, 0, &xu);
+	cr_assert_eq(xu.in, 200, "uncached input");
+	cr_assert_eq(xu.cache_read, 1000);
+	cr_assert_eq(xu.out, 300, "reasoning tokens are output tokens");
+	cr_assert_eq(xu.cache_write, 0);
+	cr_assert(!xu.clamped);
+	arena_reset(&a);
+}
