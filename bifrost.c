@@ -8110,6 +8110,9 @@ static struct str up_next_event(const struct conn *u, size_t *pos)
 
 static size_t up_events_from(const struct conn *u) { return u->ev_pos; }
 
+/* The whole answer is in (the client only has to take it). */
+static bool up_answered(const struct conn *u) { return u->resp_done; }
+
 /* The client took the events before pos; true when that was all of the answer. */
 static bool up_consume(struct conn *u, size_t pos)
 {
@@ -8633,7 +8636,6 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 	sb_puts(&h, "Content-Length: ");
 	sb_u64(&h, body.iov_len);
 	sb_puts(&h, "\r\n\r\n");
-	timer_unlink(w, u);
 	if (h.oom) {
 		slot_close(w, cl);
 		return;
@@ -8647,7 +8649,6 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 	conn_send_final(w, cl, v, 2);
 }
 
-/* Relay complete SSE events; u == NULL ends the stream with an error event. */
 /* Raw relay: iovecs over the complete events in `in` (the usage chunk the client
  * did not ask for is left out). Returns the payload bytes; *done is cleared if
  * unconsumed bytes remain. */
@@ -9725,7 +9726,8 @@ static bool conn_closing(struct worker *w, struct conn *c)
 	struct request *rq = c->rq;
 	if (!rq)
 		return false;
-	if (rq->phase == RQ_AWAIT && !rq->o.stream && rq->hold->cfg->governed && slot_peer(w, c)) {
+	struct conn *u = slot_peer(w, c);
+	if (rq->phase == RQ_AWAIT && !rq->o.stream && rq->hold->cfg->governed && u && !up_answered(u)) {
 		rq->orphan = true;
 		c->lent++; /* the slot outlives the connection until conn_orphan_end */
 		return true;
