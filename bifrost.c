@@ -4649,6 +4649,758 @@ out:
 	return rc;
 }
 
+/* ---- the Responses API -> Chat Completions (a client of /v1/responses, a Chat provider) ---- */
+
+/*
+ * The names of the client's custom (freeform) tools: they go to Chat as functions of one
+ * string argument, "input", and their calls come back as custom_tool_call items.
+ */
+#define XLATE_RCUSTOM_MAX 16
+struct xlate_rnames {
+	struct str name[XLATE_RCUSTOM_MAX]; /* escaped inner bytes, in the request body */
+	int n;
+};
+
+static bool xlate_rcustom(const struct xlate_rnames *c, struct str name)
+{
+	for (int i = 0; c && i < c->n; i++)
+		if (c->name[i].n == name.n && memcmp(c->name[i].p, name.p, name.n) == 0)
+			return true;
+	return false;
+}
+
+/* Message content: a string stays one; parts become Chat parts (user) or one string. */
+static int xlate_r2o_content(struct json *j, int content, bool parts, struct sb *out)
+{
+	if (xlate_type(j, content, JSMN_STRING)) {
+		sb_str(out, json_raw(j, content));
+		return 0;
+	}
+	if (!xlate_type(j, content, JSMN_ARRAY))
+		return xlate_fail(j, "message content must be a string or an array of parts");
+	sb_puts(out, parts ? "[" : "\"");
+	xlate_each(j, content, e, k) {
+		struct str t;
+		if (xlate_block(j, e, &t))
+			return -EBADMSG;
+		int text = xlate_member(j, e, "text");
+		if (str_eq(t, "input_text") || str_eq(t, "output_text") || str_eq(t, "text")) {
+			if (!xlate_type(j, text, JSMN_STRING))
+				return xlate_fail(j, "a text part without a string text");
+			if (parts)
+				xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, text), "},");
+			else
+				sb_str(out, xlate_inner(j, text));
+		} else if (str_eq(t, "input_image") && parts) {
+			int url = xlate_member(j, e, "image_url");
+			if (!xlate_type(j, url, JSMN_STRING))
+				return xlate_fail(j, "input_image needs an image_url (file_id is not supported here)");
+			xlate_put_block(out, "{\"type\":\"image_url\",\"image_url\":{\"url\":", json_raw(j, url), "}},");
+		} else if (!str_eq(t, "refusal")) {
+			return xlate_fail(j, "this content part type cannot be sent to a Chat Completions provider");
+		}
+	}
+	if (parts)
+		xlate_trim(out);
+	sb_puts(out, parts ? "]" : "\"");
+	return 0;
+}
+
+/* Where the Chat messages being written stand: an assistant message may stay open to take
+ * the tool calls that follow its text (Responses lists them as separate items). */
+enum xlate_rstate { XRS_NONE, XRS_ASST, XRS_CALLS };
+
+static void xlate_r2o_settle(enum xlate_rstate *st, struct sb *out)
+{
+	if (*st == XRS_CALLS) {
+		xlate_trim(out);
+		sb_puts(out, "]},");
+	} else if (*st == XRS_ASST) {
+		sb_puts(out, "},");
+	}
+	*st = XRS_NONE;
+}
+
+/* A function_call or custom_tool_call item, as one entry of an assistant's tool_calls. */
+static int xlate_r2o_call(struct json *j, int item, bool custom, enum xlate_rstate *st, struct sb *out)
+{
+	static const char *const k[] = { "call_id", "name", "arguments", "input" };
+	int v[4];
+	if (xlate_get(j, item, k, 4, v) || !xlate_type(j, v[0], JSMN_STRING) || !xlate_type(j, v[1], JSMN_STRING))
+		return xlate_fail(j, "a tool call item needs a string call_id and name");
+	if (*st == XRS_NONE)
+		sb_puts(out, "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[");
+	else if (*st == XRS_ASST)
+		sb_puts(out, ",\"tool_calls\":[");
+	*st = XRS_CALLS;
+	xlate_put_block(out, "{\"id\":", json_raw(j, v[0]), ",\"type\":\"function\",\"function\":{\"name\":");
+	sb_str(out, json_raw(j, v[1]));
+	sb_puts(out, ",\"arguments\":");
+	if (custom) { /* the free-form input, as the one string argument: {"input": ...} as text */
+		if (!xlate_type(j, v[3], JSMN_STRING))
+			return xlate_fail(j, "a custom_tool_call needs a string input");
+		struct sb t;
+		sb_init(&t, out->a, (size_t)(j->tok[v[3]].end - j->tok[v[3]].start) + 16);
+		xlate_put_block(&t, "{\"input\":", json_raw(j, v[3]), "}");
+		sb_puts(out, "\"");
+		sb_str(out, t.oom ? (struct str){ "", 0 } : xlate_esc(out, t.p, t.len));
+		sb_puts(out, "\"");
+		out->oom |= t.oom;
+	} else if (xlate_type(j, v[2], JSMN_STRING)) {
+		sb_str(out, json_raw(j, v[2]));
+	} else {
+		return xlate_fail(j, "a function_call needs string arguments");
+	}
+	sb_puts(out, "}},"); /* (the array is closed by xlate_r2o_settle) */
+	return 0;
+}
+
+/* A function_call_output or custom_tool_call_output item: a tool message. */
+static int xlate_r2o_output(struct json *j, int item, struct sb *out)
+{
+	static const char *const k[] = { "call_id", "output" };
+	int v[2];
+	if (xlate_get(j, item, k, 2, v) || !xlate_type(j, v[0], JSMN_STRING))
+		return xlate_fail(j, "a tool output item needs a string call_id");
+	xlate_put_block(out, "{\"role\":\"tool\",\"tool_call_id\":", json_raw(j, v[0]), ",\"content\":");
+	if (xlate_nil(j, v[1]))
+		sb_puts(out, "\"\"");
+	else if (xlate_r2o_content(j, v[1], false, out))
+		return -EBADMSG;
+	sb_puts(out, "},");
+	return 0;
+}
+
+/* One input item. */
+static int xlate_r2o_item(struct json *j, int item, enum xlate_rstate *st, struct sb *out)
+{
+	static const char *const k[] = { "type", "role", "content" };
+	int v[3];
+	if (xlate_get(j, item, k, 3, v))
+		return xlate_fail(j, "every input item must be an object");
+	struct str type = xlate_type(j, v[0], JSMN_STRING) ? xlate_inner(j, v[0]) : STR("message");
+	if (str_eq(type, "function_call") || str_eq(type, "custom_tool_call"))
+		return xlate_r2o_call(j, item, str_eq(type, "custom_tool_call"), st, out);
+	if (str_eq(type, "reasoning"))
+		return 0; /* the provider's own reasoning state: nothing a Chat provider takes */
+	if (*st != XRS_NONE)
+		xlate_r2o_settle(st, out);
+	if (str_eq(type, "function_call_output") || str_eq(type, "custom_tool_call_output"))
+		return xlate_r2o_output(j, item, out);
+	if (!str_eq(type, "message"))
+		return xlate_fail(j, "an input item type a Chat Completions provider cannot take (only messages, "
+				     "function and custom tool calls and their outputs, reasoning)");
+	struct str role = xlate_inner(j, v[1]);
+	bool asst = str_eq(role, "assistant"), user = str_eq(role, "user");
+	if (!asst && !user && !str_eq(role, "system") && !str_eq(role, "developer"))
+		return xlate_fail(j, "a message role must be user, assistant, system or developer");
+	sb_cat(out, "{\"role\":\"", asst ? "assistant" : user ? "user" : "system", "\",\"content\":", NULL);
+	if (xlate_r2o_content(j, v[2], user, out))
+		return -EBADMSG;
+	if (asst) {
+		*st = XRS_ASST; /* left open: tool calls may follow */
+		return 0;
+	}
+	sb_puts(out, "},");
+	return 0;
+}
+
+static int xlate_r2o_messages(struct json *j, int instr, int input, struct sb *out)
+{
+	enum xlate_rstate st = XRS_NONE;
+	sb_puts(out, ",\"messages\":[");
+	if (xlate_type(j, instr, JSMN_STRING))
+		xlate_put_block(out, "{\"role\":\"system\",\"content\":", json_raw(j, instr), "},");
+	if (xlate_type(j, input, JSMN_STRING)) {
+		xlate_put_block(out, "{\"role\":\"user\",\"content\":", json_raw(j, input), "},");
+	} else if (xlate_type(j, input, JSMN_ARRAY)) {
+		xlate_each(j, input, e, k)
+			if (xlate_r2o_item(j, e, &st, out))
+				return -EBADMSG;
+	} else {
+		return xlate_fail(j, "\"input\" must be a string or an array of items");
+	}
+	xlate_r2o_settle(&st, out);
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return 0;
+}
+
+/* Function tools (flat in Responses, nested in Chat); custom tools as one-string functions.
+ * Tools a Chat provider cannot run (web_search, file_search, namespaces of tools ...) are
+ * left out: the model answers without them. */
+static int xlate_r2o_tools(struct json *j, int tools, struct xlate_rnames *custom, struct sb *out)
+{
+	static const char *const k[] = { "type", "name", "description", "parameters", "strict" };
+	if (xlate_nil(j, tools))
+		return 0;
+	if (!xlate_type(j, tools, JSMN_ARRAY))
+		return xlate_fail(j, "\"tools\" must be an array");
+	size_t mark = out->len;
+	sb_puts(out, ",\"tools\":[");
+	xlate_each(j, tools, e, q) {
+		int v[5];
+		if (xlate_get(j, e, k, 5, v))
+			return -EBADMSG;
+		bool fn = xlate_is(j, v[0], "function"), cu = xlate_is(j, v[0], "custom");
+		if (!fn && !cu)
+			continue; /* built-in and hosted tools (web_search, namespaces ...): no Chat equivalent */
+		if (!xlate_type(j, v[1], JSMN_STRING))
+			return xlate_fail(j, "a function or custom tool needs a string name");
+		xlate_put_block(out, "{\"type\":\"function\",\"function\":{\"name\":", json_raw(j, v[1]), "");
+		if (xlate_type(j, v[2], JSMN_STRING))
+			xlate_put_block(out, ",\"description\":", json_raw(j, v[2]), "");
+		if (cu) {
+			if (custom->n == XLATE_RCUSTOM_MAX)
+				return xlate_fail(j, "too many custom tools (16 at most on a Chat Completions provider)");
+			custom->name[custom->n++] = xlate_inner(j, v[1]);
+			sb_puts(out, ",\"parameters\":{\"type\":\"object\",\"properties\":{\"input\":{\"type\":"
+				     "\"string\",\"description\":\"the tool's whole input, as free text\"}},"
+				     "\"required\":[\"input\"],\"additionalProperties\":false}");
+		} else {
+			if (xlate_type(j, v[3], JSMN_OBJECT))
+				xlate_put_block(out, ",\"parameters\":", json_raw(j, v[3]), "");
+			if (!xlate_nil(j, v[4]))
+				xlate_put_block(out, ",\"strict\":", json_raw(j, v[4]), "");
+		}
+		sb_puts(out, "}},");
+	}
+	if (!out->oom && out->p[out->len - 1] == '[') { /* none left: no "tools" at all */
+		xlate_rewind(out, mark);
+		return 0;
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return 0;
+}
+
+/* tool_choice: the strings as they are; a named tool in Chat's nested form. */
+static int xlate_r2o_choice(struct json *j, int choice, struct sb *out)
+{
+	if (xlate_nil(j, choice))
+		return 0;
+	if (xlate_type(j, choice, JSMN_STRING)) {
+		xlate_put_block(out, ",\"tool_choice\":", json_raw(j, choice), "");
+		return 0;
+	}
+	int name = xlate_member(j, choice, "name");
+	if (!xlate_type(j, name, JSMN_STRING))
+		return xlate_fail(j, "tool_choice must be a string or name a function or custom tool");
+	xlate_put_block(out, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":", json_raw(j, name),
+			"}}");
+	return 0;
+}
+
+/* text.format: json_schema and json_object as Chat's response_format; text is the default. */
+static int xlate_r2o_format(struct json *j, int text, struct sb *out)
+{
+	static const char *const k[] = { "type", "name", "schema", "strict", "description" };
+	int v[5], f = xlate_member(j, text, "format");
+	if (xlate_nil(j, f))
+		return 0;
+	if (xlate_get(j, f, k, 5, v) || !xlate_type(j, v[0], JSMN_STRING))
+		return xlate_fail(j, "text.format must be an object with a type");
+	if (xlate_is(j, v[0], "json_object")) {
+		sb_puts(out, ",\"response_format\":{\"type\":\"json_object\"}");
+	} else if (xlate_is(j, v[0], "json_schema")) {
+		if (!xlate_type(j, v[1], JSMN_STRING) || !xlate_type(j, v[2], JSMN_OBJECT))
+			return xlate_fail(j, "text.format json_schema needs a name and a schema");
+		xlate_put_block(out, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":",
+				json_raw(j, v[1]), ",\"schema\":");
+		sb_str(out, json_raw(j, v[2]));
+		if (!xlate_nil(j, v[3]))
+			xlate_put_block(out, ",\"strict\":", json_raw(j, v[3]), "");
+		sb_puts(out, "}}");
+	} else if (!xlate_is(j, v[0], "text")) {
+		return xlate_fail(j, "text.format must be text, json_object or json_schema");
+	}
+	return 0;
+}
+
+/* The members of a Responses request that are read. */
+enum { XR_INPUT, XR_INSTR, XR_TOOLS, XR_TC, XR_PTC, XR_REASON, XR_MAX, XR_TEXT, XR_TEMP, XR_TOPP,
+       XR_STREAM, XR_USER, XR_PREV, XR_N };
+static const char *const xlate_r_keys[XR_N] = { "input", "instructions", "tools", "tool_choice",
+	"parallel_tool_calls", "reasoning", "max_output_tokens", "text", "temperature", "top_p", "stream",
+	"user", "previous_response_id" };
+
+static int xlate_r2o_params(struct json *j, const int *v, struct sb *out)
+{
+	int effort = xlate_member(j, v[XR_REASON], "effort");
+	if (xlate_type(j, effort, JSMN_STRING))
+		xlate_put_block(out, ",\"reasoning_effort\":", json_raw(j, effort), "");
+	if (xlate_type(j, v[XR_PTC], JSMN_PRIMITIVE) && !xlate_nil(j, v[XR_PTC]))
+		xlate_put_block(out, ",\"parallel_tool_calls\":", json_raw(j, v[XR_PTC]), "");
+	if (xlate_type(j, v[XR_USER], JSMN_STRING))
+		xlate_put_block(out, ",\"user\":", json_raw(j, v[XR_USER]), "");
+	if (xlate_copy_num(j, v[XR_MAX], "max_tokens", out) || xlate_copy_num(j, v[XR_TEMP], "temperature", out) ||
+	    xlate_copy_num(j, v[XR_TOPP], "top_p", out))
+		return -EBADMSG;
+	return xlate_r2o_format(j, v[XR_TEXT], out);
+}
+
+/*
+ * A Responses request -> a Chat Completions request for `model` (a stream asks for its
+ * usage). *custom gets the custom tools' names, for reading the answer. 0, -EBADMSG (*err
+ * says why) or -ENOMEM. previous_response_id is refused: a Chat provider keeps no state.
+ */
+static int xlate_req_r2o(struct arena *a, const char *body, size_t n, const char *model, struct sb *out,
+			 struct xlate_rnames *custom, const char **err)
+{
+	struct json j;
+	int v[XR_N], rc = json_parse(&j, a, body, n);
+	custom->n = 0;
+	if (rc == 0 && (rc = xlate_get(&j, 0, xlate_r_keys, XR_N, v)) == 0) {
+		if (!xlate_nil(&j, v[XR_PREV]))
+			rc = xlate_fail(&j, "previous_response_id needs a provider that serves the Responses API "
+					    "(openai, azure): this route translates to Chat Completions and keeps no "
+					    "responses; send the whole conversation in \"input\"");
+	}
+	if (rc == 0) {
+		sb_puts(out, "{\"model\":");
+		json_put_z(out, model);
+		rc = xlate_r2o_messages(&j, v[XR_INSTR], v[XR_INPUT], out);
+	}
+	if (rc == 0)
+		rc = xlate_r2o_tools(&j, v[XR_TOOLS], custom, out);
+	if (rc == 0)
+		rc = xlate_r2o_choice(&j, v[XR_TC], out);
+	if (rc == 0)
+		rc = xlate_r2o_params(&j, v, out);
+	if (rc == 0 && json_is_true(&j, v[XR_STREAM]))
+		sb_puts(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+	if (rc == 0)
+		sb_puts(out, "}");
+	return xlate_done(rc, &j, out, err);
+}
+
+/* ---- Chat Completions -> the Responses API (answers and streams) ---- */
+
+/* Usage in the Responses form (input includes the cached part). */
+static void xlate_put_usage_r(struct sb *out, const struct xlate_usage *u)
+{
+	sb_printf(out, "\"usage\":{\"input_tokens\":%lld,\"input_tokens_details\":{\"cached_tokens\":%lld},"
+		       "\"output_tokens\":%lld,\"output_tokens_details\":{\"reasoning_tokens\":0},"
+		       "\"total_tokens\":%lld}",
+		  u->in + u->cache_read, u->cache_read, u->out, u->in + u->cache_read + u->out);
+}
+
+/* A response object's head, up to and including "output":[ (items follow). */
+static void xlate_r_head(struct sb *out, const char *id, long long created, const char *model,
+			 const char *status)
+{
+	sb_puts(out, "{\"id\":");
+	json_put_z(out, id);
+	sb_printf(out, ",\"object\":\"response\",\"created_at\":%lld,\"status\":\"%s\",\"model\":", created, status);
+	json_put_z(out, model);
+	sb_puts(out, ",\"output\":[");
+}
+
+/* A custom tool's input: the "input" string of the call's arguments (esc: their escaped
+ * JSON-string bytes), else the arguments' text itself, as a JSON string. */
+static void xlate_r_custom_input(struct sb *out, struct arena *a, struct str esc)
+{
+	struct sb q;
+	struct json w, sub;
+	size_t n = 0;
+	char *txt = NULL;
+	int input = -1;
+	sb_init(&q, a, esc.n + 8);
+	xlate_put_block(&q, "{\"a\":\"", esc, "\"}"); /* (json_parse takes objects only) */
+	if (!q.oom && json_parse(&w, a, q.p, q.len) == 0 && xlate_type(&w, 2, JSMN_STRING))
+		txt = json_str(&w, a, 2, &n);
+	if (txt && json_parse(&sub, a, txt, n) == 0)
+		input = xlate_member(&sub, 0, "input");
+	if (input >= 0 && xlate_type(&sub, input, JSMN_STRING))
+		sb_str(out, json_raw(&sub, input));
+	else
+		xlate_put_block(out, "\"", esc, "\"");
+}
+
+/* A function_call or custom_tool_call item (esc_args: the arguments' escaped bytes). */
+static void xlate_r_call(struct sb *out, struct arena *a, const struct xlate_rnames *custom, struct str call_id,
+			 struct str name, struct str esc_args, const char *status)
+{
+	bool cu = xlate_rcustom(custom, name);
+	sb_cat(out, "{\"type\":\"", cu ? "custom_tool_call" : "function_call", "\",\"id\":\"", cu ? "ctc_" : "fc_", NULL);
+	sb_str(out, call_id);
+	sb_puts(out, "\",\"call_id\":\"");
+	sb_str(out, call_id);
+	sb_puts(out, "\",\"name\":\"");
+	sb_str(out, name);
+	sb_printf(out, "\",\"status\":\"%s\",", status);
+	if (cu) {
+		sb_puts(out, "\"input\":");
+		xlate_r_custom_input(out, a, esc_args);
+	} else {
+		xlate_put_block(out, "\"arguments\":\"", esc_args, "\"");
+	}
+	sb_puts(out, "}");
+}
+
+/* An assistant message item holding one output_text (esc: its escaped bytes). */
+static void xlate_r_message(struct sb *out, const char *id, struct str esc, const char *status)
+{
+	sb_puts(out, "{\"type\":\"message\",\"id\":\"msg_");
+	sb_puts(out, id);
+	sb_printf(out, "\",\"status\":\"%s\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\","
+		       "\"text\":\"", status);
+	sb_str(out, esc);
+	sb_puts(out, "\",\"annotations\":[]}]}");
+}
+
+/*
+ * A whole Chat completion -> a Responses object for the client's `model` (id: "resp_" +
+ * the completion's id). *u gets the usage. 0, -EBADMSG or -ENOMEM.
+ */
+static int xlate_resp_o2r(struct arena *a, const char *body, size_t n, const char *model,
+			  const struct xlate_rnames *custom, long long now, struct sb *out, struct xlate_usage *u)
+{
+	static const char *const k[] = { "id", "created", "choices", "usage" };
+	static const char *const mk[] = { "content", "tool_calls" };
+	struct json j;
+	int v[4], m[2] = { -1, -1 }, rc = json_parse(&j, a, body, n);
+	if (rc || (rc = xlate_get(&j, 0, k, 4, v)))
+		return rc == -ENOMEM ? -ENOMEM : -EBADMSG;
+	int ch = xlate_type(&j, v[2], JSMN_ARRAY) && j.tok[v[2]].size ? v[2] + 1 : -1;
+	int fr = xlate_member(&j, ch, "finish_reason");
+	if (ch < 0 || xlate_get(&j, xlate_member(&j, ch, "message"), mk, 2, m))
+		return -EBADMSG;
+	xlate_usage_from_o(&j, v[3], u);
+	struct str cid = xlate_inner(&j, v[0]);
+	char id[80];
+	snprintf(id, sizeof(id), "%.*s", (int)MIN(cid.n, 64), cid.p);
+	for (char *c = id; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_')
+			*c = '_';
+	char rid[96];
+	snprintf(rid, sizeof(rid), "resp_%s", id);
+	bool cut = xlate_is(&j, fr, "length");
+	xlate_r_head(out, rid, xlate_num(&j, v[1]) ? json_int(&j, v[1], now) : now, model,
+		     cut ? "incomplete" : "completed");
+	if (xlate_has_text(&j, m[0])) {
+		xlate_r_message(out, id, xlate_inner(&j, m[0]), "completed");
+		sb_puts(out, ",");
+	}
+	if (xlate_type(&j, m[1], JSMN_ARRAY)) {
+		xlate_each(&j, m[1], e, q) {
+			int f = xlate_member(&j, e, "function");
+			int cidt = xlate_member(&j, e, "id"), nm = xlate_member(&j, f, "name"), ar = xlate_member(&j, f, "arguments");
+			if (!xlate_type(&j, cidt, JSMN_STRING) || !xlate_type(&j, nm, JSMN_STRING))
+				return -EBADMSG;
+			xlate_r_call(out, a, custom, xlate_inner(&j, cidt), xlate_inner(&j, nm), xlate_inner(&j, ar),
+				     "completed");
+			sb_puts(out, ",");
+		}
+	}
+	xlate_trim(out);
+	sb_puts(out, "],");
+	sb_puts(out, cut ? "\"incomplete_details\":{\"reason\":\"max_output_tokens\"}," : "\"incomplete_details\":null,");
+	xlate_put_usage_r(out, u);
+	sb_puts(out, ",\"error\":null}");
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* Chat chunks -> Responses events. Each output item is opened and closed in order; the
+ * text and arguments are kept (escaped) because the .done events and response.completed
+ * repeat them whole, so they live in the request's arena, bounded by `cap`. */
+struct xlate_o2r {
+	const char *model, *id;           /* borrowed: outlive the stream; id is "resp_..." */
+	const struct xlate_rnames *custom; /* borrowed */
+	struct arena *a;                  /* the request's */
+	long long created;
+	long seq;                         /* the next event's sequence_number */
+	int items;                        /* output items opened; the open one is items - 1 */
+	enum { XO_NONE, XO_TEXT, XO_CALL } open;
+	long long call;                   /* tool_calls[].index of the open call */
+	struct str call_id, call_name;    /* the open call's, escaped, in `a` */
+	struct sb acc;                    /* the open item's text or arguments so far, escaped */
+	struct sb done;                   /* the closed items, each followed by ',' */
+	size_t cap;                       /* most bytes acc + done may hold */
+	bool started, finished, over, incomplete;
+	struct xlate_usage usage;
+};
+
+static void xlate_o2r_init(struct xlate_o2r *s, struct arena *a, const char *model, const char *id,
+			   const struct xlate_rnames *custom, long long created, size_t cap)
+{
+	memset(s, 0, sizeof(*s));
+	s->model = model;
+	s->id = id;
+	s->custom = custom;
+	s->a = a;
+	s->created = created;
+	s->cap = cap;
+	s->call = -1;
+	sb_init(&s->acc, a, 256);
+	sb_init(&s->done, a, 256);
+}
+
+/* "event: NAME\ndata: {"type":"NAME","sequence_number":N" — members follow, then xlate_ev_end. */
+static void xlate_o2r_ev(struct xlate_o2r *s, struct sb *out, const char *name)
+{
+	sb_printf(out, "event: %s\ndata: {\"type\":\"%s\",\"sequence_number\":%ld", name, name, s->seq++);
+}
+
+/* ,"item_id":"...","output_index":N of the open item. */
+static void xlate_o2r_where(struct xlate_o2r *s, struct sb *out)
+{
+	if (s->open == XO_TEXT) {
+		sb_printf(out, ",\"item_id\":\"msg_%s_%d\"", s->id, s->items - 1);
+	} else {
+		sb_cat(out, ",\"item_id\":\"", xlate_rcustom(s->custom, s->call_name) ? "ctc_" : "fc_", NULL);
+		sb_str(out, s->call_id);
+		sb_puts(out, "\"");
+	}
+	sb_printf(out, ",\"output_index\":%d", s->items - 1);
+}
+
+static void xlate_o2r_start(struct xlate_o2r *s, struct sb *out)
+{
+	static const char *const ev[] = { "response.created", "response.in_progress" };
+	if (s->started)
+		return;
+	s->started = true;
+	for (int i = 0; i < 2; i++) {
+		xlate_o2r_ev(s, out, ev[i]);
+		sb_puts(out, ",\"response\":");
+		xlate_r_head(out, s->id, s->created, s->model, "in_progress");
+		sb_puts(out, "],\"usage\":null,\"error\":null}");
+		xlate_ev_end(out);
+	}
+}
+
+/* The open item's whole JSON (status completed), into `to`. */
+static void xlate_o2r_item(struct xlate_o2r *s, struct sb *to)
+{
+	char mid[96];
+	snprintf(mid, sizeof(mid), "%s_%d", s->id, s->items - 1);
+	if (s->open == XO_TEXT)
+		xlate_r_message(to, mid, sb_view(&s->acc), "completed");
+	else
+		xlate_r_call(to, s->a, s->custom, s->call_id, s->call_name, sb_view(&s->acc), "completed");
+}
+
+static void xlate_o2r_close(struct xlate_o2r *s, struct sb *out)
+{
+	if (s->open == XO_NONE)
+		return;
+	if (s->open == XO_TEXT) {
+		xlate_o2r_ev(s, out, "response.output_text.done");
+		xlate_o2r_where(s, out);
+		xlate_put_block(out, ",\"content_index\":0,\"text\":\"", sb_view(&s->acc), "\"");
+		xlate_ev_end(out);
+		xlate_o2r_ev(s, out, "response.content_part.done");
+		xlate_o2r_where(s, out);
+		xlate_put_block(out, ",\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"", sb_view(&s->acc),
+				"\",\"annotations\":[]}");
+		xlate_ev_end(out);
+	} else if (xlate_rcustom(s->custom, s->call_name)) {
+		xlate_o2r_ev(s, out, "response.custom_tool_call_input.done");
+		xlate_o2r_where(s, out);
+		sb_puts(out, ",\"input\":");
+		xlate_r_custom_input(out, s->a, sb_view(&s->acc));
+		xlate_ev_end(out);
+	} else {
+		xlate_o2r_ev(s, out, "response.function_call_arguments.done");
+		xlate_o2r_where(s, out);
+		xlate_put_block(out, ",\"arguments\":\"", sb_view(&s->acc), "\"");
+		xlate_ev_end(out);
+	}
+	xlate_o2r_ev(s, out, "response.output_item.done");
+	sb_printf(out, ",\"output_index\":%d,\"item\":", s->items - 1);
+	xlate_o2r_item(s, out);
+	xlate_ev_end(out);
+	xlate_o2r_item(s, &s->done);
+	sb_puts(&s->done, ",");
+	s->open = XO_NONE;
+	s->acc.len = 0;
+}
+
+/* Open a message item (call_id NULL) or a call item. */
+static void xlate_o2r_open(struct xlate_o2r *s, struct str call_id, struct str name, struct sb *out)
+{
+	xlate_o2r_close(s, out);
+	s->items++;
+	if (!call_id.p) {
+		s->open = XO_TEXT;
+		xlate_o2r_ev(s, out, "response.output_item.added");
+		sb_printf(out, ",\"output_index\":%d,\"item\":{\"type\":\"message\",\"id\":\"msg_%s_%d\",\"status\":"
+			       "\"in_progress\",\"role\":\"assistant\",\"content\":[]}", s->items - 1, s->id, s->items - 1);
+		xlate_ev_end(out);
+		xlate_o2r_ev(s, out, "response.content_part.added");
+		xlate_o2r_where(s, out);
+		sb_puts(out, ",\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}");
+		xlate_ev_end(out);
+		return;
+	}
+	s->open = XO_CALL;
+	s->call_id = call_id;
+	s->call_name = name;
+	xlate_o2r_ev(s, out, "response.output_item.added");
+	sb_printf(out, ",\"output_index\":%d,\"item\":", s->items - 1);
+	struct str none = { "", 0 };
+	xlate_r_call(out, s->a, s->custom, call_id, name, none, "in_progress");
+	xlate_ev_end(out);
+}
+
+/* Text (or arguments) for the open item; esc: escaped bytes. */
+static void xlate_o2r_delta(struct xlate_o2r *s, struct str esc, struct sb *out)
+{
+	sb_str(&s->acc, esc);
+	if (s->open == XO_CALL && xlate_rcustom(s->custom, s->call_name))
+		return; /* a custom tool's input is not streamable from JSON arguments: sent whole */
+	xlate_o2r_ev(s, out, s->open == XO_TEXT ? "response.output_text.delta" : "response.function_call_arguments.delta");
+	xlate_o2r_where(s, out);
+	if (s->open == XO_TEXT)
+		sb_puts(out, ",\"content_index\":0");
+	xlate_put_block(out, ",\"delta\":\"", esc, "\"");
+	xlate_ev_end(out);
+}
+
+/* response.completed, once the answer finished and its usage came (or the stream ended). */
+static void xlate_o2r_complete(struct xlate_o2r *s, struct sb *out)
+{
+	xlate_o2r_close(s, out);
+	xlate_o2r_ev(s, out, "response.completed");
+	sb_puts(out, ",\"response\":");
+	xlate_r_head(out, s->id, s->created, s->model, s->incomplete ? "incomplete" : "completed");
+	struct str items = sb_view(&s->done);
+	if (items.n)
+		items.n--; /* the last ',' */
+	sb_str(out, items);
+	sb_puts(out, s->incomplete ? "],\"incomplete_details\":{\"reason\":\"max_output_tokens\"},"
+				   : "],\"incomplete_details\":null,");
+	xlate_put_usage_r(out, &s->usage);
+	sb_puts(out, ",\"error\":null}");
+	xlate_ev_end(out);
+	s->over = true;
+}
+
+static void xlate_o2r_fail(struct xlate_o2r *s, struct str esc_msg, struct sb *out)
+{
+	xlate_o2r_start(s, out);
+	xlate_o2r_ev(s, out, "response.failed");
+	sb_puts(out, ",\"response\":");
+	xlate_r_head(out, s->id, s->created, s->model, "failed");
+	xlate_put_block(out, "],\"usage\":null,\"error\":{\"code\":\"server_error\",\"message\":\"", esc_msg, "\"}}");
+	xlate_ev_end(out);
+	s->over = true;
+}
+
+/* Copy escaped bytes into the stream's arena (call ids and names outlive the batch). */
+static struct str xlate_o2r_keep(struct xlate_o2r *s, struct str v, struct sb *out)
+{
+	char *p = arena_alloc(s->a, v.n + 1, 1);
+	if (!p) {
+		out->oom = true;
+		return (struct str){ "", 0 };
+	}
+	memcpy(p, v.p, v.n);
+	p[v.n] = 0;
+	return (struct str){ p, v.n };
+}
+
+/* One tool_calls[] entry of a delta: a new index opens a call item, arguments stream into it. */
+static int xlate_o2r_tool(struct xlate_o2r *s, struct json *j, int tc, struct sb *out)
+{
+	int ix = xlate_member(j, tc, "index"), f = xlate_member(j, tc, "function");
+	long long idx = xlate_num(j, ix) ? json_int(j, ix, 0) : 0;
+	int id = xlate_member(j, tc, "id");
+	struct str cid = xlate_inner(j, id); /* (some servers send no index: a new id is a new call) */
+	bool other = xlate_has_text(j, id) && (cid.n != s->call_id.n || memcmp(cid.p, s->call_id.p, cid.n) != 0);
+	if (idx != s->call || s->open != XO_CALL || other) {
+		int nm = xlate_member(j, f, "name");
+		if (!xlate_type(j, id, JSMN_STRING) || !xlate_type(j, nm, JSMN_STRING))
+			return xlate_fail(j, "a new tool call without an id and a name");
+		s->call = idx;
+		xlate_o2r_open(s, xlate_o2r_keep(s, xlate_inner(j, id), out), xlate_o2r_keep(s, xlate_inner(j, nm), out),
+			       out);
+	}
+	int args = xlate_member(j, f, "arguments");
+	if (xlate_has_text(j, args))
+		xlate_o2r_delta(s, xlate_inner(j, args), out);
+	return 0;
+}
+
+static int xlate_o2r_choice(struct xlate_o2r *s, struct json *j, int ch, struct sb *out)
+{
+	static const char *const k[] = { "delta", "finish_reason" };
+	static const char *const dk[] = { "content", "tool_calls" };
+	int v[2], d[2] = { -1, -1 };
+	if (xlate_get(j, ch, k, 2, v) || (v[0] >= 0 && xlate_get(j, v[0], dk, 2, d)))
+		return -EBADMSG;
+	if (xlate_has_text(j, d[0])) {
+		if (s->open != XO_TEXT)
+			xlate_o2r_open(s, (struct str){ NULL, 0 }, (struct str){ NULL, 0 }, out);
+		xlate_o2r_delta(s, xlate_inner(j, d[0]), out);
+	}
+	if (xlate_type(j, d[1], JSMN_ARRAY))
+		xlate_each(j, d[1], e, q)
+			if (xlate_o2r_tool(s, j, e, out))
+				return -EBADMSG;
+	if (xlate_type(j, v[1], JSMN_STRING)) {
+		xlate_o2r_close(s, out);
+		s->finished = true;
+		s->incomplete = xlate_is(j, v[1], "length");
+	}
+	return 0;
+}
+
+/*
+ * One Chat chunk (an SSE data payload) -> Responses events in `out`. The answer completes
+ * (response.completed) when the usage chunk follows the finish, or at [DONE]. 0, -EBADMSG,
+ * -ENOMEM, or -E2BIG when the text kept for the .done events would pass `cap` (the stream
+ * then ends with response.failed).
+ */
+static int xlate_o2r_chunk(struct xlate_o2r *s, struct arena *a, const char *data, size_t n, struct sb *out)
+{
+	static const char *const k[] = { "choices", "usage", "error" };
+	struct json j;
+	int v[3], rc;
+	if (s->over)
+		return 0;
+	if (n == 6 && memcmp(data, "[DONE]", 6) == 0) {
+		if (s->started)
+			xlate_o2r_complete(s, out);
+		return 0;
+	}
+	if ((rc = json_parse(&j, a, data, n)) || (rc = xlate_get(&j, 0, k, 3, v)))
+		return rc;
+	xlate_o2r_start(s, out);
+	if (v[2] >= 0) {
+		struct str msg = xlate_inner(&j, xlate_member(&j, v[2], "message"));
+		xlate_o2r_fail(s, msg.n ? msg : STR("the provider reported an error"), out);
+		return out->oom ? -ENOMEM : 0;
+	}
+	if (xlate_type(&j, v[0], JSMN_ARRAY) && j.tok[v[0]].size && xlate_o2r_choice(s, &j, v[0] + 1, out))
+		return -EBADMSG;
+	if (xlate_type(&j, v[1], JSMN_OBJECT)) {
+		xlate_usage_from_o(&j, v[1], &s->usage);
+		if (s->finished)
+			xlate_o2r_complete(s, out);
+	}
+	if (s->acc.len + s->done.len > s->cap) {
+		xlate_o2r_fail(s, STR("the answer is too large to translate (limits.max_response_bytes)"), out);
+		return -E2BIG;
+	}
+	return out->oom || s->acc.oom || s->done.oom ? -ENOMEM : 0;
+}
+
+/* The stream is over: complete what was said, or fail with `error` (unescaped text). */
+static void xlate_o2r_end(struct xlate_o2r *s, const char *error, struct sb *out)
+{
+	if (s->over)
+		return;
+	if (error) {
+		struct str m = xlate_esc(out, error, strlen(error));
+		xlate_o2r_fail(s, m, out);
+		return;
+	}
+	xlate_o2r_start(s, out);
+	xlate_o2r_complete(s, out);
+}
+
 /* ======================================================================== *
  * 12. jrnl_ — the charge journal: fixed-size checksummed records.          *
  *                                                                          *
@@ -7506,11 +8258,14 @@ struct request {
 	size_t streamed;        /* event bytes relayed to the client */
 	size_t content_chars;   /* generated text relayed (xlate_content_chars): bills a cut stream */
 	/* dialect translation: XL_A2O = Anthropic client, OpenAI-format provider; XL_O2A = the reverse */
-	enum { XL_NONE, XL_A2O, XL_O2A } xl;
+	/* XL_R2O: a Responses API client, a Chat Completions provider */
+	enum { XL_NONE, XL_A2O, XL_O2A, XL_R2O } xl;
 	union {
 		struct xlate_o2a o2a; /* XL_A2O streams: OpenAI chunks → Anthropic events */
 		struct xlate_a2o a2o; /* XL_O2A streams: Anthropic events → OpenAI chunks */
+		struct xlate_o2r o2r; /* XL_R2O streams: OpenAI chunks → Responses events */
 	} xs;
+	struct xlate_rnames rnames; /* XL_R2O: the client's custom tools */
 	const char *xid;        /* arena: the id translated answers carry */
 	/* governance */
 	const struct gov_vkey *vk;     /* config: the presented virtual key, or NULL */
@@ -8385,7 +9140,7 @@ static void conn_resp_head(struct sb *h, struct request *rq, const struct http_m
 /* The provider's `usage` object, read in the provider's dialect (xlate_ normalises). */
 static void conn_usage(struct request *rq, struct json *j, int usage)
 {
-	if (rq->ep == EP_RESPONSES)
+	if (rq->ep == EP_RESPONSES && rq->xl == XL_NONE)
 		xlate_usage_from_r(j, usage, &rq->xu);
 	else if (rq->rt.c[rq->ci].p->kind->dialect == D_ANTHROPIC)
 		xlate_usage_from_a(j, usage, &rq->xu);
@@ -8558,7 +9313,11 @@ static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
 	size_t n = body->iov_len;
 	sb_init(&t, &cl->arena, n + n / 4 + 256);
 	int rc = 0;
-	if (status != 200 && rq->xl == XL_A2O)
+	if (status != 200 && rq->xl == XL_R2O)
+		return true; /* the same error body in both OpenAI APIs */
+	if (status == 200 && rq->xl == XL_R2O)
+		rc = xlate_resp_o2r(&cl->arena, p, n, rq->o.model, &rq->rnames, (long long)time(NULL), &t, &xu);
+	else if (status != 200 && rq->xl == XL_A2O)
 		xlate_error_o2a(p, n, status, &cl->arena, &t);
 	else if (status != 200)
 		xlate_error_a2o(p, n, status, &cl->arena, &t);
@@ -8686,7 +9445,9 @@ static void conn_xlate_events(struct conn *cl, struct conn *u, struct sb *t, boo
 	for (struct str ev; (ev = up_next_event(u, &pos)).n;) {
 		struct str data = sse_data(ev.p, ev.n);
 		rq->content_chars += xlate_content_chars(data.p, data.n);
-		if (rq->xl == XL_A2O) {
+		if (rq->xl == XL_R2O) {
+			xlate_o2r_chunk(&rq->xs.o2r, &cl->scratch, data.p, data.n, t);
+		} else if (rq->xl == XL_A2O) {
 			xlate_o2a_chunk(&rq->xs.o2a, &cl->scratch, data.p, data.n, t);
 		} else {
 			struct str name = sse_field(ev.p, ev.n, "event");
@@ -8694,8 +9455,10 @@ static void conn_xlate_events(struct conn *cl, struct conn *u, struct sb *t, boo
 		}
 	}
 	*done = up_consume(u, pos);
-	rq->xu = rq->xl == XL_A2O ? rq->xs.o2a.usage : rq->xs.a2o.usage; /* the translator read it */
-	if (*done && rq->xl == XL_A2O)
+	rq->xu = rq->xl == XL_R2O ? rq->xs.o2r.usage : rq->xl == XL_A2O ? rq->xs.o2a.usage : rq->xs.a2o.usage;
+	if (*done && rq->xl == XL_R2O)
+		xlate_o2r_end(&rq->xs.o2r, NULL, t);
+	else if (*done && rq->xl == XL_A2O)
 		xlate_o2a_end(&rq->xs.o2a, NULL, t);
 	else if (*done)
 		xlate_a2o_end(&rq->xs.a2o, NULL, t);
@@ -8706,7 +9469,9 @@ static void conn_stream_error(struct conn *cl, struct sb *t)
 {
 	struct request *rq = cl->rq;
 	const char *msg = rq->err[0] ? rq->err : "provider stream failed";
-	if (rq->xl == XL_A2O) {
+	if (rq->xl == XL_R2O) {
+		xlate_o2r_end(&rq->xs.o2r, msg, t);
+	} else if (rq->xl == XL_A2O) {
 		xlate_o2a_end(&rq->xs.o2a, msg, t);
 	} else if (rq->xl == XL_O2A) {
 		xlate_a2o_end(&rq->xs.a2o, msg, t);
@@ -9354,14 +10119,15 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 		conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
 		return false;
 	}
-	if (rq->ep != EP_MESSAGES && rq->ep != EP_CHAT) {
+	if (rq->ep != EP_MESSAGES && rq->ep != EP_CHAT && rq->ep != EP_RESPONSES) {
 		conn_error(w, c, 400, "invalid_request_error",
 			   "this endpoint has no equivalent at the chosen provider (it speaks the other dialect)");
 		return false;
 	}
-	rq->xl = rq->ep == EP_MESSAGES ? XL_A2O : XL_O2A;
+	rq->xl = rq->ep == EP_RESPONSES ? XL_R2O : rq->ep == EP_MESSAGES ? XL_A2O : XL_O2A;
 	sb_init(&b, &c->arena, rq->o.j.n + rq->o.j.n / 4 + 256);
-	int rc2 = rq->xl == XL_A2O
+	int rc2 = rq->xl == XL_R2O ? xlate_req_r2o(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, &b, &rq->rnames, &err)
+		: rq->xl == XL_A2O
 		? xlate_req_a2o(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, conn_reasoning_model(rc->model), &b, &err)
 		: xlate_req_o2a(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, &b, &err);
 	if (rc2 != 0) {
@@ -9370,7 +10136,7 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 		return false;
 	}
 	sb_init(&h, &c->arena, 512);
-	prov_head(&h, &rq->o, rc->p, rc->model, rq->key, rq->xl == XL_A2O ? EP_CHAT : EP_MESSAGES,
+	prov_head(&h, &rq->o, rc->p, rc->model, rq->key, rq->xl == XL_O2A ? EP_MESSAGES : EP_CHAT,
 		  (struct str){ NULL, 0 }, b.len);
 	rq->ur.iov = arena_new(&c->arena, struct iovec, 2);
 	if (h.oom || !rq->ur.iov) {
@@ -9383,27 +10149,31 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 	rq->ur.len = h.len + b.len;
 	char *id = arena_alloc(&c->arena, 40, 1);
 	if (id)
-		snprintf(id, 40, "%s_bf%016llx", rq->xl == XL_A2O ? "msg" : "chatcmpl",
+		snprintf(id, 40, "%s_bf%016llx", rq->xl == XL_A2O ? "msg" : rq->xl == XL_R2O ? "resp" : "chatcmpl",
 			 (unsigned long long)rng_next(&w->rng));
 	rq->xid = id ? id : "msg_bifrost";
-	if (rq->xl == XL_A2O)
+	if (rq->xl == XL_R2O)
+		xlate_o2r_init(&rq->xs.o2r, &c->arena, rq->o.model, rq->xid, &rq->rnames, (long long)time(NULL),
+			       rq->hold->cfg->max_response);
+	else if (rq->xl == XL_A2O)
 		xlate_o2a_init(&rq->xs.o2a, rq->o.model, rq->xid);
 	else
 		xlate_a2o_init(&rq->xs.a2o, rq->o.model, rq->xid, rq->o.client_usage);
 	return true;
 }
 
-/* Can the candidate serve the request's endpoint? The Responses API goes only to providers
- * that serve it themselves (it is not translated). 1 yes; 0 no, try the next candidate;
- * -1 no and none is left: answered. */
+/* Can the candidate serve the request's endpoint? The Responses API goes to OpenAI-format
+ * providers only (forwarded, or translated to Chat Completions; not to Messages). 1 yes;
+ * 0 no, try the next candidate; -1 no and none is left: answered. */
 static int conn_serves(struct worker *w, struct conn *c, const struct route_cand *rc)
 {
 	struct request *rq = c->rq;
-	if (rq->ep != EP_RESPONSES || rc->p->kind->responses)
+	if (rq->ep != EP_RESPONSES || rc->p->kind->dialect == D_OPENAI)
 		return 1;
 	conn_trail(rq, 400);
-	snprintf(rq->err, sizeof(rq->err), "provider %.64s (%s) does not serve the Responses API: /v1/responses "
-		 "is forwarded to openai and azure providers only", rc->p->name, rc->p->kind->name);
+	snprintf(rq->err, sizeof(rq->err), "provider %.64s (%s) cannot serve the Responses API: /v1/responses goes "
+		 "to OpenAI-format providers only (natively or translated to Chat Completions)", rc->p->name,
+		 rc->p->kind->name);
 	if (rq->ci + 1 < rq->rt.n)
 		return 0;
 	conn_error(w, c, 400, "invalid_request_error", rq->err);
@@ -9485,7 +10255,7 @@ static void conn_attempt(struct worker *w, struct conn *c)
 		return;
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
 	rq->xl = XL_NONE;
-	if (rc->p->kind->dialect != prov_dialect(rq->ep)) {
+	if (rc->p->kind->dialect != prov_dialect(rq->ep) || (rq->ep == EP_RESPONSES && !rc->p->kind->responses)) {
 		if (!conn_translate(w, c, rc))
 			return;
 	} else if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, rq->msg->query,

@@ -242,3 +242,38 @@ put("xlate_stream_o2a", "big_usage", bytes([0x13, 0]) + ('data: {"choices":[{"in
     % (BIG, BIG, 3)).encode())
 put("xlate_response", "a2o_big_usage", bytes([1, 12]) + j({"id": "m", "content": [], "stop_reason": "max_tokens",
     "usage": {"input_tokens": BIG, "output_tokens": BIG, "cache_read_input_tokens": BIG - 5}}).encode())
+
+# ---- the Responses API on a Chat provider: the same OpenAI streams into Responses events;
+# requests ([0] = 0) and whole Chat answers ([0] = 1) through xlate_responses ----
+for name in ("text", "tools", "error", "cut", "big_usage"):
+    src = os.path.join(ROOT, "xlate_stream_o2a", name)
+    with open(src, "rb") as f:
+        put("xlate_stream_o2r", name, f.read())
+patch_call = ('data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_p","type":"function",'
+    '"function":{"name":"apply_patch","arguments":""}}]}}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"input\\":\\"*** Begin Patch\\\\n"}}]}}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"*** End Patch\\"}"}}]},"finish_reason":"tool_calls"}]}\n\n'
+    'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":9}}\n\ndata: [DONE]\n\n')
+put("xlate_stream_o2r", "custom_tool", bytes([0x12, 0]) + patch_call.encode())
+put("xlate_responses", "request", bytes([0]) + j({"model": "m", "instructions": "be brief", "input": "hi",
+    "tools": [{"type": "function", "name": "exec_command", "description": "run", "parameters": {"type": "object",
+    "properties": {"cmd": {"type": "string"}}}, "strict": False}, {"type": "custom", "name": "apply_patch",
+    "description": "patch", "format": {"type": "grammar"}}], "tool_choice": {"type": "function", "name": "exec_command"},
+    "parallel_tool_calls": True, "reasoning": {"effort": "low"}, "max_output_tokens": 64,
+    "text": {"format": {"type": "json_schema", "name": "s", "schema": {"type": "object"}, "strict": True}},
+    "temperature": 0.2, "top_p": 1, "user": "u", "stream": True}).encode())
+put("xlate_responses", "items", bytes([0]) + j({"model": "m", "input": [
+    {"type": "message", "role": "developer", "content": "rules"},
+    {"role": "user", "content": [{"type": "input_text", "text": "look"}, {"type": "input_image", "image_url": "data:image/png;base64,AA=="}]},
+    {"type": "reasoning", "id": "rs_1", "summary": []},
+    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "running"}]},
+    {"type": "function_call", "call_id": "c1", "name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"},
+    {"type": "custom_tool_call", "call_id": "c2", "name": "apply_patch", "input": "*** Begin Patch\n*** End Patch"},
+    {"type": "function_call_output", "call_id": "c1", "output": "a\nb"},
+    {"type": "custom_tool_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "done"}]}]}).encode())
+put("xlate_responses", "answer", bytes([1]) + j({"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok", "tool_calls": [
+    {"id": "call_1", "type": "function", "function": {"name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"}},
+    {"id": "call_2", "type": "function", "function": {"name": "apply_patch", "arguments": "{\"input\":\"x\"}"}}]},
+    "finish_reason": "length"}], "usage": {"prompt_tokens": 10, "completion_tokens": 5,
+    "prompt_tokens_details": {"cached_tokens": 4}}}).encode())

@@ -862,8 +862,11 @@ static int fuzz_xlate_response(const uint8_t *d, size_t n)
  * request is billed. Input: [0] cut mode + seed, [1] flags (bit0: client asked for usage,
  * bit1: stream cut off before its end), rest = the provider's SSE stream.
  */
-static int fz_xlate_stream(const uint8_t *d, size_t n, bool o2a)
+enum fz_stream { FZ_O2A, FZ_A2O, FZ_O2R };
+
+static int fz_xlate_stream(const uint8_t *d, size_t n, enum fz_stream how)
 {
+	bool o2a = how == FZ_O2A;
 	fuzz_init();
 	if (n < 2)
 		return 0;
@@ -872,17 +875,26 @@ static int fz_xlate_stream(const uint8_t *d, size_t n, bool o2a)
 	unsigned mode = d[0] & 3;
 	bool include_usage = d[1] & 1, cut = d[1] & 2;
 	d += 2, n -= 2;
-	/* o2a here = OpenAI provider, Anthropic client (the request's XL_A2O) */
-	const struct provider *p = fz_prov(o2a ? "openai" : "anthropic");
-	struct request *rq = fz_begin(p, o2a ? "claude-sonnet-4" : "gpt-4o", o2a ? EP_MESSAGES : EP_CHAT);
+	/* o2a here = OpenAI provider, Anthropic client (the request's XL_A2O); o2r = OpenAI Chat
+	 * provider, a Responses API client (XL_R2O), with "apply_patch" a custom tool */
+	const struct provider *p = fz_prov(how == FZ_A2O ? "anthropic" : how == FZ_O2R ? "fast" : "openai");
+	struct request *rq = fz_begin(p, how == FZ_O2A ? "claude-sonnet-4" : how == FZ_O2R ? "llama-3" : "gpt-4o",
+				      how == FZ_O2A ? EP_MESSAGES : how == FZ_O2R ? EP_RESPONSES : EP_CHAT);
 	rq->streaming = true;
 	rq->o.client_usage = include_usage;
-	rq->xl = o2a ? XL_A2O : XL_O2A;
-	rq->xid = o2a ? "msg_bf0123" : "chatcmpl-bf0123";
-	if (o2a)
+	rq->xl = how == FZ_O2A ? XL_A2O : how == FZ_O2R ? XL_R2O : XL_O2A;
+	rq->xid = how == FZ_O2A ? "msg_bf0123" : how == FZ_O2R ? "resp_bf0123" : "chatcmpl-bf0123";
+	if (how == FZ_O2R) {
+		rq->rnames.n = 1;
+		rq->rnames.name[0] = STR("apply_patch");
+		/* a small cap: the "too large to translate" end is reached too */
+		xlate_o2r_init(&rq->xs.o2r, &F.cl->arena, rq->o.model, rq->xid, &rq->rnames, 1700000000,
+			       include_usage ? 4096 : 1 << 20);
+	} else if (o2a) {
 		xlate_o2a_init(&rq->xs.o2a, rq->o.model, rq->xid);
-	else
+	} else {
 		xlate_a2o_init(&rq->xs.a2o, rq->o.model, rq->xid, include_usage);
+	}
 	struct conn *u = F.u;
 	fz_up_reset(u);
 	size_t got = 0, streamed = 0;
@@ -899,8 +911,9 @@ static int fz_xlate_stream(const uint8_t *d, size_t n, bool o2a)
 		else
 			conn_xlate_events(F.cl, u, &t, &done);
 		if (!t.oom) {
-			fz_assert_events(o2a ? "Anthropic events from an OpenAI stream" : "OpenAI chunks from an Anthropic stream",
-					 t.p, t.len, o2a);
+			fz_assert_events(how == FZ_O2R ? "Responses events from an OpenAI stream"
+					 : o2a ? "Anthropic events from an OpenAI stream" : "OpenAI chunks from an Anthropic stream",
+					 t.p, t.len, how != FZ_A2O);
 			streamed += t.len;
 		}
 		arena_reset(&F.cl->scratch);
@@ -912,8 +925,48 @@ static int fz_xlate_stream(const uint8_t *d, size_t n, bool o2a)
 	return 0;
 }
 
-static int fuzz_xlate_stream_o2a(const uint8_t *d, size_t n) { return fz_xlate_stream(d, n, true); }
-static int fuzz_xlate_stream_a2o(const uint8_t *d, size_t n) { return fz_xlate_stream(d, n, false); }
+static int fuzz_xlate_stream_o2a(const uint8_t *d, size_t n) { return fz_xlate_stream(d, n, FZ_O2A); }
+static int fuzz_xlate_stream_a2o(const uint8_t *d, size_t n) { return fz_xlate_stream(d, n, FZ_A2O); }
+static int fuzz_xlate_stream_o2r(const uint8_t *d, size_t n) { return fz_xlate_stream(d, n, FZ_O2R); }
+
+/*
+ * The Responses API on a Chat Completions provider. Input: [0] bit0: 0 = a Responses request
+ * -> Chat (whose output the gateway's own body reader must take), 1 = a whole Chat answer ->
+ * a Responses object (valid JSON); rest = the body.
+ */
+static int fuzz_xlate_responses(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	bool answer = d[0] & 1;
+	d++, n--;
+	char *body = fz_dup(d, n);
+	struct arena a;
+	arena_init(&a, NULL);
+	struct sb out;
+	sb_init(&out, &a, n + n / 4 + 256);
+	struct xlate_rnames names = { .n = 1, .name = { STR("apply_patch") } };
+	struct xlate_usage u = { 0 };
+	const char *err = NULL;
+	int rc = answer ? xlate_resp_o2r(&a, body, n, "groq/llama-3", &names, 1700000000, &out, &u)
+			: xlate_req_r2o(&a, body, n, "llama-3", &out, &names, &err);
+	FUZZ_ASSERT(rc == 0 || rc == -EBADMSG || rc == -ENOMEM, "rc %d", rc);
+	FUZZ_ASSERT(answer || rc != -EBADMSG || err, "a refusal without a reason");
+	if (rc == 0 && !out.oom) {
+		fz_assert_json(answer ? "xlate_resp_o2r output" : "xlate_req_r2o output", out.p, out.len);
+		if (!answer) {
+			struct client_req *o = arena_new(&a, struct client_req, 1);
+			int prc = o ? prov_openai_prepare(o, &a, out.p, out.len, EP_CHAT, SIZE_MAX) : 0;
+			FUZZ_ASSERT(prc == 0 || (o->j.err && strstr(o->j.err, "deep")),
+				    "translated request refused by prov_openai_prepare (%s): %.*s", o->j.err ? o->j.err : "?",
+				    (int)MIN(out.len, 2000), out.p);
+		}
+	}
+	arena_reset(&a);
+	free(body);
+	return 0;
+}
 
 /* /v1/messages/count_tokens estimate. Input: the request body. */
 static int fuzz_count_tokens(const uint8_t *d, size_t n)
@@ -1161,6 +1214,8 @@ static const struct fuzz_target fuzz_targets[] = {
 	{ "xlate_response", fuzz_xlate_response },
 	{ "xlate_stream_o2a", fuzz_xlate_stream_o2a },
 	{ "xlate_stream_a2o", fuzz_xlate_stream_a2o },
+	{ "xlate_stream_o2r", fuzz_xlate_stream_o2r },
+	{ "xlate_responses", fuzz_xlate_responses },
 	{ "count_tokens", fuzz_count_tokens },
 	{ "cfg", fuzz_cfg },
 	{ "jrnl", fuzz_jrnl },

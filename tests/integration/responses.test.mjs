@@ -244,10 +244,10 @@ function post(port, path, body, headers = {}) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// the shared gateway: oai (openai), groqp (groq), oai2 (openai) on the bare "shared-*" models
+// the shared gateway: oai (openai), antp (anthropic), oai2 (openai) on the bare "shared-*" models
 
 let oa; // Responses mock behind "oai" and "oai2"
-let gq; // Responses mock behind the groq provider (it must never be asked)
+let gq; // Responses mock behind the anthropic-kind provider (it must never be asked)
 let az; // Responses mock behind the azure provider
 let gw;
 const gws = [];
@@ -262,8 +262,8 @@ before(async () => {
       circuit_breaker: { failures: 1000000, cooldown_ms: 1000 },
       providers: [
         { name: 'oai', provider: 'openai', apiKey: 'sk-oai-upstream-0001', base_url: oa.baseUrl, models: ['gpt-*'], max_retries: 0 },
-        // (weights in thousandths: 1000000 vs 0.001 → groqp is drawn first but once in 10^9)
-        { name: 'groqp', provider: 'groq', apiKey: 'gsk-groq-upstream-0002', base_url: gq.baseUrl, models: ['shared-*', 'llama-*'], weight: 1000000, max_retries: 0 },
+        // (weights in thousandths: 1000000 vs 0.001 → antp is drawn first but once in 10^9)
+        { name: 'antp', provider: 'anthropic', apiKey: 'sk-ant-upstream-0002', base_url: gq.baseUrl, models: ['shared-*', 'llama-*'], weight: 1000000, max_retries: 0 },
         { name: 'oai2', provider: 'openai', apiKey: 'sk-oai2-upstream-0003', base_url: oa.baseUrl, models: ['shared-*'], weight: 0.001, max_retries: 0 },
         { name: 'az', provider: 'azure', apiKey: 'AZKEY-0004', base_url: az.origin, api_version: '2025-04-01-preview',
           models: ['gpt-*'], deployments: { 'gpt-4.1': 'my-dep' }, max_retries: 0 },
@@ -406,30 +406,30 @@ test('/openai/v1/responses is served like /v1/responses (SDK with baseURL …/op
 // ---------------------------------------------------------------------------------------------
 // 5. routing
 
-test('a groq provider does not serve the Responses API: 400 invalid_request_error naming it, nothing sent upstream', T, async () => {
+test('an anthropic provider cannot serve the Responses API (not translated to Messages): 400 invalid_request_error naming it, nothing sent upstream', T, async () => {
   resetMocks();
-  const r = await post(gw.port, '/v1/responses', { model: 'groqp/llama-3.3-70b-versatile', input: 'hi' });
+  const r = await post(gw.port, '/v1/responses', { model: 'antp/llama-3.3-70b-versatile', input: 'hi' });
   assert.equal(r.status, 400, show(r));
   const e = errorBody(r);
   assert.equal(e.type, 'invalid_request_error', show(r));
-  assert.match(e.message, /\bgroqp\b/, `the message must name the provider: ${e.message}`);
+  assert.match(e.message, /\bantp\b/, `the message must name the provider: ${e.message}`);
   assert.match(e.message, /Responses API/, `the message must name the Responses API: ${e.message}`);
   await sleep(100);
-  assert.equal(gq.requests.length, 0, 'the request reached the groq upstream');
+  assert.equal(gq.requests.length, 0, 'the request reached the anthropic-kind upstream');
   assert.equal(oa.requests.length, 0);
   // the SDK sees a BadRequestError
   const { client } = sdkClient(gw.port);
-  await assert.rejects(client.responses.create({ model: 'groqp/llama-3.3-70b-versatile', input: 'hi' }), (err) => {
+  await assert.rejects(client.responses.create({ model: 'antp/llama-3.3-70b-versatile', input: 'hi' }), (err) => {
     assert.ok(err instanceof OpenAI.BadRequestError, `not a BadRequestError: ${err?.constructor?.name} ${err}`);
     assert.match(err.message, /Responses API/);
     return true;
   });
   assert.equal(gq.requests.length, 0);
-  const l = await logLine(gw, (x) => x.status === 400 && x.provider === 'groqp/llama-3.3-70b-versatile', 'the refused request');
-  assert.deepEqual(failedOf(l), ['groqp/llama-3.3-70b-versatile:400'], JSON.stringify(l));
+  const l = await logLine(gw, (x) => x.status === 400 && x.provider === 'antp/llama-3.3-70b-versatile', 'the refused request');
+  assert.deepEqual(failedOf(l), ['antp/llama-3.3-70b-versatile:400'], JSON.stringify(l));
 });
 
-test('a bare model served by groq (far higher weight) and openai: answered by openai, `failed` lists the groq candidate with 400', T, async () => {
+test('a bare model served by an anthropic provider (far higher weight) and openai: answered by openai, `failed` lists the anthropic candidate with 400', T, async () => {
   resetMocks();
   for (let i = 0; i < 3; i++) {
     const r = await post(gw.port, '/v1/responses', { model: 'shared-model', input: `bare ${i}` });
@@ -437,7 +437,7 @@ test('a bare model served by groq (far higher weight) and openai: answered by op
     assert.equal(r.headers['x-bifrost-provider'], 'oai2/shared-model');
     assert.equal(JSON.parse(r.text).output[0].content[0].text, TEXT);
   }
-  assert.equal(gq.requests.length, 0, 'the request reached the groq upstream');
+  assert.equal(gq.requests.length, 0, 'the request reached the anthropic-kind upstream');
   assert.equal(oa.requests.length, 3);
   for (const q of oa.requests) {
     assert.equal(q.headers.authorization, 'Bearer sk-oai2-upstream-0003');
@@ -448,10 +448,10 @@ test('a bare model served by groq (far higher weight) and openai: answered by op
   assert.equal(bare().length, 3, `log lines of the bare requests: ${JSON.stringify(bare())}`);
   for (const l of bare()) {
     assert.equal(l.status, 200, JSON.stringify(l));
-    assert.deepEqual(failedOf(l), ['groqp/shared-model:400'], JSON.stringify(l));
+    assert.deepEqual(failedOf(l), ['antp/shared-model:400'], JSON.stringify(l));
   }
-  // body "fallbacks" from a groq primary to an openai model, streamed
-  const body = '{"model":"groqp/llama-3.3-70b-versatile","input":"fall back","stream":true,"fallbacks":["oai/gpt-4.1"]}';
+  // body "fallbacks" from an anthropic-kind primary to an openai model, streamed
+  const body = '{"model":"antp/llama-3.3-70b-versatile","input":"fall back","stream":true,"fallbacks":["oai/gpt-4.1"]}';
   const r = await post(gw.port, '/v1/responses', body);
   assert.equal(r.status, 200, show(r));
   assert.equal(r.headers['x-bifrost-provider'], 'oai/gpt-4.1');

@@ -1168,3 +1168,68 @@ Test(xlate_usage, responses_usage)
 	cr_assert(!xu.clamped);
 	arena_reset(&a);
 }
+
+/* The Responses API on a Chat provider: items become messages (an assistant's text and the
+ * tool calls after it one message), a custom tool one string argument, reasoning dropped. */
+Test(xlate_responses, request_items_to_chat)
+{
+	struct arena a;
+	arena_init(&a, NULL);
+	const char *b = "{\"model\":\"m\",\"instructions\":\"be brief\",\"input\":["
+			"{\"type\":\"message\",\"role\":\"developer\",\"content\":\"rules\"},"
+			"{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"look\"}]},"
+			"{\"type\":\"reasoning\",\"id\":\"rs\",\"summary\":[]},"
+			"{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"running\"}]},"
+			"{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"f\",\"arguments\":\"{\\\"x\\\":1}\"},"
+			"{\"type\":\"custom_tool_call\",\"call_id\":\"c2\",\"name\":\"apply_patch\",\"input\":\"*** Begin\\n\\\"q\\\"\"},"
+			"{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"ok\"}],"
+			"\"tools\":[{\"type\":\"custom\",\"name\":\"apply_patch\"}],\"max_output_tokens\":9}";
+	struct sb o;
+	sb_init(&o, &a, 256);
+	struct xlate_rnames nm;
+	const char *err = NULL;
+	cr_assert_eq(xlate_req_r2o(&a, b, strlen(b), "up", &o, &nm, &err), 0, "%s", err ? err : "");
+	const char *want =
+		"{\"model\":\"up\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":\"system\","
+		"\"content\":\"rules\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"look\"}]},"
+		"{\"role\":\"assistant\",\"content\":\"running\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+		"\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\":1}\"}},{\"id\":\"c2\",\"type\":\"function\","
+		"\"function\":{\"name\":\"apply_patch\",\"arguments\":\"{\\\"input\\\":\\\"*** Begin\\\\n\\\\\\\"q\\\\\\\"\\\"}\"}}]},"
+		"{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"ok\"}],\"tools\":[{\"type\":\"function\","
+		"\"function\":{\"name\":\"apply_patch\",\"parameters\":{\"type\":\"object\",\"properties\":{\"input\":"
+		"{\"type\":\"string\",\"description\":\"the tool's whole input, as free text\"}},\"required\":[\"input\"],"
+		"\"additionalProperties\":false}}}],\"max_tokens\":9}";
+	sb_put(&o, "", 1); /* the NUL */
+	cr_assert(!o.oom);
+	cr_assert_str_eq(o.p, want);
+	cr_assert_eq(nm.n, 1);
+	const char *prev = "{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":\"resp_1\"}";
+	sb_init(&o, &a, 64);
+	cr_assert_eq(xlate_req_r2o(&a, prev, strlen(prev), "up", &o, &nm, &err), -EBADMSG);
+	cr_assert(strstr(err, "previous_response_id"));
+	arena_reset(&a);
+}
+
+/* A Chat answer's call of a custom tool comes back as custom_tool_call with the free text. */
+Test(xlate_responses, answer_custom_tool_call)
+{
+	struct arena a;
+	arena_init(&a, NULL);
+	const char *ans = "{\"id\":\"chatcmpl-1\",\"created\":5,\"choices\":[{\"message\":{\"content\":null,"
+			  "\"tool_calls\":[{\"id\":\"call_2\",\"type\":\"function\",\"function\":{\"name\":\"apply_patch\","
+			  "\"arguments\":\"{\\\"input\\\":\\\"*** Begin\\\\n\\\"}\"}}]},\"finish_reason\":\"tool_calls\"}],"
+			  "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,\"prompt_tokens_details\":{\"cached_tokens\":4}}}";
+	struct xlate_rnames nm = { .n = 1, .name = { STR("apply_patch") } };
+	struct sb o;
+	sb_init(&o, &a, 256);
+	struct xlate_usage u = { 0 };
+	cr_assert_eq(xlate_resp_o2r(&a, ans, strlen(ans), "cm", &nm, 7, &o, &u), 0);
+	sb_put(&o, "", 1); /* the NUL */
+	cr_assert(strstr(o.p, "{\"type\":\"custom_tool_call\",\"id\":\"ctc_call_2\",\"call_id\":\"call_2\","
+			      "\"name\":\"apply_patch\",\"status\":\"completed\",\"input\":\"*** Begin\\n\"}"), "%s", o.p);
+	cr_assert(strstr(o.p, "\"usage\":{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":4},"
+			      "\"output_tokens\":5"), "%s", o.p);
+	cr_assert_eq(u.in, 6);
+	cr_assert_eq(u.cache_read, 4);
+	arena_reset(&a);
+}
