@@ -4924,9 +4924,9 @@ static const char *const xlate_r_keys[XR_N] = { "input", "instructions", "tools"
 	"parallel_tool_calls", "reasoning", "max_output_tokens", "text", "temperature", "top_p", "stream",
 	"user", "previous_response_id" };
 
-static int xlate_r2o_params(struct json *j, const int *v, struct sb *out)
+static int xlate_r2o_params(struct json *j, const int *v, bool effort_ok, struct sb *out)
 {
-	int effort = xlate_member(j, v[XR_REASON], "effort");
+	int effort = effort_ok ? xlate_member(j, v[XR_REASON], "effort") : -1;
 	if (xlate_type(j, effort, JSMN_STRING))
 		xlate_put_block(out, ",\"reasoning_effort\":", json_raw(j, effort), "");
 	if (xlate_type(j, v[XR_PTC], JSMN_PRIMITIVE) && !xlate_nil(j, v[XR_PTC]))
@@ -4941,11 +4941,13 @@ static int xlate_r2o_params(struct json *j, const int *v, struct sb *out)
 
 /*
  * A Responses request -> a Chat Completions request for `model` (a stream asks for its
- * usage). *custom gets the custom tools' names, for reading the answer. 0, -EBADMSG (*err
- * says why) or -ENOMEM. previous_response_id is refused: a Chat provider keeps no state.
+ * usage). *custom gets the custom tools' names, for reading the answer; effort: pass
+ * reasoning.effort on (not on the way to Messages: thinking blocks cannot make the round trip
+ * through Responses items, and Anthropic refuses a tool turn without them). 0, -EBADMSG
+ * (*err says why) or -ENOMEM. previous_response_id is refused: the route keeps no state.
  */
-static int xlate_req_r2o(struct arena *a, const char *body, size_t n, const char *model, struct sb *out,
-			 struct xlate_rnames *custom, const char **err)
+static int xlate_req_r2o(struct arena *a, const char *body, size_t n, const char *model, bool effort,
+			 struct sb *out, struct xlate_rnames *custom, const char **err)
 {
 	struct json j;
 	int v[XR_N], rc = json_parse(&j, a, body, n);
@@ -4953,7 +4955,7 @@ static int xlate_req_r2o(struct arena *a, const char *body, size_t n, const char
 	if (rc == 0 && (rc = xlate_get(&j, 0, xlate_r_keys, XR_N, v)) == 0) {
 		if (!xlate_nil(&j, v[XR_PREV]))
 			rc = xlate_fail(&j, "previous_response_id needs a provider that serves the Responses API "
-					    "(openai, azure): this route translates to Chat Completions and keeps no "
+					    "(openai, azure): this route translates the request and keeps no "
 					    "responses; send the whole conversation in \"input\"");
 	}
 	if (rc == 0) {
@@ -4966,7 +4968,7 @@ static int xlate_req_r2o(struct arena *a, const char *body, size_t n, const char
 	if (rc == 0)
 		rc = xlate_r2o_choice(&j, v[XR_TC], out);
 	if (rc == 0)
-		rc = xlate_r2o_params(&j, v, out);
+		rc = xlate_r2o_params(&j, v, effort, out);
 	if (rc == 0 && json_is_true(&j, v[XR_STREAM]))
 		sb_puts(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
 	if (rc == 0)
@@ -8258,14 +8260,19 @@ struct request {
 	size_t streamed;        /* event bytes relayed to the client */
 	size_t content_chars;   /* generated text relayed (xlate_content_chars): bills a cut stream */
 	/* dialect translation: XL_A2O = Anthropic client, OpenAI-format provider; XL_O2A = the reverse */
-	/* XL_R2O: a Responses API client, a Chat Completions provider */
-	enum { XL_NONE, XL_A2O, XL_O2A, XL_R2O } xl;
+	/* XL_R2O / XL_R2A: a Responses API client, a Chat Completions / an Anthropic provider
+	 * (R2A goes through Chat both ways: Responses -> Chat -> Messages, and back) */
+	enum { XL_NONE, XL_A2O, XL_O2A, XL_R2O, XL_R2A } xl;
 	union {
 		struct xlate_o2a o2a; /* XL_A2O streams: OpenAI chunks → Anthropic events */
 		struct xlate_a2o a2o; /* XL_O2A streams: Anthropic events → OpenAI chunks */
 		struct xlate_o2r o2r; /* XL_R2O streams: OpenAI chunks → Responses events */
+		struct {
+			struct xlate_a2o a2o;
+			struct xlate_o2r o2r;
+		} r2a;                /* XL_R2A streams: Anthropic events → chunks → Responses events */
 	} xs;
-	struct xlate_rnames rnames; /* XL_R2O: the client's custom tools */
+	struct xlate_rnames rnames; /* XL_R2O, XL_R2A: the client's custom tools */
 	const char *xid;        /* arena: the id translated answers carry */
 	/* governance */
 	const struct gov_vkey *vk;     /* config: the presented virtual key, or NULL */
@@ -9313,18 +9320,25 @@ static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
 	size_t n = body->iov_len;
 	sb_init(&t, &cl->arena, n + n / 4 + 256);
 	int rc = 0;
+	long long now = (long long)time(NULL);
 	if (status != 200 && rq->xl == XL_R2O)
 		return true; /* the same error body in both OpenAI APIs */
-	if (status == 200 && rq->xl == XL_R2O)
-		rc = xlate_resp_o2r(&cl->arena, p, n, rq->o.model, &rq->rnames, (long long)time(NULL), &t, &xu);
-	else if (status != 200 && rq->xl == XL_A2O)
+	if (status == 200 && rq->xl == XL_R2O) {
+		rc = xlate_resp_o2r(&cl->arena, p, n, rq->o.model, &rq->rnames, now, &t, &xu);
+	} else if (status == 200 && rq->xl == XL_R2A) { /* Messages -> Chat -> Responses */
+		struct sb chat;
+		struct xlate_usage cu = { 0 };
+		sb_init(&chat, &cl->arena, n + n / 4 + 256);
+		rc = xlate_resp_a2o(&cl->arena, p, n, rq->o.model, now, &chat, &xu);
+		rc = rc || chat.oom ? -EBADMSG : xlate_resp_o2r(&cl->arena, chat.p, chat.len, rq->o.model, &rq->rnames, now, &t, &cu);
+	} else if (status != 200 && rq->xl == XL_A2O)
 		xlate_error_o2a(p, n, status, &cl->arena, &t);
 	else if (status != 200)
 		xlate_error_a2o(p, n, status, &cl->arena, &t);
 	else if (rq->xl == XL_A2O)
 		rc = xlate_resp_o2a(&cl->arena, p, n, rq->o.model, &t, &xu);
 	else
-		rc = xlate_resp_a2o(&cl->arena, p, n, rq->o.model, (long long)time(NULL), &t, &xu);
+		rc = xlate_resp_a2o(&cl->arena, p, n, rq->o.model, now, &t, &xu);
 	if (rc || t.oom)
 		return false;
 	if (status == 200)
@@ -9436,32 +9450,81 @@ static size_t conn_relay_events(struct conn *cl, struct conn *u, struct iovec *v
 	return payload;
 }
 
+/* XL_R2A: Chat chunks (from the Anthropic events) on into Responses events. */
+static void conn_r2a_feed(struct conn *cl, const struct sb *chat, struct sb *t)
+{
+	size_t len;
+	for (size_t off = 0; !chat->oom && (len = sse_next(chat->p + off, chat->len - off)) > 0; off += len) {
+		struct str d = sse_data(chat->p + off, len);
+		if (d.p)
+			xlate_o2r_chunk(&cl->rq->xs.r2a.o2r, &cl->scratch, d.p, d.n, t);
+	}
+}
+
+/* One provider event, translated into `t` (scratch memory). */
+static void conn_xlate_event(struct conn *cl, struct str ev, struct sb *t)
+{
+	struct request *rq = cl->rq;
+	struct str data = sse_data(ev.p, ev.n), name;
+	struct sb chat;
+	rq->content_chars += xlate_content_chars(data.p, data.n);
+	switch (rq->xl) {
+	case XL_R2O:
+		xlate_o2r_chunk(&rq->xs.o2r, &cl->scratch, data.p, data.n, t);
+		break;
+	case XL_A2O:
+		xlate_o2a_chunk(&rq->xs.o2a, &cl->scratch, data.p, data.n, t);
+		break;
+	case XL_R2A:
+		name = sse_field(ev.p, ev.n, "event");
+		sb_init(&chat, &cl->scratch, 512);
+		xlate_a2o_event(&rq->xs.r2a.a2o, &cl->scratch, name.p, name.n, data.p, data.n, &chat);
+		conn_r2a_feed(cl, &chat, t);
+		break;
+	default:
+		name = sse_field(ev.p, ev.n, "event");
+		xlate_a2o_event(&rq->xs.a2o, &cl->scratch, name.p, name.n, data.p, data.n, t);
+	}
+}
+
+/* A translated stream is over: its closing events, or `error` in the client's dialect. */
+static void conn_xlate_end(struct conn *cl, const char *error, struct sb *t)
+{
+	struct request *rq = cl->rq;
+	struct sb chat;
+	switch (rq->xl) {
+	case XL_R2O:
+		xlate_o2r_end(&rq->xs.o2r, error, t);
+		break;
+	case XL_A2O:
+		xlate_o2a_end(&rq->xs.o2a, error, t);
+		break;
+	case XL_R2A:
+		if (!error) { /* the Chat side's finish and usage first */
+			sb_init(&chat, &cl->scratch, 256);
+			xlate_a2o_end(&rq->xs.r2a.a2o, NULL, &chat);
+			conn_r2a_feed(cl, &chat, t);
+		}
+		xlate_o2r_end(&rq->xs.r2a.o2r, error, t);
+		break;
+	default:
+		xlate_a2o_end(&rq->xs.a2o, error, t);
+	}
+}
+
 /* Translated relay: every complete event through the stream translator into `t`
  * (scratch memory, reset once the client took the batch). */
 static void conn_xlate_events(struct conn *cl, struct conn *u, struct sb *t, bool *done)
 {
 	struct request *rq = cl->rq;
 	size_t pos = up_events_from(u);
-	for (struct str ev; (ev = up_next_event(u, &pos)).n;) {
-		struct str data = sse_data(ev.p, ev.n);
-		rq->content_chars += xlate_content_chars(data.p, data.n);
-		if (rq->xl == XL_R2O) {
-			xlate_o2r_chunk(&rq->xs.o2r, &cl->scratch, data.p, data.n, t);
-		} else if (rq->xl == XL_A2O) {
-			xlate_o2a_chunk(&rq->xs.o2a, &cl->scratch, data.p, data.n, t);
-		} else {
-			struct str name = sse_field(ev.p, ev.n, "event");
-			xlate_a2o_event(&rq->xs.a2o, &cl->scratch, name.p, name.n, data.p, data.n, t);
-		}
-	}
+	for (struct str ev; (ev = up_next_event(u, &pos)).n;)
+		conn_xlate_event(cl, ev, t);
 	*done = up_consume(u, pos);
-	rq->xu = rq->xl == XL_R2O ? rq->xs.o2r.usage : rq->xl == XL_A2O ? rq->xs.o2a.usage : rq->xs.a2o.usage;
-	if (*done && rq->xl == XL_R2O)
-		xlate_o2r_end(&rq->xs.o2r, NULL, t);
-	else if (*done && rq->xl == XL_A2O)
-		xlate_o2a_end(&rq->xs.o2a, NULL, t);
-	else if (*done)
-		xlate_a2o_end(&rq->xs.a2o, NULL, t);
+	rq->xu = rq->xl == XL_R2O ? rq->xs.o2r.usage : rq->xl == XL_R2A ? rq->xs.r2a.a2o.usage
+		: rq->xl == XL_A2O ? rq->xs.o2a.usage : rq->xs.a2o.usage; /* the translator read it */
+	if (*done)
+		conn_xlate_end(cl, NULL, t);
 }
 
 /* The stream failed after its head went out: end it with an error in the client's dialect. */
@@ -9469,12 +9532,8 @@ static void conn_stream_error(struct conn *cl, struct sb *t)
 {
 	struct request *rq = cl->rq;
 	const char *msg = rq->err[0] ? rq->err : "provider stream failed";
-	if (rq->xl == XL_R2O) {
-		xlate_o2r_end(&rq->xs.o2r, msg, t);
-	} else if (rq->xl == XL_A2O) {
-		xlate_o2a_end(&rq->xs.o2a, msg, t);
-	} else if (rq->xl == XL_O2A) {
-		xlate_a2o_end(&rq->xs.a2o, msg, t);
+	if (rq->xl) {
+		conn_xlate_end(cl, msg, t);
 	} else if (rq->ep == EP_RESPONSES) {
 		sb_puts(t, "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"status\":"
 			   "\"failed\",\"error\":{\"code\":\"server_error\",\"message\":");
@@ -10102,6 +10161,38 @@ static bool conn_reasoning_model(const char *m)
 /* The candidate speaks the other dialect: count_tokens is estimated here
  * (xlate_count_tokens), a Messages or Chat request is translated; the
  * translated body is the only body iovec. false when answered. */
+/* The stream translator of the attempt's translation (a whole answer does not use it). */
+static void conn_xlate_start(struct conn *c)
+{
+	struct request *rq = c->rq;
+	long long now = (long long)time(NULL);
+	size_t cap = rq->hold->cfg->max_response;
+	switch (rq->xl) {
+	case XL_R2O:
+		xlate_o2r_init(&rq->xs.o2r, &c->arena, rq->o.model, rq->xid, &rq->rnames, now, cap);
+		break;
+	case XL_R2A:
+		xlate_a2o_init(&rq->xs.r2a.a2o, rq->o.model, rq->xid, true);
+		xlate_o2r_init(&rq->xs.r2a.o2r, &c->arena, rq->o.model, rq->xid, &rq->rnames, now, cap);
+		break;
+	case XL_A2O:
+		xlate_o2a_init(&rq->xs.o2a, rq->o.model, rq->xid);
+		break;
+	default:
+		xlate_a2o_init(&rq->xs.a2o, rq->o.model, rq->xid, rq->o.client_usage);
+	}
+}
+
+/* A Responses request for an Anthropic provider: to Chat, then to Messages. */
+static int conn_req_r2a(struct conn *c, const struct route_cand *rc, struct sb *out, const char **err)
+{
+	struct request *rq = c->rq;
+	struct sb chat;
+	sb_init(&chat, &c->arena, rq->o.j.n + rq->o.j.n / 4 + 256);
+	int rc2 = xlate_req_r2o(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, false, &chat, &rq->rnames, err);
+	return rc2 ? rc2 : xlate_req_o2a(&c->arena, chat.p, chat.len, rc->model, out, err);
+}
+
 static bool conn_translate(struct worker *w, struct conn *c, const struct route_cand *rc)
 {
 	struct request *rq = c->rq;
@@ -10124,9 +10215,11 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 			   "this endpoint has no equivalent at the chosen provider (it speaks the other dialect)");
 		return false;
 	}
-	rq->xl = rq->ep == EP_RESPONSES ? XL_R2O : rq->ep == EP_MESSAGES ? XL_A2O : XL_O2A;
+	bool anth = rc->p->kind->dialect == D_ANTHROPIC;
+	rq->xl = rq->ep == EP_RESPONSES ? (anth ? XL_R2A : XL_R2O) : rq->ep == EP_MESSAGES ? XL_A2O : XL_O2A;
 	sb_init(&b, &c->arena, rq->o.j.n + rq->o.j.n / 4 + 256);
-	int rc2 = rq->xl == XL_R2O ? xlate_req_r2o(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, &b, &rq->rnames, &err)
+	int rc2 = rq->xl == XL_R2A ? conn_req_r2a(c, rc, &b, &err)
+		: rq->xl == XL_R2O ? xlate_req_r2o(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, true, &b, &rq->rnames, &err)
 		: rq->xl == XL_A2O
 		? xlate_req_a2o(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, conn_reasoning_model(rc->model), &b, &err)
 		: xlate_req_o2a(&c->arena, rq->o.j.s, rq->o.j.n, rc->model, &b, &err);
@@ -10136,8 +10229,7 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 		return false;
 	}
 	sb_init(&h, &c->arena, 512);
-	prov_head(&h, &rq->o, rc->p, rc->model, rq->key, rq->xl == XL_O2A ? EP_MESSAGES : EP_CHAT,
-		  (struct str){ NULL, 0 }, b.len);
+	prov_head(&h, &rq->o, rc->p, rc->model, rq->key, anth ? EP_MESSAGES : EP_CHAT, (struct str){ NULL, 0 }, b.len);
 	rq->ur.iov = arena_new(&c->arena, struct iovec, 2);
 	if (h.oom || !rq->ur.iov) {
 		conn_error(w, c, 500, "server_error", "out of memory");
@@ -10149,35 +10241,11 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 	rq->ur.len = h.len + b.len;
 	char *id = arena_alloc(&c->arena, 40, 1);
 	if (id)
-		snprintf(id, 40, "%s_bf%016llx", rq->xl == XL_A2O ? "msg" : rq->xl == XL_R2O ? "resp" : "chatcmpl",
+		snprintf(id, 40, "%s_bf%016llx", rq->xl == XL_A2O ? "msg" : rq->xl >= XL_R2O ? "resp" : "chatcmpl",
 			 (unsigned long long)rng_next(&w->rng));
 	rq->xid = id ? id : "msg_bifrost";
-	if (rq->xl == XL_R2O)
-		xlate_o2r_init(&rq->xs.o2r, &c->arena, rq->o.model, rq->xid, &rq->rnames, (long long)time(NULL),
-			       rq->hold->cfg->max_response);
-	else if (rq->xl == XL_A2O)
-		xlate_o2a_init(&rq->xs.o2a, rq->o.model, rq->xid);
-	else
-		xlate_a2o_init(&rq->xs.a2o, rq->o.model, rq->xid, rq->o.client_usage);
+	conn_xlate_start(c);
 	return true;
-}
-
-/* Can the candidate serve the request's endpoint? The Responses API goes to OpenAI-format
- * providers only (forwarded, or translated to Chat Completions; not to Messages). 1 yes;
- * 0 no, try the next candidate; -1 no and none is left: answered. */
-static int conn_serves(struct worker *w, struct conn *c, const struct route_cand *rc)
-{
-	struct request *rq = c->rq;
-	if (rq->ep != EP_RESPONSES || rc->p->kind->dialect == D_OPENAI)
-		return 1;
-	conn_trail(rq, 400);
-	snprintf(rq->err, sizeof(rq->err), "provider %.64s (%s) cannot serve the Responses API: /v1/responses goes "
-		 "to OpenAI-format providers only (natively or translated to Chat Completions)", rc->p->name,
-		 rc->p->kind->name);
-	if (rq->ci + 1 < rq->rt.n)
-		return 0;
-	conn_error(w, c, 400, "invalid_request_error", rq->err);
-	return -1;
 }
 
 /* Choose the attempt's candidate and key: the first whose circuit admits us
@@ -10195,12 +10263,6 @@ static bool conn_pick(struct worker *w, struct conn *c)
 			return false;
 		}
 		const struct route_cand *rc = &rq->rt.c[rq->ci];
-		int serves = conn_serves(w, c, rc);
-		if (serves <= 0) {
-			if (serves < 0)
-				return false;
-			continue;
-		}
 		if (rq->retries == 0 && rq->koff == 0) /* a fresh candidate: draw its key by weight */
 			rq->key0 = route_key(rc->p, rc->model, &w->rng);
 		int ns = route_nkeys(rc->p, rc->model), i = 0, k = 0;

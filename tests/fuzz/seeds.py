@@ -277,3 +277,11 @@ put("xlate_responses", "answer", bytes([1]) + j({"id": "chatcmpl-1", "object": "
     {"id": "call_2", "type": "function", "function": {"name": "apply_patch", "arguments": "{\"input\":\"x\"}"}}]},
     "finish_reason": "length"}], "usage": {"prompt_tokens": 10, "completion_tokens": 5,
     "prompt_tokens_details": {"cached_tokens": 4}}}).encode())
+# the same target with [1] bit2: an Anthropic provider's events through Chat into Responses
+for name in ("text", "tools", "big_usage"):
+    src = os.path.join(ROOT, "xlate_stream_a2o", name)
+    if os.path.exists(src):
+        with open(src, "rb") as f:
+            b = bytearray(f.read())
+        b[1] |= 4
+        put("xlate_stream_o2r", "anthropic_" + name, bytes(b))

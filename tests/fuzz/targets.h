@@ -860,12 +860,15 @@ static int fuzz_xlate_response(const uint8_t *d, size_t n)
  * conn_xlate_events turns every complete event into the client's dialect (reading the usage
  * for billing on the way), the batch is checked and the scratch arena reset; at the end the
  * request is billed. Input: [0] cut mode + seed, [1] flags (bit0: client asked for usage,
- * bit1: stream cut off before its end), rest = the provider's SSE stream.
+ * bit1: stream cut off before its end; xlate_stream_o2r, bit2: the stream is an Anthropic
+ * provider's, translated through Chat), rest = the provider's SSE stream.
  */
-enum fz_stream { FZ_O2A, FZ_A2O, FZ_O2R };
+enum fz_stream { FZ_O2A, FZ_A2O, FZ_O2R, FZ_R2A };
 
 static int fz_xlate_stream(const uint8_t *d, size_t n, enum fz_stream how)
 {
+	if (how == FZ_O2R && n >= 2 && (d[1] & 4))
+		how = FZ_R2A; /* [1] bit2: an Anthropic provider's events, through Chat into Responses */
 	bool o2a = how == FZ_O2A;
 	fuzz_init();
 	if (n < 2)
@@ -877,19 +880,22 @@ static int fz_xlate_stream(const uint8_t *d, size_t n, enum fz_stream how)
 	d += 2, n -= 2;
 	/* o2a here = OpenAI provider, Anthropic client (the request's XL_A2O); o2r = OpenAI Chat
 	 * provider, a Responses API client (XL_R2O), with "apply_patch" a custom tool */
-	const struct provider *p = fz_prov(how == FZ_A2O ? "anthropic" : how == FZ_O2R ? "fast" : "openai");
+	bool resp = how == FZ_O2R || how == FZ_R2A;
+	const struct provider *p = fz_prov(how == FZ_A2O || how == FZ_R2A ? "anthropic" : how == FZ_O2R ? "fast" : "openai");
 	struct request *rq = fz_begin(p, how == FZ_O2A ? "claude-sonnet-4" : how == FZ_O2R ? "llama-3" : "gpt-4o",
-				      how == FZ_O2A ? EP_MESSAGES : how == FZ_O2R ? EP_RESPONSES : EP_CHAT);
+				      how == FZ_O2A ? EP_MESSAGES : resp ? EP_RESPONSES : EP_CHAT);
 	rq->streaming = true;
 	rq->o.client_usage = include_usage;
-	rq->xl = how == FZ_O2A ? XL_A2O : how == FZ_O2R ? XL_R2O : XL_O2A;
-	rq->xid = how == FZ_O2A ? "msg_bf0123" : how == FZ_O2R ? "resp_bf0123" : "chatcmpl-bf0123";
-	if (how == FZ_O2R) {
+	rq->xl = how == FZ_O2A ? XL_A2O : how == FZ_O2R ? XL_R2O : how == FZ_R2A ? XL_R2A : XL_O2A;
+	rq->xid = how == FZ_O2A ? "msg_bf0123" : resp ? "resp_bf0123" : "chatcmpl-bf0123";
+	if (resp) {
 		rq->rnames.n = 1;
 		rq->rnames.name[0] = STR("apply_patch");
 		/* a small cap: the "too large to translate" end is reached too */
-		xlate_o2r_init(&rq->xs.o2r, &F.cl->arena, rq->o.model, rq->xid, &rq->rnames, 1700000000,
-			       include_usage ? 4096 : 1 << 20);
+		struct xlate_o2r *o = how == FZ_R2A ? &rq->xs.r2a.o2r : &rq->xs.o2r;
+		xlate_o2r_init(o, &F.cl->arena, rq->o.model, rq->xid, &rq->rnames, 1700000000, include_usage ? 4096 : 1 << 20);
+		if (how == FZ_R2A)
+			xlate_a2o_init(&rq->xs.r2a.a2o, rq->o.model, rq->xid, true);
 	} else if (o2a) {
 		xlate_o2a_init(&rq->xs.o2a, rq->o.model, rq->xid);
 	} else {
@@ -911,7 +917,8 @@ static int fz_xlate_stream(const uint8_t *d, size_t n, enum fz_stream how)
 		else
 			conn_xlate_events(F.cl, u, &t, &done);
 		if (!t.oom) {
-			fz_assert_events(how == FZ_O2R ? "Responses events from an OpenAI stream"
+			fz_assert_events(how == FZ_R2A ? "Responses events from an Anthropic stream"
+					 : how == FZ_O2R ? "Responses events from an OpenAI stream"
 					 : o2a ? "Anthropic events from an OpenAI stream" : "OpenAI chunks from an Anthropic stream",
 					 t.p, t.len, how != FZ_A2O);
 			streamed += t.len;
@@ -931,7 +938,8 @@ static int fuzz_xlate_stream_o2r(const uint8_t *d, size_t n) { return fz_xlate_s
 
 /*
  * The Responses API on a Chat Completions provider. Input: [0] bit0: 0 = a Responses request
- * -> Chat (whose output the gateway's own body reader must take), 1 = a whole Chat answer ->
+ * -> Chat (whose output the gateway's own body reader must take; bit1: reasoning effort
+ * passed on), 1 = a whole Chat answer ->
  * a Responses object (valid JSON); rest = the body.
  */
 static int fuzz_xlate_responses(const uint8_t *d, size_t n)
@@ -939,7 +947,7 @@ static int fuzz_xlate_responses(const uint8_t *d, size_t n)
 	fuzz_init();
 	if (n < 1)
 		return 0;
-	bool answer = d[0] & 1;
+	bool answer = d[0] & 1, effort = d[0] & 2;
 	d++, n--;
 	char *body = fz_dup(d, n);
 	struct arena a;
@@ -950,7 +958,7 @@ static int fuzz_xlate_responses(const uint8_t *d, size_t n)
 	struct xlate_usage u = { 0 };
 	const char *err = NULL;
 	int rc = answer ? xlate_resp_o2r(&a, body, n, "groq/llama-3", &names, 1700000000, &out, &u)
-			: xlate_req_r2o(&a, body, n, "llama-3", &out, &names, &err);
+			: xlate_req_r2o(&a, body, n, "llama-3", effort, &out, &names, &err);
 	FUZZ_ASSERT(rc == 0 || rc == -EBADMSG || rc == -ENOMEM, "rc %d", rc);
 	FUZZ_ASSERT(answer || rc != -EBADMSG || err, "a refusal without a reason");
 	if (rc == 0 && !out.oom) {

@@ -1,6 +1,8 @@
 // OpenAI's Responses API (POST /v1/responses and /openai/v1/responses) through the gateway:
 // routed like chat completions, forwarded natively to "openai" and "azure" providers with
-// only "model" changed, refused (400) for every other kind, billed from the Responses usage
+// only "model" changed (other kinds translate it: responses_translate.test.mjs for Chat-only
+// providers, responses_anthropic.test.mjs for Anthropic ones; here an unreachable anthropic-kind
+// candidate shows the failover and the log's `failed` list), billed from the Responses usage
 // (plain: top-level "usage"; stream: response.completed's response.usage; a stream the client
 // cuts: the "delta" characters / 4), max_output_tokens in the admission estimate, and a stream
 // the provider breaks ends with `event: response.failed`.
@@ -12,7 +14,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startGateway, request, RawConn, rawRequest, sleep, show, errorBody } from '../lib/gateway.mjs';
+import { startGateway, request, RawConn, rawRequest, sleep, show, errorBody, freePort } from '../lib/gateway.mjs';
 import { requestRecorder } from '../lib/record.mjs';
 import { costMicros, entity, quiet } from '../lib/usage.mjs';
 
@@ -247,14 +249,14 @@ function post(port, path, body, headers = {}) {
 // the shared gateway: oai (openai), antp (anthropic), oai2 (openai) on the bare "shared-*" models
 
 let oa; // Responses mock behind "oai" and "oai2"
-let gq; // Responses mock behind the anthropic-kind provider (it must never be asked)
+let deadPort; // the anthropic-kind provider's port: nothing listens there (every attempt fails, 502)
 let az; // Responses mock behind the azure provider
 let gw;
 const gws = [];
 
 before(async () => {
   oa = await startResponsesMock('oa');
-  gq = await startResponsesMock('gq');
+  deadPort = await freePort(); // nothing listens here
   az = await startResponsesMock('az');
   gw = await startGateway({
     config: {
@@ -262,8 +264,9 @@ before(async () => {
       circuit_breaker: { failures: 1000000, cooldown_ms: 1000 },
       providers: [
         { name: 'oai', provider: 'openai', apiKey: 'sk-oai-upstream-0001', base_url: oa.baseUrl, models: ['gpt-*'], max_retries: 0 },
-        // (weights in thousandths: 1000000 vs 0.001 → antp is drawn first but once in 10^9)
-        { name: 'antp', provider: 'anthropic', apiKey: 'sk-ant-upstream-0002', base_url: gq.baseUrl, models: ['shared-*', 'llama-*'], weight: 1000000, max_retries: 0 },
+        // (weights in thousandths: 1000000 vs 0.001 → antp is drawn first but once in 10^9;
+        // it is unreachable: the Responses request, translated for it, fails over with 502)
+        { name: 'antp', provider: 'anthropic', apiKey: 'sk-ant-upstream-0002', base_url: `http://127.0.0.1:${deadPort}`, models: ['shared-*', 'llama-*'], weight: 1000000, max_retries: 0 },
         { name: 'oai2', provider: 'openai', apiKey: 'sk-oai2-upstream-0003', base_url: oa.baseUrl, models: ['shared-*'], weight: 0.001, max_retries: 0 },
         { name: 'az', provider: 'azure', apiKey: 'AZKEY-0004', base_url: az.origin, api_version: '2025-04-01-preview',
           models: ['gpt-*'], deployments: { 'gpt-4.1': 'my-dep' }, max_retries: 0 },
@@ -276,11 +279,10 @@ before(async () => {
 after(async () => {
   for (const g of gws) await g.stop('SIGKILL');
   await oa?.close();
-  await gq?.close();
   await az?.close();
 });
 
-function resetMocks() { oa.reset(); gq.reset(); az.reset(); }
+function resetMocks() { oa.reset(); az.reset(); }
 
 // ---------------------------------------------------------------------------------------------
 // 1. plain
@@ -406,49 +408,62 @@ test('/openai/v1/responses is served like /v1/responses (SDK with baseURL …/op
 // ---------------------------------------------------------------------------------------------
 // 5. routing
 
-test('an anthropic provider cannot serve the Responses API (not translated to Messages): 400 invalid_request_error naming it, nothing sent upstream', T, async () => {
+test('an anthropic-kind provider is now asked for /v1/responses (translated to Messages): unreachable → 502 OpenAI-shaped error naming it, `failed` lists it, nothing sent to the other providers', T, async () => {
   resetMocks();
-  const r = await post(gw.port, '/v1/responses', { model: 'antp/llama-3.3-70b-versatile', input: 'hi' });
-  assert.equal(r.status, 400, show(r));
-  const e = errorBody(r);
-  assert.equal(e.type, 'invalid_request_error', show(r));
-  assert.match(e.message, /\bantp\b/, `the message must name the provider: ${e.message}`);
-  assert.match(e.message, /Responses API/, `the message must name the Responses API: ${e.message}`);
+  const n0 = gw.logLines().length;
+  for (const stream of [false, true]) {
+    const r = await post(gw.port, '/v1/responses', { model: 'antp/llama-3.3-70b-versatile', input: 'hi', stream });
+    // (no longer the 400 "cannot serve the Responses API": the candidate was tried)
+    assert.equal(r.status, 502, `stream ${stream}: ${show(r)}`);
+    assert.match(r.headers['content-type'] ?? '', /application\/json/, show(r));
+    const e = errorBody(r);
+    assert.equal(e.type, 'upstream_error', show(r));
+    assert.match(e.message, /\bantp\b/, `the message must name the provider: ${e.message}`);
+    assert.doesNotMatch(e.message, /cannot serve the Responses API/, e.message);
+  }
   await sleep(100);
-  assert.equal(gq.requests.length, 0, 'the request reached the anthropic-kind upstream');
-  assert.equal(oa.requests.length, 0);
-  // the SDK sees a BadRequestError
+  assert.equal(oa.requests.length + az.requests.length, 0, 'another provider was asked for an explicit antp model');
+  // the SDK sees a 5xx APIError (not a BadRequestError)
   const { client } = sdkClient(gw.port);
   await assert.rejects(client.responses.create({ model: 'antp/llama-3.3-70b-versatile', input: 'hi' }), (err) => {
-    assert.ok(err instanceof OpenAI.BadRequestError, `not a BadRequestError: ${err?.constructor?.name} ${err}`);
-    assert.match(err.message, /Responses API/);
+    assert.ok(err instanceof OpenAI.InternalServerError, `not an InternalServerError: ${err?.constructor?.name} ${err}`);
+    assert.ok(!(err instanceof OpenAI.BadRequestError), `a BadRequestError: ${err}`);
+    assert.equal(err.status, 502);
+    assert.match(err.message, /\bantp\b/);
     return true;
   });
-  assert.equal(gq.requests.length, 0);
-  const l = await logLine(gw, (x) => x.status === 400 && x.provider === 'antp/llama-3.3-70b-versatile', 'the refused request');
-  assert.deepEqual(failedOf(l), ['antp/llama-3.3-70b-versatile:400'], JSON.stringify(l));
+  const lines = () => gw.logLines().slice(n0).filter((x) => x.path === '/v1/responses' && x.provider === 'antp/llama-3.3-70b-versatile');
+  for (let i = 0; i < 150 && lines().length < 3; i++) await sleep(20);
+  assert.equal(lines().length, 3, JSON.stringify(lines()));
+  for (const l of lines()) {
+    assert.equal(l.status, 502, JSON.stringify(l));
+    assert.equal(l.attempts, 1, JSON.stringify(l));
+    assert.deepEqual(failedOf(l), ['antp/llama-3.3-70b-versatile:502'], JSON.stringify(l));
+  }
 });
 
-test('a bare model served by an anthropic provider (far higher weight) and openai: answered by openai, `failed` lists the anthropic candidate with 400', T, async () => {
+test('a bare model served by an anthropic provider (far higher weight, unreachable) and openai: answered by openai, `failed` lists the anthropic candidate with 502', T, async () => {
   resetMocks();
+  const n0 = gw.logLines().length;
   for (let i = 0; i < 3; i++) {
     const r = await post(gw.port, '/v1/responses', { model: 'shared-model', input: `bare ${i}` });
     assert.equal(r.status, 200, show(r));
     assert.equal(r.headers['x-bifrost-provider'], 'oai2/shared-model');
     assert.equal(JSON.parse(r.text).output[0].content[0].text, TEXT);
   }
-  assert.equal(gq.requests.length, 0, 'the request reached the anthropic-kind upstream');
   assert.equal(oa.requests.length, 3);
   for (const q of oa.requests) {
+    assert.equal(q.url, '/v1/responses');
     assert.equal(q.headers.authorization, 'Bearer sk-oai2-upstream-0003');
     assert.equal(q.json.model, 'shared-model');
   }
-  const bare = () => gw.logLines().filter((x) => x.path === '/v1/responses' && x.provider === 'oai2/shared-model');
+  const bare = () => gw.logLines().slice(n0).filter((x) => x.path === '/v1/responses' && x.provider === 'oai2/shared-model');
   for (let i = 0; i < 150 && bare().length < 3; i++) await sleep(20);
   assert.equal(bare().length, 3, `log lines of the bare requests: ${JSON.stringify(bare())}`);
   for (const l of bare()) {
     assert.equal(l.status, 200, JSON.stringify(l));
-    assert.deepEqual(failedOf(l), ['antp/shared-model:400'], JSON.stringify(l));
+    assert.equal(l.attempts, 2, JSON.stringify(l));
+    assert.deepEqual(failedOf(l), ['antp/shared-model:502'], JSON.stringify(l));
   }
   // body "fallbacks" from an anthropic-kind primary to an openai model, streamed
   const body = '{"model":"antp/llama-3.3-70b-versatile","input":"fall back","stream":true,"fallbacks":["oai/gpt-4.1"]}';
@@ -457,11 +472,14 @@ test('a bare model served by an anthropic provider (far higher weight) and opena
   assert.equal(r.headers['x-bifrost-provider'], 'oai/gpt-4.1');
   const evs = parseSse(r.text);
   assert.equal(evs.at(-1)?.name, 'response.completed', r.text.slice(-400));
-  assert.equal(gq.requests.length, 0);
+  assert.equal(oa.requests.length, 4);
   const up = oa.requests.at(-1);
   assert.equal(up.json.model, 'gpt-4.1');
   assert.ok(!('fallbacks' in up.json), 'fallbacks forwarded upstream');
   assert.deepEqual(up.json, { model: 'gpt-4.1', input: 'fall back', stream: true });
+  const l = await logLine(gw, (x) => x.provider === 'oai/gpt-4.1' && x.stream === true && failedOf(x).length > 0, 'the fallback stream');
+  assert.equal(l.status, 200, JSON.stringify(l));
+  assert.deepEqual(failedOf(l), ['antp/llama-3.3-70b-versatile:502'], JSON.stringify(l));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -488,7 +506,7 @@ test('azure: POST /openai/responses?api-version=…, api-key header, body model 
   assert.equal(az.requests.length, 2);
   assert.equal(az.requests[1].url, '/openai/responses?api-version=2025-04-01-preview');
   assertForwardedNatively(az.requests[1], sent[1].body, 'az/gpt-4.1', 'my-dep');
-  assert.equal(oa.requests.length + gq.requests.length, 0);
+  assert.equal(oa.requests.length, 0);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@
 //   2. streamed text: every event in order, sequence numbers 0…n, response.completed
 //   3. function tool round trip, plain and streamed (call items, then tool messages upstream)
 //   4. a custom (freeform) tool: a one-string-parameter function upstream, custom_tool_call back
-//   5. errors: previous_response_id, unsupported tools and items, an Anthropic provider,
+//   5. errors: previous_response_id, unsupported tools and items, an unreachable Anthropic
+//      provider failed over (Anthropic itself: responses_anthropic.test.mjs),
 //      upstream 429/400/500 passed through, a stream the provider cuts → response.failed
 //   6. governance: translated plain and streamed requests billed from the Chat usage
 //   7. the real Codex CLI through the gateway to the Chat-only provider: as installed, refused
@@ -28,7 +29,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startGateway, request, sleep, show, errorBody, tempDir, REPO } from '../lib/gateway.mjs';
+import { startGateway, request, sleep, show, errorBody, tempDir, REPO, freePort } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
 import { requestRecorder } from '../lib/record.mjs';
 import { costMicros, entity, quiet } from '../lib/usage.mjs';
@@ -196,21 +197,22 @@ const HEAD_EVENTS = ['response.created', 'response.in_progress'];
 // the shared gateway: groqp (groq kind, Chat-only mock), ant (anthropic kind), on "shared-*" both
 
 let gq; // Chat Completions mock behind groqp (and the governed gateway's groqp)
-let an; // a mock behind the anthropic-kind provider: must never be asked
+let deadPort; // the anthropic-kind provider's port: nothing listens there (its attempts fail, 502)
 let gw;
 let gov;
 
 before(async () => {
   gq = await startMock({ name: 'gq' });
-  an = await startMock({ name: 'an' });
+  deadPort = await freePort(); // nothing listens here
   gw = await startGateway({
     config: {
       log_requests: true,
       circuit_breaker: { failures: 1000000, cooldown_ms: 1000 },
       providers: [
         { name: 'groqp', provider: 'groq', apiKey: UP_KEY, base_url: gq.baseUrl, models: ['llama-*', 'shared-*', 'openai/*'], weight: 0.001, max_retries: 0 },
-        // (weights in thousandths: ant is drawn first for shared-* but once in 10^9)
-        { name: 'ant', provider: 'anthropic', apiKey: 'sk-ant-never', base_url: an.origin, models: ['claude-*', 'shared-*'], weight: 1000000, max_retries: 0 },
+        // (weights in thousandths: ant is drawn first for shared-* but once in 10^9; it is
+        // unreachable, so a bare shared-* model fails over from it to groqp)
+        { name: 'ant', provider: 'anthropic', apiKey: 'sk-ant-never', base_url: `http://127.0.0.1:${deadPort}`, models: ['claude-*', 'shared-*'], weight: 1000000, max_retries: 0 },
       ],
     },
   });
@@ -220,10 +222,9 @@ after(async () => {
   await gw?.stop('SIGKILL');
   await gov?.stop('SIGKILL');
   await gq?.close();
-  await an?.close();
 });
 
-function resetMocks() { gq.reset(); an.reset(); }
+function resetMocks() { gq.reset(); }
 
 // ---------------------------------------------------------------------------------------------
 // 1. plain
@@ -639,14 +640,19 @@ test('refused before anything goes upstream: previous_response_id, an item_refer
   assert.equal(gq.requests.length, 1);
 });
 
-test('an anthropic-kind provider cannot serve /v1/responses: 400 naming it alone; skipped for a bare model the groq provider also serves', T, async () => {
+test('an anthropic-kind provider is tried for /v1/responses (no longer refused): unreachable → 502 naming it; a bare model fails over from it to the groq provider, `failed` listing it', T, async () => {
   resetMocks();
+  const n0 = gw.logLines().length;
   const r = await post(gw.port, { model: 'ant/claude-sonnet-4-5', input: 'hi' });
-  assert.equal(r.status, 400, show(r));
+  assert.equal(r.status, 502, show(r));
   const e = errorBody(r);
-  assert.equal(e.type, 'invalid_request_error');
+  assert.equal(e.type, 'upstream_error', show(r));
   assert.match(e.message, /\bant\b/, e.message);
-  assert.match(e.message, /Responses API/, e.message);
+  assert.doesNotMatch(e.message, /cannot serve the Responses API/, e.message);
+  const l0 = await logLine(gw, (x) => x.provider === 'ant/claude-sonnet-4-5', 'the explicit ant request');
+  assert.equal(l0.status, 502, JSON.stringify(l0));
+  assert.deepEqual(failedOf(l0), ['ant/claude-sonnet-4-5:502'], JSON.stringify(l0));
+  assert.equal(gq.requests.length, 0, 'the groq provider was asked for an explicit ant model');
   for (let i = 0; i < 2; i++) {
     const b = await post(gw.port, { model: 'shared-model', input: `bare ${i}`, stream: i === 1 });
     assert.equal(b.status, 200, show(b));
@@ -654,14 +660,16 @@ test('an anthropic-kind provider cannot serve /v1/responses: 400 naming it alone
     if (i === 1) assert.equal(parseSse(b.text).at(-1)?.name, 'response.completed', b.text.slice(-300));
     else assert.equal(JSON.parse(b.text).output[0].content[0].text, 'Hello from gq');
   }
-  await sleep(50);
-  assert.equal(an.requests.length, 0, 'the anthropic provider was asked');
   assert.equal(gq.requests.length, 2);
   assert.deepEqual(gq.requests.map((q) => [q.url, q.json.model]), [['/v1/chat/completions', 'shared-model'], ['/v1/chat/completions', 'shared-model']]);
-  const bare = () => gw.logLines().filter((x) => x.path === '/v1/responses' && x.provider === 'groqp/shared-model');
+  const bare = () => gw.logLines().slice(n0).filter((x) => x.path === '/v1/responses' && x.provider === 'groqp/shared-model');
   for (let i = 0; i < 150 && bare().length < 2; i++) await sleep(20);
   assert.equal(bare().length, 2);
-  for (const l of bare()) assert.deepEqual(failedOf(l), ['ant/shared-model:400'], JSON.stringify(l));
+  for (const l of bare()) {
+    assert.equal(l.status, 200, JSON.stringify(l));
+    assert.equal(l.attempts, 2, JSON.stringify(l));
+    assert.deepEqual(failedOf(l), ['ant/shared-model:502'], JSON.stringify(l));
+  }
 });
 
 test('upstream errors reach the client unchanged: 429 (max_retries 0, one attempt), 400 and 500 with the provider\'s OpenAI error body', T, async () => {

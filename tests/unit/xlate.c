@@ -1188,7 +1188,7 @@ Test(xlate_responses, request_items_to_chat)
 	sb_init(&o, &a, 256);
 	struct xlate_rnames nm;
 	const char *err = NULL;
-	cr_assert_eq(xlate_req_r2o(&a, b, strlen(b), "up", &o, &nm, &err), 0, "%s", err ? err : "");
+	cr_assert_eq(xlate_req_r2o(&a, b, strlen(b), "up", true, &o, &nm, &err), 0, "%s", err ? err : "");
 	const char *want =
 		"{\"model\":\"up\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":\"system\","
 		"\"content\":\"rules\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"look\"}]},"
@@ -1205,7 +1205,7 @@ Test(xlate_responses, request_items_to_chat)
 	cr_assert_eq(nm.n, 1);
 	const char *prev = "{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":\"resp_1\"}";
 	sb_init(&o, &a, 64);
-	cr_assert_eq(xlate_req_r2o(&a, prev, strlen(prev), "up", &o, &nm, &err), -EBADMSG);
+	cr_assert_eq(xlate_req_r2o(&a, prev, strlen(prev), "up", true, &o, &nm, &err), -EBADMSG);
 	cr_assert(strstr(err, "previous_response_id"));
 	arena_reset(&a);
 }
