@@ -18,7 +18,8 @@
  *   8. cfg_/dns_            config.json loading, validation, env.NAME, defaults; DNS table
  *   9. route_               model string -> provider candidates, weighted choice, breakers
  *  10. prov_                provider adapters: base URLs, auth headers, body edits
- *  11. xlate_               dialect translation: Anthropic Messages <-> OpenAI Chat
+ *  11. xlate_               dialect translation: Anthropic Messages <-> OpenAI Chat, and
+ *                           the Responses API -> Chat (and on to Messages)
  *  12. jrnl_                charge journal: checksummed records, group commit, replay
  *  13. gov_                 governance: windows, prices, lock-free counters, admission
  *  14. metrics_             counters and the overhead histogram
@@ -289,7 +290,7 @@ static char *arena_strndup(struct arena *a, const char *s, size_t n)
 }
 
 /* ======================================================================== *
- * 3. str_/buf_/sb_ — slices and growable buffers.                         *
+ * 3. str_/buf_/sb_ — slices and growable buffers.                          *
  *                                                                          *
  * A `str` never owns its bytes. A `buf` owns a malloc'd block that grows    *
  * up to `limit`; appends past it fail with -E2BIG, never silently truncate. *
@@ -1598,7 +1599,7 @@ static const char *tls_error_text(int err)
 }
 
 /* ======================================================================== *
- * 8. cfg_/dns_ — config.json: load, validate, publish; the DNS table.     *
+ * 8. cfg_/dns_ — config.json: load, validate, publish; the DNS table.      *
  *                                                                          *
  * A `struct cfg` is immutable once published and lives in its own arena.    *
  * Workers hold it through a reference count (cfg_get/cfg_put); SIGHUP      *
@@ -2960,7 +2961,7 @@ static int prov_build(struct arena *a, const struct client_req *o, const struct 
 }
 
 /* ======================================================================== *
- * 11. xlate_ — dialect translation, Anthropic Messages <-> OpenAI Chat.    *
+ * 11. xlate_ — dialect translation: Messages <-> Chat, Responses -> Chat.  *
  *                                                                          *
  * Owns the rewriting of request bodies, response bodies, stream events and *
  * error bodies from one dialect into the other (PROTOCOLS.md, "Translating *
@@ -2972,6 +2973,9 @@ static int prov_build(struct arena *a, const struct client_req *o, const struct 
  *   xlate_req_a2o  xlate_resp_o2a  xlate_o2a_init/_chunk/_end   (a2o route)*
  *   xlate_req_o2a  xlate_resp_a2o  xlate_a2o_init/_event/_end   (o2a route)*
  *   xlate_error_o2a  xlate_error_a2o  xlate_count_tokens                   *
+ *   r2o = a Responses API client → a Chat provider (an Anthropic one: r2o, *
+ *   then o2a, and back through a2o and o2r; chained by conn_):             *
+ *   xlate_req_r2o  xlate_resp_o2r  xlate_o2r_init/_chunk/_end              *
  *                                                                          *
  * Invariants:                                                              *
  * - Values are copied as raw JSON text (json_raw), never re-encoded:       *
@@ -5820,7 +5824,7 @@ static int jrnl_compact(struct jrnl *j, const char *path)
  * Owns: reset windows (pure calendar arithmetic, UTC, no libc time zone),  *
  * the price table and cost math in integer micro-dollars (µ$), the shared  *
  * counter region, the multi-tier admission/settlement protocol, and the    *
- * governance config (gov_cfg, struct gov: immutable, config arena). *
+ * governance config (gov_cfg, struct gov: immutable, config arena).        *
  *                                                                          *
  * Counters. The region is a flat array of 128-byte slots (two cache lines, *
  * the rate-limit words on the second), found by an entity's 64-bit key     *
@@ -5849,7 +5853,7 @@ static int jrnl_compact(struct jrnl *j, const char *path)
  * same way (body bytes / 4 + max_tokens tokens), with the same bound.      *
  * An unpriced model is charged per governance.unpriced (gov_price_max).    *
  *                                                                          *
- * Callers: cfg_parse (gov_cfg), the main thread (gov_bind after a   *
+ * Callers: cfg_parse (gov_cfg), the main thread (gov_bind after a          *
  * config is built; gov_replay_apply, then gov_replay_rates, at start),     *
  * workers (gov_key_find, gov_key_allows, gov_tiers, gov_admit,             *
  * gov_complete, gov_abort), admin (gov_usage_json). Time is unix seconds   *
@@ -7444,7 +7448,7 @@ static struct gov *gov_cfg(struct cfg_ld *L, int gov_tok, int pricing_tok, int p
 }
 
 /* ======================================================================== *
- * 14. metrics_ — what operators see.                                      *
+ * 14. metrics_ — what operators see.                                       *
  *                                                                          *
  * Each worker owns its counters (single writer: relaxed load+store, no     *
  * locked instructions); /metrics sums them. The overhead histogram is the  *
@@ -7539,7 +7543,7 @@ struct log_state {
 };
 
 /* ======================================================================== *
- * 15. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.   *
+ * 15. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.    *
  *                                                                          *
  * One worker per core; everything below belongs to exactly one worker      *
  * thread and is touched by no other. `user_data` = slot | generation | op, *
@@ -8218,7 +8222,7 @@ static void *loop_run(void *arg)
  * pooled connections keep a read posted, so a server's close is noticed    *
  * at once; a reused connection that fails before any byte is retried once  *
  * on a fresh one (the request was never processed).                        *
- * Tells its client what happened through struct up_hooks (up_client).    *
+ * Tells its client what happened through struct up_hooks (up_client).      *
  * ======================================================================== */
 
 /* Where a request is (the transitions are drawn in the conn_ banner; conn_phase checks them). */
