@@ -3008,6 +3008,7 @@ static int prov_build(struct arena *a, const struct client_req *o, const struct 
 
 struct xlate_usage {
 	long long in, out, cache_read, cache_write; /* Anthropic meaning: in excludes cache */
+	long long reasoning; /* of `out`, the reasoning tokens (OpenAI reports them; for display) */
 	bool clamped; /* the provider reported a count beyond XLATE_TOKENS_MAX (or negative) */
 };
 
@@ -3288,12 +3289,14 @@ static long long xlate_tokens(const struct json *j, int i, long long dflt, struc
 }
 
 /* Usage readers: only the fields present overwrite `u`. */
-/* OpenAI's usage objects: k = input count (cache included), output count, input details. */
-static void xlate_usage_from_oai(struct json *j, int usage, struct xlate_usage *u, const char *const k[3])
+/* OpenAI's usage objects: k = input count (cache included), output count, input details,
+ * output details. */
+static void xlate_usage_from_oai(struct json *j, int usage, struct xlate_usage *u, const char *const k[4])
 {
-	int v[3];
-	if (xlate_get(j, usage, k, 3, v))
+	int v[4];
+	if (xlate_get(j, usage, k, 4, v))
 		return;
+	u->reasoning = xlate_tokens(j, xlate_member(j, v[3], "reasoning_tokens"), u->reasoning, u);
 	int cached = xlate_member(j, v[2], "cached_tokens");
 	long long p = xlate_tokens(j, v[0], u->in + u->cache_read, u);
 	u->cache_read = xlate_tokens(j, cached, u->cache_read, u);
@@ -3304,14 +3307,16 @@ static void xlate_usage_from_oai(struct json *j, int usage, struct xlate_usage *
 /* Chat Completions' usage. */
 static void xlate_usage_from_o(struct json *j, int usage, struct xlate_usage *u)
 {
-	static const char *const k[] = { "prompt_tokens", "completion_tokens", "prompt_tokens_details" };
+	static const char *const k[] = { "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+					 "completion_tokens_details" };
 	xlate_usage_from_oai(j, usage, u, k);
 }
 
 /* The Responses API's usage (output_tokens includes reasoning tokens). */
 static void xlate_usage_from_r(struct json *j, int usage, struct xlate_usage *u)
 {
-	static const char *const k[] = { "input_tokens", "output_tokens", "input_tokens_details" };
+	static const char *const k[] = { "input_tokens", "output_tokens", "input_tokens_details",
+					 "output_tokens_details" };
 	xlate_usage_from_oai(j, usage, u, k);
 }
 
@@ -4785,15 +4790,25 @@ static int xlate_r2o_item(struct json *j, int item, enum xlate_rstate *st, struc
 	struct str type = xlate_type(j, v[0], JSMN_STRING) ? xlate_inner(j, v[0]) : STR("message");
 	if (str_eq(type, "function_call") || str_eq(type, "custom_tool_call"))
 		return xlate_r2o_call(j, item, str_eq(type, "custom_tool_call"), st, out);
-	if (str_eq(type, "reasoning"))
-		return 0; /* the provider's own reasoning state: nothing a Chat provider takes */
+	/* reasoning: the provider's own state; item_reference: an earlier answer's item by id
+	 * (clients that assume the server stored it, as the AI SDK does) — neither exists on a
+	 * translated route, and the tool calls and outputs around them still make the turn */
+	if (str_eq(type, "reasoning") || str_eq(type, "item_reference"))
+		return 0;
 	if (*st != XRS_NONE)
 		xlate_r2o_settle(st, out);
 	if (str_eq(type, "function_call_output") || str_eq(type, "custom_tool_call_output"))
 		return xlate_r2o_output(j, item, out);
-	if (!str_eq(type, "message"))
-		return xlate_fail(j, "an input item type a Chat Completions provider cannot take (only messages, "
-				     "function and custom tool calls and their outputs, reasoning)");
+	if (!str_eq(type, "message")) {
+		struct sb m;
+		sb_init(&m, out->a, 160);
+		sb_puts(&m, "input items of type \"");
+		sb_put(&m, type.p, MIN(type.n, 40));
+		sb_puts(&m, "\" cannot be translated (only messages, function and custom tool calls and their "
+			     "outputs; reasoning and item references are left out)");
+		sb_put(&m, "", 1);
+		return xlate_fail(j, m.oom ? "an input item type that cannot be translated" : m.p);
+	}
 	struct str role = xlate_inner(j, v[1]);
 	bool asst = str_eq(role, "assistant"), user = str_eq(role, "user");
 	if (!asst && !user && !str_eq(role, "system") && !str_eq(role, "developer"))
@@ -4986,9 +5001,9 @@ static int xlate_req_r2o(struct arena *a, const char *body, size_t n, const char
 static void xlate_put_usage_r(struct sb *out, const struct xlate_usage *u)
 {
 	sb_printf(out, "\"usage\":{\"input_tokens\":%lld,\"input_tokens_details\":{\"cached_tokens\":%lld},"
-		       "\"output_tokens\":%lld,\"output_tokens_details\":{\"reasoning_tokens\":0},"
+		       "\"output_tokens\":%lld,\"output_tokens_details\":{\"reasoning_tokens\":%lld},"
 		       "\"total_tokens\":%lld}",
-		  u->in + u->cache_read, u->cache_read, u->out, u->in + u->cache_read + u->out);
+		  u->in + u->cache_read, u->cache_read, u->out, MIN(u->reasoning, u->out), u->in + u->cache_read + u->out);
 }
 
 /* A response object's head, up to and including "output":[ (items follow). */
@@ -5066,6 +5081,7 @@ static int xlate_resp_o2r(struct arena *a, const char *body, size_t n, const cha
 	static const char *const mk[] = { "content", "tool_calls" };
 	struct json j;
 	int v[4], m[2] = { -1, -1 }, rc = json_parse(&j, a, body, n);
+	memset(u, 0, sizeof(*u));
 	if (rc || (rc = xlate_get(&j, 0, k, 4, v)))
 		return rc == -ENOMEM ? -ENOMEM : -EBADMSG;
 	int ch = xlate_type(&j, v[2], JSMN_ARRAY) && j.tok[v[2]].size ? v[2] + 1 : -1;

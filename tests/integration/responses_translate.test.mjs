@@ -592,11 +592,11 @@ test('a custom tool: a one-string-parameter function upstream; its call comes ba
 // ---------------------------------------------------------------------------------------------
 // 5. errors
 
-test('refused before anything goes upstream: previous_response_id, an item_reference input, a bad content part; built-in tools left out', T, async () => {
+test('refused before anything goes upstream: previous_response_id, a file_search_call input, a bad content part; built-in tools and item references left out', T, async () => {
   resetMocks();
   const cases = [
     [{ model: MODEL, input: 'continue', previous_response_id: 'resp_68af0000aaaa' }, /previous_response_id/],
-    [{ model: MODEL, input: [{ type: 'item_reference', id: 'msg_123' }] }, /input item type/],
+    [{ model: MODEL, input: [{ type: 'file_search_call', id: 'fs_123', queries: ['q'], status: 'completed' }] }, /input items of type "file_search_call" cannot be translated/],
     [{ model: MODEL, input: [{ role: 'user', content: [{ type: 'input_file', file_id: 'file-1' }] }] }, /content part/],
   ];
   for (const [body, re] of cases) {
@@ -626,13 +626,18 @@ test('refused before anything goes upstream: previous_response_id, an item_refer
   const rw = await post(gw.port, { model: MODEL, input: 'search', tools: [{ type: 'web_search' }, WEATHER_TOOL, { type: 'file_search', vector_store_ids: ['vs_1'] }] });
   assert.equal(rw.status, 200, show(rw));
   assert.deepEqual(gq.requests.at(-1).json.tools.map((t) => `${t.type}:${t.function.name}`), ['function:get_weather']);
+  // an item_reference (a client that assumes the server stored its earlier answer) is left out
+  const rr = await post(gw.port, { model: MODEL, input: [{ role: 'user', content: 'hi' }, { type: 'item_reference', id: 'msg_1' },
+    { type: 'function_call', call_id: 'c1', name: 'get_weather', arguments: '{}' }, { type: 'function_call_output', call_id: 'c1', output: 'sunny' }] });
+  assert.equal(rr.status, 200, show(rr));
+  assert.deepEqual(gq.requests.at(-1).json.messages.map((m) => m.role), ['user', 'assistant', 'tool'], gq.requests.at(-1).body.toString());
   const ro = await post(gw.port, { model: MODEL, input: 'search', tools: [{ type: 'web_search' }] });
   assert.equal(ro.status, 200, show(ro));
   assert.ok(!('tools' in gq.requests.at(-1).json), `an empty tools array went upstream: ${gq.requests.at(-1).body}`);
   const r16 = await post(gw.port, { model: MODEL, input: 'x', tools: customs(16) });
   assert.equal(r16.status, 200, show(r16));
-  assert.equal(gq.requests.length, 3);
-  assert.deepEqual(gq.requests[2].json.tools.map((t) => t.function.name), customs(16).map((t) => t.name));
+  assert.equal(gq.requests.length, 4);
+  assert.deepEqual(gq.requests[3].json.tools.map((t) => t.function.name), customs(16).map((t) => t.name));
   gq.reset();
   // previous_response_id: null is no reference at all
   const ok = await post(gw.port, { model: MODEL, input: 'hi', previous_response_id: null });

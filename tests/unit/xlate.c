@@ -1164,6 +1164,7 @@ Test(xlate_usage, responses_usage)
 	cr_assert_eq(xu.in, 200, "uncached input");
 	cr_assert_eq(xu.cache_read, 1000);
 	cr_assert_eq(xu.out, 300, "reasoning tokens are output tokens");
+	cr_assert_eq(xu.reasoning, 250, "and reported as such");
 	cr_assert_eq(xu.cache_write, 0);
 	cr_assert(!xu.clamped);
 	arena_reset(&a);
