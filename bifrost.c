@@ -5059,6 +5059,14 @@ static void xlate_r_call(struct sb *out, struct arena *a, const struct xlate_rna
 	sb_puts(out, "}");
 }
 
+/* A reasoning item: the provider's reasoning text as its summary (esc: escaped bytes). */
+static void xlate_r_reasoning(struct sb *out, const char *id, struct str esc)
+{
+	sb_cat(out, "{\"type\":\"reasoning\",\"id\":\"rs_", id, "\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"", NULL);
+	sb_str(out, esc);
+	sb_puts(out, "\"}]}");
+}
+
 /* An assistant message item holding one output_text (esc: its escaped bytes). */
 static void xlate_r_message(struct sb *out, const char *id, struct str esc, const char *status)
 {
@@ -5078,15 +5086,15 @@ static int xlate_resp_o2r(struct arena *a, const char *body, size_t n, const cha
 			  const struct xlate_rnames *custom, long long now, struct sb *out, struct xlate_usage *u)
 {
 	static const char *const k[] = { "id", "created", "choices", "usage" };
-	static const char *const mk[] = { "content", "tool_calls" };
+	static const char *const mk[] = { "content", "tool_calls", "reasoning_content" };
 	struct json j;
-	int v[4], m[2] = { -1, -1 }, rc = json_parse(&j, a, body, n);
+	int v[4], m[3] = { -1, -1, -1 }, rc = json_parse(&j, a, body, n);
 	memset(u, 0, sizeof(*u));
 	if (rc || (rc = xlate_get(&j, 0, k, 4, v)))
 		return rc == -ENOMEM ? -ENOMEM : -EBADMSG;
 	int ch = xlate_type(&j, v[2], JSMN_ARRAY) && j.tok[v[2]].size ? v[2] + 1 : -1;
 	int fr = xlate_member(&j, ch, "finish_reason");
-	if (ch < 0 || xlate_get(&j, xlate_member(&j, ch, "message"), mk, 2, m))
+	if (ch < 0 || xlate_get(&j, xlate_member(&j, ch, "message"), mk, 3, m))
 		return -EBADMSG;
 	xlate_usage_from_o(&j, v[3], u);
 	struct str cid = xlate_inner(&j, v[0]);
@@ -5100,6 +5108,10 @@ static int xlate_resp_o2r(struct arena *a, const char *body, size_t n, const cha
 	bool cut = xlate_is(&j, fr, "length");
 	xlate_r_head(out, rid, xlate_num(&j, v[1]) ? json_int(&j, v[1], now) : now, model,
 		     cut ? "incomplete" : "completed");
+	if (xlate_has_text(&j, m[2])) {
+		xlate_r_reasoning(out, id, xlate_inner(&j, m[2]));
+		sb_puts(out, ",");
+	}
 	if (xlate_has_text(&j, m[0])) {
 		xlate_r_message(out, id, xlate_inner(&j, m[0]), "completed");
 		sb_puts(out, ",");
@@ -5133,7 +5145,7 @@ struct xlate_o2r {
 	long long created;
 	long seq;                         /* the next event's sequence_number */
 	int items;                        /* output items opened; the open one is items - 1 */
-	enum { XO_NONE, XO_TEXT, XO_CALL } open;
+	enum { XO_NONE, XO_TEXT, XO_CALL, XO_REASON } open;
 	long long call;                   /* tool_calls[].index of the open call */
 	struct str call_id, call_name;    /* the open call's, escaped, in `a` */
 	struct sb acc;                    /* the open item's text or arguments so far, escaped */
@@ -5167,8 +5179,8 @@ static void xlate_o2r_ev(struct xlate_o2r *s, struct sb *out, const char *name)
 /* ,"item_id":"...","output_index":N of the open item. */
 static void xlate_o2r_where(struct xlate_o2r *s, struct sb *out)
 {
-	if (s->open == XO_TEXT) {
-		sb_printf(out, ",\"item_id\":\"msg_%s_%d\"", s->id, s->items - 1);
+	if (s->open == XO_TEXT || s->open == XO_REASON) {
+		sb_printf(out, ",\"item_id\":\"%s_%s_%d\"", s->open == XO_TEXT ? "msg" : "rs", s->id, s->items - 1);
 	} else {
 		sb_cat(out, ",\"item_id\":\"", xlate_rcustom(s->custom, s->call_name) ? "ctc_" : "fc_", NULL);
 		sb_str(out, s->call_id);
@@ -5199,6 +5211,8 @@ static void xlate_o2r_item(struct xlate_o2r *s, struct sb *to)
 	snprintf(mid, sizeof(mid), "%s_%d", s->id, s->items - 1);
 	if (s->open == XO_TEXT)
 		xlate_r_message(to, mid, sb_view(&s->acc), "completed");
+	else if (s->open == XO_REASON)
+		xlate_r_reasoning(to, mid, sb_view(&s->acc));
 	else
 		xlate_r_call(to, s->a, s->custom, s->call_id, s->call_name, sb_view(&s->acc), "completed");
 }
@@ -5207,7 +5221,17 @@ static void xlate_o2r_close(struct xlate_o2r *s, struct sb *out)
 {
 	if (s->open == XO_NONE)
 		return;
-	if (s->open == XO_TEXT) {
+	if (s->open == XO_REASON) {
+		xlate_o2r_ev(s, out, "response.reasoning_summary_text.done");
+		xlate_o2r_where(s, out);
+		xlate_put_block(out, ",\"summary_index\":0,\"text\":\"", sb_view(&s->acc), "\"");
+		xlate_ev_end(out);
+		xlate_o2r_ev(s, out, "response.reasoning_summary_part.done");
+		xlate_o2r_where(s, out);
+		xlate_put_block(out, ",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"", sb_view(&s->acc),
+				"\"}");
+		xlate_ev_end(out);
+	} else if (s->open == XO_TEXT) {
 		xlate_o2r_ev(s, out, "response.output_text.done");
 		xlate_o2r_where(s, out);
 		xlate_put_block(out, ",\"content_index\":0,\"text\":\"", sb_view(&s->acc), "\"");
@@ -5266,16 +5290,34 @@ static void xlate_o2r_open(struct xlate_o2r *s, struct str call_id, struct str n
 	xlate_ev_end(out);
 }
 
-/* Text (or arguments) for the open item; esc: escaped bytes. */
+/* Open a reasoning item (the provider's reasoning text, as its summary). */
+static void xlate_o2r_open_reason(struct xlate_o2r *s, struct sb *out)
+{
+	xlate_o2r_close(s, out);
+	s->items++;
+	s->open = XO_REASON;
+	xlate_o2r_ev(s, out, "response.output_item.added");
+	sb_printf(out, ",\"output_index\":%d,\"item\":{\"type\":\"reasoning\",\"id\":\"rs_%s_%d\",\"summary\":[]}",
+		  s->items - 1, s->id, s->items - 1);
+	xlate_ev_end(out);
+	xlate_o2r_ev(s, out, "response.reasoning_summary_part.added");
+	xlate_o2r_where(s, out);
+	sb_puts(out, ",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"}");
+	xlate_ev_end(out);
+}
+
+/* Text (or arguments, or reasoning) for the open item; esc: escaped bytes. */
 static void xlate_o2r_delta(struct xlate_o2r *s, struct str esc, struct sb *out)
 {
+	static const char *const ev[] = { [XO_TEXT] = "response.output_text.delta",
+		[XO_CALL] = "response.function_call_arguments.delta", [XO_REASON] = "response.reasoning_summary_text.delta" };
 	sb_str(&s->acc, esc);
 	if (s->open == XO_CALL && xlate_rcustom(s->custom, s->call_name))
 		return; /* a custom tool's input is not streamable from JSON arguments: sent whole */
-	xlate_o2r_ev(s, out, s->open == XO_TEXT ? "response.output_text.delta" : "response.function_call_arguments.delta");
+	xlate_o2r_ev(s, out, ev[s->open]);
 	xlate_o2r_where(s, out);
-	if (s->open == XO_TEXT)
-		sb_puts(out, ",\"content_index\":0");
+	if (s->open != XO_CALL)
+		sb_puts(out, s->open == XO_TEXT ? ",\"content_index\":0" : ",\"summary_index\":0");
 	xlate_put_block(out, ",\"delta\":\"", esc, "\"");
 	xlate_ev_end(out);
 }
@@ -5348,10 +5390,15 @@ static int xlate_o2r_tool(struct xlate_o2r *s, struct json *j, int tc, struct sb
 static int xlate_o2r_choice(struct xlate_o2r *s, struct json *j, int ch, struct sb *out)
 {
 	static const char *const k[] = { "delta", "finish_reason" };
-	static const char *const dk[] = { "content", "tool_calls" };
-	int v[2], d[2] = { -1, -1 };
-	if (xlate_get(j, ch, k, 2, v) || (v[0] >= 0 && xlate_get(j, v[0], dk, 2, d)))
+	static const char *const dk[] = { "content", "tool_calls", "reasoning_content" };
+	int v[2], d[3] = { -1, -1, -1 };
+	if (xlate_get(j, ch, k, 2, v) || (v[0] >= 0 && xlate_get(j, v[0], dk, 3, d)))
 		return -EBADMSG;
+	if (xlate_has_text(j, d[2])) {
+		if (s->open != XO_REASON)
+			xlate_o2r_open_reason(s, out);
+		xlate_o2r_delta(s, xlate_inner(j, d[2]), out);
+	}
 	if (xlate_has_text(j, d[0])) {
 		if (s->open != XO_TEXT)
 			xlate_o2r_open(s, (struct str){ NULL, 0 }, (struct str){ NULL, 0 }, out);

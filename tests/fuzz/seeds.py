@@ -285,3 +285,8 @@ for name in ("text", "tools", "big_usage"):
             b = bytearray(f.read())
         b[1] |= 4
         put("xlate_stream_o2r", "anthropic_" + name, bytes(b))
+reasoning = ('data: {"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"six "}}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"reasoning_content":"times"}}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"content":"42"},"finish_reason":"stop"}]}\n\n'
+    'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"completion_tokens_details":{"reasoning_tokens":3}}}\n\ndata: [DONE]\n\n')
+put("xlate_stream_o2r", "reasoning", bytes([0x11, 0]) + reasoning.encode())
