@@ -5217,30 +5217,30 @@ static void xlate_o2r_item(struct xlate_o2r *s, struct sb *to)
 		xlate_r_call(to, s->a, s->custom, s->call_id, s->call_name, sb_view(&s->acc), "completed");
 }
 
+/* The .done pair of a text item (a message's output_text, or a reasoning summary): the
+ * whole text, then the part that holds it. */
+static void xlate_o2r_text_done(struct xlate_o2r *s, struct sb *out, bool reason)
+{
+	const char *idx = reason ? ",\"summary_index\":0" : ",\"content_index\":0";
+	xlate_o2r_ev(s, out, reason ? "response.reasoning_summary_text.done" : "response.output_text.done");
+	xlate_o2r_where(s, out);
+	sb_puts(out, idx);
+	xlate_put_block(out, ",\"text\":\"", sb_view(&s->acc), "\"");
+	xlate_ev_end(out);
+	xlate_o2r_ev(s, out, reason ? "response.reasoning_summary_part.done" : "response.content_part.done");
+	xlate_o2r_where(s, out);
+	sb_puts(out, idx);
+	xlate_put_block(out, reason ? ",\"part\":{\"type\":\"summary_text\",\"text\":\"" : ",\"part\":{\"type\":\"output_text\",\"text\":\"",
+			sb_view(&s->acc), reason ? "\"}" : "\",\"annotations\":[]}");
+	xlate_ev_end(out);
+}
+
 static void xlate_o2r_close(struct xlate_o2r *s, struct sb *out)
 {
 	if (s->open == XO_NONE)
 		return;
-	if (s->open == XO_REASON) {
-		xlate_o2r_ev(s, out, "response.reasoning_summary_text.done");
-		xlate_o2r_where(s, out);
-		xlate_put_block(out, ",\"summary_index\":0,\"text\":\"", sb_view(&s->acc), "\"");
-		xlate_ev_end(out);
-		xlate_o2r_ev(s, out, "response.reasoning_summary_part.done");
-		xlate_o2r_where(s, out);
-		xlate_put_block(out, ",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"", sb_view(&s->acc),
-				"\"}");
-		xlate_ev_end(out);
-	} else if (s->open == XO_TEXT) {
-		xlate_o2r_ev(s, out, "response.output_text.done");
-		xlate_o2r_where(s, out);
-		xlate_put_block(out, ",\"content_index\":0,\"text\":\"", sb_view(&s->acc), "\"");
-		xlate_ev_end(out);
-		xlate_o2r_ev(s, out, "response.content_part.done");
-		xlate_o2r_where(s, out);
-		xlate_put_block(out, ",\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"", sb_view(&s->acc),
-				"\",\"annotations\":[]}");
-		xlate_ev_end(out);
+	if (s->open == XO_REASON || s->open == XO_TEXT) {
+		xlate_o2r_text_done(s, out, s->open == XO_REASON);
 	} else if (xlate_rcustom(s->custom, s->call_name)) {
 		xlate_o2r_ev(s, out, "response.custom_tool_call_input.done");
 		xlate_o2r_where(s, out);
