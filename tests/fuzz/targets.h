@@ -779,6 +779,17 @@ static int fuzz_sse(const uint8_t *d, size_t n)
 
 static const char *const fz_models[] = { "gpt-4o", "o3-mini", "claude-sonnet-4-20250514", "gpt-5\"\\\n\x01" };
 
+
+/* A translated body is what an OpenAI-format provider gets: the gateway's own reader must take it. */
+static void fz_assert_chat_body(struct arena *a, const struct sb *out)
+{
+	struct client_req *o = arena_new(a, struct client_req, 1);
+	int prc = o ? prov_openai_prepare(o, a, out->p, out->len, EP_CHAT, SIZE_MAX) : 0;
+	FUZZ_ASSERT(prc == 0 || (o->j.err && strstr(o->j.err, "deep")),
+		    "translated request refused by prov_openai_prepare (%s): %.*s", o->j.err ? o->j.err : "?",
+		    (int)MIN(out->len, 2000), out->p);
+}
+
 /* Input: [0] bit0 direction (0: Anthropic -> OpenAI), bit1 reasoning model, bits2-3 model;
  * rest = the client's request body. */
 static int fuzz_xlate_request(const uint8_t *d, size_t n)
@@ -800,14 +811,8 @@ static int fuzz_xlate_request(const uint8_t *d, size_t n)
 	FUZZ_ASSERT(rc == 0 || rc == -EBADMSG || rc == -ENOMEM || rc == -EINVAL, "rc %d", rc);
 	if (rc == 0) {
 		fz_assert_json(o2a ? "xlate_req_o2a output" : "xlate_req_a2o output", out.p, out.len);
-		/* the translated body is what the provider gets: the gateway's reader must take it */
-		if (!o2a) {
-			struct client_req *o = arena_new(&a, struct client_req, 1);
-			int prc = o ? prov_openai_prepare(o, &a, out.p, out.len, EP_CHAT, SIZE_MAX) : 0;
-			FUZZ_ASSERT(prc == 0 || (o->j.err && strstr(o->j.err, "deep")),
-				    "translated request refused by prov_openai_prepare (%s): %.*s", o->j.err ? o->j.err : "?",
-				    (int)MIN(out.len, 2000), out.p);
-		}
+		if (!o2a)
+			fz_assert_chat_body(&a, &out);
 	}
 	arena_reset(&a);
 	free(body);
@@ -963,13 +968,8 @@ static int fuzz_xlate_responses(const uint8_t *d, size_t n)
 	FUZZ_ASSERT(answer || rc != -EBADMSG || err, "a refusal without a reason");
 	if (rc == 0 && !out.oom) {
 		fz_assert_json(answer ? "xlate_resp_o2r output" : "xlate_req_r2o output", out.p, out.len);
-		if (!answer) {
-			struct client_req *o = arena_new(&a, struct client_req, 1);
-			int prc = o ? prov_openai_prepare(o, &a, out.p, out.len, EP_CHAT, SIZE_MAX) : 0;
-			FUZZ_ASSERT(prc == 0 || (o->j.err && strstr(o->j.err, "deep")),
-				    "translated request refused by prov_openai_prepare (%s): %.*s", o->j.err ? o->j.err : "?",
-				    (int)MIN(out.len, 2000), out.p);
-		}
+		if (!answer)
+			fz_assert_chat_body(&a, &out);
 	}
 	arena_reset(&a);
 	free(body);

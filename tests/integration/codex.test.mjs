@@ -28,15 +28,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startGateway, tempDir, sleep, REPO } from '../lib/gateway.mjs';
+import { startGateway, sleep } from '../lib/gateway.mjs';
 import { requestRecorder } from '../lib/record.mjs';
 import { costMicros, entity, quiet } from '../lib/usage.mjs';
+import { findCodex, runCodex as runCodexCli, startTrap, startTap, commandOutput as outputOf, RUN_TIMEOUT_MS } from '../lib/codex_cli.mjs';
 
-const RUN_TIMEOUT_MS = 45_000;
 const T = { timeout: RUN_TIMEOUT_MS + 15_000 };
 const MODEL = 'oai/gpt-5';
 const UP_KEY = 'sk-oai-codex-upstream-0001';
@@ -48,102 +46,16 @@ const PRICE = { input: 1.25, output: 10, cache_read: 0.125 };
 // ---------------------------------------------------------------------------------------------
 // the Codex binary
 
-const TRIPLES = { 'linux-x64': 'x86_64-unknown-linux-musl', 'linux-arm64': 'aarch64-unknown-linux-musl',
-  'darwin-x64': 'x86_64-apple-darwin', 'darwin-arm64': 'aarch64-apple-darwin' };
 
-/** The native binary (spawned directly: killing the node wrapper of older node would orphan it). */
-function findCodex() {
-  const key = `${process.platform}-${process.arch}`;
-  const triple = TRIPLES[key];
-  if (!triple) return { reason: `no Codex binary for ${key}` };
-  const bin = join(REPO, 'tests', 'node_modules', '@openai', `codex-${key}`, 'vendor', triple, 'bin', 'codex');
-  if (!existsSync(bin)) return { reason: `Codex CLI missing at ${bin} (run (cd tests && npm ci))` };
-  const home = tempDir('codex-ver-');
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH, HOME: home, CODEX_HOME: home } });
-  if (r.status === 0 && /codex-cli \d/.test(r.stdout)) return { bin, version: r.stdout.trim() };
-  return { reason: `Codex CLI cannot run here: exit ${r.status} signal ${r.signal} ${r.error?.message ?? ''} ${(r.stderr || r.stdout || '').slice(0, 300)}` };
-}
 
 const found = findCodex();
+const runCodex = (o) => runCodexCli(found.bin, { model: MODEL, ...o });
 const SKIP = found.bin ? false : found.reason;
 
-/**
- * `codex exec PROMPT` against baseUrl with the key in $BIFROST_CODEX_KEY; bounded, process group
- * SIGKILLed on timeout. → { code, signal, stdout, stderr, last (the -o file), timedOut, ms, show() }
- */
-function runCodex({ baseUrl, key, prompt, trapUrl }) {
-  const home = tempDir('codex-home-');
-  const cwd = tempDir('codex-cwd-');
-  const lastFile = join(home, 'last-message.txt');
-  writeFileSync(join(home, 'config.toml'), [
-    `model = ${JSON.stringify(MODEL)}`,
-    'model_provider = "bifrost"',
-    'approval_policy = "never"',
-    'sandbox_mode = "danger-full-access"',
-    'check_for_update_on_startup = false',
-    '',
-    '[analytics]',
-    'enabled = false',
-    '',
-    '[model_providers.bifrost]',
-    'name = "Bifrost"',
-    `base_url = ${JSON.stringify(baseUrl)}`,
-    'env_key = "BIFROST_CODEX_KEY"',
-    'wire_api = "responses"',
-    'request_max_retries = 0',
-    'stream_max_retries = 0',
-    'stream_idle_timeout_ms = 20000',
-    '',
-  ].join('\n'));
-  const env = {
-    PATH: process.env.PATH,
-    HOME: home,
-    CODEX_HOME: home,
-    TMPDIR: process.env.TMPDIR || '/tmp',
-    LANG: 'C.UTF-8',
-    TERM: 'dumb',
-    BIFROST_CODEX_KEY: key,
-    // anything not for the gateway goes to the trap, which refuses it
-    HTTPS_PROXY: trapUrl, HTTP_PROXY: trapUrl, ALL_PROXY: trapUrl,
-    https_proxy: trapUrl, http_proxy: trapUrl, all_proxy: trapUrl,
-    NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1',
-  };
-  const argv = ['exec', '--strict-config', '--skip-git-repo-check', '--ephemeral', '-s', 'danger-full-access', '-c', 'approval_policy="never"',
-    '--disable', 'plugins', '--disable', 'apps', '--color', 'never', '-o', lastFile, prompt];
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const child = spawn(found.bin, argv, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-    let timedOut = false;
-    const killGroup = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } };
-    const timer = setTimeout(() => { timedOut = true; killGroup(); }, RUN_TIMEOUT_MS);
-    process.once('exit', killGroup);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      killGroup(); // whatever the CLI left behind (its shell, helpers)
-      process.removeListener('exit', killGroup);
-      const last = existsSync(lastFile) ? readFileSync(lastFile, 'utf8') : null;
-      const ms = Date.now() - t0;
-      resolve({ code, signal, stdout, stderr, last, timedOut, ms,
-        show() { return `codex exit ${code} ${signal || ''}${timedOut ? ' (timed out)' : ''} after ${ms} ms\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-4000)}`; } });
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // the trap for every connection that is not to the gateway
 
-async function startTrap() {
-  const hits = [];
-  const server = http.createServer((req, res) => { hits.push(`${req.method} ${req.url}`); res.writeHead(403); res.end(); });
-  server.on('connect', (req, sock) => { hits.push(`CONNECT ${req.url}`); sock.destroy(); });
-  server.on('clientError', (err, sock) => sock.destroy());
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { hits, url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
-}
 
 // ---------------------------------------------------------------------------------------------
 // a Responses API upstream (streamed), scripted per request
@@ -237,29 +149,6 @@ async function startResponsesMock() {
 // ---------------------------------------------------------------------------------------------
 // a pass-through in front of the gateway that records exactly what Codex sent
 
-async function startTap(targetPort) {
-  const record = requestRecorder();
-  const seen = [];
-  const server = http.createServer(async (req, res) => {
-    const rec = await record(req);
-    seen.push(rec);
-    const headers = {};
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const k = req.rawHeaders[i];
-      if (/^(connection|keep-alive|transfer-encoding)$/i.test(k)) continue;
-      headers[k] = req.rawHeaders[i + 1];
-    }
-    headers['content-length'] = rec.body.length;
-    const up = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers, agent: false }, (ur) => {
-      res.writeHead(ur.statusCode, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    up.end(rec.body);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { seen, port: server.address().port, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
-}
 
 // ---------------------------------------------------------------------------------------------
 // the scenario
@@ -315,11 +204,7 @@ function outputText(o) {
  * shell tool sends JSON {"output": …} or plain text.
  */
 function commandOutput(o) {
-  const s = outputText(o);
-  const i = s.indexOf('\nOutput:\n');
-  if (i >= 0) return s.slice(i + '\nOutput:\n'.length).replace(/\n$/, '');
-  try { const j = JSON.parse(s); if (typeof j.output === 'string') return j.output.replace(/\n$/, ''); } catch { /* text */ }
-  return s.replace(/\n$/, '');
+  return outputOf(outputText(o));
 }
 
 let mock, trap, gw, gov, tap;

@@ -25,14 +25,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startGateway, request, sleep, show, errorBody, tempDir, REPO, freePort } from '../lib/gateway.mjs';
+import { startGateway, request, sleep, show, errorBody, freePort } from '../lib/gateway.mjs';
 import { startMock } from '../lib/mock.mjs';
-import { requestRecorder } from '../lib/record.mjs';
 import { costMicros, entity, quiet } from '../lib/usage.mjs';
+import { findCodex, runCodex as runCodexCli, startTrap, startTap as startTapCli, commandOutput, RUN_TIMEOUT_MS } from '../lib/codex_cli.mjs';
 
 let OpenAI;
 try {
@@ -800,117 +799,15 @@ test('governance: a translated plain and streamed request with Chat usage 1200 i
 // ---------------------------------------------------------------------------------------------
 // 7. the real Codex CLI, through the gateway, to the Chat-only provider
 
-const RUN_TIMEOUT_MS = 40_000;
 const CODEX_MODEL = 'groqp/openai/gpt-oss-120b';
 const CODEX_UP_MODEL = 'openai/gpt-oss-120b';
 const CODEX_KEY = 'sk-codex-client-not-a-provider-key';
-const TRIPLES = { 'linux-x64': 'x86_64-unknown-linux-musl', 'linux-arm64': 'aarch64-unknown-linux-musl',
-  'darwin-x64': 'x86_64-apple-darwin', 'darwin-arm64': 'aarch64-apple-darwin' };
 
-function findCodex() {
-  const key = `${process.platform}-${process.arch}`;
-  const triple = TRIPLES[key];
-  if (!triple) return { reason: `no Codex binary for ${key}` };
-  const bin = join(REPO, 'tests', 'node_modules', '@openai', `codex-${key}`, 'vendor', triple, 'bin', 'codex');
-  if (!existsSync(bin)) return { reason: `Codex CLI missing at ${bin} (run (cd tests && npm ci))` };
-  const home = tempDir('codex-ver-');
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH, HOME: home, CODEX_HOME: home } });
-  if (r.status === 0 && /codex-cli \d/.test(r.stdout)) return { bin, version: r.stdout.trim() };
-  return { reason: `Codex CLI cannot run here: exit ${r.status} signal ${r.signal} ${r.error?.message ?? ''} ${(r.stderr || r.stdout || '').slice(0, 300)}` };
-}
 
-/** `codex exec PROMPT` (as codex.test.mjs): offline, bounded, its process group killed at the end. */
-function runCodex(bin, { baseUrl, key, prompt, trapUrl, config = [], args = [] }) {
-  const home = tempDir('codex-home-');
-  const cwd = tempDir('codex-cwd-');
-  const lastFile = join(home, 'last-message.txt');
-  writeFileSync(join(home, 'config.toml'), [
-    `model = ${JSON.stringify(CODEX_MODEL)}`,
-    'model_provider = "bifrost"',
-    'approval_policy = "never"',
-    'sandbox_mode = "danger-full-access"',
-    'check_for_update_on_startup = false',
-    ...config,
-    '',
-    '[analytics]',
-    'enabled = false',
-    '',
-    '[model_providers.bifrost]',
-    'name = "Bifrost"',
-    `base_url = ${JSON.stringify(baseUrl)}`,
-    'env_key = "BIFROST_CODEX_KEY"',
-    'wire_api = "responses"',
-    'request_max_retries = 0',
-    'stream_max_retries = 0',
-    'stream_idle_timeout_ms = 20000',
-    '',
-  ].join('\n'));
-  const env = {
-    PATH: process.env.PATH, HOME: home, CODEX_HOME: home, TMPDIR: process.env.TMPDIR || '/tmp', LANG: 'C.UTF-8', TERM: 'dumb',
-    BIFROST_CODEX_KEY: key,
-    HTTPS_PROXY: trapUrl, HTTP_PROXY: trapUrl, ALL_PROXY: trapUrl, https_proxy: trapUrl, http_proxy: trapUrl, all_proxy: trapUrl,
-    NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1',
-  };
-  const argv = ['exec', '--strict-config', '--skip-git-repo-check', '--ephemeral', '-s', 'danger-full-access', '-c', 'approval_policy="never"',
-    '--disable', 'plugins', '--disable', 'apps', ...args, '--color', 'never', '-o', lastFile, prompt];
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const child = spawn(bin, argv, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-    let timedOut = false;
-    const killGroup = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } };
-    const timer = setTimeout(() => { timedOut = true; killGroup(); }, RUN_TIMEOUT_MS);
-    process.once('exit', killGroup);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      killGroup();
-      process.removeListener('exit', killGroup);
-      const last = existsSync(lastFile) ? readFileSync(lastFile, 'utf8') : null;
-      const ms = Date.now() - t0;
-      resolve({ code, signal, stdout, stderr, last, timedOut, ms,
-        show() { return `codex exit ${code} ${signal || ''}${timedOut ? ' (timed out)' : ''} after ${ms} ms\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-4000)}`; } });
-    });
-  });
-}
 
-async function startTrap() {
-  const hits = [];
-  const server = http.createServer((req, res) => { hits.push(`${req.method} ${req.url}`); res.writeHead(403); res.end(); });
-  server.on('connect', (req, sock) => { hits.push(`CONNECT ${req.url}`); sock.destroy(); });
-  server.on('clientError', (err, sock) => sock.destroy());
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { hits, url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
-}
 
 const tapDump = process.env.DUMP_CODEX;
 /** A pass-through in front of the gateway that records exactly what Codex sent. */
-async function startTap(targetPort) {
-  const record = requestRecorder();
-  const seen = [];
-  const server = http.createServer(async (req, res) => {
-    const rec = await record(req);
-    seen.push(rec);
-    if (tapDump) writeFileSync(`${tapDump}.${seen.length}.json`, rec.body);
-    const headers = {};
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      const k = req.rawHeaders[i];
-      if (/^(connection|keep-alive|transfer-encoding)$/i.test(k)) continue;
-      headers[k] = req.rawHeaders[i + 1];
-    }
-    headers['content-length'] = rec.body.length;
-    const up = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers, agent: false }, (ur) => {
-      res.writeHead(ur.statusCode, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    up.end(rec.body);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { seen, port: server.address().port, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
-}
 
 /**
  * The Chat request the description says a Responses request becomes (a reference translation,
@@ -995,14 +892,9 @@ function shellToolChat(body) {
   throw new Error(`no shell tool among ${JSON.stringify(tools.map((t) => `${t.type}:${t.function?.name}`))}`);
 }
 
-/** The command's own output in Codex's tool result ("…\nOutput:\n<out>", or JSON {"output"}). */
-function commandOutput(s) {
-  const i = s.indexOf('\nOutput:\n');
-  if (i >= 0) return s.slice(i + '\nOutput:\n'.length).replace(/\n$/, '');
-  try { const j = JSON.parse(s); if (typeof j.output === 'string') return j.output.replace(/\n$/, ''); } catch { /* text */ }
-  return s.replace(/\n$/, '');
-}
 
+const runCodex = (bin, o) => runCodexCli(bin, { model: CODEX_MODEL, ...o });
+const startTap = (port) => startTapCli(port, { dump: tapDump });
 const codex = findCodex();
 
 /** The Codex → gateway and gateway → mock traffic, the gateway's log, Codex's output. */
