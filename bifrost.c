@@ -23,15 +23,20 @@
  *  12. jrnl_                charge journal: checksummed records, group commit, replay
  *  13. gov_                 governance: windows, prices, lock-free counters, admission
  *  14. metrics_             counters and the overhead histogram
- *  15. loop_/slot_/timer_/log_  the worker: ring, connection slots, timer wheel, sends,
- *                           the request-log writer; calls connection kinds back through
- *                           their handler table (struct slot_ops)
- *  16. up_                  upstream client: pools, connect, TLS, response; tells its
+ *  15. ldb_                 the request log store (SQLite): per-worker rings, the writer
+ *                           thread, retention, the queries behind /api/logs
+ *  16. mgmt_                the management thread: admin API jobs, logins, config edits
+ *                           written back and published (the reload path)
+ *  17. loop_/slot_/timer_/log_  the worker: ring, connection slots, timer wheel, sends,
+ *                           the stdout log; calls connection kinds back through their
+ *                           handler table (struct slot_ops)
+ *  18. up_                  upstream client: pools, connect, TLS, response; tells its
  *                           client through struct up_hooks
- *  17. conn_                client connection: read, parse, dispatch, govern, translate,
+ *  19. conn_                client connection: read, parse, dispatch, govern, translate,
  *                           respond, log
- *  18. admin_               /health, /metrics, /v1/models, /api/usage
- *  19. main                 command line, signals, reload, drain, journal committer
+ *  20. admin_               /health, /metrics, /v1/models, the web UI's files, and the
+ *                           hand-off of /api requests to the management thread
+ *  21. main                 command line, signals, reload, drain, journal committer
  *
  * Leaf sections (arena_ to sse_, route_ to xlate_) do no I/O and allocate only from a
  * caller's arena (arena_ and buf_ are the allocators), so the unit tests (built with
@@ -67,6 +72,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -77,6 +83,7 @@
 
 #include <bearssl.h>
 #include <liburing.h>
+#include <sqlite3.h>
 #define JSMN_STATIC
 #define JSMN_STRICT
 #define JSMN_PARENT_LINKS
@@ -1303,6 +1310,36 @@ static void http_rebase(struct http_msg *m, const char *from, const char *to)
 	}
 }
 
+/*
+ * The value of `name` in a query string ("a=1&b=x%20y"), percent- and '+'-decoded into out
+ * (NUL-terminated, cut at cap - 1). False when absent. The first occurrence wins.
+ */
+static bool http_query_get(struct str q, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < q.n;) {
+		const char *amp = memchr(q.p + i, '&', q.n - i);
+		size_t e = amp ? (size_t)(amp - q.p) : q.n;
+		if (e - i > nl && !memcmp(q.p + i, name, nl) && q.p[i + nl] == '=') {
+			size_t o = 0;
+			for (size_t k = i + nl + 1; k < e && o + 1 < cap; k++) {
+				int hx = q.p[k] == '%' && k + 2 < e ? json_hex4((char[]){ '0', '0', q.p[k + 1], q.p[k + 2] })
+								      : -1;
+				if (hx >= 0) {
+					out[o++] = (char)hx;
+					k += 2;
+				} else {
+					out[o++] = q.p[k] == '+' ? ' ' : q.p[k];
+				}
+			}
+			out[o] = 0;
+			return true;
+		}
+		i = e + 1;
+	}
+	return false;
+}
+
 static const char *http_reason(int status)
 {
 	switch (status) {
@@ -1317,6 +1354,8 @@ static const char *http_reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 412: return "Precondition Failed";
 	case 413: return "Content Too Large";
 	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
@@ -1727,6 +1766,10 @@ struct cfg {
 	const char *listen;
 	int workers;
 	const char *data_dir, *admin_token;
+	const char *admin_user, *admin_hash; /* people's login: name and PBKDF2 hash (mgmt_pw_*) */
+	bool logs_on;       /* the request log store (data_dir/logs.db) */
+	long logs_days;     /* retention by age ... */
+	int64_t logs_bytes; /* ... and by size */
 	size_t max_body, max_header, max_response, max_json_tokens;
 	long header_timeout_ms, idle_timeout_ms;
 	long body_timeout_ms; /* the whole body, from the end of the head (slow senders) */
@@ -2234,7 +2277,7 @@ static void cfg_providers(struct cfg_ld *L, int tok)
 }
 
 enum { TF_LISTEN, TF_WORKERS, TF_DATA_DIR, TF_ADMIN, TF_LIMITS, TF_PROVIDERS, TF_FALLBACKS,
-       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_PRICING_FILE, TF_N };
+       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_PRICING_FILE, TF_LOGS, TF_N };
 
 /* The original Bifrost's top-level blocks that this gateway does not implement. */
 static const char *const cfg_top_foreign[] = { "$schema", "client", "config_store", "logs_store",
@@ -2242,8 +2285,40 @@ static const char *const cfg_top_foreign[] = { "$schema", "client", "config_stor
 
 static const char *const tf_names[TF_N] = {
 	"listen", "workers", "data_dir", "admin", "limits", "providers", "fallbacks",
-	"log_requests", "pricing", "governance", "circuit_breaker", "pricing_file",
+	"log_requests", "pricing", "governance", "circuit_breaker", "pricing_file", "logs",
 };
+
+/* "admin": the API token, and the name and password hash people log in with. */
+static void cfg_admin(struct cfg_ld *L, int tok)
+{
+	static const char *const k[] = { "token", "username", "password_hash" };
+	int v[3];
+	struct cfg *c = L->c;
+	if (tok < 0 || !cfg_obj(L, tok, "admin", k, 3, NULL, v))
+		return;
+	c->admin_token = cfg_str(L, v[0], "admin.token");
+	c->admin_user = cfg_str(L, v[1], "admin.username");
+	c->admin_hash = cfg_str(L, v[2], "admin.password_hash");
+	if (c->admin_token && !*c->admin_token)
+		c->admin_token = NULL; /* an unset env.NAME: no token, not an empty one */
+	if (!c->admin_user != !c->admin_hash)
+		cfg_problem(L, "admin: give username and password_hash together");
+	else if (c->admin_hash && strncmp(c->admin_hash, "pbkdf2-sha256$", 14) != 0)
+		cfg_problem(L, "admin.password_hash: not a hash from `bifrost hash-password`");
+}
+
+/* "logs": the request log store's switch and retention. */
+static void cfg_logs(struct cfg_ld *L, int tok)
+{
+	static const char *const k[] = { "enabled", "retention_days", "max_bytes" };
+	int v[3] = { -1, -1, -1 };
+	struct cfg *c = L->c;
+	if (tok >= 0)
+		cfg_obj(L, tok, "logs", k, 3, NULL, v);
+	c->logs_on = cfg_bool(L, v[0], true, "logs.enabled");
+	c->logs_days = (long)cfg_num(L, v[1], 30, 1, 36500, "logs.retention_days");
+	c->logs_bytes = cfg_num(L, v[2], 1LL << 30, 1 << 20, 1LL << 50, "logs.max_bytes");
+}
 
 static void cfg_limits(struct cfg_ld *L, int tok)
 {
@@ -2310,12 +2385,8 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	c->workers = (int)cfg_num(&L, f[TF_WORKERS], 0, 0, 1024, "workers");
 	c->data_dir = cfg_str(&L, f[TF_DATA_DIR], "data_dir");
 	c->log_requests = cfg_bool(&L, f[TF_LOG], true, "log_requests");
-	if (f[TF_ADMIN] >= 0) {
-		static const char *const ak[] = { "token" };
-		int v;
-		if (cfg_obj(&L, f[TF_ADMIN], "admin", ak, 1, NULL, &v))
-			c->admin_token = cfg_str(&L, v, "admin.token");
-	}
+	cfg_admin(&L, f[TF_ADMIN]);
+	cfg_logs(&L, f[TF_LOGS]);
 	cfg_limits(&L, f[TF_LIMITS]);
 	cfg_breaker(&L, f[TF_CB]);
 	cfg_providers(&L, f[TF_PROVIDERS]);
@@ -6290,7 +6361,8 @@ struct gov_pcfg {
 struct gov_vkey {
 	struct gov_ent e;
 	const char *value;      /* config arena: the secret the client presents */
-	size_t nvalue;
+	size_t nvalue;          /* 0: stored as its SHA-256 only */
+	unsigned char sha[32];  /* value_sha256 */
 	bool active;
 	int team, customer;     /* indexes into gov.team / gov.cust, or -1 (customer via team too) */
 	const char **models, **provs; /* config arena: globs; NULL = all */
@@ -6321,6 +6393,7 @@ struct gov {
 	int nteam;
 	struct gov_vkey *key;
 	int nkey;
+	int nhashed;            /* keys stored as value_sha256 (the admin API writes them so) */
 	struct gov_ent *prov;   /* parallel to cfg.prov: each provider entry's own cap */
 	int nprov;
 	struct gov_price_ent *price; /* the config's "pricing": searched before the built-ins */
@@ -6458,6 +6531,8 @@ static uint64_t gov_ent_key(enum gov_kind kind, const char *id)
 static const struct gov_vkey *gov_key_find(const struct gov *g, const char *presented, size_t n)
 {
 	uintptr_t hit = 0;
+	unsigned char sha[32];
+	bool hashed = false;
 	if (n == 0) /* lengths are not secret */
 		return NULL;
 	for (int i = 0; g && i < g->nkey; i++) {
@@ -6465,6 +6540,18 @@ static const struct gov_vkey *gov_key_find(const struct gov *g, const char *pres
 		unsigned d = k->nvalue != n;
 		for (size_t j = 0; j < k->nvalue; j++)
 			d |= (unsigned char)(k->value[j] ^ (j < n ? presented[j] : 0));
+		if (!k->nvalue) { /* hashed once per request, and only when such keys exist */
+			if (!hashed) {
+				br_sha256_context sc;
+				br_sha256_init(&sc);
+				br_sha256_update(&sc, presented, n);
+				br_sha256_out(&sc, sha);
+				hashed = true;
+			}
+			d = 0;
+			for (int q = 0; q < 32; q++)
+				d |= (unsigned char)(k->sha[q] ^ sha[q]);
+		}
 		uintptr_t mask = (uintptr_t)0 - (uintptr_t)(d == 0);
 		hit = ((uintptr_t)k & mask) | (hit & ~mask);
 	}
@@ -6541,6 +6628,8 @@ static struct gov_region *gov_region_map(size_t nslots)
 	r->nslots = nslots;
 	return r;
 }
+
+static struct gov_region *gov_region; /* the process's one region (main maps it) */
 
 static __attribute__((unused)) void gov_region_unmap(struct gov_region *r)
 {
@@ -7237,11 +7326,35 @@ static void gov_cfg_pcfgs(struct cfg_ld *L, struct gov_vkey *k, int tok, const c
 }
 
 enum { VK_ID, VK_VALUE, VK_TEAM, VK_CUSTOMER, VK_ACTIVE, VK_BUDGET, VK_RATE, VK_MODELS, VK_PROVS,
-       VK_PCFG, VK_N };
+       VK_PCFG, VK_SHA, VK_N };
 
 static const char *const vk_names[VK_N] = { "id", "value", "team_id", "customer_id", "active", "budget",
 					    "rate_limit", "allowed_models", "allowed_providers",
-					    "provider_configs" };
+					    "provider_configs", "value_sha256" };
+
+/* The key's secret: "value" as written, or "value_sha256" (64 hex digits). */
+static void gov_cfg_key_secret(struct cfg_ld *L, struct gov *g, struct gov_vkey *k, int v, int vsha)
+{
+	k->value = cfg_str(L, v, "virtual_keys[].value");
+	k->nvalue = k->value ? strlen(k->value) : 0;
+	const char *sha = cfg_str(L, vsha, "virtual_keys[].value_sha256");
+	if (sha && k->value)
+		cfg_problem(L, "virtual key %s: give value or value_sha256, not both", k->e.id);
+	else if (sha && (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64))
+		cfg_problem(L, "virtual key %s: value_sha256 must be 64 lowercase hex digits", k->e.id);
+	else if (sha)
+		for (int i = 0; i < 32; i++)
+			k->sha[i] = (unsigned char)(json_hex4((char[]){ '0', '0', sha[2 * i], sha[2 * i + 1] }));
+	else if (!k->nvalue)
+		cfg_problem(L, "virtual key %s: value is required", k->e.id);
+	g->nhashed += sha != NULL;
+	for (int q = 0; k->nvalue && q < g->nkey - 1; q++)
+		if (g->key[q].nvalue == k->nvalue && memcmp(g->key[q].value, k->value, k->nvalue) == 0)
+			cfg_problem(L, "virtual keys %s and %s have the same value", g->key[q].e.id, k->e.id);
+	for (int q = 0; sha && q < g->nkey - 1; q++)
+		if (!g->key[q].nvalue && memcmp(g->key[q].sha, k->sha, 32) == 0)
+			cfg_problem(L, "virtual keys %s and %s have the same value_sha256", g->key[q].e.id, k->e.id);
+}
 
 static void gov_cfg_key(struct cfg_ld *L, struct gov *g, int tok, int j)
 {
@@ -7254,13 +7367,8 @@ static void gov_cfg_key(struct cfg_ld *L, struct gov *g, int tok, int j)
 	if (!id)
 		return;
 	struct gov_vkey *k = &g->key[g->nkey++];
-	k->value = cfg_str(L, v[VK_VALUE], "virtual_keys[].value");
-	k->nvalue = k->value ? strlen(k->value) : 0;
-	if (!k->nvalue)
-		cfg_problem(L, "virtual key %s: value is required", id);
-	for (int q = 0; k->nvalue && q < g->nkey - 1; q++)
-		if (g->key[q].nvalue == k->nvalue && memcmp(g->key[q].value, k->value, k->nvalue) == 0)
-			cfg_problem(L, "virtual keys %s and %s have the same value", g->key[q].e.id, id);
+	k->e.id = id;
+	gov_cfg_key_secret(L, g, k, v[VK_VALUE], v[VK_SHA]);
 	const char *team = cfg_str(L, v[VK_TEAM], "virtual_keys[].team_id");
 	const char *cust = cfg_str(L, v[VK_CUSTOMER], "virtual_keys[].customer_id");
 	k->team = gov_cfg_find(g->team, sizeof(*g->team), g->nteam, team);
@@ -7539,7 +7647,7 @@ struct metrics_series {
 
 struct metrics {
 	_Atomic uint64_t requests, by_class[6], upstream_errors, log_dropped, conns_accepted;
-	_Atomic uint64_t in_tokens, out_tokens, unpriced, journal_full;
+	_Atomic uint64_t in_tokens, out_tokens, unpriced, journal_full, log_store_dropped;
 	_Atomic uint64_t hist[HIST_N], hist_sum_ns;
 	struct metrics_series series[METRICS_SERIES];
 	int nseries; /* owner only */
@@ -7606,7 +7714,1492 @@ struct log_state {
 };
 
 /* ======================================================================== *
- * 15. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.    *
+ * 15. ldb_ — the request log store: SQLite at data_dir/logs.db.            *
+ *                                                                          *
+ * A worker fills one fixed-size record per request in place, in its own    *
+ * ring (one producer, one consumer: no syscall, no lock, no malloc); a     *
+ * full ring drops the record and counts it, the worker never waits. One    *
+ * writer thread drains every ring each 20 ms into one transaction (WAL, a  *
+ * prepared insert) and enforces retention by age and size. A failed write  *
+ * (disk full) keeps the records in the rings and is retried each second.   *
+ * Queries run on the management thread over their own connection: WAL     *
+ * lets them read while the writer writes.                                  *
+ * ======================================================================== */
+
+#define LDB_RING 2048 /* records per worker: 100 ms of 20,000 requests/s */
+
+struct ldb_rec {
+	int64_t ts_ms, latency_us, ttfb_us, in, out, cache_read, cache_write, cost_micros; /* -1: none */
+	int32_t status, attempts;
+	bool stream, client_left;
+	char method[8], path[64], req_id[64], vk[64], team[64], customer[64], provider[64], model[96];
+	char failed[160], error[256], client[48], ua[128];
+};
+
+struct ldb_ring {
+	alignas(64) _Atomic uint64_t head; /* next record the writer takes */
+	alignas(64) _Atomic uint64_t tail; /* next record the worker fills */
+	struct ldb_rec rec[LDB_RING];
+};
+
+static struct ldb_ring **ldb_rings; /* one per worker, set before the writer starts */
+static int ldb_nrings;
+static char ldb_path[PATH_MAX];
+static _Atomic bool ldb_stop;
+static _Atomic int64_t ldb_keep_ms, ldb_keep_bytes; /* retention, from the current config */
+static _Atomic uint64_t ldb_written, ldb_failed_batches;
+
+/* The record to fill, or NULL when the ring is full (the caller counts the drop). */
+static struct ldb_rec *ldb_claim(struct ldb_ring *r)
+{
+	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	if (t - atomic_load_explicit(&r->head, memory_order_acquire) >= LDB_RING)
+		return NULL;
+	struct ldb_rec *rec = &r->rec[t % LDB_RING];
+	memset(rec, 0, offsetof(struct ldb_rec, method));
+	rec->method[0] = rec->path[0] = rec->req_id[0] = rec->vk[0] = rec->team[0] = rec->customer[0] = 0;
+	rec->provider[0] = rec->model[0] = rec->failed[0] = rec->error[0] = rec->client[0] = rec->ua[0] = 0;
+	return rec;
+}
+
+static void ldb_publish(struct ldb_ring *r)
+{
+	atomic_store_explicit(&r->tail, atomic_load_explicit(&r->tail, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+static const char ldb_schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS logs(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, request_id TEXT,"
+	" method TEXT, path TEXT, virtual_key_id TEXT, team_id TEXT, customer_id TEXT, provider TEXT,"
+	" model TEXT, status INTEGER, attempts INTEGER, failed TEXT, error TEXT, latency_us INTEGER,"
+	" ttfb_us INTEGER, stream INTEGER, in_tokens INTEGER, out_tokens INTEGER, cache_read_tokens INTEGER,"
+	" cache_write_tokens INTEGER, cost_micros INTEGER, client TEXT, user_agent TEXT, client_left INTEGER);"
+	"CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);"
+	"CREATE INDEX IF NOT EXISTS logs_key_ts ON logs(virtual_key_id, ts);"
+	"CREATE INDEX IF NOT EXISTS logs_provider_ts ON logs(provider, ts);"
+	"CREATE INDEX IF NOT EXISTS logs_status_ts ON logs(status, ts);";
+
+/* Open (and create) the store; NULL and a message in err. */
+static sqlite3 *ldb_open(const char *path, bool writer, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(db, 5000);
+	if (rc == SQLITE_OK && writer) /* before the first table: a new file shrinks as rows go */
+		rc = sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, ldb_schema, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+static void ldb_bind_text(sqlite3_stmt *st, int i, const char *z)
+{
+	if (*z)
+		sqlite3_bind_text(st, i, z, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void ldb_bind_int(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v >= 0)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int ldb_insert(sqlite3_stmt *st, const struct ldb_rec *r)
+{
+	const char *texts[] = { r->req_id, r->method, r->path, r->vk, r->team, r->customer, r->provider,
+				r->model, r->failed, r->error, r->client, r->ua };
+	const int64_t ints[] = { r->ts_ms, r->status, r->attempts, r->latency_us, r->ttfb_us, r->stream,
+				 r->in, r->out, r->cache_read, r->cache_write, r->cost_micros, r->client_left };
+	for (int i = 0; i < 12; i++)
+		ldb_bind_text(st, i + 1, texts[i]);
+	for (int i = 0; i < 12; i++)
+		ldb_bind_int(st, i + 13, ints[i]);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : rc;
+}
+
+/* Everything the rings hold, in one transaction; the rings advance only once it commits. */
+static int ldb_drain(sqlite3 *db, sqlite3_stmt *ins, long *n)
+{
+	uint64_t upto[ldb_nrings > 0 ? ldb_nrings : 1];
+	int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	*n = 0;
+	for (int i = 0; rc == SQLITE_OK && i < ldb_nrings; i++) {
+		struct ldb_ring *r = ldb_rings[i];
+		uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+		upto[i] = atomic_load_explicit(&r->tail, memory_order_acquire);
+		for (; h < upto[i] && rc == SQLITE_OK; h++, (*n)++)
+			rc = ldb_insert(ins, &r->rec[h % LDB_RING]);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	for (int i = 0; i < ldb_nrings; i++)
+		atomic_store_explicit(&ldb_rings[i]->head, upto[i], memory_order_release);
+	atomic_fetch_add(&ldb_written, (uint64_t)*n);
+	return SQLITE_OK;
+}
+
+static int64_t ldb_pragma(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Retention: rows older than the age limit go, then the oldest 5% at a time while the
+ * live pages exceed the size limit; freed pages are handed back to the file system. */
+static void ldb_retain(sqlite3 *db, int64_t now_ms)
+{
+	char sql[200];
+	snprintf(sql, sizeof(sql), "DELETE FROM logs WHERE ts < %lld",
+		 (long long)(now_ms - atomic_load(&ldb_keep_ms)));
+	sqlite3_exec(db, sql, NULL, NULL, NULL);
+	for (int round = 0; round < 20; round++) {
+		int64_t pages = ldb_pragma(db, "PRAGMA page_count"), free_ = ldb_pragma(db, "PRAGMA freelist_count");
+		int64_t psize = ldb_pragma(db, "PRAGMA page_size");
+		if (pages < 0 || psize <= 0 || (pages - free_) * psize <= atomic_load(&ldb_keep_bytes))
+			break;
+		sqlite3_exec(db, "DELETE FROM logs WHERE id < (SELECT min(id) + (max(id) - min(id)) / 20 + 1 FROM logs)",
+			     NULL, NULL, NULL);
+	}
+	sqlite3_exec(db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL);
+}
+
+static const char ldb_insert_sql[] =
+	"INSERT INTO logs(request_id, method, path, virtual_key_id, team_id, customer_id, provider, model,"
+	" failed, error, client, user_agent, ts, status, attempts, latency_us, ttfb_us, stream, in_tokens,"
+	" out_tokens, cache_read_tokens, cache_write_tokens, cost_micros, client_left)"
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+/* The writer thread: drain every 20 ms, retain every minute, until stopped and drained. */
+static void *ldb_writer(void *arg)
+{
+	sqlite3 *db = arg;
+	sqlite3_stmt *ins = NULL;
+	if (sqlite3_prepare_v2(db, ldb_insert_sql, -1, &ins, NULL) != SQLITE_OK) {
+		fprintf(stderr, "bifrost: request log store: %s\n", sqlite3_errmsg(db));
+		return NULL;
+	}
+	uint64_t last_retain = 0, last_err_log = 0;
+	for (;;) {
+		bool stop = atomic_load(&ldb_stop);
+		long n = 0;
+		int rc = ldb_drain(db, ins, &n);
+		uint64_t now = now_ns() / 1000000;
+		if (rc != SQLITE_OK) {
+			atomic_fetch_add(&ldb_failed_batches, 1);
+			if (now - last_err_log >= 60000) { /* the records wait in the rings meanwhile */
+				fprintf(stderr, "bifrost: request log store: write failed (%s); retrying each second\n",
+					sqlite3_errstr(rc));
+				last_err_log = now;
+			}
+			if (stop)
+				break;
+			usleep(1000 * 1000);
+			continue;
+		}
+		if (now - last_retain >= 60000) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ldb_retain(db, (int64_t)ts.tv_sec * 1000);
+			last_retain = now;
+		}
+		if (stop)
+			break;
+		if (n < LDB_RING / 4)
+			usleep(20 * 1000);
+	}
+	sqlite3_finalize(ins);
+	sqlite3_close(db);
+	return NULL;
+}
+
+/* ---- queries (the management thread's connection) ---- */
+
+enum { LF_SINCE, LF_UNTIL, LF_KEY, LF_TEAM, LF_CUSTOMER, LF_PROVIDER, LF_MODEL, LF_STATUS, LF_MIN_MS,
+       LF_LIMIT, LF_OFFSET, LF_BUCKET, LF_GROUP, LF_N };
+
+static const char *const ldb_filter_names[LF_N] = { "since", "until", "virtual_key_id", "team_id",
+	"customer_id", "provider", "model", "status", "min_latency_ms", "limit", "offset", "bucket_s", "group" };
+
+/* A query's parameters, decoded (empty: not given). */
+struct ldb_filter {
+	char v[LF_N][128];
+};
+
+static int64_t ldb_num(const struct ldb_filter *f, int k, int64_t dflt)
+{
+	char *end;
+	if (!f->v[k][0])
+		return dflt;
+	long long v = strtoll(f->v[k], &end, 10);
+	return *end ? dflt : v;
+}
+
+/* " WHERE ..." for the filters given; `args` gets the values to bind, in order. */
+static void ldb_where(const struct ldb_filter *f, struct sb *sql, const char **args, int *nargs)
+{
+	static const char *const col[LF_N] = { [LF_KEY] = "virtual_key_id", [LF_TEAM] = "team_id",
+		[LF_CUSTOMER] = "customer_id", [LF_PROVIDER] = "provider", [LF_MODEL] = "model" };
+	sb_printf(sql, " WHERE ts >= %lld AND ts < %lld", (long long)ldb_num(f, LF_SINCE, 0),
+		  (long long)ldb_num(f, LF_UNTIL, INT64_MAX));
+	*nargs = 0;
+	for (int k = LF_KEY; k <= LF_MODEL; k++)
+		if (f->v[k][0]) {
+			sb_printf(sql, " AND %s = ?", col[k]);
+			args[(*nargs)++] = f->v[k];
+		}
+	if (!strcmp(f->v[LF_STATUS], "error"))
+		sb_puts(sql, " AND status >= 400");
+	else if (f->v[LF_STATUS][0])
+		sb_printf(sql, " AND status = %lld", (long long)ldb_num(f, LF_STATUS, -1));
+	if (f->v[LF_MIN_MS][0])
+		sb_printf(sql, " AND latency_us >= %lld", (long long)ldb_num(f, LF_MIN_MS, 0) * 1000);
+}
+
+static const char ldb_cols[] =
+	"id, ts, request_id, method, path, virtual_key_id, team_id, customer_id, provider, model, status,"
+	" attempts, failed, error, latency_us, ttfb_us, stream, in_tokens, out_tokens, cache_read_tokens,"
+	" cache_write_tokens, cost_micros, client, user_agent, client_left";
+
+static void ldb_put_col(struct sb *b, sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		sb_puts(b, "null");
+	else if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+		sb_printf(b, "%lld", (long long)sqlite3_column_int64(st, i));
+	else
+		json_put_str(b, (const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
+}
+
+/* One row of ldb_cols as the API's log entry. */
+static void ldb_put_row(struct sb *b, sqlite3_stmt *st)
+{
+	static const char *const names[] = { "id", "ts", "request_id", "method", "path", "virtual_key_id",
+		"team_id", "customer_id", "provider", "model", "status", "attempts", "failed", "error" };
+	for (int i = 0; i < (int)ARRAY_LEN(names); i++) {
+		sb_printf(b, "%s\"%s\":", i ? "," : "{", names[i]);
+		ldb_put_col(b, st, i);
+	}
+	sb_printf(b, ",\"latency_ms\":%.3f,\"ttfb_ms\":", (double)sqlite3_column_int64(st, 14) / 1000);
+	if (sqlite3_column_type(st, 15) == SQLITE_NULL)
+		sb_puts(b, "null");
+	else
+		sb_printf(b, "%.3f", (double)sqlite3_column_int64(st, 15) / 1000);
+	sb_printf(b, ",\"stream\":%s", sqlite3_column_int(st, 16) ? "true" : "false");
+	static const char *const toks[] = { "in_tokens", "out_tokens", "cache_read_tokens", "cache_write_tokens" };
+	for (int i = 0; i < 4; i++)
+		sb_printf(b, ",\"%s\":%lld", toks[i], (long long)sqlite3_column_int64(st, 17 + i));
+	int64_t cost = sqlite3_column_int64(st, 21);
+	if (sqlite3_column_type(st, 21) == SQLITE_NULL)
+		sb_puts(b, ",\"cost\":null");
+	else
+		sb_printf(b, ",\"cost\":%lld.%06lld", (long long)(cost / 1000000), (long long)(cost % 1000000));
+	sb_puts(b, ",\"client\":");
+	ldb_put_col(b, st, 22);
+	sb_puts(b, ",\"user_agent\":");
+	ldb_put_col(b, st, 23);
+	sb_printf(b, ",\"client_left\":%s}", sqlite3_column_int(st, 24) ? "true" : "false");
+}
+
+static sqlite3_stmt *ldb_prepare(sqlite3 *db, struct sb *sql, const char **args, int nargs)
+{
+	sqlite3_stmt *st = NULL;
+	if (sql->oom || sqlite3_prepare_v2(db, sql->p, (int)sql->len, &st, NULL) != SQLITE_OK)
+		return NULL;
+	for (int i = 0; i < nargs; i++)
+		sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_STATIC);
+	return st;
+}
+
+/* {"logs":[...],"total":N}, newest first; or id >= 0: {"log":{...}} (0: found). */
+static int ldb_logs_json(sqlite3 *db, const struct ldb_filter *f, int64_t id, struct sb *b, struct arena *a)
+{
+	const char *args[LF_N];
+	int nargs = 0;
+	struct sb sql, where;
+	sb_init(&sql, a, 1024);
+	sb_init(&where, a, 512);
+	if (id >= 0)
+		sb_printf(&where, " WHERE id = %lld", (long long)id);
+	else
+		ldb_where(f, &where, args, &nargs);
+	sb_printf(&sql, "SELECT %s FROM logs%.*s ORDER BY id DESC LIMIT %lld OFFSET %lld", ldb_cols,
+		  (int)where.len, where.p, (long long)MIN(MAX(ldb_num(f, LF_LIMIT, 50), 1), 1000),
+		  (long long)MAX(ldb_num(f, LF_OFFSET, 0), 0));
+	sqlite3_stmt *st = ldb_prepare(db, &sql, args, nargs);
+	if (!st)
+		return -EIO;
+	int n = 0, rc;
+	sb_puts(b, id >= 0 ? "{\"log\":" : "{\"logs\":[");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n++)
+			sb_puts(b, ",");
+		ldb_put_row(b, st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	if (id >= 0) {
+		sb_puts(b, "}");
+		return n ? 0 : -ENOENT;
+	}
+	sb_init(&sql, a, 512);
+	sb_printf(&sql, "SELECT count(*) FROM logs%.*s", (int)where.len, where.p);
+	st = ldb_prepare(db, &sql, args, nargs);
+	int64_t total = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_finalize(st);
+	sb_printf(b, "],\"total\":%lld}", (long long)total);
+	return total < 0 ? -EIO : 0;
+}
+
+/* ---- /api/logs/stats: counts, tokens, cost and exact latency percentiles ---- */
+
+#define LDB_GROUPS 64
+#define LDB_BUCKETS 1440
+
+struct ldb_agg {
+	int64_t count, errors, in, out, cost;
+	int64_t *lat; /* malloc: every latency (µs), sorted when read */
+	size_t nlat, cap;
+};
+
+static void ldb_agg_add(struct ldb_agg *g, int64_t status, int64_t lat, int64_t in, int64_t out, int64_t cost)
+{
+	g->count++;
+	g->errors += status >= 400;
+	g->in += in;
+	g->out += out;
+	g->cost += cost;
+	if (g->nlat == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		int64_t *p = realloc(g->lat, cap * sizeof(*p));
+		if (!p)
+			return; /* that latency is left out of the percentiles */
+		g->lat = p;
+		g->cap = cap;
+	}
+	g->lat[g->nlat++] = lat;
+}
+
+static int ldb_cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* "count":..,"p99_ms":.. (no braces), and the latencies freed. */
+static void ldb_agg_put(struct sb *b, struct ldb_agg *g)
+{
+	double p50 = 0, p99 = 0;
+	if (g->nlat) {
+		qsort(g->lat, g->nlat, sizeof(*g->lat), ldb_cmp_i64);
+		p50 = (double)g->lat[(g->nlat - 1) / 2] / 1000;
+		p99 = (double)g->lat[(g->nlat - 1) * 99 / 100] / 1000;
+	}
+	sb_printf(b, "\"count\":%lld,\"errors\":%lld,\"in_tokens\":%lld,\"out_tokens\":%lld,\"cost\":%lld.%06lld,"
+		     "\"p50_ms\":%.3f,\"p99_ms\":%.3f", (long long)g->count, (long long)g->errors, (long long)g->in,
+		  (long long)g->out, (long long)(g->cost / 1000000), (long long)(g->cost % 1000000), p50, p99);
+	free(g->lat);
+	g->lat = NULL;
+	g->nlat = g->cap = 0;
+}
+
+struct ldb_stats {
+	int64_t since, until, bucket_ms;
+	int nb, ng;
+	struct ldb_agg total, bucket[LDB_BUCKETS], group[LDB_GROUPS + 1]; /* [LDB_GROUPS]: "other" */
+	char gkey[LDB_GROUPS][96];
+};
+
+static int ldb_group_of(struct ldb_stats *s, const char *key)
+{
+	for (int i = 0; i < s->ng; i++)
+		if (!strcmp(s->gkey[i], key))
+			return i;
+	if (s->ng == LDB_GROUPS)
+		return LDB_GROUPS;
+	snprintf(s->gkey[s->ng], sizeof(s->gkey[0]), "%s", key);
+	return s->ng++;
+}
+
+static void ldb_stats_put(struct sb *b, struct ldb_stats *s)
+{
+	sb_puts(b, "{\"totals\":{");
+	ldb_agg_put(b, &s->total);
+	sb_printf(b, "},\"since\":%lld,\"until\":%lld,\"bucket_s\":%lld,\"series\":[", (long long)s->since,
+		  (long long)s->until, (long long)(s->bucket_ms / 1000));
+	for (int i = 0; i < s->nb; i++) {
+		sb_printf(b, "%s{\"t\":%lld,", i ? "," : "", (long long)(s->since + i * s->bucket_ms));
+		ldb_agg_put(b, &s->bucket[i]);
+		sb_puts(b, "}");
+	}
+	sb_puts(b, "],\"groups\":[");
+	for (int i = 0; i <= LDB_GROUPS; i++) {
+		if (i == s->ng && i < LDB_GROUPS)
+			i = LDB_GROUPS;
+		if (!s->group[i].count)
+			continue;
+		sb_puts(b, b->p[b->len - 1] == '[' ? "{\"key\":" : ",{\"key\":");
+		json_put_z(b, i < LDB_GROUPS ? s->gkey[i] : "other");
+		sb_puts(b, ",");
+		ldb_agg_put(b, &s->group[i]);
+		sb_puts(b, "}");
+	}
+	sb_puts(b, "]}");
+}
+
+/* One pass over the range's rows; every figure is exact (percentiles too). */
+static int ldb_stats_json(sqlite3 *db, const struct ldb_filter *f, int64_t now_ms, struct sb *b, struct arena *a)
+{
+	struct ldb_stats *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->until = ldb_num(f, LF_UNTIL, now_ms);
+	s->since = ldb_num(f, LF_SINCE, s->until - 86400000);
+	s->bucket_ms = MAX(ldb_num(f, LF_BUCKET, 0) * 1000, 1000);
+	if (!f->v[LF_BUCKET][0])
+		s->bucket_ms = MAX((s->until - s->since) / 60, 1000);
+	s->bucket_ms = MAX(s->bucket_ms, (s->until - s->since) / LDB_BUCKETS + 1);
+	s->nb = s->until > s->since ? (int)((s->until - s->since + s->bucket_ms - 1) / s->bucket_ms) : 0;
+	const char *gcol = !strcmp(f->v[LF_GROUP], "model") ? "provider || '/' || model"
+			   : !strcmp(f->v[LF_GROUP], "virtual_key") ? "virtual_key_id" : "provider";
+	struct ldb_filter ff = *f;
+	snprintf(ff.v[LF_SINCE], sizeof(ff.v[0]), "%lld", (long long)s->since);
+	snprintf(ff.v[LF_UNTIL], sizeof(ff.v[0]), "%lld", (long long)s->until);
+	const char *args[LF_N];
+	int nargs;
+	struct sb sql;
+	sb_init(&sql, a, 1024);
+	sb_printf(&sql, "SELECT ts, coalesce(%s, '(none)'), status, latency_us, coalesce(in_tokens, 0) +"
+			" coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0), coalesce(out_tokens, 0),"
+			" coalesce(cost_micros, 0) FROM logs", gcol);
+	ldb_where(&ff, &sql, args, &nargs);
+	sqlite3_stmt *st = ldb_prepare(db, &sql, args, nargs);
+	int rc = st ? SQLITE_ROW : SQLITE_ERROR;
+	while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t ts = sqlite3_column_int64(st, 0), v[5];
+		for (int i = 0; i < 5; i++)
+			v[i] = sqlite3_column_int64(st, 2 + i);
+		int bi = (int)((ts - s->since) / s->bucket_ms), gi = ldb_group_of(s, (const char *)sqlite3_column_text(st, 1));
+		ldb_agg_add(&s->total, v[0], v[1], v[2], v[3], v[4]);
+		if (bi >= 0 && bi < s->nb)
+			ldb_agg_add(&s->bucket[bi], v[0], v[1], v[2], v[3], v[4]);
+		ldb_agg_add(&s->group[gi], v[0], v[1], v[2], v[3], v[4]);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		ldb_stats_put(b, s);
+	free(s->total.lat);
+	for (int i = 0; i < LDB_BUCKETS; i++)
+		free(s->bucket[i].lat);
+	for (int i = 0; i <= LDB_GROUPS; i++)
+		free(s->group[i].lat);
+	free(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+/* ======================================================================== *
+ * 16. mgmt_ — the management thread: the admin API, logins, config edits.  *
+ *                                                                          *
+ * Workers hand every /api request to this one thread as a job (a copy of   *
+ * what it needs) through a lock-free stack and an eventfd, and get the     *
+ * answer back the same way; nothing here runs on a worker, so a slow query *
+ * or an fsync never delays traffic. Config changes edit the file's JSON    *
+ * text in place (what the user wrote stays as written), are checked by     *
+ * cfg_parse exactly like `bifrost check`, written atomically (temp file,   *
+ * fsync, rename; the previous file kept as .bak) and published through    *
+ * mgmt_publish, the path SIGHUP takes too.                                 *
+ * ======================================================================== */
+
+struct mgmt_job {
+	struct mgmt_job *next;
+	struct arena a; /* owns everything below */
+	int worker;
+	uint32_t idx, gen; /* the client slot that waits */
+	struct str method, path, query, auth, cookie, if_match, body;
+	char peer[64];
+	bool loopback;
+	/* the answer */
+	int status;
+	const char *ctype;
+	struct sb out, hdr; /* body; extra header lines */
+};
+
+static _Atomic(struct mgmt_job *) mgmt_inbox;
+static _Atomic(struct mgmt_job *) *mgmt_outbox; /* one per worker */
+static int *mgmt_wake_fd;                        /* the workers' eventfds */
+static int mgmt_evfd = -1;
+static pthread_mutex_t mgmt_publish_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *mgmt_cfg_path; /* the file edits go to: --config, ./config.json, or made there */
+
+static void mgmt_push(_Atomic(struct mgmt_job *) *stack, struct mgmt_job *j, int wake_fd)
+{
+	j->next = atomic_load_explicit(stack, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(stack, &j->next, j, memory_order_release, memory_order_relaxed))
+		;
+	uint64_t one = 1;
+	if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		perror("bifrost: eventfd");
+}
+
+/* Everything pushed so far, oldest first. */
+static struct mgmt_job *mgmt_take(_Atomic(struct mgmt_job *) *stack)
+{
+	struct mgmt_job *j = atomic_exchange_explicit(stack, NULL, memory_order_acquire), *rev = NULL;
+	while (j) {
+		struct mgmt_job *next = j->next;
+		j->next = rev;
+		rev = j;
+		j = next;
+	}
+	return rev;
+}
+
+static void mgmt_job_free(struct mgmt_job *j)
+{
+	if (j) {
+		arena_reset(&j->a);
+		free(j);
+	}
+}
+
+/* Publish a checked config: the running counters carry over (SIGHUP and the API both). */
+static void mgmt_publish(struct cfg *n)
+{
+	pthread_mutex_lock(&mgmt_publish_lock);
+	struct cfg *old = atomic_load(&cfg_current);
+	gov_carry(old->gov, n->gov, time(NULL));
+	atomic_store(&ldb_keep_ms, (int64_t)n->logs_days * 86400000);
+	atomic_store(&ldb_keep_bytes, n->logs_bytes);
+	atomic_exchange(&cfg_current, n);
+	if ((n->listen && (!old->listen || strcmp(n->listen, old->listen))) || n->workers != old->workers)
+		fprintf(stderr, "bifrost: listen and workers take effect at the next start\n");
+	atomic_fetch_add(&cfg_generation, 1);
+	pthread_mutex_unlock(&mgmt_publish_lock);
+	cfg_put(old);
+	fprintf(stderr, "bifrost: config reloaded (%d providers)\n", n->nprov);
+}
+
+/* ---- answers ---- */
+
+static void mgmt_error(struct mgmt_job *j, int status, const char *type, const char *msg)
+{
+	j->status = status;
+	j->ctype = "application/json";
+	j->out.len = 0;
+	sb_puts(&j->out, "{\"error\":{\"message\":");
+	json_put_z(&j->out, msg);
+	sb_puts(&j->out, ",\"type\":");
+	json_put_z(&j->out, type);
+	sb_puts(&j->out, "}}");
+}
+
+/* 400 with cfg_parse's problems ("  - text\n" lines) as a list. */
+static void mgmt_problems(struct mgmt_job *j, struct str errs)
+{
+	j->status = 400;
+	j->out.len = 0;
+	sb_puts(&j->out, "{\"error\":{\"message\":\"the configuration has problems\",\"type\":\"invalid_request_error\","
+			 "\"problems\":[");
+	int n = 0;
+	for (size_t i = 0; i < errs.n;) {
+		const char *nl = memchr(errs.p + i, '\n', errs.n - i);
+		size_t e = nl ? (size_t)(nl - errs.p) : errs.n, s = i;
+		while (s < e && (errs.p[s] == ' ' || errs.p[s] == '-'))
+			s++;
+		if (e > s) {
+			sb_puts(&j->out, n++ ? "," : "");
+			json_put_str(&j->out, errs.p + s, e - s);
+		}
+		i = e + 1;
+	}
+	sb_puts(&j->out, "]}}");
+}
+
+/* ---- passwords: PBKDF2-HMAC-SHA256 (BearSSL's HMAC), "pbkdf2-sha256$iter$salt$hash" in hex ---- */
+
+#define MGMT_PW_ITER 200000
+
+static void mgmt_pbkdf2(const char *pw, const unsigned char *salt, size_t nsalt, unsigned iter,
+			unsigned char out[32])
+{
+	br_hmac_key_context kc;
+	br_hmac_context hc;
+	unsigned char u[32], blk[4] = { 0, 0, 0, 1 };
+	br_hmac_key_init(&kc, &br_sha256_vtable, pw, strlen(pw));
+	br_hmac_init(&hc, &kc, 0);
+	br_hmac_update(&hc, salt, nsalt);
+	br_hmac_update(&hc, blk, 4);
+	br_hmac_out(&hc, u);
+	memcpy(out, u, 32);
+	for (unsigned i = 1; i < iter; i++) {
+		br_hmac_init(&hc, &kc, 0);
+		br_hmac_update(&hc, u, 32);
+		br_hmac_out(&hc, u);
+		for (int k = 0; k < 32; k++)
+			out[k] ^= u[k];
+	}
+}
+
+static void mgmt_hex(char *dst, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(dst + 2 * i, "%02x", p[i]);
+}
+
+static int mgmt_unhex(const char *s, size_t n, unsigned char *out, size_t cap)
+{
+	if (n % 2 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n; i += 2) {
+		int hi = json_hex4((char[]){ '0', '0', s[i], s[i + 1] });
+		if (hi < 0)
+			return -1;
+		out[i / 2] = (unsigned char)hi;
+	}
+	return (int)(n / 2);
+}
+
+/* A new hash line for `pw` (salt from getrandom); false when no randomness. */
+static bool mgmt_pw_hash(const char *pw, char *out, size_t cap)
+{
+	unsigned char salt[16], dk[32];
+	char hs[33], hd[65];
+	if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+		return false;
+	mgmt_pbkdf2(pw, salt, sizeof(salt), MGMT_PW_ITER, dk);
+	mgmt_hex(hs, salt, sizeof(salt));
+	mgmt_hex(hd, dk, sizeof(dk));
+	snprintf(out, cap, "pbkdf2-sha256$%u$%s$%s", MGMT_PW_ITER, hs, hd);
+	return true;
+}
+
+/* Does `pw` match the hash line? Constant time over the derived key. */
+static bool mgmt_pw_check(const char *line, const char *pw)
+{
+	unsigned char salt[64], want[32], got[32];
+	char ssalt[129], shash[65];
+	unsigned iter;
+	if (sscanf(line, "pbkdf2-sha256$%u$%128[0-9a-f]$%64[0-9a-f]", &iter, ssalt, shash) != 3 || iter == 0 ||
+	    iter > 10000000)
+		return false;
+	int ns = mgmt_unhex(ssalt, strlen(ssalt), salt, sizeof(salt));
+	if (ns <= 0 || mgmt_unhex(shash, strlen(shash), want, sizeof(want)) != 32)
+		return false;
+	mgmt_pbkdf2(pw, salt, (size_t)ns, iter, got);
+	unsigned d = 0;
+	for (int i = 0; i < 32; i++)
+		d |= got[i] ^ want[i];
+	return d == 0;
+}
+
+/* ---- who may use the API: the admin token, a login session, or (no credentials) loopback ---- */
+
+#define MGMT_SESSIONS 64
+#define MGMT_SESSION_S (12 * 3600)
+#define MGMT_LOGIN_FAILS 5 /* per client address and minute */
+
+static struct { char token[65]; int64_t expires; } mgmt_sess[MGMT_SESSIONS];
+static struct { char peer[64]; int64_t minute; int fails; } mgmt_fails[64];
+
+static bool mgmt_token_eq(struct str got, const char *want)
+{
+	size_t n = strlen(want);
+	unsigned d = got.n != n;
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)(want[i] ^ (i < got.n ? got.p[i] : 0));
+	return d == 0 && n > 0;
+}
+
+/* The session token in a Cookie header, or an empty str. */
+static struct str mgmt_cookie(struct str h)
+{
+	for (size_t i = 0; i + 16 <= h.n; i++)
+		if ((i == 0 || h.p[i - 1] == ' ' || h.p[i - 1] == ';') && !memcmp(h.p + i, "bifrost_session=", 16)) {
+			size_t s = i + 16, e = s;
+			while (e < h.n && h.p[e] != ';' && h.p[e] != ' ')
+				e++;
+			return (struct str){ h.p + s, e - s };
+		}
+	return (struct str){ "", 0 };
+}
+
+static int mgmt_session_find(struct str tok, int64_t now)
+{
+	for (int i = 0; tok.n == 64 && i < MGMT_SESSIONS; i++)
+		if (mgmt_sess[i].expires > now && mgmt_token_eq(tok, mgmt_sess[i].token))
+			return i;
+	return -1;
+}
+
+static bool mgmt_creds(const struct cfg *c) { return c->admin_token || c->admin_hash; }
+
+static bool mgmt_authorized(const struct mgmt_job *j, const struct cfg *c, int64_t now)
+{
+	if (!mgmt_creds(c))
+		return j->loopback;
+	if (c->admin_token && j->auth.n > 7 && !strncasecmp(j->auth.p, "Bearer ", 7) &&
+	    mgmt_token_eq((struct str){ j->auth.p + 7, j->auth.n - 7 }, c->admin_token))
+		return true;
+	return mgmt_session_find(mgmt_cookie(j->cookie), now) >= 0;
+}
+
+static int *mgmt_fail_slot(const char *peer, int64_t now)
+{
+	int oldest = 0;
+	for (int i = 0; i < (int)ARRAY_LEN(mgmt_fails); i++) {
+		if (!strcmp(mgmt_fails[i].peer, peer)) {
+			if (mgmt_fails[i].minute != now / 60)
+				mgmt_fails[i].minute = now / 60, mgmt_fails[i].fails = 0;
+			return &mgmt_fails[i].fails;
+		}
+		if (mgmt_fails[i].minute < mgmt_fails[oldest].minute)
+			oldest = i;
+	}
+	snprintf(mgmt_fails[oldest].peer, sizeof(mgmt_fails[0].peer), "%s", peer);
+	mgmt_fails[oldest].minute = now / 60;
+	mgmt_fails[oldest].fails = 0;
+	return &mgmt_fails[oldest].fails;
+}
+
+/* POST /api/session/login {"username","password"}: a cookie for 12 hours. */
+static void mgmt_login(struct mgmt_job *j, const struct cfg *c, int64_t now)
+{
+	static const char *const k[] = { "username", "password" };
+	int v[2], *fails = mgmt_fail_slot(j->peer, now);
+	struct json js;
+	if (!c->admin_hash) {
+		mgmt_error(j, 400, "invalid_request_error", "no admin.username/password_hash is configured");
+		return;
+	}
+	if (*fails >= MGMT_LOGIN_FAILS) {
+		mgmt_error(j, 429, "rate_limit_error", "too many failed logins; wait a minute");
+		sb_puts(&j->hdr, "Retry-After: 60\r\n");
+		return;
+	}
+	if (json_parse(&js, &j->a, j->body.p, j->body.n) != 0 || json_obj_get(&js, 0, k, 2, v, NULL) != 0 ||
+	    v[0] < 0 || v[1] < 0) {
+		mgmt_error(j, 400, "invalid_request_error", "give {\"username\":..., \"password\":...}");
+		return;
+	}
+	char *user = json_str(&js, &j->a, v[0], NULL), *pw = json_str(&js, &j->a, v[1], NULL);
+	bool ok = user && pw && mgmt_pw_check(c->admin_hash, pw); /* always the slow hash: no timing hint */
+	if (!ok || strcmp(user, c->admin_user)) {
+		(*fails)++;
+		mgmt_error(j, 401, "authentication_error", "wrong username or password");
+		return;
+	}
+	int slot = 0;
+	for (int i = 0; i < MGMT_SESSIONS; i++)
+		if (mgmt_sess[i].expires < mgmt_sess[slot].expires)
+			slot = i;
+	unsigned char r[32];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		mgmt_error(j, 500, "server_error", "no randomness for a session");
+		return;
+	}
+	mgmt_hex(mgmt_sess[slot].token, r, sizeof(r));
+	mgmt_sess[slot].expires = now + MGMT_SESSION_S;
+	sb_printf(&j->hdr, "Set-Cookie: bifrost_session=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict\r\n",
+		  mgmt_sess[slot].token, MGMT_SESSION_S);
+	j->status = 200;
+	sb_puts(&j->out, "{\"authenticated\":true,\"user\":");
+	json_put_z(&j->out, c->admin_user);
+	sb_puts(&j->out, "}");
+}
+
+static void mgmt_session(struct mgmt_job *j, const struct cfg *c, int64_t now)
+{
+	bool in = mgmt_authorized(j, c, now);
+	if (str_eq(j->path, "/api/session/logout")) {
+		int i = mgmt_session_find(mgmt_cookie(j->cookie), now);
+		if (i >= 0)
+			mgmt_sess[i].expires = 0;
+		sb_puts(&j->hdr, "Set-Cookie: bifrost_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict\r\n");
+		in = false;
+	}
+	j->status = 200;
+	sb_printf(&j->out, "{\"authenticated\":%s,\"login_required\":%s,\"password_login\":%s,\"user\":",
+		  in ? "true" : "false", mgmt_creds(c) ? "true" : "false", c->admin_hash ? "true" : "false");
+	if (in && c->admin_user && mgmt_session_find(mgmt_cookie(j->cookie), now) >= 0)
+		json_put_z(&j->out, c->admin_user);
+	else
+		sb_puts(&j->out, "null");
+	sb_puts(&j->out, "}");
+}
+
+/* ---- config documents: secrets out, secrets kept, entries found, text spliced ---- */
+
+#define MGMT_REDACTED "sk-\xe2\x80\xa6redacted"
+
+static bool mgmt_secret_key(struct str k)
+{
+	static const char *const names[] = { "apiKey", "api_key", "value", "token", "password_hash",
+		"secret_access_key", "session_token", "aws_secret_access_key" };
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (str_eq(k, names[i]))
+			return true;
+	return false;
+}
+
+static struct str mgmt_tok(const struct json *js, int i)
+{
+	return (struct str){ js->s + js->tok[i].start, (size_t)(js->tok[i].end - js->tok[i].start) };
+}
+
+/* The value under `key` in object `obj` (no unescaping: config keys are plain), or -1. */
+static int mgmt_member(const struct json *js, int obj, const char *key)
+{
+	if (obj < 0 || js->tok[obj].type != JSMN_OBJECT)
+		return -1;
+	for (int n = 0, i = obj + 1; n < js->tok[obj].size; n++, i = json_skip(js, i + 1))
+		if (str_eq(mgmt_tok(js, i), key))
+			return i + 1;
+	return -1;
+}
+
+/*
+ * Write the subtree at i compactly. redact: secret strings (not "env.NAME") become the
+ * marker. old/oi: the stored version of the same subtree; a marker in the new one takes
+ * the stored value at the same place (false when there is none).
+ */
+static bool mgmt_emit(const struct json *js, int i, const struct json *old, int oi, bool redact, struct sb *o)
+{
+	const jsmntok_t *t = &js->tok[i];
+	bool ok = true;
+	if (t->type == JSMN_OBJECT || t->type == JSMN_ARRAY) {
+		bool obj = t->type == JSMN_OBJECT;
+		sb_puts(o, obj ? "{" : "[");
+		for (int n = 0, k = i + 1; n < t->size; n++) {
+			int v = k, ov = -1;
+			if (obj) {
+				sb_puts(o, n ? "," : "");
+				sb_put(o, js->s + json_beg(js, k), json_end(js, k) - json_beg(js, k));
+				sb_puts(o, ":");
+				v = k + 1;
+				struct str key = mgmt_tok(js, k);
+				char z[64];
+				snprintf(z, sizeof(z), "%.*s", (int)MIN(key.n, 63), key.p);
+				ov = old ? mgmt_member(old, oi, z) : -1;
+				if (js->tok[v].type == JSMN_STRING && mgmt_secret_key(key)) {
+					struct str s = mgmt_tok(js, v);
+					bool env = str_starts(s, "env.");
+					if (redact && !env) {
+						sb_puts(o, "\"" MGMT_REDACTED "\"");
+						k = json_skip(js, v);
+						continue;
+					}
+					if (old && str_eq(s, MGMT_REDACTED)) {
+						ok &= ov >= 0 && old->tok[ov].type == JSMN_STRING;
+						if (ov >= 0)
+							sb_put(o, old->s + json_beg(old, ov), json_end(old, ov) - json_beg(old, ov));
+						k = json_skip(js, v);
+						continue;
+					}
+				}
+			} else {
+				sb_puts(o, n ? "," : "");
+				if (old && oi >= 0 && old->tok[oi].type == JSMN_ARRAY && n < old->tok[oi].size) {
+					ov = oi + 1;
+					for (int q = 0; q < n; q++)
+						ov = json_skip(old, ov);
+				}
+			}
+			ok &= mgmt_emit(js, v, old, ov, redact, o);
+			k = json_skip(js, v);
+		}
+		sb_puts(o, obj ? "}" : "]");
+	} else {
+		sb_put(o, js->s + json_beg(js, i), json_end(js, i) - json_beg(js, i));
+	}
+	return ok;
+}
+
+/* A validated document, indented by two spaces per level (how the file is written back). */
+static void mgmt_pretty(struct str in, struct sb *o)
+{
+	int depth = 0;
+	bool str = false;
+	for (size_t i = 0; i < in.n; i++) {
+		char c = in.p[i];
+		if (str) {
+			sb_put(o, &c, 1);
+			if (c == '\\' && i + 1 < in.n)
+				sb_put(o, &in.p[++i], 1);
+			else if (c == '"')
+				str = false;
+			continue;
+		}
+		if (json_ws(c))
+			continue;
+		if ((c == '}' || c == ']') && i > 0 && (in.p[i - 1] == '{' || in.p[i - 1] == '[')) {
+			sb_put(o, &c, 1); /* {} and [] stay on one line */
+			depth--;
+			continue;
+		}
+		if (c == '}' || c == ']') {
+			depth--;
+			sb_printf(o, "\n%*s", 2 * MAX(depth, 0), "");
+		}
+		sb_put(o, &c, 1);
+		if (c == ':')
+			sb_puts(o, " ");
+		str = c == '"';
+		if (c == '{' || c == '[')
+			depth++;
+		if ((c == '{' || c == '[') && i + 1 < in.n && in.p[i + 1] != '}' && in.p[i + 1] != ']')
+			sb_printf(o, "\n%*s", 2 * depth, "");
+		else if (c == ',')
+			sb_printf(o, "\n%*s", 2 * depth, "");
+	}
+	sb_puts(o, "\n");
+}
+
+/* ---- the editable collections of config.json ---- */
+
+struct mgmt_coll {
+	const char *path, *list, *one; /* API path, list and single answer keys */
+	const char *parent, *member;   /* where in config.json: [parent.]member */
+	const char *idkey;             /* the identity field */
+};
+
+static const struct mgmt_coll mgmt_colls[] = {
+	{ "/api/providers", "providers", "provider", NULL, "providers", "name" },
+	{ "/api/governance/virtual-keys", "virtual_keys", "virtual_key", "governance", "virtual_keys", "id" },
+	{ "/api/governance/teams", "teams", "team", "governance", "teams", "id" },
+	{ "/api/governance/customers", "customers", "customer", "governance", "customers", "id" },
+};
+
+/* The working copy of config.json: its text, tokens, revision, and the collection found. */
+struct mgmt_doc {
+	char *text; /* malloc */
+	size_t n;
+	struct json js;
+	char rev[20];
+	int parent, list; /* tokens, or -1 */
+};
+
+static void mgmt_doc_free(struct mgmt_doc *d) { free(d->text); }
+
+/* Read and tokenize the file the edits go to (the environment's defaults when it does not exist). */
+static int mgmt_doc_load(struct mgmt_doc *d, struct arena *a, const struct mgmt_coll *mc)
+{
+	char err[PATH_MAX + 64];
+	memset(d, 0, sizeof(*d));
+	d->text = access(mgmt_cfg_path, F_OK) == 0 ? cfg_slurp(mgmt_cfg_path, &d->n, err, sizeof(err))
+						   : cfg_default_text(&d->n);
+	if (!d->text || json_parse(&d->js, a, d->text, d->n) != 0 || d->js.tok[0].type != JSMN_OBJECT)
+		return -EIO;
+	snprintf(d->rev, sizeof(d->rev), "\"%016llx\"", (unsigned long long)fnv1a(FNV_BASIS, d->text, d->n));
+	d->parent = mc && mc->parent ? mgmt_member(&d->js, 0, mc->parent) : 0;
+	d->list = mc && d->parent >= 0 ? mgmt_member(&d->js, d->parent, mc->member) : -1;
+	return 0;
+}
+
+/* An entry's identity: providers by "name" (else their kind, or the map key), others by "id". */
+static struct str mgmt_entry_id(const struct json *js, int key, int v, const struct mgmt_coll *mc)
+{
+	int t = mgmt_member(js, v, mc->idkey);
+	if (t < 0 && !strcmp(mc->idkey, "name"))
+		t = key >= 0 ? key : mgmt_member(js, v, "provider");
+	return t >= 0 && js->tok[t].type == JSMN_STRING ? mgmt_tok(js, t) : (struct str){ "", 0 };
+}
+
+/* The entry whose identity is `id`: its value token (and map key token, for map forms). */
+static int mgmt_find(const struct mgmt_doc *d, const struct mgmt_coll *mc, struct str id, int *keytok)
+{
+	const jsmntok_t *t = d->list >= 0 ? &d->js.tok[d->list] : NULL;
+	*keytok = -1;
+	if (!t || (t->type != JSMN_ARRAY && t->type != JSMN_OBJECT))
+		return -1;
+	bool map = t->type == JSMN_OBJECT;
+	for (int n = 0, i = d->list + 1; n < t->size; n++) {
+		int k = map ? i : -1, v = map ? i + 1 : i;
+		struct str e = mgmt_entry_id(&d->js, k, v, mc);
+		if (e.n == id.n && !memcmp(e.p, id.p, id.n)) {
+			*keytok = k;
+			return v;
+		}
+		i = json_skip(&d->js, v);
+	}
+	return -1;
+}
+
+/* text[0, from) + ins + text[to, n) */
+static void mgmt_splice(const struct mgmt_doc *d, size_t from, size_t to, struct str ins, struct sb *o)
+{
+	sb_put(o, d->text, from);
+	sb_str(o, ins);
+	sb_put(o, d->text + to, d->n - to);
+}
+
+/* The document with `item` added to the collection (made, with its parent, if missing). */
+static void mgmt_insert(const struct mgmt_doc *d, const struct mgmt_coll *mc, struct str item, struct sb *o,
+			struct arena *a)
+{
+	struct sb ins;
+	sb_init(&ins, a, item.n + 64);
+	int at = d->list >= 0 ? d->list : d->parent >= 0 ? d->parent : 0;
+	const jsmntok_t *t = &d->js.tok[at];
+	if (d->list >= 0 && t->type == JSMN_OBJECT) { /* providers as a map: the name is its key */
+		struct json ij;
+		if (json_parse(&ij, a, item.p, item.n) == 0)
+			json_put_str(&ins, mgmt_entry_id(&ij, -1, 0, mc).p, mgmt_entry_id(&ij, -1, 0, mc).n);
+		sb_puts(&ins, ":");
+		sb_str(&ins, item);
+	} else if (d->list >= 0) {
+		sb_str(&ins, item);
+	} else {
+		sb_printf(&ins, "\"%s\":", d->parent >= 0 ? mc->member : mc->parent);
+		sb_puts(&ins, d->parent >= 0 ? "[" : "{\"");
+		if (d->parent < 0)
+			sb_printf(&ins, "%s\":[", mc->member);
+		sb_str(&ins, item);
+		sb_puts(&ins, d->parent >= 0 ? "]" : "]}");
+	}
+	size_t pos = (size_t)t->start + 1; /* first, right after the bracket */
+	struct sb full;
+	sb_init(&full, a, ins.len + 2);
+	if (t->size > 0 && d->list >= 0) { /* last, before the closing bracket */
+		pos = (size_t)t->end - 1;
+		sb_puts(&full, ",");
+	}
+	sb_str(&full, sb_view(&ins));
+	if (t->size > 0 && d->list < 0)
+		sb_puts(&full, ",");
+	mgmt_splice(d, pos, pos, sb_view(&full), o);
+}
+
+/* Check `text` like `bifrost check`, write it atomically (the old file kept as .bak), publish. */
+static bool mgmt_commit(struct mgmt_job *j, struct str text)
+{
+	struct sb compact, pretty, errs;
+	struct json js;
+	sb_init(&compact, &j->a, text.n + 16);
+	sb_init(&pretty, &j->a, text.n * 2 + 64);
+	sb_init(&errs, &j->a, 1024);
+	if (json_parse(&js, &j->a, text.p, text.n) != 0) {
+		mgmt_error(j, 400, "invalid_request_error", js.err ? js.err : "malformed JSON");
+		return false;
+	}
+	mgmt_emit(&js, 0, NULL, -1, false, &compact);
+	mgmt_pretty(sb_view(&compact), &pretty);
+	char *copy = pretty.oom ? NULL : strndup(pretty.p, pretty.len);
+	struct cfg *n = copy ? cfg_parse(copy, pretty.len, mgmt_cfg_path, &errs) : NULL;
+	if (n && gov_region && gov_bind(n->gov, gov_region, time(NULL)) != 0) {
+		sb_puts(&errs, "  - too many governed entities for the counter region\n");
+		cfg_free(n);
+		n = NULL;
+	}
+	if (!n) {
+		mgmt_problems(j, errs.len ? sb_view(&errs) : STR("  - out of memory\n"));
+		return false;
+	}
+	char tmp[PATH_MAX], bak[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", mgmt_cfg_path);
+	snprintf(bak, sizeof(bak), "%s.bak", mgmt_cfg_path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, pretty.p, pretty.len) == (ssize_t)pretty.len && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	unlink(bak);
+	if (ok && access(mgmt_cfg_path, F_OK) == 0 && link(mgmt_cfg_path, bak) != 0)
+		ok = false;
+	if (!ok || rename(tmp, mgmt_cfg_path) != 0) {
+		char msg[PATH_MAX + 80];
+		snprintf(msg, sizeof(msg), "cannot write %s: %s", mgmt_cfg_path, strerror(errno));
+		unlink(tmp);
+		cfg_free(n);
+		mgmt_error(j, 500, "server_error", msg);
+		return false;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", mgmt_cfg_path);
+	char *slash = strrchr(dir, '/');
+	int dfd = open(slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) { /* the rename itself is durable */
+		fsync(dfd);
+		close(dfd);
+	}
+	n->source = mgmt_cfg_path;
+	mgmt_publish(n);
+	sb_printf(&j->hdr, "ETag: \"%016llx\"\r\n", (unsigned long long)fnv1a(FNV_BASIS, pretty.p, pretty.len));
+	return true;
+}
+
+/* If-Match against the file's revision; false (412 answered) when someone else wrote first. */
+static bool mgmt_fresh(struct mgmt_job *j, const struct mgmt_doc *d)
+{
+	if (!j->if_match.n || str_eq(j->if_match, "*") || str_eq(j->if_match, d->rev))
+		return true;
+	mgmt_error(j, 412, "precondition_failed", "the config changed since you read it; reload and retry");
+	return false;
+}
+
+/* A virtual key's secret is stored as its SHA-256; with no value, one is made and returned once. */
+static bool mgmt_vk_secret(struct mgmt_job *j, struct json *bj, struct sb *item, char *made, size_t cap)
+{
+	int v = mgmt_member(bj, 0, "value");
+	char *val = v >= 0 ? json_str(bj, &j->a, v, NULL) : NULL;
+	if (v >= 0 && (!val || !*val || !strcmp(val, MGMT_REDACTED) || str_starts((struct str){ val, strlen(val) }, "env.")))
+		return false; /* kept as written (env.NAME) or left to the caller */
+	if (!val) {
+		static const char az[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+		unsigned char r[32];
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			return false;
+		snprintf(made, cap, "sk-bf-");
+		for (int i = 0; i < 32; i++)
+			made[6 + i] = az[r[i] % 62];
+		made[38] = 0;
+		val = made;
+	}
+	unsigned char h[32];
+	char hex[65];
+	br_sha256_context sc;
+	br_sha256_init(&sc);
+	br_sha256_update(&sc, val, strlen(val));
+	br_sha256_out(&sc, h);
+	mgmt_hex(hex, h, 32);
+	item->len = 0; /* the body without "value", plus "value_sha256" */
+	sb_puts(item, "{\"value_sha256\":\"");
+	sb_puts(item, hex);
+	sb_puts(item, "\"");
+	for (int n = 0, k = 1; n < bj->tok[0].size; n++, k = json_skip(bj, k + 1))
+		if (!str_eq(mgmt_tok(bj, k), "value") && !str_eq(mgmt_tok(bj, k), "value_sha256")) {
+			sb_puts(item, ",");
+			sb_put(item, bj->s + json_beg(bj, k), json_end(bj, k + 1) - json_beg(bj, k));
+		}
+	sb_puts(item, "}");
+	return true;
+}
+
+/* One entry, secrets redacted; a map-form provider gets its key as "name". */
+static void mgmt_put_entry(struct sb *o, const struct mgmt_doc *d, const struct mgmt_coll *mc, int key, int v)
+{
+	size_t at = o->len;
+	mgmt_emit(&d->js, v, NULL, -1, true, o);
+	if (key >= 0 && mgmt_member(&d->js, v, "name") < 0 && o->len > at + 1) {
+		char *rest = strndup(o->p + at + 1, o->len - at - 1); /* re-open it: {"name":KEY,...} */
+		o->len = at;
+		sb_puts(o, "{\"name\":");
+		sb_str(o, (struct str){ d->text + json_beg(&d->js, key), json_end(&d->js, key) - json_beg(&d->js, key) });
+		if (rest && strcmp(rest, "}"))
+			sb_puts(o, ",");
+		if (rest)
+			sb_puts(o, rest);
+		free(rest);
+	}
+}
+
+static void mgmt_list(struct mgmt_job *j, const struct mgmt_doc *d, const struct mgmt_coll *mc)
+{
+	j->status = 200;
+	sb_printf(&j->out, "{\"%s\":[", mc->list);
+	const jsmntok_t *t = d->list >= 0 ? &d->js.tok[d->list] : NULL;
+	bool map = t && t->type == JSMN_OBJECT;
+	for (int n = 0, i = d->list + 1; t && (map || t->type == JSMN_ARRAY) && n < t->size; n++) {
+		int v = map ? i + 1 : i;
+		sb_puts(&j->out, n ? "," : "");
+		mgmt_put_entry(&j->out, d, mc, map ? i : -1, v);
+		i = json_skip(&d->js, v);
+	}
+	sb_puts(&j->out, "]}");
+}
+
+/* The entry's span in the text for a replacement or a removal (map forms: key to value). */
+static void mgmt_span(const struct mgmt_doc *d, int key, int v, bool with_comma, size_t *from, size_t *to)
+{
+	const jsmntok_t *lt = &d->js.tok[d->list];
+	*from = json_beg(&d->js, key >= 0 ? key : v);
+	*to = json_end(&d->js, v);
+	if (!with_comma || lt->size < 2)
+		return;
+	size_t p = *to;
+	while (p < d->n && json_ws(d->text[p]))
+		p++;
+	if (p < d->n && d->text[p] == ',') { /* not the last: take the comma after it */
+		*to = p + 1;
+		return;
+	}
+	p = *from; /* the last: take the comma before it */
+	while (p > 0 && d->text[p - 1] != ',')
+		p--;
+	*from = p > 0 ? p - 1 : *from;
+}
+
+/* POST (id empty), PUT and DELETE on one collection entry. */
+static void mgmt_write(struct mgmt_job *j, struct mgmt_doc *d, const struct mgmt_coll *mc, struct str id)
+{
+	bool del = str_eq(j->method, "DELETE"), post = !id.n;
+	int key = -1, v = -1;
+	struct json bj;
+	struct sb item, doc;
+	char made[40] = "";
+	sb_init(&item, &j->a, j->body.n + 128);
+	sb_init(&doc, &j->a, d->n + j->body.n + 256);
+	if (!del && (json_parse(&bj, &j->a, j->body.p, j->body.n) != 0 || bj.tok[0].type != JSMN_OBJECT)) {
+		mgmt_error(j, 400, "invalid_request_error", "the body must be a JSON object");
+		return;
+	}
+	struct str bid = del ? id : mgmt_entry_id(&bj, -1, 0, mc);
+	if (!del && (!bid.n || (!post && (bid.n != id.n || memcmp(bid.p, id.p, id.n))))) {
+		mgmt_error(j, 400, "invalid_request_error",
+			   post ? "the entry needs its identity field" : "the entry's identity must match the path");
+		return;
+	}
+	v = mgmt_find(d, mc, bid, &key);
+	if (post ? v >= 0 : v < 0) {
+		mgmt_error(j, post ? 409 : 404, "invalid_request_error", post ? "an entry with that identity exists"
+										 : "no such entry");
+		return;
+	}
+	if (!del && !(mc == &mgmt_colls[1] && mgmt_vk_secret(j, &bj, &item, made, sizeof(made))) &&
+	    !mgmt_emit(&bj, 0, post ? NULL : &d->js, v, false, &item)) {
+		mgmt_error(j, 400, "invalid_request_error", "a redacted secret has no stored value to keep");
+		return;
+	}
+	if (mc == &mgmt_colls[1] && !post && !del && mgmt_member(&bj, 0, "value") < 0 &&
+	    mgmt_member(&bj, 0, "value_sha256") < 0) { /* the stored secret stays */
+		int s = mgmt_member(&d->js, v, "value_sha256");
+		s = s >= 0 ? s : mgmt_member(&d->js, v, "value");
+		struct sb keep;
+		sb_init(&keep, &j->a, item.len + 128);
+		sb_printf(&keep, "{\"%s\":", mgmt_member(&d->js, v, "value_sha256") >= 0 ? "value_sha256" : "value");
+		if (s >= 0)
+			sb_put(&keep, d->text + json_beg(&d->js, s), json_end(&d->js, s) - json_beg(&d->js, s));
+		sb_puts(&keep, item.len > 2 ? "," : "");
+		sb_put(&keep, item.p + 1, item.len - 1);
+		item = keep;
+	}
+	if (post) {
+		mgmt_insert(d, mc, sb_view(&item), &doc, &j->a);
+	} else {
+		size_t from, to;
+		mgmt_span(d, key, v, del, &from, &to);
+		if (key >= 0 && !del) /* a map entry: its key stays */
+			from = json_beg(&d->js, v);
+		mgmt_splice(d, from, to, del ? STR("") : sb_view(&item), &doc);
+	}
+	if (!mgmt_commit(j, sb_view(&doc)))
+		return;
+	j->status = del ? 200 : post ? 201 : 200;
+	j->out.len = 0;
+	if (del) {
+		sb_puts(&j->out, "{\"deleted\":");
+		json_put_str(&j->out, bid.p, bid.n);
+		sb_puts(&j->out, "}");
+		return;
+	}
+	struct json ij;
+	sb_printf(&j->out, "{\"%s\":", mc->one);
+	if (json_parse(&ij, &j->a, item.p, item.len) == 0)
+		mgmt_emit(&ij, 0, NULL, -1, true, &j->out);
+	if (made[0])
+		sb_printf(&j->out, ",\"value\":\"%s\"", made);
+	sb_puts(&j->out, "}");
+}
+
+/* PUT /api/pricing, PUT /api/config: a top-level member replaced (or added), or the whole file. */
+static void mgmt_put_doc(struct mgmt_job *j, struct mgmt_doc *d, const char *member)
+{
+	struct json bj;
+	struct sb item, doc;
+	sb_init(&item, &j->a, j->body.n + 64);
+	sb_init(&doc, &j->a, d->n + j->body.n + 64);
+	int root = 0;
+	if (json_parse(&bj, &j->a, j->body.p, j->body.n) != 0 || bj.tok[0].type != JSMN_OBJECT ||
+	    (member && (root = mgmt_member(&bj, 0, member)) < 0)) {
+		mgmt_error(j, 400, "invalid_request_error",
+			   member ? "give {\"pricing\": {...}}" : "the body must be the whole config object");
+		return;
+	}
+	int cur = member ? mgmt_member(&d->js, 0, member) : 0;
+	if (!mgmt_emit(&bj, root, &d->js, cur, false, &item)) {
+		mgmt_error(j, 400, "invalid_request_error", "a redacted secret has no stored value to keep");
+		return;
+	}
+	if (!member) {
+		doc = item;
+	} else if (cur >= 0) {
+		mgmt_splice(d, json_beg(&d->js, cur), json_end(&d->js, cur), sb_view(&item), &doc);
+	} else {
+		struct sb ins;
+		sb_init(&ins, &j->a, item.len + 32);
+		sb_printf(&ins, "\"%s\":", member);
+		sb_str(&ins, sb_view(&item));
+		sb_puts(&ins, d->js.tok[0].size ? "," : "");
+		mgmt_splice(d, (size_t)d->js.tok[0].start + 1, (size_t)d->js.tok[0].start + 1, sb_view(&ins), &doc);
+	}
+	if (mgmt_commit(j, sb_view(&doc))) {
+		j->status = 200;
+		j->out.len = 0;
+		sb_puts(&j->out, "{\"ok\":true}");
+	}
+}
+
+/* /api/config, /api/pricing and the collections. */
+static void mgmt_config(struct mgmt_job *j)
+{
+	const struct mgmt_coll *mc = NULL;
+	struct str id = { "", 0 };
+	for (size_t i = 0; i < ARRAY_LEN(mgmt_colls); i++) {
+		size_t n = strlen(mgmt_colls[i].path);
+		if (str_starts(j->path, mgmt_colls[i].path) && (j->path.n == n || j->path.p[n] == '/')) {
+			mc = &mgmt_colls[i];
+			id = j->path.n > n ? (struct str){ j->path.p + n + 1, j->path.n - n - 1 } : id;
+		}
+	}
+	bool get = str_eq(j->method, "GET"), pricing = str_eq(j->path, "/api/pricing");
+	if (!mc && !pricing && !str_eq(j->path, "/api/config")) {
+		mgmt_error(j, 404, "invalid_request_error", "no such route");
+		return;
+	}
+	struct mgmt_doc d;
+	if (mgmt_doc_load(&d, &j->a, mc) != 0) {
+		mgmt_doc_free(&d);
+		mgmt_error(j, 500, "server_error", "cannot read the config file");
+		return;
+	}
+	sb_printf(&j->hdr, "ETag: %s\r\n", d.rev);
+	int key, v;
+	if (get && !mc) {
+		j->status = 200;
+		if (pricing)
+			sb_puts(&j->out, "{\"pricing\":");
+		v = pricing ? mgmt_member(&d.js, 0, "pricing") : 0;
+		if (v >= 0)
+			mgmt_emit(&d.js, v, NULL, -1, true, &j->out);
+		else
+			sb_puts(&j->out, "{}");
+		sb_puts(&j->out, pricing ? "}" : "");
+	} else if (get && !id.n) {
+		mgmt_list(j, &d, mc);
+	} else if (get) {
+		if ((v = mgmt_find(&d, mc, id, &key)) < 0) {
+			mgmt_error(j, 404, "invalid_request_error", "no such entry");
+		} else {
+			j->status = 200;
+			sb_printf(&j->out, "{\"%s\":", mc->one);
+			mgmt_put_entry(&j->out, &d, mc, key, v);
+			sb_puts(&j->out, "}");
+		}
+	} else if (!mgmt_fresh(j, &d)) {
+	} else if (!mc && (str_eq(j->method, "PUT"))) {
+		mgmt_put_doc(j, &d, pricing ? "pricing" : NULL);
+	} else if (mc && (str_eq(j->method, id.n ? "PUT" : "POST") || (id.n && str_eq(j->method, "DELETE")))) {
+		mgmt_write(j, &d, mc, id);
+	} else {
+		mgmt_error(j, 405, "invalid_request_error", "method not allowed here");
+	}
+	mgmt_doc_free(&d);
+}
+
+/* /api/logs, /api/logs/{id}, /api/logs/stats over the thread's own read connection. */
+static void mgmt_logs(struct mgmt_job *j, sqlite3 **db)
+{
+	char err[PATH_MAX + 200];
+	if (!*db && !(*db = ldb_open(ldb_path, false, err, sizeof(err)))) {
+		mgmt_error(j, 503, "server_error", err);
+		return;
+	}
+	struct ldb_filter f;
+	for (int k = 0; k < LF_N; k++)
+		if (!http_query_get(j->query, ldb_filter_names[k], f.v[k], sizeof(f.v[k])))
+			f.v[k][0] = 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, id = -1;
+	int rc;
+	if (str_eq(j->path, "/api/logs/stats")) {
+		rc = ldb_stats_json(*db, &f, now_ms, &j->out, &j->a);
+	} else {
+		if (j->path.n > 10) {
+			char *end;
+			char num[24];
+			snprintf(num, sizeof(num), "%.*s", (int)MIN(j->path.n - 10, 23), j->path.p + 10);
+			id = strtoll(num, &end, 10);
+			if (*end || id < 0) {
+				mgmt_error(j, 404, "invalid_request_error", "no such log entry");
+				return;
+			}
+		}
+		rc = ldb_logs_json(*db, &f, id, &j->out, &j->a);
+	}
+	if (rc == -ENOENT)
+		mgmt_error(j, 404, "invalid_request_error", "no such log entry");
+	else if (rc)
+		mgmt_error(j, 500, "server_error", sqlite3_errmsg(*db));
+	else
+		j->status = 200;
+}
+
+static void mgmt_handle(struct mgmt_job *j, sqlite3 **db)
+{
+	struct cfg *c = cfg_get();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = ts.tv_sec;
+	j->ctype = "application/json";
+	if (str_eq(j->path, "/api/session/login") && str_eq(j->method, "POST"))
+		mgmt_login(j, c, now);
+	else if (str_eq(j->path, "/api/session") || (str_eq(j->path, "/api/session/logout") && str_eq(j->method, "POST")))
+		mgmt_session(j, c, now);
+	else if (!mgmt_authorized(j, c, now))
+		mgmt_error(j, 401, "authentication_error",
+			   mgmt_creds(c) ? "log in, or send the admin token (Authorization: Bearer)"
+					 : "no admin credentials are configured: the admin API answers loopback clients only");
+	else if (str_eq(j->path, "/api/usage") && str_eq(j->method, "GET"))
+		j->status = 200, gov_usage_json(&j->out, c->gov, now);
+	else if (str_starts(j->path, "/api/logs") && str_eq(j->method, "GET"))
+		mgmt_logs(j, db);
+	else
+		mgmt_config(j);
+	if (j->out.oom)
+		mgmt_error(j, 500, "server_error", "out of memory");
+	cfg_put(c);
+}
+
+/* The thread: jobs in, answers out to their worker, until the process stops. */
+static void *mgmt_run(void *arg)
+{
+	sqlite3 *db = NULL;
+	for (;;) {
+		struct pollfd pf = { .fd = mgmt_evfd, .events = POLLIN };
+		uint64_t kicks;
+		if (poll(&pf, 1, 1000) > 0 && read(mgmt_evfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
+			perror("bifrost: management eventfd");
+		for (struct mgmt_job *j = mgmt_take(&mgmt_inbox), *next; j; j = next) {
+			next = j->next;
+			mgmt_handle(j, &db);
+			mgmt_push(&mgmt_outbox[j->worker], j, mgmt_wake_fd[j->worker]);
+		}
+	}
+	return arg;
+}
+
+/* ======================================================================== *
+ * 17. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.    *
  *                                                                          *
  * One worker per core; everything below belongs to exactly one worker      *
  * thread and is touched by no other. `user_data` = slot | generation | op, *
@@ -7700,6 +9293,7 @@ struct conn {
 			struct arena scratch; /* per stream batch: parsing upstream events */
 			struct request *rq;   /* arena */
 			size_t body_src, body_dst;
+			char peer_addr[48];   /* "ip:port", looked up once, for the log store */
 		};
 		struct { /* K_UP */
 			enum ustate us;
@@ -7771,6 +9365,7 @@ struct worker {
 	uint64_t rng;
 	struct metrics m;
 	struct log_state *log;
+	struct ldb_ring *ldb;         /* owned: this worker's records for the log store */
 	int nclients;                 /* open client connections */
 	long active;                  /* requests in progress */
 	char *inbuf[INBUF_CACHE];     /* owned: recycled INBUF-sized input buffers */
@@ -8274,7 +9869,7 @@ static void *loop_run(void *arg)
 }
 
 /* ======================================================================== *
- * 16. up_ — the upstream client.                                           *
+ * 18. up_ — the upstream client.                                           *
  *                                                                          *
  * Owns per-worker keep-alive pools keyed by (address, TLS settings), the   *
  * connect (with a linked timeout), the BearSSL engine pump, and reading    *
@@ -8299,6 +9894,7 @@ enum rq_phase {
 	RQ_FINAL,   /* the last send (a whole answer, an error, the stream's end) is in flight */
 	RQ_TAIL,    /* ... all of it but the last byte, which waits for the journal */
 	RQ_DONE,    /* ended: counted, logged; the arena is about to go */
+	RQ_MGMT,    /* an /api request is with the management thread (admin_handoff) */
 };
 
 struct request {
@@ -8317,6 +9913,8 @@ struct request {
 	const char *key;        /* provider credential (config memory) */
 	struct up_req ur;
 	uint64_t t_start_ns, t_up_ns, t_resp_ns, overhead_ns;
+	uint64_t t_first_ns;    /* the provider's first answer bytes (time to first byte) */
+	bool llm;               /* a model endpoint (not /health, /api, the UI): kept in the log store */
 	int status;             /* what the client got */
 	bool streaming;         /* the answer is an event stream (RQ_STREAM and on: its head is out) */
 	bool fresh_retry;       /* the attempt must not take a pooled connection */
@@ -8791,6 +10389,8 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 		return;
 	}
 	cl->rq->t_resp_ns = now_ns(); /* overhead: from these bytes' arrival to our send */
+	if (!cl->rq->t_first_ns)
+		cl->rq->t_first_ns = cl->rq->t_resp_ns;
 	if (u->us != US_BODY) {
 		int rc = up_head(w, u, cl);
 		if (rc < 0)
@@ -8986,7 +10586,7 @@ static bool up_closing(struct worker *w, struct conn *u)
 static void up_freeing(struct worker *w, struct conn *u) { (void)w, free(u->tls); }
 
 /* ======================================================================== *
- * 17. conn_ — client connections.                                          *
+ * 19. conn_ — client connections.                                          *
  *                                                                          *
  * States: CS_HEAD (reading a head, header deadline armed, or idle with the *
  * idle deadline), CS_BODY (reading the body), CS_BUSY (request dispatched; *
@@ -9059,6 +10659,7 @@ static void conn_accept(struct worker *w, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->in.limit = cfg->max_header + cfg->max_body + BR_SIZE;
 	c->cs = CS_HEAD;
+	c->peer_addr[0] = 0;
 	arena_init(&c->scratch, &w->acache);
 	w->nclients++;
 	M_ADD(&w->m, conns_accepted, 1);
@@ -9071,7 +10672,8 @@ static void conn_accept(struct worker *w, int fd)
 /* The request phase's allowed successors (a phase may also be set again). */
 #define PH(p) (1u << (p))
 static const unsigned conn_phase_next[] __attribute__((unused)) = { /* (read by debug builds) */
-	[RQ_READ] = PH(RQ_ROUTE) | PH(RQ_FINAL) | PH(RQ_DONE),
+	[RQ_READ] = PH(RQ_ROUTE) | PH(RQ_FINAL) | PH(RQ_DONE) | PH(RQ_MGMT),
+	[RQ_MGMT] = PH(RQ_FINAL) | PH(RQ_DONE),
 	[RQ_ROUTE] = PH(RQ_AWAIT) | PH(RQ_FINAL) | PH(RQ_DONE),
 	[RQ_BACKOFF] = PH(RQ_ROUTE) | PH(RQ_DONE),
 	[RQ_AWAIT] = PH(RQ_ROUTE) | PH(RQ_BACKOFF) | PH(RQ_STREAM) | PH(RQ_FINAL) | PH(RQ_DONE),
@@ -9823,6 +11425,70 @@ static void conn_log(struct worker *w, struct conn *c, struct request *rq)
 		M_ADD(&w->m, log_dropped, 1);
 }
 
+/* The client's "ip:port", asked once per connection (not per request). */
+static const char *conn_peer(struct conn *c)
+{
+	struct sockaddr_storage sa;
+	socklen_t n = sizeof(sa);
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (c->peer_addr[0] || getpeername(c->fd, (struct sockaddr *)&sa, &n) != 0)
+		return c->peer_addr;
+	if (sa.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&sa;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s:%u", host, ntohs(a->sin_port));
+	} else if (sa.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&sa;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "[%s]:%u", host, ntohs(a->sin6_port));
+	}
+	return c->peer_addr;
+}
+
+static void conn_copy(char *dst, size_t cap, struct str v)
+{
+	snprintf(dst, cap, "%.*s", (int)MIN(v.n, cap - 1), v.p ? v.p : "");
+}
+
+/* The request's record for the log store, filled in place in the worker's ring. */
+static void conn_log_store(struct worker *w, struct conn *c, struct request *rq)
+{
+	struct ldb_rec *r = w->ldb ? ldb_claim(w->ldb) : NULL;
+	if (!r) {
+		M_ADD(&w->m, log_store_dropped, 1);
+		return;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = now_ns();
+	const struct route_cand *rc = rq->ci < rq->rt.n ? &rq->rt.c[rq->ci] : NULL;
+	r->ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	r->latency_us = (int64_t)(now - rq->t_start_ns) / 1000;
+	r->ttfb_us = rq->t_first_ns ? (int64_t)(rq->t_first_ns - rq->t_start_ns) / 1000 : -1;
+	r->in = rq->xu.in, r->out = rq->xu.out, r->cache_read = rq->xu.cache_read, r->cache_write = rq->xu.cache_write;
+	r->cost_micros = rq->charged ? rq->cost_micros : -1;
+	r->status = rq->status, r->attempts = rq->attempts;
+	r->stream = rq->streaming, r->client_left = rq->orphan;
+	conn_copy(r->method, sizeof(r->method), rq->msg->method);
+	conn_copy(r->path, sizeof(r->path), rq->msg->path);
+	conn_copy(r->req_id, sizeof(r->req_id), http_header(rq->msg, "x-request-id"));
+	conn_copy(r->ua, sizeof(r->ua), http_header(rq->msg, "user-agent"));
+	for (int i = 0; i < rq->gt.n; i++) {
+		enum gov_kind k = rq->gt.t[i]->kind;
+		char *dst = k == GK_KEY ? r->vk : k == GK_TEAM ? r->team : k == GK_CUSTOMER ? r->customer : NULL;
+		if (dst)
+			snprintf(dst, sizeof(r->vk), "%s", rq->gt.t[i]->id);
+	}
+	if (rc) {
+		snprintf(r->provider, sizeof(r->provider), "%s", rc->p->name);
+		snprintf(r->model, sizeof(r->model), "%s", rc->model);
+	}
+	snprintf(r->failed, sizeof(r->failed), "%s", rq->trail);
+	snprintf(r->error, sizeof(r->error), "%s", rq->status >= 400 ? rq->err : "");
+	snprintf(r->client, sizeof(r->client), "%s", conn_peer(c));
+	ldb_publish(w->ldb);
+}
+
 static void conn_hold_release(struct worker *w, struct cfg_hold *h)
 {
 	if (--h->live > 0 || h == w->hold)
@@ -9857,6 +11523,8 @@ static void conn_request_end(struct worker *w, struct conn *c)
 		}
 		if (rq->hold->cfg->log_requests)
 			conn_log(w, c, rq);
+		if (rq->llm && rq->hold->cfg->logs_on)
+			conn_log_store(w, c, rq);
 	}
 	conn_hold_release(w, rq->hold);
 	w->active--;
@@ -10413,6 +12081,7 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 		admin_dispatch(w, c);
 		return;
 	}
+	rq->llm = true;
 	if (!str_eq(m->method, "POST")) {
 		conn_error(w, c, 405, "invalid_request_error", "use POST for this endpoint");
 		return;
@@ -10596,6 +12265,9 @@ static void conn_timeout(struct worker *w, struct conn *c)
 	case RQ_PING:
 		conn_stream_ping(w, c);
 		return;
+	case RQ_MGMT: /* its late answer will find the request gone */
+		conn_error(w, c, 504, "server_error", "the management thread did not answer in time");
+		return;
 	default:
 		slot_close(w, c); /* header, body or idle deadline */
 	}
@@ -10648,11 +12320,10 @@ static const struct slot_ops slot_ops[K_KINDS] = {
 	[K_CLIENT] = { conn_complete, conn_timeout, conn_closing, conn_idle, conn_freeing },
 	[K_UP] = { up_complete, up_timeout, up_closing, up_idle, up_freeing },
 };
-static const struct loop_hooks loop_hooks = { conn_accept, conn_release_held };
 static const struct up_hooks up_client = { conn_up_answer, conn_up_events, conn_up_failed };
 
 /* ======================================================================== *
- * 18. admin_ — answers the gateway makes itself.                           *
+ * 20. admin_ — answers the gateway makes itself.                           *
  * ======================================================================== */
 
 /* The concrete provider/model names the config lists, in the client's dialect. */
@@ -10785,31 +12456,152 @@ static void admin_metrics(struct worker *w, struct conn *c)
 	conn_send_local(w, c, 200, "text/plain; version=0.0.4", sb_view(&b), NULL);
 }
 
-/* GET /api/usage: every governed entity's window, for `admin.token` holders. */
-static void admin_usage(struct worker *w, struct conn *c)
+/* ---- the management plane's front door: jobs out, answers back ---- */
+
+static bool admin_loopback(struct conn *c)
 {
-	const struct cfg *cfg = c->rq->hold->cfg;
-	struct str auth = http_header(c->rq->msg, "authorization");
-	size_t tn = cfg->admin_token ? strlen(cfg->admin_token) : 0;
-	unsigned diff = tn == 0 || auth.n != tn + 7 || strncasecmp(auth.p, "Bearer ", 7) != 0;
-	for (size_t i = 0; !diff && i < tn; i++) /* constant time over the token */
-		diff |= (unsigned)(auth.p[7 + i] ^ cfg->admin_token[i]);
-	if (diff) {
-		conn_error(w, c, 401, "authentication_error",
-			   tn ? "admin token required (Authorization: Bearer)" : "admin.token is not configured");
+	const char *p = conn_peer(c);
+	return !strncmp(p, "127.", 4) || !strncmp(p, "[::1]:", 6) || !strncmp(p, "[::ffff:127.", 12);
+}
+
+/* Copy what the management thread needs; the client waits in RQ_MGMT (bounded by a timer). */
+static void admin_handoff(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	const struct http_msg *m = rq->msg;
+	struct mgmt_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		conn_error(w, c, 503, "server_error", "out of memory");
 		return;
 	}
-	struct sb b;
-	sb_init(&b, &c->arena, 4096);
-	gov_usage_json(&b, cfg->gov, time(NULL));
-	conn_send_local(w, c, 200, "application/json", sb_view(&b), NULL);
+	arena_init(&j->a, NULL);
+	struct str *dst[] = { &j->method, &j->path, &j->query, &j->auth, &j->cookie, &j->if_match, &j->body };
+	struct str src[] = { m->method, m->path, m->query, http_header(m, "authorization"), http_header(m, "cookie"),
+			     http_header(m, "if-match"), { c->in.p + m->head_len, c->body_dst - m->head_len } };
+	bool oom = false;
+	for (size_t i = 0; i < ARRAY_LEN(dst); i++) {
+		char *p = arena_strndup(&j->a, src[i].p ? src[i].p : "", src[i].p ? src[i].n : 0);
+		oom |= !p;
+		*dst[i] = (struct str){ p, p ? src[i].n : 0 };
+	}
+	snprintf(j->peer, sizeof(j->peer), "%s", conn_peer(c));
+	j->loopback = admin_loopback(c);
+	j->worker = w->id;
+	j->idx = slot_idx(w, c);
+	j->gen = c->gen;
+	sb_init(&j->out, &j->a, 4096);
+	sb_init(&j->hdr, &j->a, 256);
+	if (oom || j->out.oom || j->hdr.oom) {
+		mgmt_job_free(j);
+		conn_error(w, c, 503, "server_error", "out of memory");
+		return;
+	}
+	conn_phase(rq, RQ_MGMT);
+	timer_set(w, c, 60000);
+	mgmt_push(&mgmt_inbox, j, mgmt_evfd);
+}
+
+/* The management thread's answers for this worker: to their clients, if still waiting. */
+static void admin_answers(struct worker *w)
+{
+	for (struct mgmt_job *j = mgmt_take(&mgmt_outbox[w->id]), *next; j; j = next) {
+		next = j->next;
+		struct conn *c = j->idx < w->nslab ? &w->slab[j->idx] : NULL;
+		if (c && c->gen == j->gen && c->kind == K_CLIENT && !c->closing && c->rq && c->rq->phase == RQ_MGMT) {
+			char *body = arena_strndup(&c->arena, j->out.p, j->out.len);
+			char *hdr = arena_strndup(&c->arena, j->hdr.p, j->hdr.len);
+			if (!body || !hdr)
+				conn_error(w, c, 503, "server_error", "out of memory");
+			else
+				conn_send_local(w, c, j->status, j->ctype, (struct str){ body, j->out.len }, hdr);
+		}
+		mgmt_job_free(j);
+	}
+}
+
+static void admin_wake(struct worker *w)
+{
+	conn_release_held(w);
+	if (mgmt_outbox)
+		admin_answers(w);
+}
+
+/* ---- the web UI: files embedded at build time (build.sh packs ui/ into one bundle) ---- */
+
+#ifdef BIFROST_UI_BUNDLE
+__asm__(".section .rodata\n.balign 16\n.globl admin_ui_start\n.hidden admin_ui_start\nadmin_ui_start:\n"
+	".incbin \"" BIFROST_UI_BUNDLE "\"\n.globl admin_ui_end\n.hidden admin_ui_end\nadmin_ui_end:\n.previous");
+extern const char admin_ui_start[], admin_ui_end[];
+#else
+static const char admin_ui_start[] = "", *const admin_ui_end = admin_ui_start;
+#endif
+
+/* The bundle: records of "PATH\nLENGTH\n" and LENGTH bytes. The file for a path, or false. */
+static bool admin_ui_file(struct str path, struct str *body)
+{
+	const char *p = admin_ui_start, *end = admin_ui_end;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *num_end;
+		if (!nl)
+			return false;
+		unsigned long n = strtoul(nl + 1, &num_end, 10);
+		if (*num_end != '\n' || n > (size_t)(end - num_end - 1))
+			return false;
+		if ((size_t)(nl - p) == path.n && !memcmp(p, path.p, path.n)) {
+			*body = (struct str){ num_end + 1, n };
+			return true;
+		}
+		p = num_end + 1 + n;
+	}
+	return false;
+}
+
+static void admin_ui(struct worker *w, struct conn *c)
+{
+	const struct cfg *cfg = c->rq->hold->cfg;
+	struct str path = c->rq->msg->path, body;
+	if (str_eq(path, "/"))
+		path = STR("/ui/index.html");
+	bool open_ui = cfg->admin_token || cfg->admin_hash || admin_loopback(c);
+	if (str_eq(c->rq->msg->path, "/") && (!open_ui || admin_ui_start == admin_ui_end)) {
+		conn_send_local(w, c, 200, "text/plain", /* HEAD / is Claude Code's warm-up: always 200 */
+				open_ui ? STR("bifrost LLM gateway\n")
+					: STR("bifrost LLM gateway (the web UI answers loopback clients only until "
+					      "admin credentials are configured)\n"), NULL);
+		return;
+	}
+	if (!open_ui) {
+		conn_error(w, c, 403, "permission_error",
+			   "no admin credentials are configured: the web UI answers loopback clients only");
+		return;
+	}
+	if (!admin_ui_file(path, &body)) {
+		conn_error(w, c, 404, "invalid_request_error", admin_ui_start == admin_ui_end ? "this build has no web UI"
+												: "no such file");
+		return;
+	}
+	const char *dot = memrchr(path.p, '.', path.n);
+	struct str ext = dot ? (struct str){ dot, (size_t)(path.p + path.n - dot) } : STR("");
+	const char *ct = str_eq(ext, ".html") ? "text/html; charset=utf-8"
+			 : str_eq(ext, ".css") ? "text/css; charset=utf-8"
+			 : str_eq(ext, ".svg") ? "image/svg+xml"
+			 : str_eq(ext, ".js") || str_eq(ext, ".mjs") ? "text/javascript; charset=utf-8"
+			 : "application/octet-stream";
+	conn_send_local(w, c, 200, ct, body,
+			"Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+			"Referrer-Policy: no-referrer\r\n");
 }
 
 static void admin_dispatch(struct worker *w, struct conn *c)
 {
 	const struct http_msg *m = c->rq->msg;
 	bool get = str_eq(m->method, "GET"), head = str_eq(m->method, "HEAD");
-	if ((get || head) && (str_eq(m->path, "/") || str_eq(m->path, "/anthropic"))) {
+	if (str_starts(m->path, "/api/")) {
+		admin_handoff(w, c);
+	} else if ((get || head) && (str_eq(m->path, "/") || str_starts(m->path, "/ui/"))) {
+		admin_ui(w, c);
+	} else if ((get || head) && str_eq(m->path, "/anthropic")) {
 		conn_send_local(w, c, 200, "text/plain", STR("bifrost LLM gateway\n"), NULL);
 	} else if ((get || head) && str_eq(m->path, "/health")) {
 		struct sb b;
@@ -10835,15 +12627,15 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 		admin_models(w, c, D_OPENAI);
 	} else if (get && str_eq(m->path, "/anthropic/v1/models")) {
 		admin_models(w, c, D_ANTHROPIC);
-	} else if (get && str_eq(m->path, "/api/usage")) {
-		admin_usage(w, c);
 	} else {
 		conn_error(w, c, 404, "invalid_request_error", "no such route");
 	}
 }
 
+static const struct loop_hooks loop_hooks = { conn_accept, admin_wake };
+
 /* ======================================================================== *
- * 19. main — command line, start-up checks, signals, reload, drain.        *
+ * 21. main — command line, start-up checks, signals, reload, drain.        *
  * ======================================================================== */
 
 #ifndef BIFROST_TEST
@@ -10851,6 +12643,7 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 static const char usage_text[] =
 	"usage: bifrost [-c|--config FILE] [-l|--listen HOST:PORT] [-w|--workers N] [-d|--data-dir DIR]\n"
 	"       bifrost check -c FILE     validate a config (exit 0, or 1 listing every problem)\n"
+	"       bifrost hash-password     read a password on stdin, print admin.password_hash\n"
 	"       bifrost --version | --help\n"
 	"Without --config: ./config.json if present, else providers from OPENAI_API_KEY, ANTHROPIC_API_KEY,\n"
 	"GEMINI_API_KEY, GROQ_API_KEY, MISTRAL_API_KEY, OPENROUTER_API_KEY.\n"
@@ -10859,8 +12652,23 @@ static const char usage_text[] =
 struct opts {
 	const char *config, *listen, *data_dir;
 	int workers;
-	bool check;
+	bool check, hash_password;
 };
+
+/* `bifrost hash-password`: one line of stdin (no echo wanted: pipe it) -> the hash line. */
+static int main_hash_password(void)
+{
+	char pw[1024], line[256];
+	if (!fgets(pw, sizeof(pw), stdin))
+		die("hash-password: give the password on stdin");
+	pw[strcspn(pw, "\r\n")] = 0;
+	if (!*pw)
+		die("hash-password: the password is empty");
+	if (!mgmt_pw_hash(pw, line, sizeof(line)))
+		die("hash-password: no randomness");
+	printf("%s\n", line);
+	return 0;
+}
 
 static void main_args(int argc, char **argv, struct opts *o)
 {
@@ -10869,6 +12677,8 @@ static void main_args(int argc, char **argv, struct opts *o)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "check") && i == 1) {
 			o->check = true;
+		} else if (!strcmp(a, "hash-password") && i == 1) {
+			o->hash_password = true;
 		} else if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
 			printf("bifrost %s\n", BIFROST_VERSION);
 			exit(0);
@@ -10956,9 +12766,8 @@ static void main_probe_uring(void)
 	    strerror(-rc));
 }
 
-/* ---- governance state: the counter region, the journal and its committer ---- */
+/* ---- governance state: the journal and its committer ---- */
 
-static struct gov_region *gov_region;
 static struct jrnl gov_jrnl;
 static char gov_jrnl_path[PATH_MAX];
 static _Atomic bool gov_committer_stop;
@@ -11122,6 +12931,48 @@ static void main_print_start(const struct cfg *c, const char *listen, int nw)
 	if (c->nprov == 0)
 		fprintf(stderr, "  no providers: set OPENAI_API_KEY (or another provider key) or write config.json\n");
 	fprintf(stderr, "  health: http://%s/health   metrics: http://%s/metrics\n", listen, listen);
+	fprintf(stderr, "  web UI and admin API: http://%s/%s\n", listen,
+		c->admin_token || c->admin_hash ? "" : "  (no admin credentials: loopback clients only)");
+	if (ldb_path[0])
+		fprintf(stderr, "  request log store: %s\n", ldb_path);
+}
+
+/* The request log store and the management thread (before the workers: they push to both). */
+static pthread_t main_ldb_thread;
+
+static void main_mgmt(struct cfg *c, const char *data_dir, int nw)
+{
+	char err[PATH_MAX + 200];
+	pthread_t t;
+	mgmt_outbox = calloc((size_t)nw, sizeof(*mgmt_outbox));
+	mgmt_wake_fd = calloc((size_t)nw, sizeof(*mgmt_wake_fd));
+	mgmt_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!mgmt_outbox || !mgmt_wake_fd || mgmt_evfd < 0)
+		die("cannot set up the management thread");
+	for (int i = 0; i < nw; i++)
+		mgmt_wake_fd[i] = workers[i].evfd;
+	if (pthread_create(&t, NULL, mgmt_run, NULL) != 0)
+		die("cannot start the management thread");
+	pthread_detach(t);
+	atomic_store(&ldb_keep_ms, (int64_t)c->logs_days * 86400000);
+	atomic_store(&ldb_keep_bytes, c->logs_bytes);
+	snprintf(ldb_path, sizeof(ldb_path), "%s/logs.db", data_dir);
+	sqlite3 *db = c->logs_on ? ldb_open(ldb_path, true, err, sizeof(err)) : NULL;
+	if (!db) {
+		if (c->logs_on)
+			fprintf(stderr, "bifrost: warning: request log store off: %s\n", err);
+		ldb_path[0] = 0;
+		return;
+	}
+	ldb_rings = calloc((size_t)nw, sizeof(*ldb_rings));
+	for (int i = 0; ldb_rings && i < nw; i++) {
+		if (!(ldb_rings[i] = workers[i].ldb = aligned_alloc(64, sizeof(struct ldb_ring))))
+			die("out of memory");
+		memset(ldb_rings[i], 0, sizeof(struct ldb_ring));
+	}
+	ldb_nrings = nw;
+	if (!ldb_rings || pthread_create(&main_ldb_thread, NULL, ldb_writer, db) != 0)
+		die("cannot start the request log writer");
 }
 
 /* Listeners, the journal, the committer, then one worker thread per core. */
@@ -11142,6 +12993,7 @@ static void main_start(struct cfg *c, const char *listen, const char *data_dir, 
 		workers[i].log = calloc(1, sizeof(struct log_state));
 	}
 	main_governance(c, data_dir, nw);
+	main_mgmt(c, data_dir, nw);
 	if (pthread_create(&gov_committer, NULL, main_committer, NULL) != 0)
 		die("cannot start the journal committer");
 	for (int i = 0; i < nw; i++) {
@@ -11163,13 +13015,7 @@ static void main_reload(const struct opts *o, bool *from_file)
 		fprintf(stderr, "bifrost: reload rejected; keeping the running config\n");
 		return;
 	}
-	gov_carry(cfg_current->gov, n->gov, time(NULL));
-	struct cfg *old = atomic_exchange(&cfg_current, n);
-	if ((n->listen && (!old->listen || strcmp(n->listen, old->listen))) || n->workers != old->workers)
-		fprintf(stderr, "bifrost: listen and workers take effect at the next start\n");
-	atomic_fetch_add(&cfg_generation, 1);
-	cfg_put(old);
-	fprintf(stderr, "bifrost: config reloaded (%d providers)\n", n->nprov);
+	mgmt_publish(n);
 }
 
 /* The main thread's life: signals (reload, drain) and DNS refreshes, until asked to stop. */
@@ -11198,11 +13044,14 @@ int main(int argc, char **argv)
 	bool from_file;
 	main_args(argc, argv, &o);
 	arena_init(&sys_arena, NULL);
+	if (o.hash_password)
+		return main_hash_password();
 	if (o.check && !o.config)
 		die("check needs -c FILE");
 	struct cfg *c = main_load(o.config, &from_file);
 	if (!c)
 		return 1;
+	mgmt_cfg_path = o.config ? o.config : "config.json";
 	if (o.check) {
 		printf("%s: ok (%d provider%s)\n", o.config, c->nprov, c->nprov == 1 ? "" : "s");
 		return 0;
@@ -11241,6 +13090,9 @@ int main(int argc, char **argv)
 		pthread_join(workers[i].thread, NULL);
 	atomic_store(&gov_committer_stop, true);
 	pthread_join(gov_committer, NULL);
+	atomic_store(&ldb_stop, true);
+	if (ldb_nrings)
+		pthread_join(main_ldb_thread, NULL); /* every record of the drained requests is stored */
 	fprintf(stderr, "bifrost: stopped\n");
 	return 0;
 }

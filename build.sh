@@ -4,7 +4,7 @@
 #   ./build.sh            deps (build) + vendor + dist/bifrost
 #   ./build.sh help       everything else
 #
-# Third-party code (liburing, BearSSL, jsmn) comes from Debian *source* packages,
+# Third-party code (liburing, BearSSL, jsmn, SQLite) comes from Debian *source* packages,
 # fetched with apt's own client through a private apt directory under vendor/.apt
 # (the host's apt configuration is never touched), and every tarball is checked
 # against the sha256 pinned below. The libraries are built twice: with musl-gcc for
@@ -26,18 +26,20 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 BIN_CFLAGS=${BIN_CFLAGS:-"-std=gnu11 -O2 -g0 -static -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE"}
 BIN_CPPFLAGS=${BIN_CPPFLAGS:-"-isystem vendor/uapi/include -Ivendor/musl/include"}
 BIN_LDFLAGS=${BIN_LDFLAGS:-"-Lvendor/musl/lib"}
-BIN_LIBS=${BIN_LIBS:-"-luring -lbearssl -lpthread"}
+BIN_LIBS=${BIN_LIBS:-"-luring -lbearssl -lsqlite3 -lpthread -lm"}
 
 # Unit tests: host gcc (glibc) + Criterion + sanitizers. Each tests/unit/X.c does
 # #include "../../bifrost.c" and is compiled with -DBIFROST_TEST (no main).
 TEST_CFLAGS=${TEST_CFLAGS:-"-std=gnu11 -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -D_GNU_SOURCE -DBIFROST_TEST"}
 TEST_CPPFLAGS=${TEST_CPPFLAGS:-"-Ivendor/host/include"}
 TEST_LDFLAGS=${TEST_LDFLAGS:-"-Lvendor/host/lib"}
-TEST_LIBS=${TEST_LIBS:-"-luring -lbearssl"}
+TEST_LIBS=${TEST_LIBS:-"-luring -lbearssl -lsqlite3 -lm"}
 
 # Flags for the vendored libraries themselves.
 VENDOR_MUSL_CFLAGS=${VENDOR_MUSL_CFLAGS:-"-O2"}
 VENDOR_HOST_CFLAGS=${VENDOR_HOST_CFLAGS:-"-O2 -fPIC -g"}
+# What the host-built binaries (unit, fuzz, ASan) are rebuilt after.
+HOST_LIB_DEPS="vendor/host/lib/liburing.a vendor/host/lib/libbearssl.a vendor/host/lib/libsqlite3.a"
 
 # Pinned third-party sources: source package, preferred Debian version, the
 # .orig tarball and its sha256. The sha256 is what is trusted: if the preferred
@@ -47,6 +49,7 @@ VENDOR_PINS=(
 	"liburing 2.9-1        liburing_2.9.orig.tar.gz       57e9b36e4ac1e46b8e0351dfb1694dc59638fc25e384b4ba36d87b800b16db1a"
 	"bearssl  0.6+dfsg.1-3 bearssl_0.6+dfsg.1.orig.tar.xz 102a625bd8f6155260867a50c508df8d8c3f796985dd744df1a68e5cd1a79004"
 	"jsmn     1.1.0-2      jsmn_1.1.0.orig.tar.gz         5f0913a10657fe7ec8d5794ccf00a01000e3e1f2f1e1f143c34a0f7b47edcb38"
+	"sqlite3  3.40.1-2+deb12u2 sqlite3_3.40.1.orig.tar.xz aaa776260ab4dc976db34aa7891819484c8676b5b2783123ebc6301e2ca5d655"
 )
 # Where apt looks for them (deb-src only; bookworm = Debian 12, trixie = Debian 13).
 APT_MIRROR=${APT_MIRROR:-http://deb.debian.org/debian}
@@ -122,7 +125,8 @@ apt_install() {
 }
 
 deps_build() {
-	apt_install musl-tools linux-libc-dev gcc make xz-utils ca-certificates openssl curl
+	# tcl: SQLite's build makes its amalgamation (sqlite3.c) with tclsh
+	apt_install musl-tools linux-libc-dev gcc make xz-utils ca-certificates openssl curl tcl
 }
 
 deps_test() {
@@ -278,14 +282,37 @@ vendor_uapi() {
 	mkdir -p "$STAMPS"; echo "$key" >"$STAMPS/uapi"
 }
 
-# Build liburing + BearSSL (+ jsmn header) for one toolchain into vendor/$1.
+# SQLite's compile-time options: a connection per thread (no mutexes of its own), no
+# extension loading, WAL commits synced at checkpoints only, strict quoting.
+SQLITE_DEFINES="-DSQLITE_THREADSAFE=2 -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_DEFAULT_WAL_SYNCHRONOUS=1 -DSQLITE_DQS=0 -DSQLITE_DEFAULT_MEMSTATUS=0 -DSQLITE_OMIT_DEPRECATED -DSQLITE_OMIT_SHARED_CACHE -DSQLITE_USE_ALLOCA -DSQLITE_LIKE_DOESNT_MATCH_BLOBS"
+
+# The SQLite amalgamation (sqlite3.c + sqlite3.h) from the pinned source tree; the
+# source package ships the tree, and its Makefile joins it with tclsh.
+vendor_sqlite() {
+	local key src=$VENDOR/src/sqlite-amalgamation
+	key="$(pin_field sqlite3 3) $(pin_field sqlite3 4)"
+	if [[ -f $STAMPS/sqlite && $(<"$STAMPS/sqlite") == "$key" && -f $VENDOR/sqlite/sqlite3.c ]]; then
+		return 0
+	fi
+	command -v tclsh >/dev/null || die "tclsh is needed to make the SQLite amalgamation (apt-get install tcl)"
+	log "making the SQLite amalgamation"
+	vendor_extract sqlite3 "$src"
+	logged "$LOGS/sqlite-configure.log" bash -c 'cd "$1" && ./configure --disable-tcl --disable-readline' _ "$src"
+	logged "$LOGS/sqlite-amalgamation.log" make -C "$src" sqlite3.c
+	rm -rf "$VENDOR/sqlite"; mkdir -p "$VENDOR/sqlite"
+	cp "$src/sqlite3.c" "$src/sqlite3.h" "$VENDOR/sqlite/"
+	rm -rf "$src"
+	mkdir -p "$STAMPS"; echo "$key" >"$STAMPS/sqlite"
+}
+
+# Build liburing + BearSSL + SQLite (+ jsmn header) for one toolchain into vendor/$1.
 vendor_build_one() { # KIND(musl|host) CC CFLAGS
 	local kind=$1 cc=$2 cflags=$3
 	local prefix=$VENDOR/$kind src=$VENDOR/src/$kind key
-	key="pins=$(printf '%s;' "${VENDOR_PINS[@]}" | tr -s ' ') cc=$cc ver=$($cc -dumpfullversion -dumpversion 2>/dev/null | head -n1) cflags=$cflags"
+	key="pins=$(printf '%s;' "${VENDOR_PINS[@]}" | tr -s ' ') sqlite=$SQLITE_DEFINES cc=$cc ver=$($cc -dumpfullversion -dumpversion 2>/dev/null | head -n1) cflags=$cflags"
 	if [[ $kind == musl ]]; then key+=" uapi=$(<"$STAMPS/uapi")"; fi
-	if [[ -f $STAMPS/$kind && $(<"$STAMPS/$kind") == "$key" &&
-		-f $prefix/lib/liburing.a && -f $prefix/lib/libbearssl.a && -f $prefix/include/jsmn.h ]]; then
+	if [[ -f $STAMPS/$kind && $(<"$STAMPS/$kind") == "$key" && -f $prefix/lib/liburing.a &&
+		-f $prefix/lib/libbearssl.a && -f $prefix/lib/libsqlite3.a && -f $prefix/include/jsmn.h ]]; then
 		return 0
 	fi
 	local t0=$SECONDS
@@ -316,6 +343,12 @@ vendor_build_one() { # KIND(musl|host) CC CFLAGS
 	vendor_extract jsmn "$src/jsmn"
 	cp "$src/jsmn/jsmn.h" "$prefix/include/"
 
+	# SQLite: the amalgamation (made once by vendor_sqlite), one object, one archive.
+	mkdir -p "$src/sqlite"
+	logged "$LOGS/$kind-sqlite-make.log" $cc $cflags $SQLITE_DEFINES -c "$VENDOR/sqlite/sqlite3.c" -o "$src/sqlite/sqlite3.o"
+	ar rcs "$prefix/lib/libsqlite3.a" "$src/sqlite/sqlite3.o"
+	cp "$VENDOR/sqlite/sqlite3.h" "$prefix/include/"
+
 	rm -rf "$src"
 	rmdir "$VENDOR/src" 2>/dev/null || true
 	mkdir -p "$STAMPS"; echo "$key" >"$STAMPS/$kind"
@@ -334,6 +367,7 @@ cmd_vendor() {
 	fi
 	vendor_fetch
 	vendor_uapi
+	vendor_sqlite
 	vendor_build_one musl "$MUSL_CC -isystem $VENDOR/uapi/include" "$VENDOR_MUSL_CFLAGS"
 	vendor_build_one host "$HOST_CC" "$VENDOR_HOST_CFLAGS"
 	exec {lockfd}>&-
@@ -344,7 +378,7 @@ cmd_vendor() {
 # ---------------------------------------------------------------------------
 
 bin_deps() {
-	printf '%s\n' bifrost.c build.sh vendor/musl/lib/liburing.a vendor/musl/lib/libbearssl.a
+	printf '%s\n' bifrost.c build.sh vendor/musl/lib/liburing.a vendor/musl/lib/libbearssl.a vendor/musl/lib/libsqlite3.a
 }
 
 # Build dist/bifrost if it is out of date. Returns 0 (with a warning) when there
@@ -405,7 +439,7 @@ run_unit_tests() {
 		name=$(basename "$f" .c)
 		bin=tests/build/$name
 		if needs_rebuild "$bin" "$f" bifrost.c build.sh "${extra_deps[@]}" \
-			vendor/host/lib/liburing.a vendor/host/lib/libbearssl.a; then
+			$HOST_LIB_DEPS; then
 			log "unit: compiling $f"
 			# shellcheck disable=SC2086
 			if ! $HOST_CC $cflags "$f" $ldflags -o "$bin"; then
@@ -553,7 +587,7 @@ fuzz_build() {
 	for t in $(fuzz_targets); do
 		bin=$FUZZ_OUT/$t
 		needs_rebuild "$bin" "tests/fuzz/$t.c" "${hdrs[@]}" bifrost.c build.sh \
-			vendor/host/lib/liburing.a vendor/host/lib/libbearssl.a || continue
+			$HOST_LIB_DEPS || continue
 		log "fuzz: compiling tests/fuzz/$t.c"
 		# shellcheck disable=SC2086
 		if ! $FUZZ_CC $FUZZ_CFLAGS $TEST_CPPFLAGS "tests/fuzz/$t.c" $TEST_LDFLAGS $TEST_LIBS -lpthread \
@@ -661,8 +695,8 @@ cmd_fuzz() {
 # dist/bifrost-asan: the release's defines, host gcc + glibc + ASan/UBSan, vendor/host libs.
 build_bifrost_asan() {
 	[[ -f bifrost.c ]] || return 1
-	needs_rebuild dist/bifrost-asan bifrost.c build.sh vendor/host/lib/liburing.a \
-		vendor/host/lib/libbearssl.a || return 0
+	# shellcheck disable=SC2086
+	needs_rebuild dist/bifrost-asan bifrost.c build.sh $HOST_LIB_DEPS || return 0
 	mkdir -p dist
 	local version
 	version=$(git describe --always --dirty 2>/dev/null || echo dev)
