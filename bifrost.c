@@ -8239,6 +8239,7 @@ struct mgmt_job {
 	struct str method, path, query, auth, cookie, if_match, body;
 	char peer[64];
 	bool loopback;
+	int tail_fd; /* GET /api/logs/stream: the client's socket (a dup), served from here; else -1 */
 	/* the answer */
 	int status;
 	const char *ctype;
@@ -9118,8 +9119,8 @@ static void mgmt_config(struct mgmt_job *j)
 /* /api/logs, /api/logs/{id}, /api/logs/stats over the thread's own read connection. */
 static void mgmt_logs(struct mgmt_job *j, sqlite3 **db)
 {
-	char err[PATH_MAX + 200];
-	if (!*db && !(*db = ldb_open(ldb_path, false, err, sizeof(err)))) {
+	char err[PATH_MAX + 200] = "the request log store is off (logs.enabled is false)";
+	if (!*db && (!ldb_path[0] || !(*db = ldb_open(ldb_path, false, err, sizeof(err))))) {
 		mgmt_error(j, 503, "server_error", err);
 		return;
 	}
@@ -9171,6 +9172,8 @@ static void mgmt_handle(struct mgmt_job *j, sqlite3 **db)
 					 : "no admin credentials are configured: the admin API answers loopback clients only");
 	else if (str_eq(j->path, "/api/usage") && str_eq(j->method, "GET"))
 		j->status = 200, gov_usage_json(&j->out, c->gov, now);
+	else if (j->tail_fd >= 0)
+		j->status = 200; /* mgmt_tail_add takes it from here */
 	else if (str_starts(j->path, "/api/logs") && str_eq(j->method, "GET"))
 		mgmt_logs(j, db);
 	else
@@ -9180,20 +9183,101 @@ static void mgmt_handle(struct mgmt_job *j, sqlite3 **db)
 	cfg_put(c);
 }
 
-/* The thread: jobs in, answers out to their worker, until the process stops. */
+/* ---- GET /api/logs/stream: a live tail, as server-sent events, written from this thread ---- */
+
+#define MGMT_TAILS 16
+
+static int mgmt_tails[MGMT_TAILS], mgmt_ntails;
+static int64_t mgmt_tail_last = -1; /* the newest row id already sent */
+
+static bool mgmt_tail_send(int fd, struct str s)
+{
+	ssize_t r = send(fd, s.p, s.n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return r == (ssize_t)s.n; /* a reader that falls behind loses the stream (and reconnects) */
+}
+
+/* Take the socket (the worker already let go of it), answer its head, or refuse it. */
+static void mgmt_tail_add(struct mgmt_job *j, sqlite3 **db, bool allowed)
+{
+	char err[PATH_MAX + 200];
+	if (allowed && (mgmt_ntails == MGMT_TAILS || !ldb_path[0] ||
+			(!*db && !(*db = ldb_open(ldb_path, false, err, sizeof(err))))))
+		mgmt_error(j, 503, "server_error", ldb_path[0] ? "too many live tails, or the store cannot be read"
+							      : "the request log store is off (logs.enabled is false)");
+	if (j->status != 200) {
+		struct sb b;
+		sb_init(&b, &j->a, 512);
+		sb_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+			      "Content-Length: %zu\r\n\r\n%.*s", j->status, http_reason(j->status), j->out.len,
+			  (int)j->out.len, j->out.p);
+		mgmt_tail_send(j->tail_fd, sb_view(&b));
+		close(j->tail_fd);
+		return;
+	}
+	if (mgmt_tail_last < 0)
+		mgmt_tail_last = MAX(ldb_pragma(*db, "SELECT max(id) FROM logs"), 0);
+	if (mgmt_tail_send(j->tail_fd, STR("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+					   "Cache-Control: no-cache\r\nConnection: close\r\n\r\n: tail\n\n")))
+		mgmt_tails[mgmt_ntails++] = j->tail_fd;
+	else
+		close(j->tail_fd);
+}
+
+/* New rows to every tail ("data: <log entry>"), or a comment line as a keep-alive. */
+static void mgmt_tail_tick(sqlite3 *db, bool ping)
+{
+	if (!mgmt_ntails || !db)
+		return;
+	struct arena a;
+	struct sb b, sql;
+	arena_init(&a, NULL);
+	sb_init(&b, &a, 8192);
+	sb_init(&sql, &a, 512);
+	sb_printf(&sql, "SELECT %s FROM logs WHERE id > %lld ORDER BY id LIMIT 1000", ldb_cols,
+		  (long long)mgmt_tail_last);
+	sqlite3_stmt *st = ldb_prepare(db, &sql, NULL, 0);
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		mgmt_tail_last = sqlite3_column_int64(st, 0);
+		sb_puts(&b, "data: ");
+		ldb_put_row(&b, st);
+		sb_puts(&b, "\n\n");
+	}
+	sqlite3_finalize(st);
+	if (!b.len && ping)
+		sb_puts(&b, ": ping\n\n");
+	for (int i = 0; b.len && !b.oom && i < mgmt_ntails; i++)
+		if (!mgmt_tail_send(mgmt_tails[i], sb_view(&b))) {
+			close(mgmt_tails[i]);
+			mgmt_tails[i--] = mgmt_tails[--mgmt_ntails];
+		}
+	arena_reset(&a);
+}
+
+/* The thread: jobs in, answers out to their worker, tails fed, until the process stops. */
 static void *mgmt_run(void *arg)
 {
 	sqlite3 *db = NULL;
+	uint64_t last_ping = 0;
 	for (;;) {
 		struct pollfd pf = { .fd = mgmt_evfd, .events = POLLIN };
-		uint64_t kicks;
-		if (poll(&pf, 1, 1000) > 0 && read(mgmt_evfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
+		uint64_t kicks, now;
+		if (poll(&pf, 1, mgmt_ntails ? 250 : 1000) > 0 && read(mgmt_evfd, &kicks, sizeof(kicks)) < 0 &&
+		    errno != EAGAIN)
 			perror("bifrost: management eventfd");
 		for (struct mgmt_job *j = mgmt_take(&mgmt_inbox), *next; j; j = next) {
 			next = j->next;
 			mgmt_handle(j, &db);
-			mgmt_push(&mgmt_outbox[j->worker], j, mgmt_wake_fd[j->worker]);
+			if (j->tail_fd < 0) {
+				mgmt_push(&mgmt_outbox[j->worker], j, mgmt_wake_fd[j->worker]);
+				continue;
+			}
+			mgmt_tail_add(j, &db, j->status == 200);
+			mgmt_job_free(j);
 		}
+		now = now_ns() / 1000000;
+		mgmt_tail_tick(db, now - last_ping >= 15000);
+		if (now - last_ping >= 15000)
+			last_ping = now;
 	}
 	return arg;
 }
@@ -12427,6 +12511,14 @@ static void admin_metrics(struct worker *w, struct conn *c)
 		      ADMIN_SUM(upstream_errors));
 	admin_counter(&b, "bifrost_log_lines_dropped_total", "Request log lines dropped (stdout too slow).",
 		      ADMIN_SUM(log_dropped));
+	admin_counter(&b, "bifrost_log_store_dropped_total",
+		      "Request records dropped because a worker's ring to the log store was full.",
+		      ADMIN_SUM(log_store_dropped));
+	admin_counter(&b, "bifrost_log_store_written_total", "Request records written to the log store.",
+		      atomic_load(&ldb_written));
+	admin_counter(&b, "bifrost_log_store_failed_batches_total",
+		      "Log store transactions that failed (disk full, I/O error) and are retried.",
+		      atomic_load(&ldb_failed_batches));
 	admin_counter(&b, "bifrost_connections_accepted_total", "Client connections accepted.",
 		      ADMIN_SUM(conns_accepted));
 	sb_printf(&b, "# HELP bifrost_tokens_total Tokens the providers reported, input (cache included) and output.\n"
@@ -12486,6 +12578,8 @@ static void admin_handoff(struct worker *w, struct conn *c)
 	}
 	snprintf(j->peer, sizeof(j->peer), "%s", conn_peer(c));
 	j->loopback = admin_loopback(c);
+	bool tail = str_eq(m->path, "/api/logs/stream") && str_eq(m->method, "GET");
+	j->tail_fd = tail ? fcntl(c->fd, F_DUPFD_CLOEXEC, 0) : -1;
 	j->worker = w->id;
 	j->idx = slot_idx(w, c);
 	j->gen = c->gen;
@@ -12494,6 +12588,16 @@ static void admin_handoff(struct worker *w, struct conn *c)
 	if (oom || j->out.oom || j->hdr.oom) {
 		mgmt_job_free(j);
 		conn_error(w, c, 503, "server_error", "out of memory");
+		return;
+	}
+	if (tail && j->tail_fd < 0) {
+		mgmt_job_free(j);
+		conn_error(w, c, 503, "server_error", "no file descriptor for the log tail");
+		return;
+	}
+	if (tail) { /* the socket is the management thread's now: this side lets go of it */
+		mgmt_push(&mgmt_inbox, j, mgmt_evfd);
+		slot_close(w, c);
 		return;
 	}
 	conn_phase(rq, RQ_MGMT);
@@ -12564,7 +12668,7 @@ static void admin_ui(struct worker *w, struct conn *c)
 	if (str_eq(path, "/"))
 		path = STR("/ui/index.html");
 	bool open_ui = cfg->admin_token || cfg->admin_hash || admin_loopback(c);
-	if (str_eq(c->rq->msg->path, "/") && (!open_ui || admin_ui_start == admin_ui_end)) {
+	if (str_eq(c->rq->msg->path, "/") && (!open_ui || admin_ui_end - admin_ui_start == 0)) {
 		conn_send_local(w, c, 200, "text/plain", /* HEAD / is Claude Code's warm-up: always 200 */
 				open_ui ? STR("bifrost LLM gateway\n")
 					: STR("bifrost LLM gateway (the web UI answers loopback clients only until "
@@ -12577,7 +12681,7 @@ static void admin_ui(struct worker *w, struct conn *c)
 		return;
 	}
 	if (!admin_ui_file(path, &body)) {
-		conn_error(w, c, 404, "invalid_request_error", admin_ui_start == admin_ui_end ? "this build has no web UI"
+		conn_error(w, c, 404, "invalid_request_error", admin_ui_end - admin_ui_start == 0 ? "this build has no web UI"
 												: "no such file");
 		return;
 	}

@@ -374,11 +374,66 @@ cmd_vendor() {
 }
 
 # ---------------------------------------------------------------------------
+# ui: the web UI's third-party files (npm tarballs pinned by ui/package-lock.json's
+# sha512 integrity) and the bundle embedded into the binary
+# ---------------------------------------------------------------------------
+NPM_REGISTRY=${NPM_REGISTRY:-https://registry.npmjs.org}
+UI_BUNDLE=$VENDOR/ui/bundle
+
+ui_pins() { # "name version sha512-..." per package in ui/package-lock.json
+	awk '/"node_modules\//{n=$1; gsub(/[":{ ]|node_modules\//,"",n)}
+	     /"version"/&&n{v=$2; gsub(/[",]/,"",v)}
+	     /"integrity"/&&n{i=$2; gsub(/[",]/,"",i); print n, v, i; n=""}' ui/package-lock.json
+}
+
+ui_fetch() {
+	local name ver integ file got
+	mkdir -p "$DL" "$VENDOR/ui/node_modules"
+	while read -r name ver integ; do
+		file=$DL/npm-$name-$ver.tgz
+		if [[ ! -f $file ]]; then
+			log "fetching $name@$ver from $NPM_REGISTRY"
+			curl -fsSL --retry 3 -o "$file.part" "$NPM_REGISTRY/$name/-/$name-$ver.tgz" || die "cannot fetch $name@$ver"
+			mv "$file.part" "$file"
+		fi
+		got="sha512-$(openssl dgst -sha512 -binary "$file" | base64 -w0)"
+		[[ $got == "$integ" ]] || die "INTEGRITY MISMATCH for $name@$ver: expected $integ, got $got. Refusing to use it."
+		if [[ ! -f $VENDOR/ui/node_modules/$name/.integrity || $(<"$VENDOR/ui/node_modules/$name/.integrity") != "$integ" ]]; then
+			rm -rf "$VENDOR/ui/node_modules/$name"; mkdir -p "$VENDOR/ui/node_modules/$name"
+			tar -xzf "$file" -C "$VENDOR/ui/node_modules/$name" --strip-components=1
+			echo "$integ" >"$VENDOR/ui/node_modules/$name/.integrity"
+		fi
+	done < <(ui_pins)
+}
+
+# The bundle: for each file "PATH\nLENGTH\n" then its bytes (admin_ui_file reads it).
+ui_bundle() {
+	local f src name served tmp=$UI_BUNDLE.tmp
+	[[ -f ui/index.html ]] || { rm -f "$UI_BUNDLE"; return 0; }
+	ui_fetch
+	: >"$tmp"
+	for f in ui/*.html ui/*.js ui/*.css ui/*.svg; do
+		[[ -f $f ]] || continue
+		printf '/ui/%s\n%s\n' "$(basename "$f")" "$(stat -c %s "$f")" >>"$tmp"
+		cat "$f" >>"$tmp"
+	done
+	while read -r src served; do
+		[[ -n $src ]] || continue
+		f=$VENDOR/ui/node_modules/$src
+		[[ -f $f ]] || die "ui/vendor.txt names $src, which the pinned packages do not have"
+		printf '/ui/vendor/%s\n%s\n' "$served" "$(stat -c %s "$f")" >>"$tmp"
+		cat "$f" >>"$tmp"
+	done <ui/vendor.txt
+	if [[ -f $UI_BUNDLE ]] && cmp -s "$tmp" "$UI_BUNDLE"; then rm -f "$tmp"; else mv "$tmp" "$UI_BUNDLE"; fi
+}
+
+# ---------------------------------------------------------------------------
 # build dist/bifrost
 # ---------------------------------------------------------------------------
 
 bin_deps() {
 	printf '%s\n' bifrost.c build.sh vendor/musl/lib/liburing.a vendor/musl/lib/libbearssl.a vendor/musl/lib/libsqlite3.a
+	[[ ! -f $UI_BUNDLE ]] || echo "$UI_BUNDLE"
 }
 
 # Build dist/bifrost if it is out of date. Returns 0 (with a warning) when there
@@ -389,7 +444,9 @@ build_bifrost() {
 		warn "bifrost.c not found in $ROOT -- nothing to build yet (toolchain and vendor/ are ready)"
 		return 0
 	fi
-	local deps=()
+	local deps=() ui=()
+	ui_bundle
+	[[ ! -f $UI_BUNDLE ]] || ui=("-DBIFROST_UI_BUNDLE=\"$UI_BUNDLE\"")
 	mapfile -t deps < <(bin_deps)
 	if ! needs_rebuild dist/bifrost "${deps[@]}"; then
 		return 0
@@ -400,7 +457,7 @@ build_bifrost() {
 	log "compiling dist/bifrost ($version)"
 	rm -f dist/bifrost.tmp
 	# shellcheck disable=SC2086
-	if ! $MUSL_CC $BIN_CFLAGS $BIN_CPPFLAGS "-DBIFROST_VERSION=\"$version\"" \
+	if ! $MUSL_CC $BIN_CFLAGS $BIN_CPPFLAGS "-DBIFROST_VERSION=\"$version\"" "${ui[@]}" \
 		bifrost.c $BIN_LDFLAGS $BIN_LIBS -o dist/bifrost.tmp; then
 		rm -f dist/bifrost.tmp
 		warn "compiling bifrost.c failed"
