@@ -1770,6 +1770,8 @@ struct cfg {
 	bool logs_on;       /* the request log store (data_dir/logs.db) */
 	long logs_days;     /* retention by age ... */
 	int64_t logs_bytes; /* ... and by size */
+	bool logs_content;  /* request and response bodies kept too ... */
+	size_t logs_content_max; /* ... each cut at this many bytes */
 	size_t max_body, max_header, max_response, max_json_tokens;
 	long header_timeout_ms, idle_timeout_ms;
 	long body_timeout_ms; /* the whole body, from the end of the head (slow senders) */
@@ -2310,11 +2312,13 @@ static void cfg_admin(struct cfg_ld *L, int tok)
 /* "logs": the request log store's switch and retention. */
 static void cfg_logs(struct cfg_ld *L, int tok)
 {
-	static const char *const k[] = { "enabled", "retention_days", "max_bytes" };
-	int v[3] = { -1, -1, -1 };
+	static const char *const k[] = { "enabled", "retention_days", "max_bytes", "content", "content_max_bytes" };
+	int v[5] = { -1, -1, -1, -1, -1 };
 	struct cfg *c = L->c;
 	if (tok >= 0)
-		cfg_obj(L, tok, "logs", k, 3, NULL, v);
+		cfg_obj(L, tok, "logs", k, 5, NULL, v);
+	c->logs_content = cfg_bool(L, v[3], false, "logs.content");
+	c->logs_content_max = (size_t)cfg_num(L, v[4], 16384, 0, 1 << 20, "logs.content_max_bytes");
 	c->logs_on = cfg_bool(L, v[0], true, "logs.enabled");
 	c->logs_days = (long)cfg_num(L, v[1], 30, 1, 36500, "logs.retention_days");
 	c->logs_bytes = cfg_num(L, v[2], 1LL << 30, 1 << 20, 1LL << 50, "logs.max_bytes");
@@ -7729,6 +7733,8 @@ struct log_state {
 #define LDB_RING 2048 /* records per worker: 100 ms of 20,000 requests/s */
 
 struct ldb_rec {
+	char *body[2];   /* owned (malloc), or NULL: the request's and the answer's bytes (logs.content) */
+	size_t nbody[2];
 	int64_t ts_ms, latency_us, ttfb_us, in, out, cache_read, cache_write, cost_micros; /* -1: none */
 	int32_t status, attempts;
 	bool stream, client_left;
@@ -7775,11 +7781,18 @@ static const char ldb_schema[] =
 	" method TEXT, path TEXT, virtual_key_id TEXT, team_id TEXT, customer_id TEXT, provider TEXT,"
 	" model TEXT, status INTEGER, attempts INTEGER, failed TEXT, error TEXT, latency_us INTEGER,"
 	" ttfb_us INTEGER, stream INTEGER, in_tokens INTEGER, out_tokens INTEGER, cache_read_tokens INTEGER,"
-	" cache_write_tokens INTEGER, cost_micros INTEGER, client TEXT, user_agent TEXT, client_left INTEGER);"
+	" cache_write_tokens INTEGER, cost_micros INTEGER, client TEXT, user_agent TEXT, client_left INTEGER,"
+	" request_body TEXT, response_body TEXT);"
 	"CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);"
 	"CREATE INDEX IF NOT EXISTS logs_key_ts ON logs(virtual_key_id, ts);"
 	"CREATE INDEX IF NOT EXISTS logs_provider_ts ON logs(provider, ts);"
 	"CREATE INDEX IF NOT EXISTS logs_status_ts ON logs(status, ts);";
+
+/* Columns added after the table's first release: a file made before gets them at open. */
+static const char *const ldb_added[] = {
+	"ALTER TABLE logs ADD COLUMN request_body TEXT",
+	"ALTER TABLE logs ADD COLUMN response_body TEXT",
+};
 
 /* Open (and create) the store; NULL and a message in err. */
 static sqlite3 *ldb_open(const char *path, bool writer, char *err, size_t errlen)
@@ -7792,6 +7805,10 @@ static sqlite3 *ldb_open(const char *path, bool writer, char *err, size_t errlen
 		rc = sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, ldb_schema, NULL, NULL, NULL);
+	for (size_t i = 0; writer && rc == SQLITE_OK && i < ARRAY_LEN(ldb_added); i++) /* older files */
+		if (sqlite3_exec(db, ldb_added[i], NULL, NULL, NULL) != SQLITE_OK &&
+		    !strstr(sqlite3_errmsg(db), "duplicate column"))
+			rc = SQLITE_ERROR;
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
@@ -7826,6 +7843,11 @@ static int ldb_insert(sqlite3_stmt *st, const struct ldb_rec *r)
 		ldb_bind_text(st, i + 1, texts[i]);
 	for (int i = 0; i < 12; i++)
 		ldb_bind_int(st, i + 13, ints[i]);
+	for (int i = 0; i < 2; i++)
+		if (r->body[i])
+			sqlite3_bind_text(st, 25 + i, r->body[i], (int)r->nbody[i], SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 25 + i);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : rc;
@@ -7850,8 +7872,15 @@ static int ldb_drain(sqlite3 *db, sqlite3_stmt *ins, long *n)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
-	for (int i = 0; i < ldb_nrings; i++)
-		atomic_store_explicit(&ldb_rings[i]->head, upto[i], memory_order_release);
+	for (int i = 0; i < ldb_nrings; i++) { /* stored: the bodies' memory goes, the slots return */
+		struct ldb_ring *r = ldb_rings[i];
+		for (uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed); h < upto[i]; h++)
+			for (int k = 0; k < 2; k++) {
+				free(r->rec[h % LDB_RING].body[k]);
+				r->rec[h % LDB_RING].body[k] = NULL;
+			}
+		atomic_store_explicit(&r->head, upto[i], memory_order_release);
+	}
 	atomic_fetch_add(&ldb_written, (uint64_t)*n);
 	return SQLITE_OK;
 }
@@ -7866,30 +7895,31 @@ static int64_t ldb_pragma(sqlite3 *db, const char *sql)
 	return v;
 }
 
-/* Retention: rows older than the age limit go, then the oldest 5% at a time while the
- * live pages exceed the size limit; freed pages are handed back to the file system. */
-static void ldb_retain(sqlite3 *db, int64_t now_ms)
+/*
+ * One step of retention, at most 5,000 rows, so the writer keeps draining between steps:
+ * the oldest rows go while the live pages exceed the size limit, else rows older than the
+ * age limit; freed pages go back to the file system. True while there is more to do.
+ */
+static bool ldb_retain_step(sqlite3 *db, int64_t now_ms)
 {
+	int64_t pages = ldb_pragma(db, "PRAGMA page_count"), free_pages = ldb_pragma(db, "PRAGMA freelist_count");
+	int64_t psize = ldb_pragma(db, "PRAGMA page_size");
+	bool over = pages > 0 && psize > 0 && (pages - free_pages) * psize > atomic_load(&ldb_keep_bytes);
 	char sql[200];
-	snprintf(sql, sizeof(sql), "DELETE FROM logs WHERE ts < %lld",
-		 (long long)(now_ms - atomic_load(&ldb_keep_ms)));
-	sqlite3_exec(db, sql, NULL, NULL, NULL);
-	for (int round = 0; round < 20; round++) {
-		int64_t pages = ldb_pragma(db, "PRAGMA page_count"), free_ = ldb_pragma(db, "PRAGMA freelist_count");
-		int64_t psize = ldb_pragma(db, "PRAGMA page_size");
-		if (pages < 0 || psize <= 0 || (pages - free_) * psize <= atomic_load(&ldb_keep_bytes))
-			break;
-		sqlite3_exec(db, "DELETE FROM logs WHERE id < (SELECT min(id) + (max(id) - min(id)) / 20 + 1 FROM logs)",
-			     NULL, NULL, NULL);
-	}
-	sqlite3_exec(db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL);
+	snprintf(sql, sizeof(sql), "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE ts < %lld ORDER BY id "
+		 "LIMIT 5000)", (long long)(over ? INT64_MAX : now_ms - atomic_load(&ldb_keep_ms)));
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return false;
+	int n = sqlite3_changes(db);
+	sqlite3_exec(db, "PRAGMA incremental_vacuum(2000)", NULL, NULL, NULL);
+	return n == 5000 || (over && n > 0);
 }
 
 static const char ldb_insert_sql[] =
 	"INSERT INTO logs(request_id, method, path, virtual_key_id, team_id, customer_id, provider, model,"
 	" failed, error, client, user_agent, ts, status, attempts, latency_us, ttfb_us, stream, in_tokens,"
-	" out_tokens, cache_read_tokens, cache_write_tokens, cost_micros, client_left)"
-	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	" out_tokens, cache_read_tokens, cache_write_tokens, cost_micros, client_left, request_body, response_body)"
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 /* The writer thread: drain every 20 ms, retain every minute, until stopped and drained. */
 static void *ldb_writer(void *arg)
@@ -7901,6 +7931,7 @@ static void *ldb_writer(void *arg)
 		return NULL;
 	}
 	uint64_t last_retain = 0, last_err_log = 0;
+	bool retaining = false;
 	for (;;) {
 		bool stop = atomic_load(&ldb_stop);
 		long n = 0;
@@ -7918,15 +7949,15 @@ static void *ldb_writer(void *arg)
 			usleep(1000 * 1000);
 			continue;
 		}
-		if (now - last_retain >= 60000) {
+		if (now - last_retain >= 60000 || retaining) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ldb_retain(db, (int64_t)ts.tv_sec * 1000);
+			retaining = ldb_retain_step(db, (int64_t)ts.tv_sec * 1000);
 			last_retain = now;
 		}
 		if (stop)
 			break;
-		if (n < LDB_RING / 4)
+		if (n < LDB_RING / 4 && !retaining)
 			usleep(20 * 1000);
 	}
 	sqlite3_finalize(ins);
@@ -8019,7 +8050,14 @@ static void ldb_put_row(struct sb *b, sqlite3_stmt *st)
 	ldb_put_col(b, st, 22);
 	sb_puts(b, ",\"user_agent\":");
 	ldb_put_col(b, st, 23);
-	sb_printf(b, ",\"client_left\":%s}", sqlite3_column_int(st, 24) ? "true" : "false");
+	sb_printf(b, ",\"client_left\":%s", sqlite3_column_int(st, 24) ? "true" : "false");
+	if (sqlite3_column_count(st) > 25) { /* one entry: its bodies too */
+		sb_puts(b, ",\"request_body\":");
+		ldb_put_col(b, st, 25);
+		sb_puts(b, ",\"response_body\":");
+		ldb_put_col(b, st, 26);
+	}
+	sb_puts(b, "}");
 }
 
 static sqlite3_stmt *ldb_prepare(sqlite3 *db, struct sb *sql, const char **args, int nargs)
@@ -8044,8 +8082,8 @@ static int ldb_logs_json(sqlite3 *db, const struct ldb_filter *f, int64_t id, st
 		sb_printf(&where, " WHERE id = %lld", (long long)id);
 	else
 		ldb_where(f, &where, args, &nargs);
-	sb_printf(&sql, "SELECT %s FROM logs%.*s ORDER BY id DESC LIMIT %lld OFFSET %lld", ldb_cols,
-		  (int)where.len, where.p, (long long)MIN(MAX(ldb_num(f, LF_LIMIT, 50), 1), 1000),
+	sb_printf(&sql, "SELECT %s%s FROM logs%.*s ORDER BY id DESC LIMIT %lld OFFSET %lld", ldb_cols,
+		  id >= 0 ? ", request_body, response_body" : "", (int)where.len, where.p, (long long)MIN(MAX(ldb_num(f, LF_LIMIT, 50), 1), 1000),
 		  (long long)MAX(ldb_num(f, LF_OFFSET, 0), 0));
 	sqlite3_stmt *st = ldb_prepare(db, &sql, args, nargs);
 	if (!st)
@@ -8857,13 +8895,19 @@ static bool mgmt_fresh(struct mgmt_job *j, const struct mgmt_doc *d)
 	return false;
 }
 
-/* A virtual key's secret is stored as its SHA-256; with no value, one is made and returned once. */
-static bool mgmt_vk_secret(struct mgmt_job *j, struct json *bj, struct sb *item, char *made, size_t cap)
+/*
+ * A virtual key's secret is stored as its SHA-256; a new key without one gets one, returned
+ * once. False: nothing to do here (a marker, an env.NAME, or a PUT without a value).
+ */
+static bool mgmt_vk_secret(struct mgmt_job *j, struct json *bj, bool post, struct sb *item, char *made,
+			   size_t cap)
 {
 	int v = mgmt_member(bj, 0, "value");
 	char *val = v >= 0 ? json_str(bj, &j->a, v, NULL) : NULL;
-	if (v >= 0 && (!val || !*val || !strcmp(val, MGMT_REDACTED) || str_starts((struct str){ val, strlen(val) }, "env.")))
-		return false; /* kept as written (env.NAME) or left to the caller */
+	if ((v < 0 && (!post || mgmt_member(bj, 0, "value_sha256") >= 0)) ||
+	    (v >= 0 && (!val || !*val || !strcmp(val, MGMT_REDACTED) ||
+			str_starts((struct str){ val, strlen(val) }, "env."))))
+		return false;
 	if (!val) {
 		static const char az[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 		unsigned char r[32];
@@ -8975,7 +9019,7 @@ static void mgmt_write(struct mgmt_job *j, struct mgmt_doc *d, const struct mgmt
 										 : "no such entry");
 		return;
 	}
-	if (!del && !(mc == &mgmt_colls[1] && mgmt_vk_secret(j, &bj, &item, made, sizeof(made))) &&
+	if (!del && !(mc == &mgmt_colls[1] && mgmt_vk_secret(j, &bj, post, &item, made, sizeof(made))) &&
 	    !mgmt_emit(&bj, 0, post ? NULL : &d->js, v, false, &item)) {
 		mgmt_error(j, 400, "invalid_request_error", "a redacted secret has no stored value to keep");
 		return;
@@ -9999,6 +10043,7 @@ struct request {
 	uint64_t t_start_ns, t_up_ns, t_resp_ns, overhead_ns;
 	uint64_t t_first_ns;    /* the provider's first answer bytes (time to first byte) */
 	bool llm;               /* a model endpoint (not /health, /api, the UI): kept in the log store */
+	struct buf content[2];  /* logs.content: the request's and the answer's bytes, cut at the limit */
 	int status;             /* what the client got */
 	bool streaming;         /* the answer is an event stream (RQ_STREAM and on: its head is out) */
 	bool fresh_retry;       /* the attempt must not take a pooled connection */
@@ -11116,6 +11161,17 @@ static void conn_orphan_end(struct worker *w, struct conn *cl)
 	slot_free_if_done(w, cl);
 }
 
+/* logs.content: keep up to logs.content_max_bytes of the request (0) or the answer (1). */
+static void conn_content(struct request *rq, int which, const void *p, size_t n)
+{
+	const struct cfg *cfg = rq->hold->cfg;
+	struct buf *b = &rq->content[which];
+	if (!cfg->logs_content || !rq->llm || b->len >= cfg->logs_content_max)
+		return;
+	b->limit = cfg->logs_content_max;
+	buf_append(b, p, MIN(n, cfg->logs_content_max - b->len));
+}
+
 static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 {
 	struct request *rq = cl->rq;
@@ -11157,6 +11213,7 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 			   redacted ? "the provider's answer could not be translated" : "out of memory");
 		return;
 	}
+	conn_content(rq, 1, body.iov_base, body.iov_len);
 	sb_init(&h, &cl->arena, 512);
 	conn_resp_head(&h, rq, m, keep);
 	sb_puts(&h, "Content-Length: ");
@@ -11354,6 +11411,8 @@ static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bo
 			v[n++] = (struct iovec){ t.p, t.len };
 		payload = t.oom ? 0 : t.len;
 	}
+	for (int i = 1; i < n; i++)
+		conn_content(rq, 1, v[i].iov_base, v[i].iov_len);
 	struct sb h = { 0 };
 	if (rq->phase == RQ_AWAIT && !conn_stream_head(w, cl, &h, chunked, keep))
 		return;
@@ -11570,6 +11629,11 @@ static void conn_log_store(struct worker *w, struct conn *c, struct request *rq)
 	snprintf(r->failed, sizeof(r->failed), "%s", rq->trail);
 	snprintf(r->error, sizeof(r->error), "%s", rq->status >= 400 ? rq->err : "");
 	snprintf(r->client, sizeof(r->client), "%s", conn_peer(c));
+	for (int i = 0; i < 2; i++) { /* the bodies go with the record (the writer frees them) */
+		r->body[i] = rq->content[i].p;
+		r->nbody[i] = rq->content[i].len;
+		rq->content[i] = (struct buf){ 0 };
+	}
 	ldb_publish(w->ldb);
 }
 
@@ -11610,6 +11674,8 @@ static void conn_request_end(struct worker *w, struct conn *c)
 		if (rq->llm && rq->hold->cfg->logs_on)
 			conn_log_store(w, c, rq);
 	}
+	buf_free(&rq->content[0]);
+	buf_free(&rq->content[1]);
 	conn_hold_release(w, rq->hold);
 	w->active--;
 	conn_phase(rq, RQ_DONE);
@@ -12166,6 +12232,7 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 		return;
 	}
 	rq->llm = true;
+	conn_content(rq, 0, c->in.p + m->head_len, c->body_dst - m->head_len);
 	if (!str_eq(m->method, "POST")) {
 		conn_error(w, c, 405, "invalid_request_error", "use POST for this endpoint");
 		return;
