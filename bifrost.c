@@ -1310,6 +1310,23 @@ static void http_rebase(struct http_msg *m, const char *from, const char *to)
 	}
 }
 
+/* Percent-decode `in` into out (NUL-terminated, cut at cap - 1); plus: '+' is a space. */
+static size_t http_pct_decode(struct str in, bool plus, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t k = 0; k < in.n && o + 1 < cap; k++) {
+		int hx = in.p[k] == '%' && k + 2 < in.n ? json_hex4((char[]){ '0', '0', in.p[k + 1], in.p[k + 2] }) : -1;
+		if (hx >= 0) {
+			out[o++] = (char)hx;
+			k += 2;
+		} else {
+			out[o++] = plus && in.p[k] == '+' ? ' ' : in.p[k];
+		}
+	}
+	out[o] = 0;
+	return o;
+}
+
 /*
  * The value of `name` in a query string ("a=1&b=x%20y"), percent- and '+'-decoded into out
  * (NUL-terminated, cut at cap - 1). False when absent. The first occurrence wins.
@@ -1321,18 +1338,7 @@ static bool http_query_get(struct str q, const char *name, char *out, size_t cap
 		const char *amp = memchr(q.p + i, '&', q.n - i);
 		size_t e = amp ? (size_t)(amp - q.p) : q.n;
 		if (e - i > nl && !memcmp(q.p + i, name, nl) && q.p[i + nl] == '=') {
-			size_t o = 0;
-			for (size_t k = i + nl + 1; k < e && o + 1 < cap; k++) {
-				int hx = q.p[k] == '%' && k + 2 < e ? json_hex4((char[]){ '0', '0', q.p[k + 1], q.p[k + 2] })
-								      : -1;
-				if (hx >= 0) {
-					out[o++] = (char)hx;
-					k += 2;
-				} else {
-					out[o++] = q.p[k] == '+' ? ' ' : q.p[k];
-				}
-			}
-			out[o] = 0;
+			http_pct_decode((struct str){ q.p + i + nl + 1, e - i - nl - 1 }, true, out, cap);
 			return true;
 		}
 		i = e + 1;
@@ -2476,22 +2482,28 @@ static struct cfg *cfg_load(const char *path, struct sb *errs)
 
 /* ---- dns_: resolved off the workers, read lock-free ---- */
 
+/* Writers only (config loads on the main and the management threads, refreshes): one at a time. */
+static pthread_mutex_t dns_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct dns_entry *dns_lookup_entry(const char *host, int port)
 {
+	pthread_mutex_lock(&dns_lock);
 	int n = atomic_load(&dns_count);
-	for (int i = 0; i < n; i++)
+	struct dns_entry *e = NULL;
+	for (int i = 0; !e && i < n; i++)
 		if (dns_table[i].port == port && strcmp(dns_table[i].host, host) == 0)
-			return &dns_table[i];
-	if (n == DNS_MAX || strlen(host) >= sizeof(dns_table[0].host))
-		return NULL;
-	struct dns_entry *e = &dns_table[n];
-	snprintf(e->host, sizeof(e->host), "%s", host);
-	e->port = port;
-	atomic_store(&dns_count, n + 1);
+			e = &dns_table[i];
+	if (!e && n < DNS_MAX && strlen(host) < sizeof(dns_table[0].host)) {
+		e = &dns_table[n];
+		snprintf(e->host, sizeof(e->host), "%s", host);
+		e->port = port;
+		atomic_store(&dns_count, n + 1);
+	}
+	pthread_mutex_unlock(&dns_lock);
 	return e;
 }
 
-/* Main thread only: (re)resolve one entry and publish under the seqlock. */
+/* Under dns_lock (the seqlock has one writer at a time): (re)resolve one entry and publish. */
 static void dns_resolve(struct dns_entry *e)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
@@ -2541,13 +2553,16 @@ static bool dns_read(struct dns_entry *e, unsigned idx, struct sockaddr_storage 
 	}
 }
 
+/* The main thread each second, and the management thread after a config change. */
 static void dns_refresh_due(bool all)
 {
+	pthread_mutex_lock(&dns_lock);
 	uint64_t now = now_ns();
 	int n = atomic_load(&dns_count);
 	for (int i = 0; i < n; i++)
 		if (all || dns_table[i].next_ns <= now)
 			dns_resolve(&dns_table[i]);
+	pthread_mutex_unlock(&dns_lock);
 }
 
 /* ======================================================================== *
@@ -7739,7 +7754,7 @@ struct ldb_rec {
 	int32_t status, attempts;
 	bool stream, client_left;
 	char method[8], path[64], req_id[64], vk[64], team[64], customer[64], provider[64], model[96];
-	char failed[160], error[256], client[48], ua[128];
+	char failed[160], error[256], client[64], ua[128];
 };
 
 struct ldb_ring {
@@ -8219,6 +8234,8 @@ static int ldb_stats_json(sqlite3 *db, const struct ldb_filter *f, int64_t now_m
 	if (!f->v[LF_BUCKET][0])
 		s->bucket_ms = MAX((s->until - s->since) / 60, 1000);
 	s->bucket_ms = MAX(s->bucket_ms, (s->until - s->since) / LDB_BUCKETS + 1);
+	s->bucket_ms = (s->bucket_ms + 999) / 1000 * 1000; /* whole seconds; buckets start at multiples */
+	s->since -= ((s->since % s->bucket_ms) + s->bucket_ms) % s->bucket_ms;
 	s->nb = s->until > s->since ? (int)((s->until - s->since + s->bucket_ms - 1) / s->bucket_ms) : 0;
 	const char *gcol = !strcmp(f->v[LF_GROUP], "model") ? "provider || '/' || model"
 			   : !strcmp(f->v[LF_GROUP], "virtual_key") ? "virtual_key_id" : "provider";
@@ -8881,7 +8898,9 @@ static bool mgmt_commit(struct mgmt_job *j, struct str text)
 		close(dfd);
 	}
 	n->source = mgmt_cfg_path;
+	dns_refresh_due(false); /* the new providers' addresses (a literal IP at once) */
 	mgmt_publish(n);
+	j->hdr.len = 0; /* the new revision replaces the one read */
 	sb_printf(&j->hdr, "ETag: \"%016llx\"\r\n", (unsigned long long)fnv1a(FNV_BASIS, pretty.p, pretty.len));
 	return true;
 }
@@ -9112,7 +9131,12 @@ static void mgmt_config(struct mgmt_job *j)
 		size_t n = strlen(mgmt_colls[i].path);
 		if (str_starts(j->path, mgmt_colls[i].path) && (j->path.n == n || j->path.p[n] == '/')) {
 			mc = &mgmt_colls[i];
-			id = j->path.n > n ? (struct str){ j->path.p + n + 1, j->path.n - n - 1 } : id;
+			if (j->path.n > n + 1) { /* "/a%20b" names "a b" */
+				char *dec = arena_alloc(&j->a, j->path.n, 1);
+				size_t dn = dec ? http_pct_decode((struct str){ j->path.p + n + 1, j->path.n - n - 1 }, false,
+								    dec, j->path.n) : 0;
+				id = (struct str){ dec ? dec : "", dn };
+			}
 		}
 	}
 	bool get = str_eq(j->method, "GET"), pricing = str_eq(j->path, "/api/pricing");
@@ -9421,7 +9445,7 @@ struct conn {
 			struct arena scratch; /* per stream batch: parsing upstream events */
 			struct request *rq;   /* arena */
 			size_t body_src, body_dst;
-			char peer_addr[48];   /* "ip:port", looked up once, for the log store */
+			char peer_addr[64];   /* "ip:port", looked up once, for the log store */
 		};
 		struct { /* K_UP */
 			enum ustate us;
