@@ -14,7 +14,8 @@
  *   4. json_                jsmn tokens + validation + lookups + escaping writer
  *   5. http_                HTTP/1.1 request/response head parser, chunked decoder
  *   6. sse_                 server-sent-event splitter
- *   7. tls_                 BearSSL trust anchors and the client engine pump
+ *   7. tls_                 BearSSL: trust anchors and client engines; the listener's
+ *                           certificate and key (checked), server engines
  *   8. cfg_/dns_            config.json loading, validation, env.NAME, defaults; DNS table
  *   9. route_               model string -> provider candidates, weighted choice, breakers
  *  10. prov_                provider adapters: base URLs, auth headers, body edits
@@ -1418,14 +1419,17 @@ static struct str sse_field(const char *ev, size_t n, const char *name)
 static struct str sse_data(const char *ev, size_t n) { return sse_field(ev, n, "data"); }
 
 /* ======================================================================== *
- * 7. tls_ — BearSSL trust anchors and client contexts.                     *
+ * 7. tls_ — BearSSL trust anchors, client and server contexts.             *
  *                                                                          *
  * Anchors are decoded once (the system bundle at start, a provider's        *
  * ca_file at config load) into arena memory that lives as long as its       *
- * owner. A tls_client is allocated per upstream connection (never on a      *
- * stack: BearSSL's buffers are ~34 KB) and driven by up_ from ring          *
- * completions through the sendrec/recvrec/sendapp/recvapp pairs; br_sslio   *
- * is never used because it blocks.                                          *
+ * owner; so are the HTTPS listener's chain and key (tls_load_cred, which  *
+ * also checks that they belong together). A tls_client (per upstream       *
+ * connection) or tls_server (per HTTPS client) is malloc'd, never on a     *
+ * stack (BearSSL's buffers are ~34 KB), and driven from ring completions   *
+ * through the sendrec/recvrec/sendapp/recvapp pairs (up_ and conn_ pump   *
+ * them; loop_send copies an answer into a server engine); br_sslio is      *
+ * never used because it blocks.                                            *
  * ======================================================================== */
 
 struct tls_anchors {
@@ -1536,14 +1540,16 @@ static int tls_anchor_from_der(struct arena *a, const void *der, size_t n, br_x5
 	return -EINVAL;
 }
 
-/* Load every CERTIFICATE in a PEM file as an anchor. 0, or -errno with `err` filled. */
-static int tls_load_anchors(struct arena *a, const char *path, struct tls_anchors *out,
-			    char *err, size_t errlen)
+/* Each object of a PEM file: fn(ctx, name, der, n); its nonzero result stops the walk. */
+typedef int (*tls_pem_fn)(void *ctx, struct arena *a, const char *name, const void *der, size_t n);
+
+static int tls_pem_each(struct arena *a, const char *what, const char *path, tls_pem_fn fn, void *ctx, char *err,
+			size_t errlen)
 {
 	struct buf file = { .limit = 64u << 20 };
 	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot open CA file %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
 		return -errno;
 	}
 	char tmp[65536];
@@ -1552,62 +1558,279 @@ static int tls_load_anchors(struct arena *a, const char *path, struct tls_anchor
 		;
 	close(fd);
 	buf_append(&file, "\n", 1);
-	size_t cap = 16;
-	out->n = 0;
-	out->ta = arena_new(a, br_x509_trust_anchor, cap);
 	br_pem_decoder_context pc;
-	struct sb der;
-	bool in_cert = false;
+	struct sb der = { 0 };
+	char name[128] = "";
 	br_pem_decoder_init(&pc);
 	const char *p = file.p;
-	size_t left = file.len;
-	while (left > 0 && out->ta && rc != -ENOMEM) {
+	for (size_t left = file.len; left > 0 && !rc;) {
 		size_t used = br_pem_decoder_push(&pc, p, left);
 		p += used;
 		left -= used;
 		switch (br_pem_decoder_event(&pc)) {
 		case BR_PEM_BEGIN_OBJ:
-			in_cert = strstr(br_pem_decoder_name(&pc), "CERTIFICATE") != NULL;
+			snprintf(name, sizeof(name), "%s", br_pem_decoder_name(&pc));
 			sb_init(&der, a, 2048);
-			br_pem_decoder_setdest(&pc, in_cert ? tls_collect : NULL, &der);
+			br_pem_decoder_setdest(&pc, tls_collect, &der);
 			break;
 		case BR_PEM_END_OBJ:
-			if (in_cert && der.oom)
-				rc = -ENOMEM;
-			if (!in_cert || der.oom)
-				break;
-			if (out->n == cap) {
-				br_x509_trust_anchor *bigger = arena_new(a, br_x509_trust_anchor, cap * 2);
-				if (bigger)
-					memcpy(bigger, out->ta, sizeof(*bigger) * cap);
-				out->ta = bigger;
-				cap *= 2;
-				if (!bigger)
-					break;
-			}
-			int r = tls_anchor_from_der(a, der.p, der.len, &out->ta[out->n]);
-			if (r == 0)
-				out->n++;
-			else if (r == -ENOMEM)
-				rc = r;
+			rc = der.oom ? -ENOMEM : fn(ctx, a, name, der.p, der.len);
 			break;
 		case BR_PEM_ERROR:
-			snprintf(err, errlen, "CA file %s is not valid PEM", path);
+			snprintf(err, errlen, "%s %s is not valid PEM%s", what, path,
+				 memmem(file.p, file.len, "ENCRYPTED", 9) ? " (an encrypted key: decrypt it first)" : "");
 			rc = -EINVAL;
-			left = 0;
 			break;
 		}
 	}
 	buf_free(&file);
-	if (rc == -ENOMEM || (!rc && !out->ta)) {
+	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory loading %s", path);
-		rc = -ENOMEM;
+	return rc;
+}
+
+struct tls_anchor_list {
+	struct tls_anchors *out;
+	size_t cap;
+};
+
+static int tls_anchor_add(void *ctx, struct arena *a, const char *name, const void *der, size_t n)
+{
+	struct tls_anchor_list *l = ctx;
+	if (!strstr(name, "CERTIFICATE"))
+		return 0;
+	if (l->out->n == l->cap) {
+		br_x509_trust_anchor *bigger = arena_new(a, br_x509_trust_anchor, l->cap * 2 + 16);
+		if (!bigger)
+			return -ENOMEM;
+		if (l->cap)
+			memcpy(bigger, l->out->ta, sizeof(*bigger) * l->cap);
+		l->out->ta = bigger;
+		l->cap = l->cap * 2 + 16;
 	}
+	int r = tls_anchor_from_der(a, der, n, &l->out->ta[l->out->n]);
+	l->out->n += r == 0;
+	return r == -ENOMEM ? r : 0;
+}
+
+/* Load every CERTIFICATE in a PEM file as an anchor. 0, or -errno with `err` filled. */
+static int tls_load_anchors(struct arena *a, const char *path, struct tls_anchors *out,
+			    char *err, size_t errlen)
+{
+	struct tls_anchor_list l = { out, 0 };
+	*out = (struct tls_anchors){ 0 };
+	int rc = tls_pem_each(a, "CA file", path, tls_anchor_add, &l, err, errlen);
 	if (!rc && out->n == 0) {
 		snprintf(err, errlen, "CA file %s holds no certificates", path);
 		rc = -EINVAL;
 	}
 	return rc;
+}
+
+/* ---- the listener's side: certificate chain and key (tls.cert_file / tls.key_file) ---- */
+
+struct tls_cred {
+	br_x509_certificate *chain; /* arena: leaf first */
+	size_t nchain, cap;
+	int key_type;               /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC; 0 = no key found */
+	br_rsa_private_key rsa;     /* arena copies of the key's parts */
+	br_ec_private_key ec;
+	int64_t not_after;          /* the leaf's notAfter, unix s; -1 unknown */
+	char err[160];              /* a key the decoder refused */
+};
+
+/* One DER element at *p (< end): its tag, and its contents in [*body, *next). False if malformed. */
+static bool tls_der(const unsigned char **p, const unsigned char *end, int *tag, const unsigned char **body)
+{
+	if (end - *p < 2)
+		return false;
+	*tag = (*p)[0];
+	size_t len = (*p)[1], k = 2;
+	if (len & 0x80) {
+		size_t nb = len & 0x7f;
+		if (nb == 0 || nb > 4 || (size_t)(end - *p) < 2 + nb)
+			return false;
+		len = 0;
+		for (size_t i = 0; i < nb; i++)
+			len = len << 8 | (*p)[2 + i];
+		k += nb;
+	}
+	if (len > (size_t)(end - *p) - k)
+		return false;
+	*body = *p + k;
+	*p = *body + len;
+	return true;
+}
+
+/* A certificate's notAfter (unix s), or -1: TBSCertificate's validity, by a small DER walk. */
+static int64_t tls_not_after(const unsigned char *d, size_t n)
+{
+	const unsigned char *p = d, *end = d + n, *b;
+	int tag;
+	if (!tls_der(&p, end, &tag, &b) || tag != 0x30) /* Certificate */
+		return -1;
+	p = b;
+	if (!tls_der(&p, end, &tag, &b) || tag != 0x30) /* TBSCertificate */
+		return -1;
+	end = p;
+	p = b;
+	for (int field = 0; field < 5; field++) { /* [0] version, serial, signature, issuer, validity */
+		const unsigned char *at = p;
+		if (!tls_der(&p, end, &tag, &b))
+			return -1;
+		if (field == 0 && tag != 0xa0) { /* v1: no version field */
+			p = at;
+			continue;
+		}
+		if (field < 4)
+			continue;
+		const unsigned char *q = b, *t;
+		if (!tls_der(&q, p, &tag, &t) || !tls_der(&q, p, &tag, &t) || (tag != 0x17 && tag != 0x18))
+			return -1;
+		size_t yl = tag == 0x17 ? 2 : 4;
+		char z[16];
+		if ((size_t)(q - t) < yl + 10 || (size_t)(q - t) >= sizeof(z))
+			return -1;
+		memcpy(z, t, (size_t)(q - t));
+		z[q - t] = 0;
+		struct tm tm = { 0 };
+		int year = 0;
+		if (sscanf(z, yl == 2 ? "%2d%2d%2d%2d%2d%2d" : "%4d%2d%2d%2d%2d%2d", &year, &tm.tm_mon, &tm.tm_mday,
+			   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+			return -1;
+		tm.tm_year = (yl == 2 ? (year < 50 ? 2000 + year : 1900 + year) : year) - 1900;
+		tm.tm_mon--;
+		return (int64_t)timegm(&tm);
+	}
+	return -1;
+}
+
+static int tls_cred_key(struct tls_cred *c, struct arena *a, const void *der, size_t n)
+{
+	br_skey_decoder_context dc;
+	br_skey_decoder_init(&dc);
+	br_skey_decoder_push(&dc, der, n);
+	int e = br_skey_decoder_last_error(&dc);
+	if (e || !br_skey_decoder_key_type(&dc)) {
+		snprintf(c->err, sizeof(c->err), "the private key could not be decoded (BearSSL error %d)", e);
+		return 0;
+	}
+	c->key_type = br_skey_decoder_key_type(&dc);
+	if (c->key_type == BR_KEYTYPE_RSA) {
+		const br_rsa_private_key *k = br_skey_decoder_get_rsa(&dc);
+		c->rsa = *k;
+		c->rsa.p = tls_dup(a, k->p, k->plen), c->rsa.q = tls_dup(a, k->q, k->qlen);
+		c->rsa.dp = tls_dup(a, k->dp, k->dplen), c->rsa.dq = tls_dup(a, k->dq, k->dqlen);
+		c->rsa.iq = tls_dup(a, k->iq, k->iqlen);
+		return c->rsa.p && c->rsa.q && c->rsa.dp && c->rsa.dq && c->rsa.iq ? 0 : -ENOMEM;
+	}
+	const br_ec_private_key *k = br_skey_decoder_get_ec(&dc);
+	c->ec = *k;
+	c->ec.x = tls_dup(a, k->x, k->xlen);
+	return c->ec.x ? 0 : -ENOMEM;
+}
+
+static int tls_cred_add(void *ctx, struct arena *a, const char *name, const void *der, size_t n)
+{
+	struct tls_cred *c = ctx;
+	if (strstr(name, "ENCRYPTED")) {
+		snprintf(c->err, sizeof(c->err), "the private key is encrypted: decrypt it first (openssl pkey -in KEY -out KEY.plain)");
+		return 0;
+	}
+	if (strstr(name, "PRIVATE KEY"))
+		return c->key_type ? 0 : tls_cred_key(c, a, der, n);
+	if (strcmp(name, "CERTIFICATE") && strcmp(name, "X509 CERTIFICATE"))
+		return 0;
+	if (c->nchain == c->cap) {
+		br_x509_certificate *bigger = arena_new(a, br_x509_certificate, c->cap * 2 + 4);
+		if (!bigger)
+			return -ENOMEM;
+		if (c->cap)
+			memcpy(bigger, c->chain, sizeof(*bigger) * c->cap);
+		c->chain = bigger;
+		c->cap = c->cap * 2 + 4;
+	}
+	c->chain[c->nchain].data = tls_dup(a, der, n);
+	c->chain[c->nchain].data_len = n;
+	if (c->nchain == 0)
+		c->not_after = tls_not_after(der, n);
+	return c->chain[c->nchain++].data ? 0 : -ENOMEM;
+}
+
+/* Does the leaf certificate carry the public half of the key? */
+static bool tls_cred_match(const struct tls_cred *c)
+{
+	br_x509_decoder_context dc;
+	br_x509_decoder_init(&dc, NULL, NULL);
+	br_x509_decoder_push(&dc, c->chain[0].data, c->chain[0].data_len);
+	const br_x509_pkey *pk = br_x509_decoder_get_pkey(&dc);
+	if (!pk || pk->key_type != c->key_type)
+		return false;
+	if (c->key_type == BR_KEYTYPE_RSA) {
+		unsigned char nbuf[1024];
+		size_t nlen = br_rsa_compute_modulus_get_default()(NULL, &c->rsa);
+		if (nlen == 0 || nlen > sizeof(nbuf) || br_rsa_compute_modulus_get_default()(nbuf, &c->rsa) != nlen)
+			return false;
+		const unsigned char *cn = pk->key.rsa.n;
+		size_t cl = pk->key.rsa.nlen;
+		while (cl > 0 && *cn == 0)
+			cn++, cl--;
+		return cl == nlen && !memcmp(cn, nbuf, nlen);
+	}
+	unsigned char q[BR_EC_KBUF_PUB_MAX_SIZE];
+	br_ec_public_key pub;
+	return pk->key.ec.curve == c->ec.curve && br_ec_compute_pub(br_ec_get_default(), &pub, q, &c->ec) &&
+	       pub.qlen == pk->key.ec.qlen && !memcmp(pub.q, pk->key.ec.q, pub.qlen);
+}
+
+/* Load and check the listener's chain and key into arena a. 0, or -1 with err filled. */
+static int tls_load_cred(struct arena *a, const char *cert, const char *key, struct tls_cred *c, char *err,
+			 size_t errlen)
+{
+	*c = (struct tls_cred){ .not_after = -1 };
+	if (tls_pem_each(a, "certificate file", cert, tls_cred_add, c, err, errlen) ||
+	    tls_pem_each(a, "key file", key, tls_cred_add, c, err, errlen))
+		return -1;
+	if (!c->nchain)
+		snprintf(err, errlen, "%s holds no certificate", cert);
+	else if (!c->key_type)
+		snprintf(err, errlen, "%s: %s", key, c->err[0] ? c->err : "no private key (PEM \"PRIVATE KEY\")");
+	else if (c->key_type == BR_KEYTYPE_EC && c->ec.curve != BR_EC_secp256r1 && c->ec.curve != BR_EC_secp384r1)
+		snprintf(err, errlen, "%s: EC keys must be on P-256 or P-384", key);
+	else if (!tls_cred_match(c))
+		snprintf(err, errlen, "the key in %s does not match the certificate in %s", key, cert);
+	else
+		return 0;
+	return -1;
+}
+
+/* A server engine per connection (malloc'd, like tls_client: its buffers are ~33 KB). */
+struct tls_server {
+	br_ssl_server_context sc;
+	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+};
+
+/* TLS 1.2, ECDHE with AES-GCM or ChaCha20-Poly1305 only; ALPN http/1.1; sessions resumed from `cache`. */
+static void tls_server_start(struct tls_server *t, const struct tls_cred *c, br_ssl_session_cache_lru *cache)
+{
+	static const uint16_t rsa_suites[] = { BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 };
+	static const uint16_t ec_suites[] = { BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 };
+	static const char *alpn[] = { "http/1.1" };
+	bool rsa = c->key_type == BR_KEYTYPE_RSA;
+	if (rsa)
+		br_ssl_server_init_full_rsa(&t->sc, c->chain, c->nchain, &c->rsa);
+	else
+		br_ssl_server_init_full_ec(&t->sc, c->chain, c->nchain, BR_KEYTYPE_EC, &c->ec);
+	br_ssl_engine_set_versions(&t->sc.eng, BR_TLS12, BR_TLS12);
+	br_ssl_engine_set_suites(&t->sc.eng, rsa ? rsa_suites : ec_suites, 3);
+	br_ssl_engine_set_protocol_names(&t->sc.eng, alpn, 1);
+	br_ssl_engine_set_buffer(&t->sc.eng, t->iobuf, sizeof(t->iobuf), 1);
+	br_ssl_engine_add_flags(&t->sc.eng, BR_OPT_NO_RENEGOTIATION); /* no client-driven handshakes later */
+	if (cache)
+		br_ssl_server_set_cache(&t->sc, &cache->vtable);
+	br_ssl_server_reset(&t->sc);
 }
 
 /* Prepare a client engine for `host`; `sess` (if non-NULL) is tried for resumption. */
@@ -1773,6 +1996,8 @@ struct cfg {
 	int workers;
 	const char *data_dir, *admin_token;
 	const char *admin_user, *admin_hash; /* people's login: name and PBKDF2 hash (mgmt_pw_*) */
+	const char *tls_listen; /* the HTTPS listener, or NULL */
+	struct tls_cred *tls;   /* config arena: its certificate chain and key */
 	bool logs_on;       /* the request log store (data_dir/logs.db) */
 	long logs_days;     /* retention by age ... */
 	int64_t logs_bytes; /* ... and by size */
@@ -2285,7 +2510,7 @@ static void cfg_providers(struct cfg_ld *L, int tok)
 }
 
 enum { TF_LISTEN, TF_WORKERS, TF_DATA_DIR, TF_ADMIN, TF_LIMITS, TF_PROVIDERS, TF_FALLBACKS,
-       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_PRICING_FILE, TF_LOGS, TF_N };
+       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_PRICING_FILE, TF_LOGS, TF_TLS, TF_N };
 
 /* The original Bifrost's top-level blocks that this gateway does not implement. */
 static const char *const cfg_top_foreign[] = { "$schema", "client", "config_store", "logs_store",
@@ -2293,8 +2518,30 @@ static const char *const cfg_top_foreign[] = { "$schema", "client", "config_stor
 
 static const char *const tf_names[TF_N] = {
 	"listen", "workers", "data_dir", "admin", "limits", "providers", "fallbacks",
-	"log_requests", "pricing", "governance", "circuit_breaker", "pricing_file", "logs",
+	"log_requests", "pricing", "governance", "circuit_breaker", "pricing_file", "logs", "tls",
 };
+
+/* "tls": the HTTPS listener, its certificate chain and key, loaded and checked here. */
+static void cfg_tls(struct cfg_ld *L, int tok)
+{
+	static const char *const k[] = { "listen", "cert_file", "key_file" };
+	int v[3];
+	struct cfg *c = L->c;
+	char err[2 * PATH_MAX + 200];
+	if (tok < 0 || !cfg_obj(L, tok, "tls", k, 3, NULL, v))
+		return;
+	const char *cert = cfg_str(L, v[1], "tls.cert_file"), *key = cfg_str(L, v[2], "tls.key_file");
+	c->tls_listen = cfg_str(L, v[0], "tls.listen");
+	if (!c->tls_listen || !*c->tls_listen || !cert || !key) {
+		cfg_problem(L, "tls: listen, cert_file and key_file are all required");
+		return;
+	}
+	c->tls = arena_new(&c->arena, struct tls_cred, 1);
+	if (!c->tls || tls_load_cred(&c->arena, cert, key, c->tls, err, sizeof(err)) != 0)
+		cfg_problem(L, "tls: %s", c->tls ? err : "out of memory");
+	else if (c->tls->not_after >= 0 && c->tls->not_after < (int64_t)time(NULL))
+		fprintf(stderr, "bifrost: warning: tls: the certificate in %s has expired\n", cert);
+}
 
 /* "admin": the API token, and the name and password hash people log in with. */
 static void cfg_admin(struct cfg_ld *L, int tok)
@@ -2397,6 +2644,7 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	c->log_requests = cfg_bool(&L, f[TF_LOG], true, "log_requests");
 	cfg_admin(&L, f[TF_ADMIN]);
 	cfg_logs(&L, f[TF_LOGS]);
+	cfg_tls(&L, f[TF_TLS]);
 	cfg_limits(&L, f[TF_LIMITS]);
 	cfg_breaker(&L, f[TF_CB]);
 	cfg_providers(&L, f[TF_PROVIDERS]);
@@ -9435,6 +9683,8 @@ struct conn {
 	int sn, si;        /* iov count, first unsent */
 	struct msghdr mh;  /* the send in flight (one per socket) */
 	uint32_t peer, peer_gen; /* the paired conn, or UINT32_MAX */
+	struct tls_server *stls; /* owned (malloc): an HTTPS client's engine (sends go through it), or NULL */
+	bool tls_rec_busy;       /* ... and one of its records is being sent */
 	struct arena arena;  /* client: the request's; up: the connect address, the answer's head */
 	struct http_chunked ch; /* client: the request body's decoder; up: the answer's */
 	union {
@@ -9446,6 +9696,8 @@ struct conn {
 			struct request *rq;   /* arena */
 			size_t body_src, body_dst;
 			char peer_addr[64];   /* "ip:port", looked up once, for the log store */
+			struct buf tls_in;    /* owned: ciphertext the engine has not taken yet */
+			struct cfg_hold *tls_hold; /* the config whose certificate the handshake uses */
 		};
 		struct { /* K_UP */
 			enum ustate us;
@@ -9484,7 +9736,7 @@ static const struct slot_ops slot_ops[K_KINDS];
 
 /* The listener's events: a new client socket, and the journal committer's wake-up. */
 struct loop_hooks {
-	void (*accept)(struct worker *w, int fd);
+	void (*accept)(struct worker *w, int fd, int tls); /* tls: it came in on the HTTPS listener */
 	void (*wake)(struct worker *w);
 };
 static const struct loop_hooks loop_hooks;
@@ -9500,7 +9752,9 @@ struct worker {
 	pthread_t thread;
 	struct io_uring ring;
 	int lfd;
-	bool accepting;
+	int tls_lfd;                  /* the HTTPS listener, or -1 */
+	int tls_conns;                /* client connections with a TLS engine (each ~34 KB) */
+	br_ssl_session_cache_lru *tls_cache; /* owned: sessions to resume */
 	struct io_uring_buf_ring *br; /* provided receive buffers */
 	char *br_mem;
 	struct conn *slab;            /* SLAB_MAX entries, mmap'd lazily */
@@ -9746,6 +10000,61 @@ static void loop_send_post(struct worker *w, struct conn *c)
 	c->send_busy = true;
 }
 
+/* ---- sends through a TLS engine: plaintext copied in, records sent out, one at a time ---- */
+
+/* The record bytes the engine has ready, if none are on their way already. */
+static void loop_tls_flush(struct worker *w, struct conn *c)
+{
+	br_ssl_engine_context *eng = &c->stls->sc.eng;
+	size_t len;
+	unsigned char *p;
+	if (c->tls_rec_busy || c->closing || !(p = br_ssl_engine_sendrec_buf(eng, &len)))
+		return;
+	struct io_uring_sqe *sqe = loop_sqe(w);
+	io_uring_prep_send(sqe, c->fd, p, len, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, UD(slot_idx(w, c), c->gen, OP_SEND));
+	c->inflight++;
+	c->tls_rec_busy = true;
+}
+
+/* Copy the queued plaintext into the engine as far as it takes; true when all of it is in. */
+static bool loop_tls_feed(struct conn *c)
+{
+	br_ssl_engine_context *eng = &c->stls->sc.eng;
+	while (c->si < c->sn) {
+		size_t room;
+		unsigned char *dst = br_ssl_engine_sendapp_buf(eng, &room);
+		if (!dst)
+			return false;
+		struct iovec *v = &c->siov[c->si];
+		size_t n = MIN(room, v->iov_len);
+		memcpy(dst, v->iov_base, n);
+		br_ssl_engine_sendapp_ack(eng, n);
+		v->iov_base = (char *)v->iov_base + n;
+		v->iov_len -= n;
+		c->si += v->iov_len == 0;
+	}
+	br_ssl_engine_flush(eng, 0);
+	return true;
+}
+
+/* The send over TLS is complete when every byte is in the engine and every record is out. */
+static bool loop_tls_sent(struct worker *w, struct conn *c, int res)
+{
+	c->tls_rec_busy = false;
+	if (res > 0) {
+		br_ssl_engine_sendrec_ack(&c->stls->sc.eng, (size_t)res);
+		c->sent_ms = w->now_ms;
+	}
+	bool all_in = !c->send_busy || loop_tls_feed(c);
+	loop_tls_flush(w, c);
+	if (!c->send_busy || !all_in || c->tls_rec_busy)
+		return false;
+	c->send_busy = false;
+	slot_borrow_end(w, c);
+	return true;
+}
+
 /* Queue iovecs for sending on c (which must have no send in flight). */
 static void loop_send(struct worker *w, struct conn *c, const struct iovec *iov, int n)
 {
@@ -9754,15 +10063,22 @@ static void loop_send(struct worker *w, struct conn *c, const struct iovec *iov,
 		if (iov[i].iov_len)
 			c->siov[c->sn++] = iov[i];
 	c->sent_ms = w->now_ms;
-	if (c->sn)
-		loop_send_post(w, c);
-	else
+	if (!c->sn) {
 		slot_borrow_end(w, c);
+	} else if (c->stls) {
+		c->send_busy = true;
+		loop_tls_feed(c);
+		loop_tls_flush(w, c);
+	} else {
+		loop_send_post(w, c);
+	}
 }
 
 /* A send completed with `res` bytes: true when everything queued went out. */
 static bool loop_sent(struct worker *w, struct conn *c, int res)
 {
+	if (c->stls)
+		return loop_tls_sent(w, c, res);
 	size_t left = (size_t)res;
 	c->send_busy = false;
 	if (res > 0)
@@ -9854,12 +10170,15 @@ static void loop_adopt_config(struct worker *w)
 	}
 }
 
-static void loop_accept_arm(struct worker *w)
+/* Multishot accept on the plain (tls = 0) or the HTTPS listener (tls = 1, in the generation bits). */
+static void loop_accept_arm(struct worker *w, int tls)
 {
+	int fd = tls ? w->tls_lfd : w->lfd;
+	if (fd < 0)
+		return;
 	struct io_uring_sqe *sqe = loop_sqe(w);
-	io_uring_prep_multishot_accept(sqe, w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_ACCEPT));
-	w->accepting = true;
+	io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, tls, OP_ACCEPT));
 }
 
 /* The committer's wake-up: a read on the worker's eventfd, re-armed each time. */
@@ -9882,13 +10201,11 @@ static void loop_cqe(struct worker *w, struct io_uring_cqe *cqe)
 		} else if (op == OP_LOG) {
 			log_written(w, cqe->res);
 		} else if (op == OP_ACCEPT) {
+			int tls = (int)UD_GEN(ud);
 			if (cqe->res >= 0)
-				loop_hooks.accept(w, cqe->res);
-			if (!(cqe->flags & IORING_CQE_F_MORE)) {
-				w->accepting = false;
-				if (!g_draining && w->lfd >= 0)
-					loop_accept_arm(w);
-			}
+				loop_hooks.accept(w, cqe->res, tls);
+			if (!(cqe->flags & IORING_CQE_F_MORE) && !g_draining)
+				loop_accept_arm(w, tls);
 		}
 		return;
 	}
@@ -9917,12 +10234,15 @@ static void loop_cqe(struct worker *w, struct io_uring_cqe *cqe)
 /* Draining: stop accepting, close idle clients; true when nothing is left. */
 static bool loop_drain(struct worker *w, uint64_t deadline_ms)
 {
-	if (w->lfd >= 0) {
+	for (int tls = 0; tls < 2; tls++) {
+		int *fd = tls ? &w->tls_lfd : &w->lfd;
+		if (*fd < 0)
+			continue;
 		struct io_uring_sqe *sqe = loop_sqe(w);
-		io_uring_prep_cancel64(sqe, UD(UD_LISTENER, 0, OP_ACCEPT), 0);
+		io_uring_prep_cancel64(sqe, UD(UD_LISTENER, tls, OP_ACCEPT), 0);
 		io_uring_sqe_set_data64(sqe, UD(UD_LISTENER, 0, OP_CANCEL));
-		close(w->lfd);
-		w->lfd = -1;
+		close(*fd);
+		*fd = -1;
 	}
 	bool force = w->now_ms >= deadline_ms;
 	for (uint32_t i = 0; i < w->nslab; i++) {
@@ -9982,7 +10302,8 @@ static void *loop_run(void *arg)
 	w->acache.max_free = 512; /* up to 16 MB: the peak concurrency, kept */
 	w->rng = now_ns() ^ ((uint64_t)(w->id + 1) * 0x9E3779B97F4A7C15ULL);
 	loop_adopt_config(w);
-	loop_accept_arm(w);
+	loop_accept_arm(w, 0);
+	loop_accept_arm(w, 1);
 	loop_wake_arm(w);
 	uint64_t drain_deadline = 0, last_flush = w->now_ms;
 	for (;;) {
@@ -10800,7 +11121,81 @@ static void conn_recv_arm(struct worker *w, struct conn *c)
 	c->recv_multishot = true;
 }
 
-static void conn_accept(struct worker *w, int fd)
+/* ---- HTTPS clients: the engine between the socket and the request parser ---- */
+
+#define TLS_CONNS_MAX 1024            /* per worker: ~34 KB of engine each */
+#define TLS_CACHE_BYTES (256u << 10) /* per worker: ~2,000 sessions to resume */
+
+/* A server engine for a connection from the HTTPS listener; false: refuse the connection. */
+static bool conn_tls_begin(struct worker *w, struct conn *c)
+{
+	struct cfg_hold *h = w->hold;
+	if (!h->cfg->tls || w->tls_conns >= TLS_CONNS_MAX || !(c->stls = malloc(sizeof(*c->stls))))
+		return false;
+	if (!w->tls_cache && (w->tls_cache = malloc(sizeof(*w->tls_cache)))) {
+		unsigned char *store = malloc(TLS_CACHE_BYTES);
+		if (store)
+			br_ssl_session_cache_lru_init(w->tls_cache, store, TLS_CACHE_BYTES);
+		else
+			w->tls_cache = (free(w->tls_cache), NULL);
+	}
+	tls_server_start(c->stls, h->cfg->tls, w->tls_cache);
+	c->tls_in.limit = 1u << 20;
+	c->tls_hold = h; /* the chain and key stay while the handshake may use them */
+	h->live++;
+	w->tls_conns++;
+	return true;
+}
+
+/* Bytes of the request stream: to `in`, or to `pend` while `in` is pinned by an answer. */
+static int conn_take(struct worker *w, struct conn *c, const char *data, size_t n)
+{
+	const char *before = c->in.p;
+	if (c->cs == CS_BUSY || c->cs == CS_CLOSE_AFTER) {
+		c->pend.limit = c->in.limit;
+		return buf_append(&c->pend, data, n);
+	}
+	conn_inbuf_take(w, &c->in);
+	int rc = buf_append(&c->in, data, n);
+	if (c->in.p != before && c->rq && c->cs == CS_BODY)
+		http_rebase(c->rq->msg, before, c->in.p);
+	return rc;
+}
+
+/* Ciphertext into the engine, plaintext out to the parser's buffers, records out. False: closed. */
+static bool conn_tls_pump(struct worker *w, struct conn *c)
+{
+	br_ssl_engine_context *eng = &c->stls->sc.eng;
+	for (bool progress = true; progress;) {
+		unsigned st = br_ssl_engine_current_state(eng);
+		unsigned char *p;
+		size_t len;
+		progress = false;
+		if (st & BR_SSL_CLOSED) { /* a failed handshake, plain HTTP on this port, or close_notify */
+			slot_close(w, c);
+			return false;
+		}
+		if ((st & BR_SSL_RECVAPP) && (p = br_ssl_engine_recvapp_buf(eng, &len))) {
+			if (conn_take(w, c, (const char *)p, len) != 0) {
+				slot_close(w, c);
+				return false;
+			}
+			br_ssl_engine_recvapp_ack(eng, len);
+			progress = true;
+		}
+		if (c->tls_in.len && (st & BR_SSL_RECVREC) && (p = br_ssl_engine_recvrec_buf(eng, &len))) {
+			len = MIN(len, c->tls_in.len);
+			memcpy(p, c->tls_in.p, len);
+			br_ssl_engine_recvrec_ack(eng, len);
+			buf_consume(&c->tls_in, len);
+			progress = true;
+		}
+	}
+	loop_tls_flush(w, c);
+	return true;
+}
+
+static void conn_accept(struct worker *w, int fd, int tls)
 {
 	struct cfg *cfg = w->hold->cfg;
 	struct conn *c = g_draining ? NULL : slot_alloc(w, K_CLIENT, fd);
@@ -10812,11 +11207,14 @@ static void conn_accept(struct worker *w, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->in.limit = cfg->max_header + cfg->max_body + BR_SIZE;
 	c->cs = CS_HEAD;
-	c->peer_addr[0] = 0;
 	arena_init(&c->scratch, &w->acache);
 	w->nclients++;
 	M_ADD(&w->m, conns_accepted, 1);
-	timer_set(w, c, cfg->idle_timeout_ms);
+	if (tls && !conn_tls_begin(w, c)) {
+		slot_close(w, c);
+		return;
+	}
+	timer_set(w, c, tls ? cfg->header_timeout_ms : cfg->idle_timeout_ms); /* (a handshake is a head) */
 	conn_recv_arm(w, c);
 }
 
@@ -12289,10 +12687,21 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 	conn_attempt(w, c);
 }
 
-/* Send "100 Continue" now (tiny, on a fresh socket: a direct nonblocking send). */
-static void conn_continue(struct conn *c)
+/* Send "100 Continue" now (tiny: a direct nonblocking send, or a record of its own over TLS). */
+static void conn_continue(struct worker *w, struct conn *c)
 {
 	static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	if (c->stls) { /* no answer is being sent yet: the engine takes it whole */
+		size_t room;
+		unsigned char *dst = br_ssl_engine_sendapp_buf(&c->stls->sc.eng, &room);
+		if (dst && room >= sizeof(msg) - 1) {
+			memcpy(dst, msg, sizeof(msg) - 1);
+			br_ssl_engine_sendapp_ack(&c->stls->sc.eng, sizeof(msg) - 1);
+			br_ssl_engine_flush(&c->stls->sc.eng, 0);
+			loop_tls_flush(w, c);
+		}
+		return;
+	}
 	ssize_t r = send(c->fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)r; /* if it fails, curl sends the body after its own short wait */
 }
@@ -12354,7 +12763,7 @@ static void conn_parse(struct worker *w, struct conn *c)
 		memset(&c->ch, 0, sizeof(c->ch));
 		if (m->expect_continue && m->minor >= 1 &&
 		    (m->chunked || c->in.len < m->head_len + (size_t)MAX(m->content_length, 0)))
-			conn_continue(c);
+			conn_continue(w, c);
 	}
 	struct http_msg *m = c->rq->msg;
 	if (m->chunked) {
@@ -12389,18 +12798,8 @@ static void conn_on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *
 		return;
 	}
 	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	const char *data = w->br_mem + (size_t)bid * BR_SIZE, *before = c->in.p;
-	int rc;
-	if (c->cs == CS_BUSY || c->cs == CS_CLOSE_AFTER) {
-		/* pipelined bytes: `in` is pinned (iovecs point into it) until the answer is out */
-		c->pend.limit = c->in.limit;
-		rc = buf_append(&c->pend, data, (size_t)cqe->res);
-	} else {
-		conn_inbuf_take(w, &c->in);
-		rc = buf_append(&c->in, data, (size_t)cqe->res);
-		if (c->in.p != before && c->rq && c->cs == CS_BODY)
-			http_rebase(c->rq->msg, before, c->in.p);
-	}
+	const char *data = w->br_mem + (size_t)bid * BR_SIZE;
+	int rc = c->stls ? buf_append(&c->tls_in, data, (size_t)cqe->res) : conn_take(w, c, data, (size_t)cqe->res);
 	io_uring_buf_ring_add(w->br, w->br_mem + (size_t)bid * BR_SIZE, BR_SIZE, (unsigned short)bid,
 			      io_uring_buf_ring_mask(BR_COUNT), 0);
 	io_uring_buf_ring_advance(w->br, 1);
@@ -12410,6 +12809,8 @@ static void conn_on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *
 	}
 	if (!c->recv_multishot)
 		conn_recv_arm(w, c);
+	if (c->stls && !conn_tls_pump(w, c))
+		return;
 	if (c->cs == CS_HEAD || c->cs == CS_BODY)
 		conn_parse(w, c);
 }
@@ -12462,6 +12863,9 @@ static void conn_complete(struct worker *w, struct conn *c, int op, struct io_ur
 	} else if (loop_sent(w, c, cqe->res)) {
 		conn_on_sent(w, c);
 	}
+	/* ciphertext the engine could not take while its records were going out */
+	if (c->stls && !c->closing && c->tls_in.len && conn_tls_pump(w, c) && (c->cs == CS_HEAD || c->cs == CS_BODY))
+		conn_parse(w, c);
 }
 
 /* The client left. A governed, non-streamed request whose attempt is in flight finishes
@@ -12489,6 +12893,13 @@ static void conn_freeing(struct worker *w, struct conn *c)
 	w->nclients--;
 	buf_free(&c->pend);
 	arena_reset(&c->scratch);
+	if (c->stls) {
+		free(c->stls);
+		c->stls = NULL;
+		buf_free(&c->tls_in);
+		w->tls_conns--;
+		conn_hold_release(w, c->tls_hold);
+	}
 }
 
 static const struct slot_ops slot_ops[K_KINDS] = {
@@ -13115,8 +13526,15 @@ static struct cfg *main_load(const char *path, bool *from_file)
 
 static void main_print_start(const struct cfg *c, const char *listen, int nw)
 {
-	fprintf(stderr, "bifrost %s listening on http://%s (%d worker%s, config: %s)\n", BIFROST_VERSION,
-		listen, nw, nw == 1 ? "" : "s", c->source);
+	fprintf(stderr, "bifrost %s listening on %s%s%s%s (%d worker%s, config: %s)\n", BIFROST_VERSION,
+		*listen ? "http://" : "", listen, c->tls_listen ? (*listen ? " and https://" : "https://") : "",
+		c->tls_listen ? c->tls_listen : "", nw, nw == 1 ? "" : "s", c->source);
+	if (c->tls && c->tls->not_after >= 0) {
+		char when[32];
+		time_t t = (time_t)c->tls->not_after;
+		strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&t));
+		fprintf(stderr, "  certificate valid until %s\n", when);
+	}
 	for (int i = 0; i < c->nprov; i++) {
 		const struct provider *p = &c->prov[i];
 		fprintf(stderr, "  provider %-12s %-10s %s://%s%s%s\n", p->name, p->kind->name,
@@ -13178,12 +13596,16 @@ static void main_start(struct cfg *c, const char *listen, const char *data_dir, 
 		die("out of memory");
 	nworkers = nw;
 	char err[400];
-	if (main_listen(listen, true, err, sizeof(err)) != -2)
+	if (!*listen && !c->tls_listen)
+		die("no listener: \"listen\" is empty and there is no \"tls\" block");
+	if ((*listen && main_listen(listen, true, err, sizeof(err)) != -2) ||
+	    (c->tls_listen && main_listen(c->tls_listen, true, err, sizeof(err)) != -2))
 		die("%s", err);
 	for (int i = 0; i < nw; i++) {
 		workers[i].id = i;
-		workers[i].lfd = main_listen(listen, false, err, sizeof(err));
-		if (workers[i].lfd < 0)
+		workers[i].lfd = *listen ? main_listen(listen, false, err, sizeof(err)) : -1;
+		workers[i].tls_lfd = c->tls_listen ? main_listen(c->tls_listen, false, err, sizeof(err)) : -1;
+		if ((*listen && workers[i].lfd < 0) || (c->tls_listen && workers[i].tls_lfd < 0))
 			die("%s", err);
 		workers[i].log = calloc(1, sizeof(struct log_state));
 	}
@@ -13249,6 +13671,16 @@ int main(int argc, char **argv)
 	mgmt_cfg_path = o.config ? o.config : "config.json";
 	if (o.check) {
 		printf("%s: ok (%d provider%s)\n", o.config, c->nprov, c->nprov == 1 ? "" : "s");
+		if (c->tls) {
+			char when[32] = "unknown";
+			time_t t = (time_t)c->tls->not_after;
+			if (c->tls->not_after >= 0)
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+			printf("tls: %s key, %zu certificate%s, valid until %s%s\n",
+			       c->tls->key_type == BR_KEYTYPE_RSA ? "RSA" : "EC", c->tls->nchain,
+			       c->tls->nchain == 1 ? "" : "s", when, c->tls->not_after >= 0 &&
+			       c->tls->not_after < (int64_t)time(NULL) ? " (EXPIRED)" : "");
+		}
 		return 0;
 	}
 	const char *listen = o.listen ? o.listen : getenv("BIFROST_LISTEN") ? getenv("BIFROST_LISTEN")
