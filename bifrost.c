@@ -13081,6 +13081,12 @@ static void admin_handoff(struct worker *w, struct conn *c)
 	snprintf(j->peer, sizeof(j->peer), "%s", conn_peer(c));
 	j->loopback = admin_loopback(c);
 	bool tail = str_eq(m->path, "/api/logs/stream") && str_eq(m->method, "GET");
+	if (tail && c->stls) { /* the management thread writes the socket itself: plaintext only */
+		mgmt_job_free(j);
+		conn_error(w, c, 501, "invalid_request_error",
+			   "the live tail is served on the plain listener only; over HTTPS, poll /api/logs");
+		return;
+	}
 	j->tail_fd = tail ? fcntl(c->fd, F_DUPFD_CLOEXEC, 0) : -1;
 	j->worker = w->id;
 	j->idx = slot_idx(w, c);
