@@ -2035,10 +2035,17 @@ static void cfg_free(struct cfg *c)
 	free(c);
 }
 
+/* Taken (briefly) by cfg_get and by whoever publishes a new config: a reference is never
+ * taken on a config whose last one is being dropped. Not on the request path (workers take a
+ * reference once per config generation). */
+static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct cfg *cfg_get(void)
 {
+	pthread_mutex_lock(&cfg_lock);
 	struct cfg *c = atomic_load_explicit(&cfg_current, memory_order_acquire);
 	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&cfg_lock);
 	return c;
 }
 
@@ -8595,7 +8602,9 @@ static void mgmt_publish(struct cfg *n)
 	gov_carry(old->gov, n->gov, time(NULL));
 	atomic_store(&ldb_keep_ms, (int64_t)n->logs_days * 86400000);
 	atomic_store(&ldb_keep_bytes, n->logs_bytes);
+	pthread_mutex_lock(&cfg_lock);
 	atomic_exchange(&cfg_current, n);
+	pthread_mutex_unlock(&cfg_lock);
 	if ((n->listen && (!old->listen || strcmp(n->listen, old->listen))) || n->workers != old->workers)
 		fprintf(stderr, "bifrost: listen and workers take effect at the next start\n");
 	atomic_fetch_add(&cfg_generation, 1);

@@ -6,7 +6,8 @@
 # round by round (A B A B ...), it measures:
 #   direct      the mock upstream itself (the floor)
 #   nginx       nginx as a keep-alive reverse proxy in front of the mock
-#   bifrost     dist/bifrost, governance off
+#   bifrost     dist/bifrost, governance off, request log store on (the default)
+#   bifrost_nolog  the same with the request log store off (logs.enabled false)
 #   bifrost_gov dist/bifrost with a virtual key, budget and rate limit
 #   portkey     Portkey's gateway (@portkey-ai/gateway from npm), if it installs
 # and prints one markdown table of medians, also written to bench/RESULTS.md.
@@ -207,9 +208,9 @@ MOCK_PID=$LAST_PID
 wait_port "$MOCK_PID" "$MOCK_PORT" 5 || die "mock did not start: $(cat "$OUT/mock.log")"
 
 # ---- targets
-TARGETS_ALL=(direct nginx bifrost bifrost_gov portkey)
+TARGETS_ALL=(direct nginx bifrost bifrost_nolog bifrost_gov portkey)
 declare -A T_PORT T_PIDS T_STATE T_MODEL T_AUTH T_NOTE T_LABEL
-T_LABEL=([direct]="direct (mock)" [nginx]="nginx" [bifrost]="bifrost" [bifrost_gov]="bifrost+gov" [portkey]="portkey")
+T_LABEL=([direct]="direct (mock)" [nginx]="nginx" [bifrost]="bifrost" [bifrost_nolog]="bifrost, logs off" [bifrost_gov]="bifrost+gov" [portkey]="portkey")
 for t in "${TARGETS_ALL[@]}"; do
 	T_STATE[$t]="n/a"
 	T_MODEL[$t]="gpt-4o"
@@ -275,6 +276,7 @@ launch() {
 	case $t in
 	nginx) start_nginx "$name" "$port" ;;
 	bifrost) start_bifrost "$name" "$port" 0 ;;
+	bifrost_nolog) start_bifrost "$name" "$port" 0 false ;;
 	bifrost_gov) start_bifrost "$name" "$port" 1 ;;
 	portkey)
 		start_bg "$name" "$GW_CPU" env NODE_ENV=production node "$PK_JS" "--port=$port" --headless
@@ -353,23 +355,25 @@ else
 	T_NOTE[nginx]="nginx not installed"
 fi
 
-# ---- bifrost (governance off, then on)
-write_bifrost_cfg() { # FILE GOV(0/1)
+# ---- bifrost (governance off, logs on; logs off; governance on)
+write_bifrost_cfg() { # FILE GOV(0/1) LOGS(true/false)
 	if [[ $2 == 1 ]]; then
 		cat >"$1" <<EOF
 {"providers":[{"name":"mock","provider":"openai","base_url":"http://127.0.0.1:$MOCK_PORT/v1","apiKey":"sk-bench"}],
- "log_requests":false,
+ "log_requests":false, "logs":{"enabled":$3},
  "governance":{"enforce":true,"virtual_keys":[{"id":"b","value":"sk-bf-bench","budget":{"max_limit":1000000,"reset_duration":"1d"},"rate_limit":{"request_max_limit":100000000,"request_reset_duration":"1m"}}]}}
 EOF
 	else
 		cat >"$1" <<EOF
-{"providers":[{"name":"mock","provider":"openai","base_url":"http://127.0.0.1:$MOCK_PORT/v1","apiKey":"sk-bench"}],"log_requests":false}
+{"providers":[{"name":"mock","provider":"openai","base_url":"http://127.0.0.1:$MOCK_PORT/v1","apiKey":"sk-bench"}],"log_requests":false,
+ "logs":{"enabled":$3}}
 EOF
 	fi
 }
-start_bifrost() { # NAME PORT GOV -> LAST_PID
-	write_bifrost_cfg "$OUT/$1.json" "$3"
-	start_bg "$1" "$GW_CPU" "$BIFROST" -c "$OUT/$1.json" -l "127.0.0.1:$2" -w 1
+start_bifrost() { # NAME PORT GOV [LOGS(true)] -> LAST_PID
+	write_bifrost_cfg "$OUT/$1.json" "$3" "${4:-true}"
+	# its own data_dir (logs.db, governance journal) under bench/out/, never ./data
+	start_bg "$1" "$GW_CPU" "$BIFROST" -c "$OUT/$1.json" -l "127.0.0.1:$2" -w 1 -d "$OUT/data_${1%%.*}"
 }
 
 METRICS_OK=0
@@ -396,6 +400,16 @@ if [[ -x $BIFROST ]]; then
 	fi
 
 	alloc_port
+	T_PORT[bifrost_nolog]=$PORT
+	T_MODEL[bifrost_nolog]="mock/gpt-4o"
+	write_bodies bifrost_nolog
+	if launch bifrost_nolog; then
+		if probe bifrost_nolog; then T_STATE[bifrost_nolog]=ok; fi
+	else
+		T_NOTE[bifrost_nolog]="dist/bifrost did not start with logs off: $(tail -5 "$OUT/bifrost_nolog.log" | tr '\n' ' ')"
+	fi
+
+	alloc_port
 	T_PORT[bifrost_gov]=$PORT
 	T_MODEL[bifrost_gov]="mock/gpt-4o"
 	T_AUTH[bifrost_gov]="Bearer sk-bf-bench"
@@ -415,6 +429,7 @@ if [[ -x $BIFROST ]]; then
 	fi
 else
 	T_NOTE[bifrost]="$BIFROST not built"
+	T_NOTE[bifrost_nolog]="$BIFROST not built"
 	T_NOTE[bifrost_gov]="$BIFROST not built"
 fi
 
@@ -795,6 +810,15 @@ ratio() {
 	return 0
 }
 
+# rpair OP A B METRIC: median over rounds of A OP B (OP: - or /), each within one round
+rpair() {
+	awk -F'\t' -v op="$1" -v a="$2" -v b="$3" -v m="$4" '
+		$3 == m && $2 == a && $4 != "" { x[$1] = $4 }
+		$3 == m && $2 == b && $4 != "" { y[$1] = $4 }
+		END { for (r in x) if (r in y) { if (op == "-") printf "%.6g\n", x[r] - y[r]; else if (y[r] + 0 > 0) printf "%.6g\n", x[r] / y[r] } }' "$RAW" |
+		sort -g | awk '{v[NR]=$1} END{if(NR==0) exit; if(NR%2) print v[(NR+1)/2]; else printf "%.6g\n", (v[NR/2]+v[NR/2+1])/2}'
+}
+
 cell() { # TARGET METRIC KIND
 	local t=$1 m=$2 k=$3 v nv
 	if [[ ${T_STATE[$t]} != ok ]]; then printf 'n/a'; return; fi
@@ -845,10 +869,12 @@ ROWS=(
 )
 
 TABLE=$OUT/table.md
+trow() { printf '| %s ' "$@"; printf '|\n'; } # one table row, a cell per argument
 {
-	printf '| Metric | Target (bifrost) | %s | %s | %s | %s | %s | bifrost meets target |\n' \
-		"${T_LABEL[direct]}" "${T_LABEL[nginx]}" "${T_LABEL[bifrost]}" "${T_LABEL[bifrost_gov]}" "${T_LABEL[portkey]}"
-	printf '|---|---|---|---|---|---|---|---|\n'
+	cells=()
+	for t in "${TARGETS_ALL[@]}"; do cells+=("${T_LABEL[$t]}"); done
+	trow Metric "Target (bifrost)" "${cells[@]}" "bifrost meets target"
+	trow --- --- "${cells[@]/*/---}" ---
 	for row in "${ROWS[@]}"; do
 		IFS='|' read -r title metric kind target check floor <<<"$row"
 		cells=()
@@ -876,20 +902,20 @@ TABLE=$OUT/table.md
 			verdict=$($check)
 		fi
 		[[ $metric == ovh_* && $METRICS_OK != 1 ]] && verdict="n/a (no /metrics)"
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$title" "$target" "${cells[@]}" "$verdict"
+		trow "$title" "$target" "${cells[@]}" "$verdict"
 	done
 	# errors row: every non-2xx answer and socket error seen, summed over all phases
 	cells=()
 	for t in "${TARGETS_ALL[@]}"; do
 		if [[ ${T_STATE[$t]} == ok ]]; then cells+=("$(sumx "$t" err)"); else cells+=("n/a"); fi
 	done
-	printf '| Errors (non-2xx + socket errors, all phases) | 0 | %s | %s | %s | %s | %s | %s |\n' "${cells[@]}" \
+	trow "Errors (non-2xx + socket errors, all phases)" 0 "${cells[@]}" \
 		"$([[ ${T_STATE[bifrost]} == ok ]] && { [[ $(sumx bifrost err) == 0 ]] && echo yes || echo '**no**'; } || echo n/a)"
 	cells=()
 	for t in "${TARGETS_ALL[@]}"; do
 		if [[ ${T_STATE[$t]} == ok ]]; then cells+=("${T_RESTARTS[$t]:-0}"); else cells+=("n/a"); fi
 	done
-	printf '| Restarts (died, or stopped answering 200 between phases) | 0 | %s | %s | %s | %s | %s | %s |\n' "${cells[@]}" \
+	trow "Restarts (died, or stopped answering 200 between phases)" 0 "${cells[@]}" \
 		"$([[ ${T_STATE[bifrost]} == ok ]] && { [[ ${T_RESTARTS[bifrost]:-0} == 0 ]] && echo yes || echo '**no**'; } || echo n/a)"
 } >"$TABLE"
 
@@ -926,6 +952,16 @@ NOTES=$OUT/notes.md
 		h=$(med "$t" hold_open)
 		[[ -z $h || $h == "$HOLD_CONNS" ]] || echo "- ${T_LABEL[$t]}: only $h of $HOLD_CONNS connections stayed open for the RSS figure"
 	done
+	if [[ ${T_STATE[bifrost]} == ok && ${T_STATE[bifrost_nolog]} == ok ]]; then
+		lc() { local v; v=$(rpair "$1" bifrost bifrost_nolog "$2"); [[ -n $v ]] && awk -v v="$v" -v f="$3" 'BEGIN{printf f, v}' || printf 'n/a'; }
+		echo "- Cost of the request log store (bifrost minus \"bifrost, logs off\", per round, median over rounds):" \
+			"added latency p50 $(lc - add_seq_p50 '%+.1f µs'), p99 $(lc - add_seq_p99 '%+.1f µs');" \
+			"CPU per request at 32 conns $(lc - cpu32 '%+.2f µs'), at 256 conns $(lc - cpu256 '%+.2f µs');" \
+			"throughput at 32 conns $(lc / thr32 '%.3f×'), at 256 conns $(lc / thr256 '%.3f×');" \
+			"${RPS}-RPS open loop p50 $(lc - rps_p50 '%+.1f µs'), p99 $(lc - rps_p99 '%+.1f µs');" \
+			"internal overhead p50 $(lc - ovh_p50 '%+.2f µs'), p99 $(lc - ovh_p99 '%+.2f µs');" \
+			"streaming first byte $(lc - add_ttfb_p50 '%+.1f µs')."
+	fi
 	if awk -v l="${LOAD_BEFORE%% *}" -v a="${LOAD_AFTER%% *}" -v n="$NCPU" 'BEGIN{exit !(l > n || a > n + 1)}'; then
 		echo "- The host was busy during this run (load average $LOAD_BEFORE before, $LOAD_AFTER after, on $NCPU CPUs; the harness itself accounts for about 2): other processes shared the pinned cores, so absolute figures are inflated and noisy; trust the per-round ratios more."
 	fi

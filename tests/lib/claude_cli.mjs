@@ -3,6 +3,7 @@
 //
 //   const found = findClaude();            // { bin, version } or { reason } (why it can't run here)
 //   const r = await runClaude(found.bin, { baseUrl, prompt, model, auth: 'api-key' | 'bearer' });
+//   (env: extra variables for the CLI, e.g. { NODE_EXTRA_CA_CERTS: ca.crt } for an https base URL)
 //   r = { code, signal, stdout, stderr, timedOut, ms, show() }
 //
 // `-p` mode with `--allowedTools Bash`: as root, Claude Code refuses
@@ -35,7 +36,7 @@ export function findClaude() {
 }
 
 /** Run `claude -p PROMPT` bounded by RUN_TIMEOUT_MS; SIGKILLed on timeout. */
-export function runClaude(bin, { baseUrl, prompt, model, auth = 'api-key', args = [] }) {
+export function runClaude(bin, { baseUrl, prompt, model, auth = 'api-key', args = [], env: extraEnv = {} }) {
   const home = tempDir('claude-home-');
   const cwd = tempDir('claude-cwd-');
   mkdirSync(join(home, '.claude'), { recursive: true });
@@ -51,6 +52,7 @@ export function runClaude(bin, { baseUrl, prompt, model, auth = 'api-key', args 
     DISABLE_ERROR_REPORTING: '1',
     CLAUDE_CODE_MAX_RETRIES: '0',
     ...(auth === 'api-key' ? { ANTHROPIC_API_KEY: 'vk-test' } : { ANTHROPIC_AUTH_TOKEN: 'vk-test-token' }),
+    ...extraEnv,
   };
   const argv = ['-p', prompt, '--model', model, '--allowedTools', 'Bash', ...args];
   return new Promise((resolve) => {
