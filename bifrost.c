@@ -1330,21 +1330,21 @@ static size_t http_pct_decode(struct str in, bool plus, char *out, size_t cap)
 
 /*
  * The value of `name` in a query string ("a=1&b=x%20y"), percent- and '+'-decoded into out
- * (NUL-terminated, cut at cap - 1). False when absent. The first occurrence wins.
+ * (NUL-terminated, cut at cap - 1): its decoded length (a %00 makes it differ from strlen),
+ * or -1 when absent. The first occurrence wins.
  */
-static bool http_query_get(struct str q, const char *name, char *out, size_t cap)
+static long http_query_get(struct str q, const char *name, char *out, size_t cap)
 {
 	size_t nl = strlen(name);
 	for (size_t i = 0; i < q.n;) {
 		const char *amp = memchr(q.p + i, '&', q.n - i);
 		size_t e = amp ? (size_t)(amp - q.p) : q.n;
 		if (e - i > nl && !memcmp(q.p + i, name, nl) && q.p[i + nl] == '=') {
-			http_pct_decode((struct str){ q.p + i + nl + 1, e - i - nl - 1 }, true, out, cap);
-			return true;
+			return (long)http_pct_decode((struct str){ q.p + i + nl + 1, e - i - nl - 1 }, true, out, cap);
 		}
 		i = e + 1;
 	}
-	return false;
+	return -1;
 }
 
 static const char *http_reason(int status)
@@ -8275,7 +8275,8 @@ static void ldb_where(const struct ldb_filter *f, struct sb *sql, const char **a
 	else if (f->v[LF_STATUS][0])
 		sb_printf(sql, " AND status = %lld", (long long)ldb_num(f, LF_STATUS, -1));
 	if (f->v[LF_MIN_MS][0])
-		sb_printf(sql, " AND latency_us >= %lld", (long long)ldb_num(f, LF_MIN_MS, 0) * 1000);
+		sb_printf(sql, " AND latency_us >= %lld",
+			  (long long)MIN(MAX(ldb_num(f, LF_MIN_MS, 0), 0), INT64_MAX / 1000) * 1000);
 }
 
 static const char ldb_cols[] =
@@ -8422,8 +8423,8 @@ static void ldb_agg_put(struct sb *b, struct ldb_agg *g)
 	double p50 = 0, p99 = 0;
 	if (g->nlat) {
 		qsort(g->lat, g->nlat, sizeof(*g->lat), ldb_cmp_i64);
-		p50 = (double)g->lat[(g->nlat - 1) / 2] / 1000;
-		p99 = (double)g->lat[(g->nlat - 1) * 99 / 100] / 1000;
+		p50 = (double)g->lat[(g->nlat + 1) / 2 - 1] / 1000; /* nearest rank: ceil(q n) - 1 */
+		p99 = (double)g->lat[(g->nlat * 99 + 99) / 100 - 1] / 1000;
 	}
 	sb_printf(b, "\"count\":%lld,\"errors\":%lld,\"in_tokens\":%lld,\"out_tokens\":%lld,\"cost\":%lld.%06lld,"
 		     "\"p50_ms\":%.3f,\"p99_ms\":%.3f", (long long)g->count, (long long)g->errors, (long long)g->in,
@@ -8713,8 +8714,9 @@ static bool mgmt_pw_check(const char *line, const char *pw)
 	unsigned char salt[64], want[32], got[32];
 	char ssalt[129], shash[65];
 	unsigned iter;
-	if (sscanf(line, "pbkdf2-sha256$%u$%128[0-9a-f]$%64[0-9a-f]", &iter, ssalt, shash) != 3 || iter == 0 ||
-	    iter > 10000000)
+	int end = 0;
+	if (sscanf(line, "pbkdf2-sha256$%u$%128[0-9a-f]$%64[0-9a-f]%n", &iter, ssalt, shash, &end) != 3 ||
+	    line[end] || iter == 0 || iter > 10000000)
 		return false;
 	int ns = mgmt_unhex(ssalt, strlen(ssalt), salt, sizeof(salt));
 	if (ns <= 0 || mgmt_unhex(shash, strlen(shash), want, sizeof(want)) != 32)
@@ -8799,7 +8801,11 @@ static int *mgmt_fail_slot(const char *peer, int64_t now)
 static void mgmt_login(struct mgmt_job *j, const struct cfg *c, int64_t now)
 {
 	static const char *const k[] = { "username", "password" };
-	int v[2], *fails = mgmt_fail_slot(j->peer, now);
+	char addr[64]; /* failures count per address, whatever the port */
+	snprintf(addr, sizeof(addr), "%s", j->peer);
+	if (strrchr(addr, ':'))
+		*strrchr(addr, ':') = 0;
+	int v[2], *fails = mgmt_fail_slot(addr, now);
 	struct json js;
 	if (!c->admin_hash) {
 		mgmt_error(j, 400, "invalid_request_error", "no admin.username/password_hash is configured");
@@ -8863,7 +8869,31 @@ static void mgmt_session(struct mgmt_job *j, const struct cfg *c, int64_t now)
 
 /* ---- config documents: secrets out, secrets kept, entries found, text spliced ---- */
 
+/*
+ * A secret reads as MGMT_REDACTED "-" and 8 hex digits: the start of an HMAC-SHA256 of the
+ * secret under a key drawn at the first use (so the digits say nothing outside this process).
+ * A write carrying a marker gets the stored secret it names, wherever it stood (an entry
+ * copied, renamed or moved keeps its key); a marker naming nothing is refused.
+ */
 #define MGMT_REDACTED "sk-\xe2\x80\xa6redacted"
+#define MGMT_MARKER_LEN (sizeof(MGMT_REDACTED) - 1 + 9)
+
+static void mgmt_marker(const char *secret, size_t n, char out[MGMT_MARKER_LEN + 1])
+{
+	static unsigned char key[32];
+	static bool ready;
+	if (!ready && getrandom(key, sizeof(key), 0) == (ssize_t)sizeof(key))
+		ready = true;
+	br_hmac_key_context kc;
+	br_hmac_context hc;
+	unsigned char mac[32];
+	br_hmac_key_init(&kc, &br_sha256_vtable, key, sizeof(key));
+	br_hmac_init(&hc, &kc, 0);
+	br_hmac_update(&hc, secret, n);
+	br_hmac_out(&hc, mac);
+	memcpy(out, MGMT_REDACTED "-", sizeof(MGMT_REDACTED));
+	mgmt_hex(out + sizeof(MGMT_REDACTED), mac, 4);
+}
 
 static bool mgmt_secret_key(struct str k)
 {
@@ -8880,71 +8910,85 @@ static struct str mgmt_tok(const struct json *js, int i)
 	return (struct str){ js->s + js->tok[i].start, (size_t)(js->tok[i].end - js->tok[i].start) };
 }
 
-/* The value under `key` in object `obj` (no unescaping: config keys are plain), or -1. */
+/* A member name as the config loader reads it (unescaped into buf; "" if too long for it). */
+static struct str mgmt_key(const struct json *js, int k, char *buf, size_t cap)
+{
+	struct str raw = mgmt_tok(js, k);
+	return memchr(raw.p, '\\', raw.n) ? json_key_unescape(raw, buf, cap) : raw;
+}
+
+/* The value under `key` in object `obj`, or -1. */
 static int mgmt_member(const struct json *js, int obj, const char *key)
 {
 	if (obj < 0 || js->tok[obj].type != JSMN_OBJECT)
 		return -1;
-	for (int n = 0, i = obj + 1; n < js->tok[obj].size; n++, i = json_skip(js, i + 1))
-		if (str_eq(mgmt_tok(js, i), key))
+	for (int n = 0, i = obj + 1; n < js->tok[obj].size; n++, i = json_skip(js, i + 1)) {
+		char buf[256];
+		if (str_eq(mgmt_key(js, i, buf, sizeof(buf)), key))
 			return i + 1;
+	}
+	return -1;
+}
+
+/* The stored secret (a string under a secret's name, anywhere in `old`) that `marker` names. */
+static int mgmt_find_secret(const struct json *old, struct arena *a, const char *marker)
+{
+	for (int i = 1; i + 1 < old->ntok; i++) {
+		char buf[256], mk[MGMT_MARKER_LEN + 1];
+		size_t n;
+		if (old->tok[i].type != JSMN_STRING || old->tok[i].size != 1 || old->tok[i + 1].type != JSMN_STRING ||
+		    !mgmt_secret_key(mgmt_key(old, i, buf, sizeof(buf))))
+			continue;
+		char *v = json_str((struct json *)old, a, i + 1, &n);
+		if (!v)
+			continue;
+		mgmt_marker(v, n, mk);
+		if (!strcmp(mk, marker))
+			return i + 1;
+	}
 	return -1;
 }
 
 /*
- * Write the subtree at i compactly. redact: secret strings (not "env.NAME") become the
- * marker. old/oi: the stored version of the same subtree; a marker in the new one takes
- * the stored value at the same place (false when there is none).
+ * Write the subtree at i compactly. redact: secrets (not "env.NAME") become their markers.
+ * Otherwise a marker under a secret's name becomes the secret it names in `old` (false when
+ * there is none, or no `old`: a marker is never stored).
  */
-static bool mgmt_emit(const struct json *js, int i, const struct json *old, int oi, bool redact, struct sb *o)
+static bool mgmt_emit(const struct json *js, int i, const struct json *old, bool redact, struct sb *o)
 {
 	const jsmntok_t *t = &js->tok[i];
-	bool ok = true;
-	if (t->type == JSMN_OBJECT || t->type == JSMN_ARRAY) {
-		bool obj = t->type == JSMN_OBJECT;
-		sb_puts(o, obj ? "{" : "[");
-		for (int n = 0, k = i + 1; n < t->size; n++) {
-			int v = k, ov = -1;
-			if (obj) {
-				sb_puts(o, n ? "," : "");
-				sb_put(o, js->s + json_beg(js, k), json_end(js, k) - json_beg(js, k));
-				sb_puts(o, ":");
-				v = k + 1;
-				struct str key = mgmt_tok(js, k);
-				char z[64];
-				snprintf(z, sizeof(z), "%.*s", (int)MIN(key.n, 63), key.p);
-				ov = old ? mgmt_member(old, oi, z) : -1;
-				if (js->tok[v].type == JSMN_STRING && mgmt_secret_key(key)) {
-					struct str s = mgmt_tok(js, v);
-					bool env = str_starts(s, "env.");
-					if (redact && !env) {
-						sb_puts(o, "\"" MGMT_REDACTED "\"");
-						k = json_skip(js, v);
-						continue;
-					}
-					if (old && str_eq(s, MGMT_REDACTED)) {
-						ok &= ov >= 0 && old->tok[ov].type == JSMN_STRING;
-						if (ov >= 0)
-							sb_put(o, old->s + json_beg(old, ov), json_end(old, ov) - json_beg(old, ov));
-						k = json_skip(js, v);
-						continue;
-					}
-				}
-			} else {
-				sb_puts(o, n ? "," : "");
-				if (old && oi >= 0 && old->tok[oi].type == JSMN_ARRAY && n < old->tok[oi].size) {
-					ov = oi + 1;
-					for (int q = 0; q < n; q++)
-						ov = json_skip(old, ov);
-				}
-			}
-			ok &= mgmt_emit(js, v, old, ov, redact, o);
-			k = json_skip(js, v);
-		}
-		sb_puts(o, obj ? "}" : "]");
-	} else {
+	if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY) {
 		sb_put(o, js->s + json_beg(js, i), json_end(js, i) - json_beg(js, i));
+		return true;
 	}
+	bool obj = t->type == JSMN_OBJECT, ok = true;
+	sb_puts(o, obj ? "{" : "[");
+	for (int n = 0, k = i + 1; n < t->size; n++) {
+		int v = obj ? k + 1 : k;
+		char buf[256], *val = NULL;
+		size_t vn = 0;
+		sb_puts(o, n ? "," : "");
+		if (obj) {
+			sb_put(o, js->s + json_beg(js, k), json_end(js, k) - json_beg(js, k));
+			sb_puts(o, ":");
+			if (js->tok[v].type == JSMN_STRING && mgmt_secret_key(mgmt_key(js, k, buf, sizeof(buf))))
+				val = json_str((struct json *)js, o->a, v, &vn);
+		}
+		if (val && redact && strncmp(val, "env.", 4)) {
+			char mk[MGMT_MARKER_LEN + 1];
+			mgmt_marker(val, vn, mk);
+			sb_printf(o, "\"%s\"", mk);
+		} else if (val && !redact && str_starts((struct str){ val, vn }, MGMT_REDACTED)) {
+			int s = old ? mgmt_find_secret(old, o->a, val) : -1;
+			ok &= s >= 0;
+			if (s >= 0)
+				sb_put(o, old->s + json_beg(old, s), json_end(old, s) - json_beg(old, s));
+		} else {
+			ok &= mgmt_emit(js, v, old, redact, o);
+		}
+		k = json_skip(js, v);
+	}
+	sb_puts(o, obj ? "}" : "]");
 	return ok;
 }
 
@@ -9115,7 +9159,10 @@ static bool mgmt_commit(struct mgmt_job *j, struct str text)
 		mgmt_error(j, 400, "invalid_request_error", js.err ? js.err : "malformed JSON");
 		return false;
 	}
-	mgmt_emit(&js, 0, NULL, -1, false, &compact);
+	if (!mgmt_emit(&js, 0, NULL, false, &compact)) {
+		mgmt_error(j, 400, "invalid_request_error", "a redacted secret names no stored secret");
+		return false;
+	}
 	mgmt_pretty(sb_view(&compact), &pretty);
 	char *copy = pretty.oom ? NULL : strndup(pretty.p, pretty.len);
 	struct cfg *n = copy ? cfg_parse(copy, pretty.len, mgmt_cfg_path, &errs) : NULL;
@@ -9181,7 +9228,7 @@ static bool mgmt_vk_secret(struct mgmt_job *j, struct json *bj, bool post, struc
 	int v = mgmt_member(bj, 0, "value");
 	char *val = v >= 0 ? json_str(bj, &j->a, v, NULL) : NULL;
 	if ((v < 0 && (!post || mgmt_member(bj, 0, "value_sha256") >= 0)) ||
-	    (v >= 0 && (!val || !*val || !strcmp(val, MGMT_REDACTED) ||
+	    (v >= 0 && (!val || !*val || str_starts((struct str){ val, strlen(val) }, MGMT_REDACTED) ||
 			str_starts((struct str){ val, strlen(val) }, "env."))))
 		return false;
 	if (!val) {
@@ -9206,11 +9253,14 @@ static bool mgmt_vk_secret(struct mgmt_job *j, struct json *bj, bool post, struc
 	sb_puts(item, "{\"value_sha256\":\"");
 	sb_puts(item, hex);
 	sb_puts(item, "\"");
-	for (int n = 0, k = 1; n < bj->tok[0].size; n++, k = json_skip(bj, k + 1))
-		if (!str_eq(mgmt_tok(bj, k), "value") && !str_eq(mgmt_tok(bj, k), "value_sha256")) {
-			sb_puts(item, ",");
-			sb_put(item, bj->s + json_beg(bj, k), json_end(bj, k + 1) - json_beg(bj, k));
-		}
+	for (int n = 0, k = 1; n < bj->tok[0].size; n++, k = json_skip(bj, k + 1)) {
+		char buf[256];
+		struct str key = mgmt_key(bj, k, buf, sizeof(buf));
+		if (str_eq(key, "value") || str_eq(key, "value_sha256"))
+			continue;
+		sb_puts(item, ",");
+		sb_put(item, bj->s + json_beg(bj, k), json_end(bj, k + 1) - json_beg(bj, k));
+	}
 	sb_puts(item, "}");
 	return true;
 }
@@ -9219,7 +9269,7 @@ static bool mgmt_vk_secret(struct mgmt_job *j, struct json *bj, bool post, struc
 static void mgmt_put_entry(struct sb *o, const struct mgmt_doc *d, const struct mgmt_coll *mc, int key, int v)
 {
 	size_t at = o->len;
-	mgmt_emit(&d->js, v, NULL, -1, true, o);
+	mgmt_emit(&d->js, v, NULL, true, o);
 	if (key >= 0 && mgmt_member(&d->js, v, "name") < 0 && o->len > at + 1) {
 		char *rest = strndup(o->p + at + 1, o->len - at - 1); /* re-open it: {"name":KEY,...} */
 		o->len = at;
@@ -9296,8 +9346,8 @@ static void mgmt_write(struct mgmt_job *j, struct mgmt_doc *d, const struct mgmt
 		return;
 	}
 	if (!del && !(mc == &mgmt_colls[1] && mgmt_vk_secret(j, &bj, post, &item, made, sizeof(made))) &&
-	    !mgmt_emit(&bj, 0, post ? NULL : &d->js, v, false, &item)) {
-		mgmt_error(j, 400, "invalid_request_error", "a redacted secret has no stored value to keep");
+	    !mgmt_emit(&bj, 0, &d->js, false, &item)) {
+		mgmt_error(j, 400, "invalid_request_error", "a redacted secret names no stored secret");
 		return;
 	}
 	if (mc == &mgmt_colls[1] && !post && !del && mgmt_member(&bj, 0, "value") < 0 &&
@@ -9335,7 +9385,7 @@ static void mgmt_write(struct mgmt_job *j, struct mgmt_doc *d, const struct mgmt
 	struct json ij;
 	sb_printf(&j->out, "{\"%s\":", mc->one);
 	if (json_parse(&ij, &j->a, item.p, item.len) == 0)
-		mgmt_emit(&ij, 0, NULL, -1, true, &j->out);
+		mgmt_emit(&ij, 0, NULL, true, &j->out);
 	if (made[0])
 		sb_printf(&j->out, ",\"value\":\"%s\"", made);
 	sb_puts(&j->out, "}");
@@ -9356,8 +9406,8 @@ static void mgmt_put_doc(struct mgmt_job *j, struct mgmt_doc *d, const char *mem
 		return;
 	}
 	int cur = member ? mgmt_member(&d->js, 0, member) : 0;
-	if (!mgmt_emit(&bj, root, &d->js, cur, false, &item)) {
-		mgmt_error(j, 400, "invalid_request_error", "a redacted secret has no stored value to keep");
+	if (!mgmt_emit(&bj, root, &d->js, false, &item)) {
+		mgmt_error(j, 400, "invalid_request_error", "a redacted secret names no stored secret");
 		return;
 	}
 	if (!member) {
@@ -9415,7 +9465,7 @@ static void mgmt_config(struct mgmt_job *j)
 			sb_puts(&j->out, "{\"pricing\":");
 		v = pricing ? mgmt_member(&d.js, 0, "pricing") : 0;
 		if (v >= 0)
-			mgmt_emit(&d.js, v, NULL, -1, true, &j->out);
+			mgmt_emit(&d.js, v, NULL, true, &j->out);
 		else
 			sb_puts(&j->out, "{}");
 		sb_puts(&j->out, pricing ? "}" : "");
@@ -9450,9 +9500,15 @@ static void mgmt_logs(struct mgmt_job *j, sqlite3 **db)
 		return;
 	}
 	struct ldb_filter f;
-	for (int k = 0; k < LF_N; k++)
-		if (!http_query_get(j->query, ldb_filter_names[k], f.v[k], sizeof(f.v[k])))
+	for (int k = 0; k < LF_N; k++) {
+		long n = http_query_get(j->query, ldb_filter_names[k], f.v[k], sizeof(f.v[k]));
+		if (n < 0)
 			f.v[k][0] = 0;
+		else if ((size_t)n != strlen(f.v[k])) {
+			mgmt_error(j, 400, "invalid_request_error", "a query value holds a NUL byte (%00)");
+			return;
+		}
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, id = -1;
@@ -12047,11 +12103,13 @@ static void conn_log_store(struct worker *w, struct conn *c, struct request *rq)
 	conn_copy(r->path, sizeof(r->path), rq->msg->path);
 	conn_copy(r->req_id, sizeof(r->req_id), http_header(rq->msg, "x-request-id"));
 	conn_copy(r->ua, sizeof(r->ua), http_header(rq->msg, "user-agent"));
-	for (int i = 0; i < rq->gt.n; i++) {
-		enum gov_kind k = rq->gt.t[i]->kind;
-		char *dst = k == GK_KEY ? r->vk : k == GK_TEAM ? r->team : k == GK_CUSTOMER ? r->customer : NULL;
-		if (dst)
-			snprintf(dst, sizeof(r->vk), "%s", rq->gt.t[i]->id);
+	const struct gov *g = rq->hold->cfg->gov;
+	if (rq->vk) { /* known from the key alone: a request refused before admission names it too */
+		snprintf(r->vk, sizeof(r->vk), "%s", rq->vk->e.id);
+		if (rq->vk->team >= 0)
+			snprintf(r->team, sizeof(r->team), "%s", g->team[rq->vk->team].e.id);
+		if (rq->vk->customer >= 0)
+			snprintf(r->customer, sizeof(r->customer), "%s", g->cust[rq->vk->customer].id);
 	}
 	if (rc) {
 		snprintf(r->provider, sizeof(r->provider), "%s", rc->p->name);
