@@ -1637,6 +1637,7 @@ struct tls_cred {
 	br_ec_private_key ec;
 	int64_t not_after;          /* the leaf's notAfter, unix s; -1 unknown */
 	char err[160];              /* a key the decoder refused */
+	bool keys;                  /* loading: the key file's pass (keys only; the other takes certificates) */
 };
 
 /* One DER element at *p (< end): its tag, and its contents in [*body, *next). False if malformed. */
@@ -1738,9 +1739,9 @@ static int tls_cred_add(void *ctx, struct arena *a, const char *name, const void
 		return 0;
 	}
 	if (strstr(name, "PRIVATE KEY"))
-		return c->key_type ? 0 : tls_cred_key(c, a, der, n);
-	if (strcmp(name, "CERTIFICATE") && strcmp(name, "X509 CERTIFICATE"))
-		return 0;
+		return c->key_type || !c->keys ? 0 : tls_cred_key(c, a, der, n);
+	if (c->keys || (strcmp(name, "CERTIFICATE") && strcmp(name, "X509 CERTIFICATE")))
+		return 0; /* (one file given as both: its certificates are read once) */
 	if (c->nchain == c->cap) {
 		br_x509_certificate *bigger = arena_new(a, br_x509_certificate, c->cap * 2 + 4);
 		if (!bigger)
@@ -1789,7 +1790,7 @@ static int tls_load_cred(struct arena *a, const char *cert, const char *key, str
 {
 	*c = (struct tls_cred){ .not_after = -1 };
 	if (tls_pem_each(a, "certificate file", cert, tls_cred_add, c, err, errlen) ||
-	    tls_pem_each(a, "key file", key, tls_cred_add, c, err, errlen))
+	    (c->keys = true, tls_pem_each(a, "key file", key, tls_cred_add, c, err, errlen)))
 		return -1;
 	if (!c->nchain)
 		snprintf(err, errlen, "%s holds no certificate", cert);
@@ -11262,6 +11263,8 @@ static bool conn_tls_pump(struct worker *w, struct conn *c)
 
 static void conn_accept(struct worker *w, int fd, int tls)
 {
+	if (tls) /* a certificate reloaded a moment ago is this handshake's */
+		loop_adopt_config(w);
 	struct cfg *cfg = w->hold->cfg;
 	struct conn *c = g_draining ? NULL : slot_alloc(w, K_CLIENT, fd);
 	if (!c) {
@@ -13616,8 +13619,9 @@ static void main_print_start(const struct cfg *c, const char *listen, int nw)
 	}
 	if (c->nprov == 0)
 		fprintf(stderr, "  no providers: set OPENAI_API_KEY (or another provider key) or write config.json\n");
-	fprintf(stderr, "  health: http://%s/health   metrics: http://%s/metrics\n", listen, listen);
-	fprintf(stderr, "  web UI and admin API: http://%s/%s\n", listen,
+	const char *base = *listen ? "http://" : "https://", *addr = *listen ? listen : c->tls_listen;
+	fprintf(stderr, "  health: %s%s/health   metrics: %s%s/metrics\n", base, addr, base, addr);
+	fprintf(stderr, "  web UI and admin API: %s%s/%s\n", base, addr,
 		c->admin_token || c->admin_hash ? "" : "  (no admin credentials: loopback clients only)");
 	if (ldb_path[0])
 		fprintf(stderr, "  request log store: %s\n", ldb_path);
