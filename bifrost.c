@@ -9039,13 +9039,14 @@ struct mgmt_coll {
 	const char *path, *list, *one; /* API path, list and single answer keys */
 	const char *parent, *member;   /* where in config.json: [parent.]member */
 	const char *idkey;             /* the identity field */
+	bool vkeys;                    /* virtual keys: their secret is stored hashed (mgmt_vk_secret) */
 };
 
 static const struct mgmt_coll mgmt_colls[] = {
-	{ "/api/providers", "providers", "provider", NULL, "providers", "name" },
-	{ "/api/governance/virtual-keys", "virtual_keys", "virtual_key", "governance", "virtual_keys", "id" },
-	{ "/api/governance/teams", "teams", "team", "governance", "teams", "id" },
-	{ "/api/governance/customers", "customers", "customer", "governance", "customers", "id" },
+	{ "/api/providers", "providers", "provider", NULL, "providers", "name", false },
+	{ "/api/governance/virtual-keys", "virtual_keys", "virtual_key", "governance", "virtual_keys", "id", true },
+	{ "/api/governance/teams", "teams", "team", "governance", "teams", "id", false },
+	{ "/api/governance/customers", "customers", "customer", "governance", "customers", "id", false },
 };
 
 /* The working copy of config.json: its text, tokens, revision, and the collection found. */
@@ -9320,6 +9321,42 @@ static void mgmt_span(const struct mgmt_doc *d, int key, int v, bool with_comma,
 	*from = p > 0 ? p - 1 : *from;
 }
 
+/* A virtual key replaced without "value" or "value_sha256": the stored one goes into `item`. */
+static void mgmt_vk_keep(struct mgmt_job *j, const struct mgmt_doc *d, int v, struct sb *item)
+{
+	bool hashed = mgmt_member(&d->js, v, "value_sha256") >= 0;
+	int s = mgmt_member(&d->js, v, hashed ? "value_sha256" : "value");
+	struct sb keep;
+	sb_init(&keep, &j->a, item->len + 128);
+	sb_printf(&keep, "{\"%s\":", hashed ? "value_sha256" : "value");
+	if (s >= 0)
+		sb_put(&keep, d->text + json_beg(&d->js, s), json_end(&d->js, s) - json_beg(&d->js, s));
+	sb_puts(&keep, item->len > 2 ? "," : "");
+	sb_put(&keep, item->p + 1, item->len - 1);
+	*item = keep;
+}
+
+/* The answer to a write: {"deleted": id}, or the entry as stored (redacted), plus a made key. */
+static void mgmt_written(struct mgmt_job *j, const struct mgmt_coll *mc, struct str deleted, struct str item,
+			 const char *made)
+{
+	struct json ij;
+	j->status = deleted.n || !str_eq(j->method, "POST") ? 200 : 201;
+	j->out.len = 0;
+	if (deleted.n) {
+		sb_puts(&j->out, "{\"deleted\":");
+		json_put_str(&j->out, deleted.p, deleted.n);
+		sb_puts(&j->out, "}");
+		return;
+	}
+	sb_printf(&j->out, "{\"%s\":", mc->one);
+	if (json_parse(&ij, &j->a, item.p, item.n) == 0)
+		mgmt_emit(&ij, 0, NULL, true, &j->out);
+	if (made[0])
+		sb_printf(&j->out, ",\"value\":\"%s\"", made);
+	sb_puts(&j->out, "}");
+}
+
 /* POST (id empty), PUT and DELETE on one collection entry. */
 static void mgmt_write(struct mgmt_job *j, struct mgmt_doc *d, const struct mgmt_coll *mc, struct str id)
 {
@@ -9346,24 +9383,13 @@ static void mgmt_write(struct mgmt_job *j, struct mgmt_doc *d, const struct mgmt
 										 : "no such entry");
 		return;
 	}
-	if (!del && !(mc == &mgmt_colls[1] && mgmt_vk_secret(j, &bj, post, &item, made, sizeof(made))) &&
+	if (!del && !(mc->vkeys && mgmt_vk_secret(j, &bj, post, &item, made, sizeof(made))) &&
 	    !mgmt_emit(&bj, 0, &d->js, false, &item)) {
 		mgmt_error(j, 400, "invalid_request_error", "a redacted secret names no stored secret");
 		return;
 	}
-	if (mc == &mgmt_colls[1] && !post && !del && mgmt_member(&bj, 0, "value") < 0 &&
-	    mgmt_member(&bj, 0, "value_sha256") < 0) { /* the stored secret stays */
-		int s = mgmt_member(&d->js, v, "value_sha256");
-		s = s >= 0 ? s : mgmt_member(&d->js, v, "value");
-		struct sb keep;
-		sb_init(&keep, &j->a, item.len + 128);
-		sb_printf(&keep, "{\"%s\":", mgmt_member(&d->js, v, "value_sha256") >= 0 ? "value_sha256" : "value");
-		if (s >= 0)
-			sb_put(&keep, d->text + json_beg(&d->js, s), json_end(&d->js, s) - json_beg(&d->js, s));
-		sb_puts(&keep, item.len > 2 ? "," : "");
-		sb_put(&keep, item.p + 1, item.len - 1);
-		item = keep;
-	}
+	if (mc->vkeys && !post && !del && mgmt_member(&bj, 0, "value") < 0 && mgmt_member(&bj, 0, "value_sha256") < 0)
+		mgmt_vk_keep(j, d, v, &item);
 	if (post) {
 		mgmt_insert(d, mc, sb_view(&item), &doc, &j->a);
 	} else {
@@ -9373,23 +9399,8 @@ static void mgmt_write(struct mgmt_job *j, struct mgmt_doc *d, const struct mgmt
 			from = json_beg(&d->js, v);
 		mgmt_splice(d, from, to, del ? STR("") : sb_view(&item), &doc);
 	}
-	if (!mgmt_commit(j, sb_view(&doc)))
-		return;
-	j->status = del ? 200 : post ? 201 : 200;
-	j->out.len = 0;
-	if (del) {
-		sb_puts(&j->out, "{\"deleted\":");
-		json_put_str(&j->out, bid.p, bid.n);
-		sb_puts(&j->out, "}");
-		return;
-	}
-	struct json ij;
-	sb_printf(&j->out, "{\"%s\":", mc->one);
-	if (json_parse(&ij, &j->a, item.p, item.len) == 0)
-		mgmt_emit(&ij, 0, NULL, true, &j->out);
-	if (made[0])
-		sb_printf(&j->out, ",\"value\":\"%s\"", made);
-	sb_puts(&j->out, "}");
+	if (mgmt_commit(j, sb_view(&doc)))
+		mgmt_written(j, mc, del ? bid : STR(""), sb_view(&item), made);
 }
 
 /* PUT /api/pricing, PUT /api/config: a top-level member replaced (or added), or the whole file. */
