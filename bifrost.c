@@ -8057,7 +8057,8 @@ static const char ldb_schema[] =
 	"CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);"
 	"CREATE INDEX IF NOT EXISTS logs_key_ts ON logs(virtual_key_id, ts);"
 	"CREATE INDEX IF NOT EXISTS logs_provider_ts ON logs(provider, ts);"
-	"CREATE INDEX IF NOT EXISTS logs_status_ts ON logs(status, ts);";
+	"CREATE INDEX IF NOT EXISTS logs_status_ts ON logs(status, ts);"
+	"CREATE INDEX IF NOT EXISTS logs_error_ts ON logs(ts) WHERE status >= 400;";
 
 /* Columns added after the table's first release: a file made before gets them at open. */
 static const char *const ldb_added[] = {
@@ -8177,8 +8178,8 @@ static bool ldb_retain_step(sqlite3 *db, int64_t now_ms)
 	int64_t psize = ldb_pragma(db, "PRAGMA page_size");
 	bool over = pages > 0 && psize > 0 && (pages - free_pages) * psize > atomic_load(&ldb_keep_bytes);
 	char sql[200];
-	snprintf(sql, sizeof(sql), "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE ts < %lld ORDER BY id "
-		 "LIMIT 5000)", (long long)(over ? INT64_MAX : now_ms - atomic_load(&ldb_keep_ms)));
+	snprintf(sql, sizeof(sql), "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE ts < %lld ORDER BY ts "
+		 "LIMIT 5000)", (long long)(over ? INT64_MAX : now_ms - atomic_load(&ldb_keep_ms))); /* (logs_ts: no scan) */
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		return false;
 	int n = sqlite3_changes(db);
@@ -8354,7 +8355,7 @@ static int ldb_logs_json(sqlite3 *db, const struct ldb_filter *f, int64_t id, st
 		sb_printf(&where, " WHERE id = %lld", (long long)id);
 	else
 		ldb_where(f, &where, args, &nargs);
-	sb_printf(&sql, "SELECT %s%s FROM logs%.*s ORDER BY id DESC LIMIT %lld OFFSET %lld", ldb_cols,
+	sb_printf(&sql, "SELECT %s%s FROM logs%.*s ORDER BY ts DESC, id DESC LIMIT %lld OFFSET %lld", ldb_cols,
 		  id >= 0 ? ", request_body, response_body" : "", (int)where.len, where.p, (long long)MIN(MAX(ldb_num(f, LF_LIMIT, 50), 1), 1000),
 		  (long long)MAX(ldb_num(f, LF_OFFSET, 0), 0));
 	sqlite3_stmt *st = ldb_prepare(db, &sql, args, nargs);
@@ -8412,20 +8413,44 @@ static void ldb_agg_add(struct ldb_agg *g, int64_t status, int64_t lat, int64_t 
 	g->lat[g->nlat++] = lat;
 }
 
-static int ldb_cmp_i64(const void *a, const void *b)
+/* The k-th smallest of v[0, n) (reorders v): quickselect, O(n) on average. */
+static int64_t ldb_select(int64_t *v, size_t n, size_t k)
 {
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
+	size_t lo = 0, hi = n - 1;
+	while (lo < hi) {
+		int64_t pivot = v[lo + (hi - lo) / 2];
+		size_t i = lo, j = hi;
+		while (i <= j) {
+			while (v[i] < pivot)
+				i++;
+			while (v[j] > pivot)
+				j--;
+			if (i <= j) {
+				int64_t t = v[i];
+				v[i++] = v[j];
+				v[j] = t;
+				if (j == 0)
+					break;
+				j--;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			return v[k];
+	}
+	return v[k];
 }
 
 /* "count":..,"p99_ms":.. (no braces), and the latencies freed. */
 static void ldb_agg_put(struct sb *b, struct ldb_agg *g)
 {
 	double p50 = 0, p99 = 0;
-	if (g->nlat) {
-		qsort(g->lat, g->nlat, sizeof(*g->lat), ldb_cmp_i64);
-		p50 = (double)g->lat[(g->nlat + 1) / 2 - 1] / 1000; /* nearest rank: ceil(q n) - 1 */
-		p99 = (double)g->lat[(g->nlat * 99 + 99) / 100 - 1] / 1000;
+	if (g->nlat) { /* nearest rank: ceil(q n) - 1 */
+		p50 = (double)ldb_select(g->lat, g->nlat, (g->nlat + 1) / 2 - 1) / 1000;
+		p99 = (double)ldb_select(g->lat, g->nlat, (g->nlat * 99 + 99) / 100 - 1) / 1000;
 	}
 	sb_printf(b, "\"count\":%lld,\"errors\":%lld,\"in_tokens\":%lld,\"out_tokens\":%lld,\"cost\":%lld.%06lld,"
 		     "\"p50_ms\":%.3f,\"p99_ms\":%.3f", (long long)g->count, (long long)g->errors, (long long)g->in,
