@@ -2551,6 +2551,14 @@ static void cfg_tls(struct cfg_ld *L, int tok)
 		fprintf(stderr, "bifrost: warning: tls: the certificate in %s has expired\n", cert);
 }
 
+/* A password hash line, "pbkdf2-sha256$ITER$SALT$HASH" (hex; HASH 64 digits), split; false if it is not one. */
+static bool cfg_pw_parse(const char *line, unsigned *iter, char salt[129], char hash[65])
+{
+	int end = 0;
+	return sscanf(line, "pbkdf2-sha256$%u$%128[0-9a-f]$%64[0-9a-f]%n", iter, salt, hash, &end) == 3 &&
+	       !line[end] && strlen(hash) == 64 && strlen(salt) % 2 == 0 && *iter > 0 && *iter <= 10000000;
+}
+
 /* "admin": the API token, and the name and password hash people log in with. */
 static void cfg_admin(struct cfg_ld *L, int tok)
 {
@@ -2566,7 +2574,7 @@ static void cfg_admin(struct cfg_ld *L, int tok)
 		c->admin_token = NULL; /* an unset env.NAME: no token, not an empty one */
 	if (!c->admin_user != !c->admin_hash)
 		cfg_problem(L, "admin: give username and password_hash together");
-	else if (c->admin_hash && strncmp(c->admin_hash, "pbkdf2-sha256$", 14) != 0)
+	else if (c->admin_hash && !cfg_pw_parse(c->admin_hash, &(unsigned){ 0 }, (char[129]){ 0 }, (char[65]){ 0 }))
 		cfg_problem(L, "admin.password_hash: not a hash from `bifrost hash-password`");
 }
 
@@ -8461,7 +8469,7 @@ static void ldb_agg_put(struct sb *b, struct ldb_agg *g)
 }
 
 struct ldb_stats {
-	int64_t since, until, bucket_ms;
+	int64_t since, until, bucket_ms, t0; /* t0: the first bucket's start (a multiple of bucket_ms) */
 	int nb, ng;
 	struct ldb_agg total, bucket[LDB_BUCKETS], group[LDB_GROUPS + 1]; /* [LDB_GROUPS]: "other" */
 	char gkey[LDB_GROUPS][96];
@@ -8485,7 +8493,7 @@ static void ldb_stats_put(struct sb *b, struct ldb_stats *s)
 	sb_printf(b, "},\"since\":%lld,\"until\":%lld,\"bucket_s\":%lld,\"series\":[", (long long)s->since,
 		  (long long)s->until, (long long)(s->bucket_ms / 1000));
 	for (int i = 0; i < s->nb; i++) {
-		sb_printf(b, "%s{\"t\":%lld,", i ? "," : "", (long long)(s->since + i * s->bucket_ms));
+		sb_printf(b, "%s{\"t\":%lld,", i ? "," : "", (long long)(s->t0 + i * s->bucket_ms));
 		ldb_agg_put(b, &s->bucket[i]);
 		sb_puts(b, "}");
 	}
@@ -8517,8 +8525,8 @@ static int ldb_stats_json(sqlite3 *db, const struct ldb_filter *f, int64_t now_m
 		s->bucket_ms = MAX((s->until - s->since) / 60, 1000);
 	s->bucket_ms = MAX(s->bucket_ms, (s->until - s->since) / LDB_BUCKETS + 1);
 	s->bucket_ms = (s->bucket_ms + 999) / 1000 * 1000; /* whole seconds; buckets start at multiples */
-	s->since -= ((s->since % s->bucket_ms) + s->bucket_ms) % s->bucket_ms;
-	s->nb = s->until > s->since ? (int)((s->until - s->since + s->bucket_ms - 1) / s->bucket_ms) : 0;
+	s->t0 = s->since - ((s->since % s->bucket_ms) + s->bucket_ms) % s->bucket_ms; /* (the range stays) */
+	s->nb = s->until > s->t0 ? (int)((s->until - s->t0 + s->bucket_ms - 1) / s->bucket_ms) : 0;
 	const char *gcol = !strcmp(f->v[LF_GROUP], "model") ? "provider || '/' || model"
 			   : !strcmp(f->v[LF_GROUP], "virtual_key") ? "virtual_key_id" : "provider";
 	struct ldb_filter ff = *f;
@@ -8538,7 +8546,7 @@ static int ldb_stats_json(sqlite3 *db, const struct ldb_filter *f, int64_t now_m
 		int64_t ts = sqlite3_column_int64(st, 0), v[5];
 		for (int i = 0; i < 5; i++)
 			v[i] = sqlite3_column_int64(st, 2 + i);
-		int bi = (int)((ts - s->since) / s->bucket_ms), gi = ldb_group_of(s, (const char *)sqlite3_column_text(st, 1));
+		int bi = (int)((ts - s->t0) / s->bucket_ms), gi = ldb_group_of(s, (const char *)sqlite3_column_text(st, 1));
 		ldb_agg_add(&s->total, v[0], v[1], v[2], v[3], v[4]);
 		if (bi >= 0 && bi < s->nb)
 			ldb_agg_add(&s->bucket[bi], v[0], v[1], v[2], v[3], v[4]);
@@ -8740,9 +8748,7 @@ static bool mgmt_pw_check(const char *line, const char *pw)
 	unsigned char salt[64], want[32], got[32];
 	char ssalt[129], shash[65];
 	unsigned iter;
-	int end = 0;
-	if (sscanf(line, "pbkdf2-sha256$%u$%128[0-9a-f]$%64[0-9a-f]%n", &iter, ssalt, shash, &end) != 3 ||
-	    line[end] || iter == 0 || iter > 10000000)
+	if (!cfg_pw_parse(line, &iter, ssalt, shash))
 		return false;
 	int ns = mgmt_unhex(ssalt, strlen(ssalt), salt, sizeof(salt));
 	if (ns <= 0 || mgmt_unhex(shash, strlen(shash), want, sizeof(want)) != 32)
@@ -8956,31 +8962,48 @@ static int mgmt_member(const struct json *js, int obj, const char *key)
 	return -1;
 }
 
-/* The stored secret (a string under a secret's name, anywhere in `old`) that `marker` names. */
-static int mgmt_find_secret(const struct json *old, struct arena *a, const char *marker)
+/* A string value's bytes: unescaped, or as written when it cannot be (a lone surrogate). */
+static struct str mgmt_value(const struct json *js, int v, struct arena *a)
 {
-	for (int i = 1; i + 1 < old->ntok; i++) {
-		char buf[256], mk[MGMT_MARKER_LEN + 1];
-		size_t n;
-		if (old->tok[i].type != JSMN_STRING || old->tok[i].size != 1 || old->tok[i + 1].type != JSMN_STRING ||
-		    !mgmt_secret_key(mgmt_key(old, i, buf, sizeof(buf))))
-			continue;
-		char *v = json_str((struct json *)old, a, i + 1, &n);
-		if (!v)
-			continue;
-		mgmt_marker(v, n, mk);
-		if (!strcmp(mk, marker))
-			return i + 1;
+	size_t n;
+	char *p = json_str((struct json *)js, a, v, &n);
+	return p ? (struct str){ p, n } : mgmt_tok(js, v);
+}
+
+/* The markers of every stored secret of the document being written against, made at its
+ * first marker (a write is linear, not quadratic, in its secrets); mgmt_emit starts it anew. */
+static struct {
+	bool made;
+	int count;
+	struct { char mk[MGMT_MARKER_LEN + 1]; int tok; } *e; /* malloc */
+} mgmt_known;
+
+/* The stored secret (a string under a secret's name, anywhere in `old`) that `marker` names. */
+static int mgmt_find_secret(const struct json *old, struct arena *a, struct str marker)
+{
+	if (!mgmt_known.made) {
+		free(mgmt_known.e);
+		mgmt_known.e = malloc(sizeof(*mgmt_known.e) * (size_t)(old->ntok + 1));
+		mgmt_known.count = 0;
+		mgmt_known.made = mgmt_known.e != NULL;
+		for (int i = 1; mgmt_known.e && i + 1 < old->ntok; i++) {
+			char buf[256];
+			if (old->tok[i].type != JSMN_STRING || old->tok[i].size != 1 ||
+			    old->tok[i + 1].type != JSMN_STRING || !mgmt_secret_key(mgmt_key(old, i, buf, sizeof(buf))))
+				continue;
+			struct str v = mgmt_value(old, i + 1, a);
+			mgmt_marker(v.p, v.n, mgmt_known.e[mgmt_known.count].mk);
+			mgmt_known.e[mgmt_known.count++].tok = i + 1;
+		}
 	}
+	for (int i = 0; marker.n == MGMT_MARKER_LEN && i < mgmt_known.count; i++)
+		if (!memcmp(mgmt_known.e[i].mk, marker.p, MGMT_MARKER_LEN))
+			return mgmt_known.e[i].tok;
 	return -1;
 }
 
-/*
- * Write the subtree at i compactly. redact: secrets (not "env.NAME") become their markers.
- * Otherwise a marker under a secret's name becomes the secret it names in `old` (false when
- * there is none, or no `old`: a marker is never stored).
- */
-static bool mgmt_emit(const struct json *js, int i, const struct json *old, bool redact, struct sb *o)
+/* mgmt_emit's walk (one level per call). */
+static bool mgmt_emit_at(const struct json *js, int i, const struct json *old, bool redact, struct sb *o)
 {
 	const jsmntok_t *t = &js->tok[i];
 	if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY) {
@@ -8991,31 +9014,42 @@ static bool mgmt_emit(const struct json *js, int i, const struct json *old, bool
 	sb_puts(o, obj ? "{" : "[");
 	for (int n = 0, k = i + 1; n < t->size; n++) {
 		int v = obj ? k + 1 : k;
-		char buf[256], *val = NULL;
-		size_t vn = 0;
+		char buf[256];
+		struct str val = { NULL, 0 };
 		sb_puts(o, n ? "," : "");
 		if (obj) {
 			sb_put(o, js->s + json_beg(js, k), json_end(js, k) - json_beg(js, k));
 			sb_puts(o, ":");
 			if (js->tok[v].type == JSMN_STRING && mgmt_secret_key(mgmt_key(js, k, buf, sizeof(buf))))
-				val = json_str((struct json *)js, o->a, v, &vn);
+				val = mgmt_value(js, v, o->a);
 		}
-		if (val && redact && strncmp(val, "env.", 4)) {
+		if (val.p && redact && !str_starts(val, "env.")) {
 			char mk[MGMT_MARKER_LEN + 1];
-			mgmt_marker(val, vn, mk);
+			mgmt_marker(val.p, val.n, mk);
 			sb_printf(o, "\"%s\"", mk);
-		} else if (val && !redact && str_starts((struct str){ val, vn }, MGMT_REDACTED)) {
+		} else if (val.p && !redact && str_starts(val, MGMT_REDACTED)) {
 			int s = old ? mgmt_find_secret(old, o->a, val) : -1;
 			ok &= s >= 0;
 			if (s >= 0)
 				sb_put(o, old->s + json_beg(old, s), json_end(old, s) - json_beg(old, s));
 		} else {
-			ok &= mgmt_emit(js, v, old, redact, o);
+			ok &= mgmt_emit_at(js, v, old, redact, o);
 		}
 		k = json_skip(js, v);
 	}
 	sb_puts(o, obj ? "}" : "]");
 	return ok;
+}
+
+/*
+ * Write the subtree at i compactly. redact: secrets (not "env.NAME") become their markers.
+ * Otherwise a marker under a secret's name becomes the secret it names in `old` (false when
+ * there is none, or no `old`: a marker is never stored).
+ */
+static bool mgmt_emit(const struct json *js, int i, const struct json *old, bool redact, struct sb *o)
+{
+	mgmt_known.made = false;
+	return mgmt_emit_at(js, i, old, redact, o);
 }
 
 /* A validated document, indented by two spaces per level (how the file is written back). */
@@ -9249,14 +9283,19 @@ static bool mgmt_fresh(struct mgmt_job *j, const struct mgmt_doc *d)
  * A virtual key's secret is stored as its SHA-256; a new key without one gets one, returned
  * once. False: nothing to do here (a marker, an env.NAME, or a PUT without a value).
  */
-static bool mgmt_vk_secret(struct mgmt_job *j, struct json *bj, bool post, struct sb *item, char *made,
-			   size_t cap)
+static bool mgmt_vk_secret(struct mgmt_job *j, struct json *bj, const struct json *old, bool post,
+			   struct sb *item, char *made, size_t cap)
 {
 	int v = mgmt_member(bj, 0, "value");
-	char *val = v >= 0 ? json_str(bj, &j->a, v, NULL) : NULL;
+	size_t vn = 0;
+	char *val = v >= 0 ? json_str(bj, &j->a, v, &vn) : NULL;
+	if (val && str_starts((struct str){ val, vn }, MGMT_REDACTED)) { /* a stored secret, hashed here too */
+		mgmt_known.made = false;
+		int s = mgmt_find_secret(old, &j->a, (struct str){ val, vn });
+		val = s >= 0 ? json_str((struct json *)old, &j->a, s, &vn) : NULL;
+	}
 	if ((v < 0 && (!post || mgmt_member(bj, 0, "value_sha256") >= 0)) ||
-	    (v >= 0 && (!val || !*val || str_starts((struct str){ val, strlen(val) }, MGMT_REDACTED) ||
-			str_starts((struct str){ val, strlen(val) }, "env."))))
+	    (v >= 0 && (!val || !*val || vn != strlen(val) || str_starts((struct str){ val, vn }, "env."))))
 		return false;
 	if (!val) {
 		static const char az[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -9408,7 +9447,7 @@ static void mgmt_write(struct mgmt_job *j, struct mgmt_doc *d, const struct mgmt
 										 : "no such entry");
 		return;
 	}
-	if (!del && !(mc->vkeys && mgmt_vk_secret(j, &bj, post, &item, made, sizeof(made))) &&
+	if (!del && !(mc->vkeys && mgmt_vk_secret(j, &bj, &d->js, post, &item, made, sizeof(made))) &&
 	    !mgmt_emit(&bj, 0, &d->js, false, &item)) {
 		mgmt_error(j, 400, "invalid_request_error", "a redacted secret names no stored secret");
 		return;

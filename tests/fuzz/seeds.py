@@ -290,3 +290,68 @@ reasoning = ('data: {"choices":[{"index":0,"delta":{"role":"assistant","reasonin
     'data: {"choices":[{"index":0,"delta":{"content":"42"},"finish_reason":"stop"}]}\n\n'
     'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"completion_tokens_details":{"reasoning_tokens":3}}}\n\ndata: [DONE]\n\n')
 put("xlate_stream_o2r", "reasoning", bytes([0x11, 0]) + reasoning.encode())
+
+# ---- http_query: [cap - 1][name length L (mod 33)][name: L bytes] + the query string ----
+def q(cap, name, query):
+    return bytes([cap - 1, len(name)]) + name.encode() + query.encode()
+put("http_query", "bad_pct", q(1, "status", "status=%zz&status=%4&status=%"))
+put("http_query", "escapes", q(4, "model", "model=gpt-4o%2Dmini&x=a+b%20c"))
+put("http_query", "logs_filters", q(256, "provider", "since=1700000000000&until=1800000000000&virtual_key_id=k1"
+                                    "&provider=mock&model=gpt-4o&status=error&limit=50&offset=0"))
+put("http_query", "nul", q(32, "team_id", "team_id=acme%00extra"))
+put("http_query", "prefix_names", q(8, "a", "ab=1&xa=2&a=3&a=4"))
+put("http_query", "sqlish", q(128, "provider", "provider=%27%20OR%201%3D1%20--&provider=second"))
+put("http_query", "stats", q(64, "bucket_s", "bucket_s=60&group=model&since=-9223372036854775808"))
+put("http_query", "absent", q(16, "min_latency_ms", "min_latency=5&latency_ms=6&=7&min_latency_ms"))
+put("http_query", "empty_and_cut", q(3, "x", "x=&x=%41%42%43%44"))
+
+# ---- mgmt_doc: [flags: bit0 pretty-print A even when malformed] + A [+ NUL + B, the stored document] ----
+# (markers name their secret by an HMAC under a key drawn per process: no seed can hold a valid
+# one; the target makes them itself, redacting A and resolving its markers against A and B)
+MD_MARK = "sk-\u2026redacted"
+md_cfg = {"admin": {"token": "adm", "username": "ops", "password_hash": "pbkdf2-sha256$1$73616c74$55ac"},
+          "providers": [{"name": "mock", "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "apiKey": "sk-1",
+                         "keys": [{"value": "k1", "weight": 1}, {"value": "env.K2"}], "headers": {"X-A": "b"}},
+                        {"name": "az", "provider": "azure", "apiKey": "env.AZ", "deployments": {"gpt-4o": "dep"}}],
+          "pricing": {"mock/gpt-4o": {"input": 2.5, "output": 10}},
+          "governance": {"enforce": True, "customers": [{"id": "acme", "budget": {"max_limit": 1, "reset_duration": "1d"}}],
+                         "teams": [{"id": "eng", "customer_id": "acme"}],
+                         "virtual_keys": [{"id": "v1", "value": "sk-bf-v1", "team_id": "eng"},
+                                          {"id": "v2", "value_sha256": "0" * 64}]},
+          "logs": {"enabled": True, "retention_days": 30}}
+md_red = json.loads(j(md_cfg))
+md_red["admin"]["token"] = MD_MARK
+md_red["providers"][0]["apiKey"] = MD_MARK
+md_red["providers"][0]["keys"][0]["value"] = MD_MARK
+def md(flags, a, b=None):
+    a = a.encode() if isinstance(a, str) else a
+    out = bytes([flags]) + a
+    if b is not None:
+        out += b"\0" + (b.encode() if isinstance(b, str) else b)
+    return out
+put("mgmt_doc", "config", md(0, j(md_cfg)))
+put("mgmt_doc", "config_pretty", md(0, json.dumps(md_cfg, indent=2)))
+put("mgmt_doc", "escaped_marker", md(0, json.dumps(md_red), j(md_cfg)))
+put("mgmt_doc", "redacted_vs_stored", md(0, json.dumps(md_red, separators=(",", ":"), ensure_ascii=False), j(md_cfg)))
+put("mgmt_doc", "malformed", md(1, '{"a":[1,2,{"b":"c\\"}]'))
+put("mgmt_doc", "map_providers", md(0, j({"providers": {"mock": {"provider": "openai", "apiKey": "sk-m"}}}),
+                                    j({"providers": {"mock": {"apiKey": "x"}}})))
+put("mgmt_doc", "shorter_old", md(0, json.dumps({"providers": [{"name": "b", "apiKey": MD_MARK + "-0123abcd"}]},
+                                                 separators=(",", ":"), ensure_ascii=False),
+                                  j({"providers": [{"name": "a", "apiKey": "sk-a"}, {"name": "b", "apiKey": "sk-b"}]})))
+put("mgmt_doc", "strings", md(0, '{"s":"a,{b}[c]:\\"d\\\\","u":"\u00e9","e":"","n":[0,-1500.0,true,false,null],'
+                                 '"o":{},"a":[],"x":"\\ud83d\\ude00"}'))
+# secret names and values written with escapes (the loader reads them unescaped), env.NAME escaped too
+put("mgmt_doc", "escaped_names", md(0, '{"admin":{"tok\\u0065n":"adm-e"},"providers":[{"name":"e","api\\u004bey":"sk-\\u00e9\\n",'
+                                       '"keys":[{"valu\\u0065":"k\\/1"},{"value":"\\u0065nv.K"}]}],'
+                                       '"governance":{"virtual_keys":[{"id":"v","\\u0076alue":"sk-bf-e"}]}}',
+                                    '{"providers":[{"name":"e","apiKey":"sk-\\u00e9\\n"}],"x":{"api_key":"k/1"}}'))
+# one secret in many places, a copied entry, duplicate members, marker-shaped values
+put("mgmt_doc", "copies", md(0, j({"providers": [{"name": "a", "apiKey": "sk-same"}, {"name": "copy", "apiKey": "sk-same"}],
+                                   "admin": {"token": "sk-same", "password_hash": "x"}, "list": ["sk-same", {"token": "t"}]}),
+                             j({"providers": [{"name": "z", "api_key": "sk-same"}], "admin": {"token": 7}})))
+put("mgmt_doc", "duplicates", md(0, '{"apiKey":"one","apiKey":"two","token":"one","value":"' + MD_MARK + '-00000000"}',
+                                 '{"apiKey":"two","apiKey":"' + MD_MARK + '"}'))
+put("mgmt_doc", "long_names", md(0, j({"providers": {"p" * 63: {"apiKey": "sk-short"}, "p" * 70: {"apiKey": "sk-long"},
+                                                     "q" * 300: {"apiKey": "sk-300"}}}),
+                                 j({"providers": {"p" * 70: {"apiKey": "sk-long"}}})))

@@ -1212,6 +1212,493 @@ static int fuzz_pricing_file(const uint8_t *d, size_t n)
 	return 0;
 }
 
+/* ======================================================================== */
+/* 5. http_: the query-string reader behind /api/logs and /api/logs/stats   */
+/* ======================================================================== */
+
+/*
+ * http_query: [0] cap - 1 (the output buffer: 1..256 bytes), [1] name length L (mod 33),
+ * [2 .. 2+L) the parameter name (cut at a NUL, as a C string), the rest the query string.
+ *
+ * The query is an exact malloc'd copy and the output buffer exactly `cap` bytes, so ASan sees
+ * any read past the query or write past the buffer. Against a reference reader written from
+ * the contract (first `name=` segment between '&'s; "%XX" with two hex digits inside the
+ * segment is one byte, '+' a space, anything else itself; cut at cap - 1, NUL-terminated;
+ * the decoded length returned, -1 when absent):
+ *   - absent/present and the returned length (min(decoded, cap - 1)) equal the reference;
+ *   - the bytes equal the reference's, and the NUL follows them (a %00 inside shows as a
+ *     length that differs from strlen);
+ *   - a larger buffer gives the same value extended (the small one is its prefix).
+ */
+static int fq_hex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The reference: decoded value of the first `name=` segment into ref (no cap); -1 when absent. */
+static long fq_ref(const char *q, size_t n, const char *name, unsigned char *ref)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i <= n;) {
+		size_t e = i;
+		while (e < n && q[e] != '&')
+			e++;
+		if (e - i > nl && memcmp(q + i, name, nl) == 0 && q[i + nl] == '=') {
+			size_t o = 0;
+			for (size_t k = i + nl + 1; k < e; k++) {
+				int hi = -1, lo = -1;
+				if (q[k] == '%' && k + 2 < e) {
+					hi = fq_hex(q[k + 1]);
+					lo = fq_hex(q[k + 2]);
+				}
+				if (hi >= 0 && lo >= 0) {
+					ref[o++] = (unsigned char)(hi << 4 | lo);
+					k += 2;
+				} else {
+					ref[o++] = q[k] == '+' ? ' ' : (unsigned char)q[k];
+				}
+			}
+			return (long)o;
+		}
+		if (e >= n)
+			break;
+		i = e + 1;
+	}
+	return -1;
+}
+
+/* http_query_get into an exactly-sized heap buffer (0x5a before); the bytes copied to copy. */
+static long fq_get(const char *q, size_t n, const char *name, size_t cap, unsigned char *copy)
+{
+	char *out = malloc(cap);
+	if (!out)
+		abort();
+	memset(out, 0x5a, cap);
+	long r = http_query_get((struct str){ n ? q : NULL, n }, name, out, cap);
+	if (r >= 0) {
+		FUZZ_ASSERT((size_t)r < cap, "length %ld does not fit the %zu-byte buffer", r, cap);
+		FUZZ_ASSERT((size_t)r < cap && out[r] == 0, "no NUL right after the %ld bytes returned", r);
+	} else {
+		FUZZ_ASSERT(r == -1, "absent is -1, got %ld", r);
+	}
+	memcpy(copy, out, cap);
+	free(out);
+	return r;
+}
+
+static int fuzz_http_query(const uint8_t *d, size_t n)
+{
+	if (n < 2)
+		return 0;
+	size_t cap = (size_t)d[0] + 1, nl = d[1] % 33;
+	if (n < 2 + nl)
+		return 0;
+	char name[34];
+	memcpy(name, d + 2, nl);
+	name[nl] = 0; /* a NUL inside cuts it, as for any C string */
+	const uint8_t *qp = d + 2 + nl;
+	size_t qn = n - 2 - nl;
+	char *q = fz_dup(qp, qn);
+	unsigned char *ref = malloc(qn + 1), *got = malloc(cap), *big = malloc(cap + 64);
+	if (!ref || !got || !big)
+		abort();
+	long want = fq_ref(q, qn, name, ref);
+	long r = fq_get(q, qn, name, cap, got);
+	FUZZ_ASSERT((r >= 0) == (want >= 0), "found %ld, the reference says %ld (name \"%s\", query %.*s)", r, want, name,
+		    (int)MIN(qn, 300), q);
+	if (r >= 0 && want >= 0) {
+		size_t keep = MIN((size_t)want, cap - 1);
+		FUZZ_ASSERT((size_t)r == keep, "length %ld, the reference says %zu (cap %zu, %ld decoded bytes)", r, keep, cap, want);
+		FUZZ_ASSERT(memcmp(got, ref, keep) == 0 && got[keep] == 0,
+			    "value differs from the reference (cap %zu, %ld decoded bytes): got %.*s want %.*s", cap, want,
+			    (int)keep, (const char *)got, (int)keep, (const char *)ref);
+		long r2 = fq_get(q, qn, name, cap + 64, big);
+		size_t keep2 = MIN((size_t)want, cap + 63);
+		FUZZ_ASSERT(r2 >= 0 && (size_t)r2 == keep2 && memcmp(big, ref, keep2) == 0 && big[keep2] == 0,
+			    "a larger buffer differs (%ld)", r2);
+		FUZZ_ASSERT(memcmp(big, got, keep) == 0, "the short value is not a prefix of the long one");
+	}
+	free(ref);
+	free(got);
+	free(big);
+	free(q);
+	return 0;
+}
+
+/* ======================================================================== */
+/* 16. mgmt_: config documents written back (mgmt_emit, mgmt_pretty)        */
+/* ======================================================================== */
+
+/*
+ * mgmt_doc: [0] flags (bit0: also pretty-print A when it is not valid JSON), then document A,
+ * then optionally a NUL byte and document B (a stored one). Each an exact malloc'd copy (ASan
+ * sees any read past its end).
+ *
+ * The reference knows the secret names and the marker's prefix from the contract; member names
+ * and values are read unescaped (json_str), as the config loader reads them. Invariants (A valid):
+ *   - emit(A) (no stored document) succeeds iff A has no marker (a string starting with the
+ *     prefix) under a secret's name: a marker is never written. Then it parses and is A;
+ *     pretty(compact) and pretty(A) are A; pretty(compact(pretty(compact))) == pretty(compact)
+ *     (the file format is a fixed point);
+ *   - red = emit(A, redact) succeeds and parses; it is A except that every string under a
+ *     secret's name that does not start with "env." is mgmt_marker(its value): MGMT_REDACTED "-"
+ *     and 8 lowercase hex digits; a secret json_str cannot read (a lone surrogate) is no
+ *     exception: it must not come back as written (asserted on a line of its own);
+ *   - emit(red, old = A) succeeds and is A (every marker names its secret), unless two secrets
+ *     of A share a marker (32 bits; skipped);
+ *   - emit(X, old = B), X = A and X = red: succeeds iff every marker under a secret's name in X
+ *     is the marker of a string under a secret's name in B; then it parses, each marker became
+ *     a value whose marker it is, and the rest is X. pretty of it parses too.
+ * Malformed A: mgmt_pretty still reads only inside it (flag bit0).
+ */
+#define MD_PREFIX "sk-\xe2\x80\xa6redacted"
+
+static const char *const md_names[] = { "apiKey", "api_key", "value", "token", "password_hash", "secret_access_key",
+	"session_token", "aws_secret_access_key" };
+
+/* Same JSON value: strings unescaped, numbers and literals as written, members in order. */
+static bool md_same(struct json *a, int i, struct json *b, int k, struct arena *ar)
+{
+	const jsmntok_t *x = &a->tok[i], *y = &b->tok[k];
+	if (x->type != y->type || x->size != y->size)
+		return false;
+	if (x->type == JSMN_STRING || x->type == JSMN_PRIMITIVE) {
+		if (x->type == JSMN_STRING) {
+			size_t n1 = 0, n2 = 0;
+			char *s1 = json_str(a, ar, i, &n1), *s2 = json_str(b, ar, k, &n2);
+			if (s1 && s2)
+				return n1 == n2 && memcmp(s1, s2, n1) == 0;
+		}
+		struct str r1 = json_raw(a, i), r2 = json_raw(b, k);
+		return r1.n == r2.n && memcmp(r1.p, r2.p, r1.n) == 0;
+	}
+	int ci = i + 1, ck = k + 1;
+	for (int n = 0; n < x->size; n++) {
+		bool obj = x->type == JSMN_OBJECT;
+		if (!md_same(a, ci, b, ck, ar) || (obj && !md_same(a, ci + 1, b, ck + 1, ar)))
+			return false;
+		ci = json_skip(a, obj ? ci + 1 : ci);
+		ck = json_skip(b, obj ? ck + 1 : ck);
+	}
+	return true;
+}
+
+/* Is key token k a secret's name (unescaped)? */
+static bool md_secret_name(struct json *j, int k, struct arena *ar)
+{
+	size_t n = 0;
+	char *s = json_str(j, ar, k, &n);
+	for (size_t i = 0; s && i < ARRAY_LEN(md_names); i++)
+		if (n == strlen(md_names[i]) && !memcmp(s, md_names[i], n))
+			return true;
+	return false;
+}
+
+/* Value token v under key k: a string under a secret's name? Its unescaped bytes (NULL when
+ * json_str refuses them; *unreadable then says so). */
+static char *md_secret(struct json *j, int k, int v, struct arena *ar, size_t *n, bool *unreadable)
+{
+	*unreadable = false;
+	if (j->tok[v].type != JSMN_STRING || !md_secret_name(j, k, ar))
+		return NULL;
+	char *s = json_str(j, ar, v, n);
+	*unreadable = !s;
+	return s;
+}
+
+static bool md_prefixed(const char *s, size_t n) { return n >= sizeof(MD_PREFIX) - 1 && !memcmp(s, MD_PREFIX, sizeof(MD_PREFIX) - 1); }
+
+/* MD_PREFIX "-" and 8 lowercase hex digits, nothing more. */
+static bool md_marker_shaped(const char *s, size_t n)
+{
+	if (n != sizeof(MD_PREFIX) + 8 || !md_prefixed(s, n) || s[sizeof(MD_PREFIX) - 1] != '-')
+		return false;
+	for (size_t i = sizeof(MD_PREFIX); i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Every readable secret string of j (member values under a secret's name), in document order. */
+struct md_secrets {
+	int n, cap;
+	char **s;
+	size_t *len;
+	char (*mk)[MGMT_MARKER_LEN + 1];
+};
+
+static void md_collect(struct json *j, struct arena *ar, struct md_secrets *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int t = 0; t < j->ntok; t++) {
+		if (j->tok[t].type != JSMN_OBJECT)
+			continue;
+		for (int m = 0, k = t + 1; m < j->tok[t].size; m++, k = json_skip(j, k + 1)) {
+			size_t n = 0;
+			bool unreadable;
+			char *s = md_secret(j, k, k + 1, ar, &n, &unreadable);
+			if (!s)
+				continue;
+			if (out->n == out->cap) {
+				out->cap = out->cap ? out->cap * 2 : 16;
+				out->s = realloc(out->s, (size_t)out->cap * sizeof(*out->s));
+				out->len = realloc(out->len, (size_t)out->cap * sizeof(*out->len));
+				out->mk = realloc(out->mk, (size_t)out->cap * sizeof(*out->mk));
+				if (!out->s || !out->len || !out->mk)
+					abort();
+			}
+			out->s[out->n] = s;
+			out->len[out->n] = n;
+			mgmt_marker(s, n, out->mk[out->n]);
+			out->n++;
+		}
+	}
+}
+
+static void md_secrets_free(struct md_secrets *s)
+{
+	free(s->s);
+	free(s->len);
+	free(s->mk);
+}
+
+/* Do two different secrets share a marker? */
+static bool md_collision(const struct md_secrets *s)
+{
+	for (int p = 0; p < s->n; p++)
+		for (int q = p + 1; q < s->n; q++)
+			if (!strcmp(s->mk[p], s->mk[q]) && (s->len[p] != s->len[q] || memcmp(s->s[p], s->s[q], s->len[p])))
+				return true;
+	return false;
+}
+
+/* Is the string (n bytes) exactly the marker of one of the secrets? */
+static bool md_names_one(const struct md_secrets *s, const char *v, size_t n)
+{
+	for (int p = 0; p < s->n; p++)
+		if (n == MGMT_MARKER_LEN && !memcmp(s->mk[p], v, n))
+			return true;
+	return false;
+}
+
+/* Every marker under a secret's name in x names one of the stored secrets? */
+static bool md_all_named(struct json *x, struct arena *ar, const struct md_secrets *stored)
+{
+	for (int t = 0; t < x->ntok; t++) {
+		if (x->tok[t].type != JSMN_OBJECT)
+			continue;
+		for (int m = 0, k = t + 1; m < x->tok[t].size; m++, k = json_skip(x, k + 1)) {
+			size_t n = 0;
+			bool unreadable;
+			char *s = md_secret(x, k, k + 1, ar, &n, &unreadable);
+			if (s && md_prefixed(s, n) && (!stored || !md_names_one(stored, s, n)))
+				return false;
+		}
+	}
+	return true;
+}
+
+/* red is A with every secret replaced by its marker, nothing else changed. *unreadable_kept: a
+ * secret json_str cannot read came back as something else than a marker. */
+static bool md_redacted(struct json *a, int i, struct json *r, int k, struct arena *ar, bool *unreadable_kept)
+{
+	const jsmntok_t *x = &a->tok[i], *y = &r->tok[k];
+	if (x->type != JSMN_OBJECT && x->type != JSMN_ARRAY)
+		return md_same(a, i, r, k, ar);
+	if (x->type != y->type || x->size != y->size)
+		return false;
+	int ci = i + 1, ck = k + 1;
+	for (int n = 0; n < x->size; n++) {
+		if (x->type == JSMN_ARRAY) {
+			if (!md_redacted(a, ci, r, ck, ar, unreadable_kept))
+				return false;
+			ci = json_skip(a, ci);
+			ck = json_skip(r, ck);
+			continue;
+		}
+		if (!md_same(a, ci, r, ck, ar))
+			return false;
+		size_t sn = 0, rn = 0;
+		bool unreadable;
+		char *s = md_secret(a, ci, ci + 1, ar, &sn, &unreadable);
+		char *rv = r->tok[ck + 1].type == JSMN_STRING ? json_str(r, ar, ck + 1, &rn) : NULL;
+		if (unreadable) {
+			if (!rv || !md_marker_shaped(rv, rn))
+				*unreadable_kept = true;
+		} else if (s && !(sn >= 4 && !memcmp(s, "env.", 4))) {
+			char mk[MGMT_MARKER_LEN + 1];
+			mgmt_marker(s, sn, mk);
+			if (!rv || rn != strlen(mk) || memcmp(rv, mk, rn) || !md_marker_shaped(rv, rn))
+				return false;
+		} else if (!md_redacted(a, ci + 1, r, ck + 1, ar, unreadable_kept)) {
+			return false;
+		}
+		ci = json_skip(a, ci + 1);
+		ck = json_skip(r, ck + 1);
+	}
+	return true;
+}
+
+/* out is x with each marker under a secret's name replaced by a value whose marker it is. */
+static bool md_resolved(struct json *x, int i, struct json *o, int k, struct arena *ar)
+{
+	const jsmntok_t *t = &x->tok[i], *y = &o->tok[k];
+	if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY)
+		return md_same(x, i, o, k, ar);
+	if (t->type != y->type || t->size != y->size)
+		return false;
+	int ci = i + 1, ck = k + 1;
+	for (int n = 0; n < t->size; n++) {
+		if (t->type == JSMN_ARRAY) {
+			if (!md_resolved(x, ci, o, ck, ar))
+				return false;
+			ci = json_skip(x, ci);
+			ck = json_skip(o, ck);
+			continue;
+		}
+		if (!md_same(x, ci, o, ck, ar))
+			return false;
+		size_t sn = 0, on = 0;
+		bool unreadable;
+		char *s = md_secret(x, ci, ci + 1, ar, &sn, &unreadable);
+		if (s && md_prefixed(s, sn)) {
+			char *ov = o->tok[ck + 1].type == JSMN_STRING ? json_str(o, ar, ck + 1, &on) : NULL;
+			char mk[MGMT_MARKER_LEN + 1];
+			if (!ov)
+				return false;
+			mgmt_marker(ov, on, mk);
+			if (sn != strlen(mk) || memcmp(s, mk, sn))
+				return false;
+		} else if (!md_resolved(x, ci + 1, o, ck + 1, ar)) {
+			return false;
+		}
+		ci = json_skip(x, ci + 1);
+		ck = json_skip(o, ck + 1);
+	}
+	return true;
+}
+
+/* Parse an output of the writers: it must be JSON. */
+static bool md_parse(struct json *j, struct arena *a, struct str s, const char *what)
+{
+	int rc = json_parse(j, a, s.p, s.n);
+	FUZZ_ASSERT(rc == 0, "%s is not valid JSON (%s): %.*s", what, j->err ? j->err : "?", (int)MIN(s.n, 2000), s.p);
+	return rc == 0;
+}
+
+static struct str md_pretty(struct arena *a, struct str in)
+{
+	struct sb o;
+	sb_init(&o, a, in.n * 2 + 16);
+	mgmt_pretty(in, &o);
+	FUZZ_ASSERT(!o.oom, "pretty: out of memory");
+	FUZZ_ASSERT(o.len > 0 && o.p[o.len - 1] == '\n', "pretty output does not end with a newline");
+	return sb_view(&o);
+}
+
+static struct str md_emit(struct arena *a, struct json *js, struct json *old, bool redact, bool *ok)
+{
+	struct sb o;
+	sb_init(&o, a, js->n + 16);
+	bool r = mgmt_emit(js, 0, old, redact, &o);
+	if (ok)
+		*ok = r;
+	FUZZ_ASSERT(!o.oom, "emit: out of memory");
+	return sb_view(&o);
+}
+
+/* emit(x, old = b): succeeds exactly when every marker in x names a secret of b; then resolved. */
+static void md_against(struct arena *ar, struct json *x, struct json *b, const struct md_secrets *bs, const char *what)
+{
+	bool ok;
+	struct str out = md_emit(ar, x, b, false, &ok);
+	bool want = md_all_named(x, ar, bs);
+	FUZZ_ASSERT(ok == want, "%s: emit says %d, every marker names a stored secret: %d", what, ok, want);
+	struct json jo;
+	if (ok && md_parse(&jo, ar, out, what)) {
+		FUZZ_ASSERT(md_resolved(x, 0, &jo, 0, ar), "%s: a marker became a value it does not name, or more changed: %.*s", what,
+			    (int)MIN(out.n, 2000), out.p);
+		(void)md_pretty(ar, out);
+	}
+}
+
+static int fuzz_mgmt_doc(const uint8_t *d, size_t n)
+{
+	if (n < 1)
+		return 0;
+	unsigned flags = d[0];
+	d++, n--;
+	const uint8_t *nul = memchr(d, 0, n);
+	size_t na = nul ? (size_t)(nul - d) : n;
+	char *A = fz_dup(d, na);
+	char *B = nul ? fz_dup(nul + 1, n - na - 1) : NULL;
+	size_t nb = nul ? n - na - 1 : 0;
+	struct arena ar;
+	arena_init(&ar, NULL);
+	struct json ja, jb;
+	struct md_secrets as = { 0 }, bs = { 0 };
+	if (json_parse(&ja, &ar, A, na) != 0) {
+		if (flags & 1) { /* not validated: only memory safety is asked of pretty */
+			struct sb o;
+			sb_init(&o, &ar, na * 2 + 16);
+			mgmt_pretty((struct str){ A, na }, &o);
+		}
+		goto out;
+	}
+	md_collect(&ja, &ar, &as);
+	/* compact (no stored document: refused when A carries a marker) and pretty */
+	bool ok;
+	struct str compact = md_emit(&ar, &ja, NULL, false, &ok);
+	bool markers = !md_all_named(&ja, &ar, NULL);
+	FUZZ_ASSERT(ok == !markers, "emit(A) without a stored document says %d, A has a marker under a secret's name: %d", ok,
+		    markers);
+	struct json jc, jp, jp2, jr, ju;
+	if (ok && md_parse(&jc, &ar, compact, "emit(A)")) {
+		FUZZ_ASSERT(md_same(&ja, 0, &jc, 0, &ar), "emit(A) is not A: %.*s", (int)MIN(compact.n, 2000), compact.p);
+		struct str pretty = md_pretty(&ar, compact);
+		if (md_parse(&jp, &ar, pretty, "pretty(emit(A))")) {
+			FUZZ_ASSERT(md_same(&ja, 0, &jp, 0, &ar), "pretty(emit(A)) is not A");
+			struct str again = md_pretty(&ar, md_emit(&ar, &jp, NULL, false, NULL));
+			FUZZ_ASSERT(again.n == pretty.n && !memcmp(again.p, pretty.p, pretty.n), "the pretty form is not a fixed point");
+		}
+	}
+	struct str pretty_raw = md_pretty(&ar, (struct str){ A, na });
+	if (md_parse(&jp2, &ar, pretty_raw, "pretty(A)"))
+		FUZZ_ASSERT(md_same(&ja, 0, &jp2, 0, &ar), "pretty(A) is not A");
+	/* redaction */
+	struct str red = md_emit(&ar, &ja, NULL, true, &ok);
+	FUZZ_ASSERT(ok, "redacting emit failed");
+	if (!md_parse(&jr, &ar, red, "emit(A, redact)"))
+		goto out;
+	bool unreadable_kept = false;
+	FUZZ_ASSERT(md_redacted(&ja, 0, &jr, 0, &ar, &unreadable_kept),
+		    "emit(A, redact) is not A with each secret replaced by its marker: %.*s", (int)MIN(red.n, 2000), red.p);
+	FUZZ_ASSERT(!unreadable_kept, "a secret json_str cannot read (a lone surrogate) is written out as it is: %.*s",
+		    (int)MIN(red.n, 2000), red.p);
+	(void)md_pretty(&ar, red);
+	/* un-redaction against A itself gives A back */
+	struct str back = md_emit(&ar, &jr, &ja, false, &ok);
+	FUZZ_ASSERT(ok, "un-redacting against the document it came from failed: %.*s", (int)MIN(red.n, 2000), red.p);
+	if (ok && !md_collision(&as)) {
+		bool same = md_parse(&ju, &ar, back, "emit(red, old = A)") && md_same(&ja, 0, &ju, 0, &ar);
+		FUZZ_ASSERT(same, "un-redacting against the document it came from is not that document: %.*s",
+			    (int)MIN(back.n, 2000), back.p);
+	}
+	/* against another stored document */
+	if (B && json_parse(&jb, &ar, B, nb) == 0) {
+		md_collect(&jb, &ar, &bs);
+		md_against(&ar, &ja, &jb, &bs, "emit(A, old = B)");
+		md_against(&ar, &jr, &jb, &bs, "emit(red, old = B)");
+	}
+out:
+	md_secrets_free(&as);
+	md_secrets_free(&bs);
+	arena_reset(&ar);
+	free(A);
+	free(B);
+	return 0;
+}
+
 static const struct fuzz_target fuzz_targets[] = {
 	{ "http_request", fuzz_http_request },
 	{ "http_response", fuzz_http_response },
@@ -1228,6 +1715,8 @@ static const struct fuzz_target fuzz_targets[] = {
 	{ "cfg", fuzz_cfg },
 	{ "jrnl", fuzz_jrnl },
 	{ "pricing_file", fuzz_pricing_file },
+	{ "http_query", fuzz_http_query },
+	{ "mgmt_doc", fuzz_mgmt_doc },
 };
 
 /* libFuzzer driver for one target: tests/fuzz/<name>.c is FUZZ_DRIVER(fuzz_<name>). */
