@@ -12153,10 +12153,15 @@ static const char *conn_peer(struct conn *c)
 	return c->peer_addr;
 }
 
+/* A record field: at most cap - 1 bytes, NUL-terminated (memcpy, not printf: per request). */
 static void conn_copy(char *dst, size_t cap, struct str v)
 {
-	snprintf(dst, cap, "%.*s", (int)MIN(v.n, cap - 1), v.p ? v.p : "");
+	size_t n = v.p ? MIN(v.n, cap - 1) : 0;
+	memcpy(dst, v.p ? v.p : "", n);
+	dst[n] = 0;
 }
+
+#define conn_copy_z(dst, z) conn_copy((dst), sizeof(dst), (struct str){ (z), strlen(z) })
 
 /* The request's record for the log store, filled in place in the worker's ring. */
 static void conn_log_store(struct worker *w, struct conn *c, struct request *rq)
@@ -12183,19 +12188,19 @@ static void conn_log_store(struct worker *w, struct conn *c, struct request *rq)
 	conn_copy(r->ua, sizeof(r->ua), http_header(rq->msg, "user-agent"));
 	const struct gov *g = rq->hold->cfg->gov;
 	if (rq->vk) { /* known from the key alone: a request refused before admission names it too */
-		snprintf(r->vk, sizeof(r->vk), "%s", rq->vk->e.id);
+		conn_copy_z(r->vk, rq->vk->e.id);
 		if (rq->vk->team >= 0)
-			snprintf(r->team, sizeof(r->team), "%s", g->team[rq->vk->team].e.id);
+			conn_copy_z(r->team, g->team[rq->vk->team].e.id);
 		if (rq->vk->customer >= 0)
-			snprintf(r->customer, sizeof(r->customer), "%s", g->cust[rq->vk->customer].id);
+			conn_copy_z(r->customer, g->cust[rq->vk->customer].id);
 	}
 	if (rc) {
-		snprintf(r->provider, sizeof(r->provider), "%s", rc->p->name);
-		snprintf(r->model, sizeof(r->model), "%s", rc->model);
+		conn_copy_z(r->provider, rc->p->name);
+		conn_copy_z(r->model, rc->model);
 	}
-	snprintf(r->failed, sizeof(r->failed), "%s", rq->trail);
-	snprintf(r->error, sizeof(r->error), "%s", rq->status >= 400 ? rq->err : "");
-	snprintf(r->client, sizeof(r->client), "%s", conn_peer(c));
+	conn_copy_z(r->failed, rq->trail);
+	conn_copy_z(r->error, rq->status >= 400 ? rq->err : "");
+	conn_copy_z(r->client, conn_peer(c));
 	for (int i = 0; i < 2; i++) { /* the bodies go with the record (the writer frees them) */
 		r->body[i] = rq->content[i].p;
 		r->nbody[i] = rq->content[i].len;
