@@ -1828,7 +1828,8 @@ static void tls_server_start(struct tls_server *t, const struct tls_cred *c, br_
 	br_ssl_engine_set_suites(&t->sc.eng, rsa ? rsa_suites : ec_suites, 3);
 	br_ssl_engine_set_protocol_names(&t->sc.eng, alpn, 1);
 	br_ssl_engine_set_buffer(&t->sc.eng, t->iobuf, sizeof(t->iobuf), 1);
-	br_ssl_engine_add_flags(&t->sc.eng, BR_OPT_NO_RENEGOTIATION); /* no client-driven handshakes later */
+	/* no client-driven handshakes later; our suite order (AES-128-GCM first: cheapest) wins */
+	br_ssl_engine_add_flags(&t->sc.eng, BR_OPT_NO_RENEGOTIATION | BR_OPT_ENFORCE_SERVER_PREFERENCES);
 	if (cache)
 		br_ssl_server_set_cache(&t->sc, &cache->vtable);
 	br_ssl_server_reset(&t->sc);

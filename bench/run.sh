@@ -26,6 +26,7 @@
 #   MOCK_CPU/GW_CPU/LOAD_CPU/SEQ_CPU   CPU pinning (see README); PIN=0 disables
 #   BIFROST [$BIFROST_BIN or dist/bifrost]  the binary to measure
 #   SKIP_PORTKEY=1               leave Portkey out
+#   SKIP_TLS=1                   leave out the TLS rows (bench/tls.sh, run at the end)
 #   BENCH_PORT_BASE [18400]      first port tried
 set -Eeuo pipefail
 
@@ -1041,3 +1042,14 @@ echo
 cat "$NOTES"
 echo
 log "written to bench/RESULTS.md (raw output in bench/out/)"
+
+# ---- the HTTPS listener: bench/tls.sh (SKIP_TLS=1 leaves it out), once the
+# processes above are stopped; its table is appended to bench/RESULTS.md
+if [[ ${SKIP_TLS:-0} != 1 && -f $BENCH/tls.sh ]]; then
+	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	if BIFROST=$BIFROST bash "$BENCH/tls.sh"; then
+		{ echo; echo "## TLS (bench/tls.sh)"; tail -n +2 "$OUT/tls/RESULTS.md"; } >>"$BENCH/RESULTS.md"
+	else
+		log "bench/tls.sh failed (see bench/out/tls/)"
+	fi
+fi
