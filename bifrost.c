@@ -1811,28 +1811,91 @@ struct tls_server {
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
 };
 
-/* TLS 1.2, ECDHE with AES-GCM or ChaCha20-Poly1305 only; ALPN http/1.1; sessions resumed from `cache`. */
-static void tls_server_start(struct tls_server *t, const struct tls_cred *c, br_ssl_session_cache_lru *cache)
+/*
+ * BearSSL's implementations for this CPU, chosen once: its "full" profiles and its default
+ * seeder ask the CPU again at every connection (~14 cpuid, each a VM exit here: most of a
+ * resumed handshake). Chosen at the first config load with a certificate (main thread).
+ */
+static struct {
+	bool done;
+	const br_block_ctr_class *ctr;
+	br_ghash ghash;
+	br_chacha20_run chacha;
+	br_poly1305_run poly;
+	const br_ec_impl *ec;
+	br_ecdsa_sign ecdsa;
+	br_rsa_private rsa;
+	br_rsa_pkcs1_sign rsa_sign;
+} tls_impl;
+
+static void tls_impl_pick(void)
+{
+	if (tls_impl.done)
+		return;
+	tls_impl.ctr = br_aes_x86ni_ctr_get_vtable();
+	tls_impl.ctr = tls_impl.ctr ? tls_impl.ctr : &br_aes_ct64_ctr_vtable;
+	tls_impl.ghash = br_ghash_pclmul_get();
+	tls_impl.ghash = tls_impl.ghash ? tls_impl.ghash : &br_ghash_ctmul64;
+	tls_impl.chacha = br_chacha20_sse2_get();
+	tls_impl.chacha = tls_impl.chacha ? tls_impl.chacha : &br_chacha20_ct_run;
+	tls_impl.poly = br_poly1305_ctmulq_get();
+	tls_impl.poly = tls_impl.poly ? tls_impl.poly : &br_poly1305_ctmul_run;
+	tls_impl.ec = br_ec_get_default();
+	tls_impl.ecdsa = br_ecdsa_sign_asn1_get_default();
+	tls_impl.rsa = br_rsa_private_get_default();
+	tls_impl.rsa_sign = br_rsa_pkcs1_sign_get_default();
+	tls_impl.done = true;
+}
+
+/*
+ * TLS 1.2, ECDHE with AES-GCM or ChaCha20-Poly1305 only (our order wins: AES-128 first),
+ * ALPN http/1.1, no renegotiation, sessions resumed from `cache`; seeded from getrandom.
+ * False when no randomness could be had.
+ */
+static bool tls_server_start(struct tls_server *t, const struct tls_cred *c, br_ssl_session_cache_lru *cache)
 {
 	static const uint16_t rsa_suites[] = { BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-		BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 };
+		BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 };
 	static const uint16_t ec_suites[] = { BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-		BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 };
+		BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 };
+	static const struct { int id; const br_hash_class *h; } hashes[] = { { br_sha1_ID, &br_sha1_vtable },
+		{ br_sha224_ID, &br_sha224_vtable }, { br_sha256_ID, &br_sha256_vtable },
+		{ br_sha384_ID, &br_sha384_vtable }, { br_sha512_ID, &br_sha512_vtable } };
 	static const char *alpn[] = { "http/1.1" };
+	br_ssl_engine_context *eng = &t->sc.eng;
+	unsigned char seed[32];
 	bool rsa = c->key_type == BR_KEYTYPE_RSA;
+	tls_impl_pick(); /* (done already when a config with a certificate was loaded) */
+	br_ssl_server_zero(&t->sc);
+	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
+	br_ssl_engine_set_suites(eng, rsa ? rsa_suites : ec_suites, 3);
+	br_ssl_engine_set_ec(eng, tls_impl.ec);
 	if (rsa)
-		br_ssl_server_init_full_rsa(&t->sc, c->chain, c->nchain, &c->rsa);
+		br_ssl_server_set_single_rsa(&t->sc, c->chain, c->nchain, &c->rsa, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN,
+					     tls_impl.rsa, tls_impl.rsa_sign);
 	else
-		br_ssl_server_init_full_ec(&t->sc, c->chain, c->nchain, BR_KEYTYPE_EC, &c->ec);
-	br_ssl_engine_set_versions(&t->sc.eng, BR_TLS12, BR_TLS12);
-	br_ssl_engine_set_suites(&t->sc.eng, rsa ? rsa_suites : ec_suites, 3);
-	br_ssl_engine_set_protocol_names(&t->sc.eng, alpn, 1);
-	br_ssl_engine_set_buffer(&t->sc.eng, t->iobuf, sizeof(t->iobuf), 1);
-	/* no client-driven handshakes later; our suite order (AES-128-GCM first: cheapest) wins */
-	br_ssl_engine_add_flags(&t->sc.eng, BR_OPT_NO_RENEGOTIATION | BR_OPT_ENFORCE_SERVER_PREFERENCES);
+		br_ssl_server_set_single_ec(&t->sc, c->chain, c->nchain, &c->ec, BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN,
+					    BR_KEYTYPE_EC, tls_impl.ec, tls_impl.ecdsa);
+	for (size_t i = 0; i < ARRAY_LEN(hashes); i++)
+		br_ssl_engine_set_hash(eng, hashes[i].id, hashes[i].h);
+	br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
+	br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
+	br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
+	br_ssl_engine_set_aes_ctr(eng, tls_impl.ctr);
+	br_ssl_engine_set_ghash(eng, tls_impl.ghash);
+	br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable, &br_sslrec_out_chapol_vtable);
+	br_ssl_engine_set_chacha20(eng, tls_impl.chacha);
+	br_ssl_engine_set_poly1305(eng, tls_impl.poly);
+	br_ssl_engine_set_protocol_names(eng, alpn, 1);
+	br_ssl_engine_set_buffer(eng, t->iobuf, sizeof(t->iobuf), 1);
+	br_ssl_engine_add_flags(eng, BR_OPT_NO_RENEGOTIATION | BR_OPT_ENFORCE_SERVER_PREFERENCES);
 	if (cache)
 		br_ssl_server_set_cache(&t->sc, &cache->vtable);
-	br_ssl_server_reset(&t->sc);
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return false;
+	br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
+	eng->rng_os_rand_done = 1; /* seeded: BearSSL's own seeder would probe the CPU again */
+	return br_ssl_server_reset(&t->sc) != 0;
 }
 
 /* Prepare a client engine for `host`; `sess` (if non-NULL) is tried for resumption. */
@@ -2546,6 +2609,7 @@ static void cfg_tls(struct cfg_ld *L, int tok)
 		return;
 	}
 	c->tls = arena_new(&c->arena, struct tls_cred, 1);
+	tls_impl_pick();
 	if (!c->tls || tls_load_cred(&c->arena, cert, key, c->tls, err, sizeof(err)) != 0)
 		cfg_problem(L, "tls: %s", c->tls ? err : "out of memory");
 	else if (c->tls->not_after >= 0 && c->tls->not_after < (int64_t)time(NULL))
@@ -11281,7 +11345,10 @@ static bool conn_tls_begin(struct worker *w, struct conn *c)
 		else
 			w->tls_cache = (free(w->tls_cache), NULL);
 	}
-	tls_server_start(c->stls, h->cfg->tls, w->tls_cache);
+	if (!tls_server_start(c->stls, h->cfg->tls, w->tls_cache)) {
+		c->stls = (free(c->stls), NULL);
+		return false;
+	}
 	c->tls_in.limit = 1u << 20;
 	c->tls_hold = h; /* the chain and key stay while the handshake may use them */
 	h->live++;
