@@ -9027,11 +9027,13 @@ static int mgmt_member(const struct json *js, int obj, const char *key)
 	return -1;
 }
 
-/* A string value's bytes: unescaped, or as written when it cannot be (a lone surrogate). */
-static struct str mgmt_value(const struct json *js, int v, struct arena *a)
+/* A string value's bytes: unescaped, or as written when it cannot be (a lone surrogate;
+ * *readable then says so: such a value is redacted, but never read as a marker). */
+static struct str mgmt_value(const struct json *js, int v, struct arena *a, bool *readable)
 {
 	size_t n;
 	char *p = json_str((struct json *)js, a, v, &n);
+	*readable = p != NULL;
 	return p ? (struct str){ p, n } : mgmt_tok(js, v);
 }
 
@@ -9056,7 +9058,10 @@ static int mgmt_find_secret(const struct json *old, struct arena *a, struct str 
 			if (old->tok[i].type != JSMN_STRING || old->tok[i].size != 1 ||
 			    old->tok[i + 1].type != JSMN_STRING || !mgmt_secret_key(mgmt_key(old, i, buf, sizeof(buf))))
 				continue;
-			struct str v = mgmt_value(old, i + 1, a);
+			bool readable;
+			struct str v = mgmt_value(old, i + 1, a, &readable);
+			if (!readable) /* not a secret the loader would take: nothing to name */
+				continue;
 			mgmt_marker(v.p, v.n, mgmt_known.e[mgmt_known.count].mk);
 			mgmt_known.e[mgmt_known.count++].tok = i + 1;
 		}
@@ -9081,18 +9086,19 @@ static bool mgmt_emit_at(const struct json *js, int i, const struct json *old, b
 		int v = obj ? k + 1 : k;
 		char buf[256];
 		struct str val = { NULL, 0 };
+		bool readable = false;
 		sb_puts(o, n ? "," : "");
 		if (obj) {
 			sb_put(o, js->s + json_beg(js, k), json_end(js, k) - json_beg(js, k));
 			sb_puts(o, ":");
 			if (js->tok[v].type == JSMN_STRING && mgmt_secret_key(mgmt_key(js, k, buf, sizeof(buf))))
-				val = mgmt_value(js, v, o->a);
+				val = mgmt_value(js, v, o->a, &readable);
 		}
-		if (val.p && redact && !str_starts(val, "env.")) {
+		if (val.p && redact && (!readable || !str_starts(val, "env."))) {
 			char mk[MGMT_MARKER_LEN + 1];
 			mgmt_marker(val.p, val.n, mk);
 			sb_printf(o, "\"%s\"", mk);
-		} else if (val.p && !redact && str_starts(val, MGMT_REDACTED)) {
+		} else if (readable && !redact && str_starts(val, MGMT_REDACTED)) {
 			int s = old ? mgmt_find_secret(old, o->a, val) : -1;
 			ok &= s >= 0;
 			if (s >= 0)

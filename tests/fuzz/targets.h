@@ -1481,6 +1481,21 @@ static bool md_names_one(const struct md_secrets *s, const char *v, size_t n)
 	return false;
 }
 
+/* Does j hold a secret json_str cannot read (a lone surrogate)? It is redacted, but names
+ * nothing on the way back: the loader would not take it as a secret anyway. */
+static bool md_has_unreadable(struct json *j, struct arena *ar)
+{
+	for (int t = 0; t < j->ntok; t++)
+		for (int m = 0, k = t + 1; j->tok[t].type == JSMN_OBJECT && m < j->tok[t].size; m++, k = json_skip(j, k + 1)) {
+			size_t n = 0;
+			bool unreadable;
+			md_secret(j, k, k + 1, ar, &n, &unreadable);
+			if (unreadable)
+				return true;
+		}
+	return false;
+}
+
 /* Every marker under a secret's name in x names one of the stored secrets? */
 static bool md_all_named(struct json *x, struct arena *ar, const struct md_secrets *stored)
 {
@@ -1676,10 +1691,12 @@ static int fuzz_mgmt_doc(const uint8_t *d, size_t n)
 	FUZZ_ASSERT(!unreadable_kept, "a secret json_str cannot read (a lone surrogate) is written out as it is: %.*s",
 		    (int)MIN(red.n, 2000), red.p);
 	(void)md_pretty(&ar, red);
-	/* un-redaction against A itself gives A back */
+	/* un-redaction against A itself gives A back (unless A holds a secret that cannot be read) */
 	struct str back = md_emit(&ar, &jr, &ja, false, &ok);
-	FUZZ_ASSERT(ok, "un-redacting against the document it came from failed: %.*s", (int)MIN(red.n, 2000), red.p);
-	if (ok && !md_collision(&as)) {
+	bool unreadable = md_has_unreadable(&ja, &ar);
+	FUZZ_ASSERT(ok || unreadable, "un-redacting against the document it came from failed: %.*s", (int)MIN(red.n, 2000),
+		    red.p);
+	if (ok && !unreadable && !md_collision(&as)) {
 		bool same = md_parse(&ju, &ar, back, "emit(red, old = A)") && md_same(&ja, 0, &ju, 0, &ar);
 		FUZZ_ASSERT(same, "un-redacting against the document it came from is not that document: %.*s",
 			    (int)MIN(back.n, 2000), back.p);
