@@ -53,73 +53,9 @@ log() { printf '[logstore %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ------------------------------------------------------------------ processes
-# Every background process is recorded in PIDS and ended by cleanup() on exit.
-declare -a PIDS=()
-LAST_PID=
-alive() {
-	local st
-	[[ -r /proc/$1/stat ]] || return 1
-	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[[ -n $st && $st != Z && $st != X ]]
-}
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-	wait "$pid" 2>/dev/null || true
-	local keep=() p
-	for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT
-trap 'log "terminated"; exit 143' TERM
-
-start_bg() { # NAME CPULIST CMD...: output to $OUT/NAME.log, pid in LAST_PID
-	local name=$1 cpu=$2
-	shift 2
-	if [[ -n $cpu ]]; then
-		taskset -c "$cpu" "$@" >"$OUT/$name.log" 2>&1 &
-	else
-		"$@" >"$OUT/$name.log" 2>&1 &
-	fi
-	LAST_PID=$!
-	PIDS+=("$LAST_PID")
-}
-on() { # CPULIST CMD...
-	local cpu=$1
-	shift
-	if [[ -n $cpu ]]; then taskset -c "$cpu" "$@"; else "$@"; fi
-}
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 NEXT_PORT=${BENCH_PORT_BASE:-18600}
-PORT=
-alloc_port() {
-	while ss -Hltn "sport = :$NEXT_PORT" 2>/dev/null | grep -q . ||
-		(: >"/dev/tcp/127.0.0.1/$NEXT_PORT") 2>/dev/null; do
-		NEXT_PORT=$((NEXT_PORT + 1))
-	done
-	PORT=$NEXT_PORT
-	NEXT_PORT=$((NEXT_PORT + 1))
-}
-wait_port() { # PID PORT SECS
-	local pid=$1 port=$2 secs=$3 i
-	for ((i = 0; i < secs * 20; i++)); do
-		alive "$pid" || return 1
-		if (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	return 1
-}
 kv() { awk -v k="$1" '{for(i=1;i<=NF;i++){n=index($i,"="); if(substr($i,1,n-1)==k){print substr($i,n+1); exit}}}' <<<"$2"; }
 # metric NAME FILE: the value of an unlabelled Prometheus counter (0 if absent)
 metric() { awk -v m="$1" '$1==m {v=$2} END{print v+0}' "$2"; }

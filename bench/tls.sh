@@ -46,82 +46,9 @@ log() { printf '[tls %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ------------------------------------------------------------------ processes
-# Every background process is recorded in PIDS and ended by cleanup() on any exit.
-declare -a PIDS=()
-LAST_PID=
-alive() {
-	local st
-	[[ -r /proc/$1/stat ]] || return 1
-	st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[[ -n $st && $st != Z && $st != X ]]
-}
-forget_pid() {
-	local keep=() p
-	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
-	if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-	wait "$pid" 2>/dev/null || true
-	forget_pid "$pid"
-}
-cleanup() {
-	local rc=$? pid i any
-	trap - EXIT INT TERM
-	if ((${#PIDS[@]})); then
-		for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-		for ((i = 0; i < 50; i++)); do
-			any=0
-			for pid in "${PIDS[@]}"; do alive "$pid" && any=1; done
-			((any)) || break
-			sleep 0.1
-		done
-		for pid in "${PIDS[@]}"; do
-			if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-		done
-		wait 2>/dev/null || true
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT
-trap 'log "terminated"; exit 143' TERM
-
-start_bg() { # NAME CPULIST CMD... -> LAST_PID; output to $OUT/NAME.log
-	local name=$1 cpu=$2
-	shift 2
-	if [[ -n $cpu ]]; then taskset -c "$cpu" "$@" >"$OUT/$name.log" 2>&1 &
-	else "$@" >"$OUT/$name.log" 2>&1 & fi
-	LAST_PID=$!
-	PIDS+=("$LAST_PID")
-}
-on() { # CPULIST CMD...: in the foreground, pinned if CPULIST is set
-	local cpu=$1
-	shift
-	if [[ -n $cpu ]]; then taskset -c "$cpu" "$@"; else "$@"; fi
-}
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 NEXT_PORT=${TLS_PORT_BASE:-18600}
-PORT=
-alloc_port() {
-	while ss -Hltn "sport = :$NEXT_PORT" 2>/dev/null | grep -q . ||
-		(: >"/dev/tcp/127.0.0.1/$NEXT_PORT") 2>/dev/null; do
-		NEXT_PORT=$((NEXT_PORT + 1))
-	done
-	PORT=$NEXT_PORT
-	NEXT_PORT=$((NEXT_PORT + 1))
-}
-wait_port() { # PID PORT SECS
-	local pid=$1 port=$2 secs=$3 i
-	for ((i = 0; i < secs * 20; i++)); do
-		alive "$pid" || return 1
-		(: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
 cpu_ticks() { # PIDLIST(comma): utime+stime summed (all threads)
 	local total=0 p v
 	for p in ${1//,/ }; do
