@@ -9827,6 +9827,10 @@ static void *mgmt_run(void *arg)
  * A closing slot's own arena and buffers are likewise kept until its own  *
  * operations are back. slot_free asserts both counts are zero.            *
  *                                                                          *
+ * A connection with a server TLS engine (stls) sends through it: loop_send *
+ * copies the queued plaintext into the engine as it has room and sends    *
+ * its records one at a time; the send completes when both are done.      *
+ *                                                                          *
  * Contract for callers: loop_sqe never fails (it submits to make room);    *
  * slot_close may be called any number of times; nothing here blocks.       *
  * ======================================================================== */
@@ -11294,7 +11298,9 @@ static void up_freeing(struct worker *w, struct conn *u) { (void)w, free(u->tls)
  *     v  |                                                                 *
  *    TAIL   (last byte held until the charge is durable)                   *
  *                                                                          *
- * and any phase --> DONE (conn_request_end: counted, logged, arena freed). *
+ * READ --> MGMT --> FINAL: an /api request, answered by the management    *
+ * thread (admin_handoff, admin_answers).                                   *
+ * And any phase --> DONE (conn_request_end: counted, logged, arena freed). *
  * Events (a send completed, a deadline, the upstream's hooks) switch on    *
  * the phase rather than decode flags.                                      *
  * ======================================================================== */
