@@ -8646,7 +8646,7 @@ struct mgmt_job {
 	struct arena a; /* owns everything below */
 	int worker;
 	uint32_t idx, gen; /* the client slot that waits */
-	struct str method, path, query, auth, cookie, if_match, body;
+	struct str method, path, query, auth, cookie, if_match, body, host, origin;
 	char peer[64];
 	bool loopback;
 	int tail_fd; /* GET /api/logs/stream: the client's socket (a dup), served from here; else -1 */
@@ -8866,10 +8866,28 @@ static int mgmt_session_find(struct str tok, int64_t now)
 
 static bool mgmt_creds(const struct cfg *c) { return c->admin_token || c->admin_hash; }
 
+/* Is the Host header a loopback name? (A page on another name that resolves to 127.0.0.1 —
+ * DNS rebinding — must not reach an API that trusts loopback clients.) */
+static bool mgmt_loopback_host(struct str h)
+{
+	return str_starts(h, "localhost") || str_starts(h, "127.") || str_starts(h, "[::1]");
+}
+
+/* A browser's request from another origin (Origin names another host than Host): refused for
+ * writes, whatever the credentials (a cookie rides along; loopback trusts the machine). */
+static bool mgmt_cross_origin(const struct mgmt_job *j)
+{
+	if (!j->origin.n || str_eq(j->method, "GET") || str_eq(j->method, "HEAD"))
+		return false;
+	const char *sep = memmem(j->origin.p, j->origin.n, "://", 3);
+	struct str oh = sep ? (struct str){ sep + 3, j->origin.n - (size_t)(sep + 3 - j->origin.p) } : j->origin;
+	return oh.n != j->host.n || strncasecmp(oh.p, j->host.p, oh.n) != 0;
+}
+
 static bool mgmt_authorized(const struct mgmt_job *j, const struct cfg *c, int64_t now)
 {
 	if (!mgmt_creds(c))
-		return j->loopback;
+		return j->loopback && mgmt_loopback_host(j->host);
 	if (c->admin_token && j->auth.n > 7 && !strncasecmp(j->auth.p, "Bearer ", 7) &&
 	    mgmt_token_eq((struct str){ j->auth.p + 7, j->auth.n - 7 }, c->admin_token))
 		return true;
@@ -9690,7 +9708,9 @@ static void mgmt_handle(struct mgmt_job *j, sqlite3 **db)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t now = ts.tv_sec;
 	j->ctype = "application/json";
-	if (str_eq(j->path, "/api/session/login") && str_eq(j->method, "POST"))
+	if (mgmt_cross_origin(j))
+		mgmt_error(j, 403, "permission_error", "a write from another origin (Origin is not this host) is refused");
+	else if (str_eq(j->path, "/api/session/login") && str_eq(j->method, "POST"))
 		mgmt_login(j, c, now);
 	else if (str_eq(j->path, "/api/session") || (str_eq(j->path, "/api/session/logout") && str_eq(j->method, "POST")))
 		mgmt_session(j, c, now);
@@ -13299,9 +13319,11 @@ static void admin_handoff(struct worker *w, struct conn *c)
 		return;
 	}
 	arena_init(&j->a, NULL);
-	struct str *dst[] = { &j->method, &j->path, &j->query, &j->auth, &j->cookie, &j->if_match, &j->body };
+	struct str *dst[] = { &j->method, &j->path, &j->query, &j->auth, &j->cookie, &j->if_match, &j->body, &j->host,
+			      &j->origin };
 	struct str src[] = { m->method, m->path, m->query, http_header(m, "authorization"), http_header(m, "cookie"),
-			     http_header(m, "if-match"), { c->in.p + m->head_len, c->body_dst - m->head_len } };
+			     http_header(m, "if-match"), { c->in.p + m->head_len, c->body_dst - m->head_len },
+			     http_header(m, "host"), http_header(m, "origin") };
 	bool oom = false;
 	for (size_t i = 0; i < ARRAY_LEN(dst); i++) {
 		char *p = arena_strndup(&j->a, src[i].p ? src[i].p : "", src[i].p ? src[i].n : 0);

@@ -1588,3 +1588,28 @@ test('logs disabled through the API (PUT /api/config): later requests are not lo
   await sleep(200);
   assert.equal((await getLogs(g.port, '')).total, 1, 'rows written after logs.enabled became false');
 });
+
+// =============================================================================================
+// Browsers: a write from another origin, and DNS rebinding against the loopback-only mode
+
+test('a write whose Origin is another host is refused (403) even with the admin token; same-origin writes pass', async () => {
+  const g = await gateway(baseConfig());
+  const bad = await api(g.port, 'POST', '/api/governance/customers', { id: 'c-evil' }, { headers: { origin: 'http://evil.example' } });
+  assert.equal(bad.status, 403, show(bad));
+  assert.ok(!readCfg(g).includes('c-evil'), 'nothing written');
+  const ok = await api(g.port, 'POST', '/api/governance/customers', { id: 'c-same' },
+    { headers: { origin: `http://127.0.0.1:${g.port}` } });
+  assert.equal(ok.status, 201, show(ok));
+  const read = await api(g.port, 'GET', '/api/governance/customers', undefined, { headers: { origin: 'http://evil.example' } });
+  assert.equal(read.status, 200, 'reads are not refused for their Origin (the browser keeps the answer from the page)');
+  await g.stop();
+});
+
+test('without admin credentials, a loopback request naming another host (DNS rebinding) gets 401', async () => {
+  const g = await gateway({ ...baseConfig(), admin: undefined });
+  const r = await api(g.port, 'GET', '/api/providers', undefined, { token: null, headers: { host: `evil.example:${g.port}` } });
+  assert.equal(r.status, 401, show(r));
+  const l = await api(g.port, 'GET', '/api/providers', undefined, { token: null, headers: { host: `localhost:${g.port}` } });
+  assert.equal(l.status, 200, show(l));
+  await g.stop();
+});
