@@ -2,16 +2,15 @@
  * bench/logfill.c -- fill a Bifrost-C request log store (logs.db) with synthetic rows,
  * or run SQL against one. Used by bench/logstore.sh.
  *
- *   logfill [-n ROWS] [-D DAYS] [-e END_MS] [-k KEYS] [-b BATCH] [-s SEED] [-c] DB
+ *   logfill [-n ROWS] [-D DAYS] [-e END_MS] [-k KEYS] [-b BATCH] [-s SEED] DB
  *       Appends ROWS rows (default 10,000,000) to the table `logs` of DB, ts
  *       spread over the DAYS days (default 30) that end at END_MS (unix ms,
  *       default now), in ts order (as the gateway writes them: id grows with
  *       ts), with a daily cycle (the busiest hour has 3 times the traffic of
  *       the quietest; the cycle is counted from END_MS, not from UTC
  *       midnight, so every 24 hours hold 1/DAYS of the rows). The table must exist: start the gateway once with this
- *       data_dir so that it creates the schema itself, or pass -c to create
- *       it here from a copy of bifrost.c's ldb_schema (same text, same
- *       auto_vacuum). Rows go in transactions of BATCH rows (default 500,000)
+ *       data_dir so that it creates the schema itself (its indexes included;
+ *       no copy of the schema is kept here to drift). Rows go in transactions of BATCH rows (default 500,000)
  *       with the gateway's own INSERT statement; during the fill the journal
  *       is off and synchronous=OFF, and journal_mode=WAL is set again at the
  *       end (the file is the gateway's format either way).
@@ -49,21 +48,7 @@
 
 #include "sqlite3.h"
 
-/* Copied from bifrost.c (ldb_schema, ldb_insert_sql): keep in step. */
-static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
-	"CREATE TABLE IF NOT EXISTS logs(id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, request_id TEXT,"
-	" method TEXT, path TEXT, virtual_key_id TEXT, team_id TEXT, customer_id TEXT, provider TEXT,"
-	" model TEXT, status INTEGER, attempts INTEGER, failed TEXT, error TEXT, latency_us INTEGER,"
-	" ttfb_us INTEGER, stream INTEGER, in_tokens INTEGER, out_tokens INTEGER, cache_read_tokens INTEGER,"
-	" cache_write_tokens INTEGER, cost_micros INTEGER, client TEXT, user_agent TEXT, client_left INTEGER,"
-	" request_body TEXT, response_body TEXT);"
-	"CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts);"
-	"CREATE INDEX IF NOT EXISTS logs_key_ts ON logs(virtual_key_id, ts);"
-	"CREATE INDEX IF NOT EXISTS logs_provider_ts ON logs(provider, ts);"
-	"CREATE INDEX IF NOT EXISTS logs_status_ts ON logs(status, ts);";
-
+/* bifrost.c's ldb_insert_sql: the same statement the gateway runs. */
 static const char insert_sql[] =
 	"INSERT INTO logs(request_id, method, path, virtual_key_id, team_id, customer_id, provider, model,"
 	" failed, error, client, user_agent, ts, status, attempts, latency_us, ttfb_us, stream, in_tokens,"
@@ -230,9 +215,9 @@ static void bind_int(sqlite3_stmt *st, int i, int64_t v)
 int main(int argc, char **argv)
 {
 	long long rows = 10000000, end_ms = 0, batch = 500000, sd = 42;
-	int days = 30, nkeys = 50, create = 0, ev = 0, opt;
+	int days = 30, nkeys = 50, ev = 0, opt;
 	const char *sql = NULL;
-	while ((opt = getopt(argc, argv, "n:D:e:k:b:s:cx:E")) != -1) {
+	while ((opt = getopt(argc, argv, "n:D:e:k:b:s:x:E")) != -1) {
 		switch (opt) {
 		case 'n': rows = atoll(optarg); break;
 		case 'D': days = atoi(optarg); break;
@@ -240,11 +225,10 @@ int main(int argc, char **argv)
 		case 'k': nkeys = atoi(optarg); break;
 		case 'b': batch = atoll(optarg); break;
 		case 's': sd = atoll(optarg); break;
-		case 'c': create = 1; break;
 		case 'x': sql = optarg; break;
 		case 'E': ev = 1; break;
 		default:
-			fprintf(stderr, "usage: logfill [-n ROWS] [-D DAYS] [-e END_MS] [-k KEYS] [-b BATCH] [-s SEED] [-c] DB\n"
+			fprintf(stderr, "usage: logfill [-n ROWS] [-D DAYS] [-e END_MS] [-k KEYS] [-b BATCH] [-s SEED] DB\n"
 					"       logfill -x SQL DB\n       logfill -E DB\n");
 			return 2;
 		}
@@ -267,12 +251,9 @@ int main(int argc, char **argv)
 	seed((uint64_t)sd);
 
 	sqlite3 *db;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0), NULL) != SQLITE_OK)
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
 		die(db, path);
 	sqlite3_busy_timeout(db, 5000);
-	if (create && (sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) != SQLITE_OK ||
-		       sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK))
-		die(db, "schema");
 	sqlite3_stmt *chk;
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='logs'", -1, &chk, NULL) !=
 	    SQLITE_OK)
@@ -280,7 +261,7 @@ int main(int argc, char **argv)
 	int have = sqlite3_step(chk) == SQLITE_ROW;
 	sqlite3_finalize(chk);
 	if (!have) {
-		fprintf(stderr, "logfill: %s has no table logs: start the gateway once with this data_dir, or pass -c\n", path);
+		fprintf(stderr, "logfill: %s has no table logs: start the gateway once with this data_dir\n", path);
 		return 1;
 	}
 	if (sqlite3_exec(db, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-524288;"
