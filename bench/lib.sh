@@ -97,3 +97,54 @@ wait_port() {
 	done
 	return 1
 }
+
+# nginx_proxy_start NAME SERVER_LINES: nginx (1 worker, pinned to GW_CPU, logs off) as a
+# keep-alive reverse proxy to the mock on MOCK_PORT, its config in $OUT/NAME/; SERVER_LINES
+# are the server block's listen (and ssl) directives. Its pid in LAST_PID.
+nginx_proxy_start() {
+	local name=$1 server=$2 dir=$OUT/$1 user_line=""
+	mkdir -p "$dir/tmp"
+	((EUID == 0)) && user_line="user root;"
+	cat >"$dir/nginx.conf" <<NGINX
+# written by ${0##*/} for one run
+$user_line
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log error;
+worker_rlimit_nofile 65536;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    upstream mock {
+        server 127.0.0.1:$MOCK_PORT;
+        keepalive 64;
+        keepalive_requests 100000000;
+    }
+    server {
+$server
+        location / {
+            proxy_pass http://mock;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+NGINX
+	start_bg "$name" "$GW_CPU" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
+}
+
+# nginx_pids MASTER -> "master,worker...": the processes whose CPU time counts.
+nginx_pids() {
+	local kids
+	kids=$(pgrep -P "$1" 2>/dev/null | paste -sd, -) || true
+	echo "$1${kids:+,$kids}"
+}

@@ -210,50 +210,7 @@ launch() {
 
 # ---- nginx
 start_nginx() { # NAME PORT -> LAST_PID
-	local name=$1 port=$2 dir=$OUT/$1
-	mkdir -p "$dir/tmp"
-	local user_line=""
-	((EUID == 0)) && user_line="user root;"
-	cat >"$dir/nginx.conf" <<EOF
-# written by bench/run.sh for one run
-$user_line
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log error;
-worker_rlimit_nofile 65536;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
-    upstream mock {
-        server 127.0.0.1:$MOCK_PORT;
-        keepalive 64;
-        keepalive_requests 100000000;
-    }
-    server {
-        listen 127.0.0.1:$port backlog=4096;
-        location / {
-            proxy_pass http://mock;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
-    }
-}
-EOF
-	start_bg "$name" "$GW_CPU" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
-}
-nginx_pids() { # MASTER -> "master,worker..."
-	local m=$1 kids
-	kids=$(pgrep -P "$m" 2>/dev/null | paste -sd, -) || true
-	echo "$m${kids:+,$kids}"
+	nginx_proxy_start "$1" "        listen 127.0.0.1:$2 backlog=4096;"
 }
 
 if ((HAVE_NGINX)); then

@@ -129,58 +129,17 @@ AUTH="Authorization: Bearer sk-bench"
 # and an HTTPS listener; key "proxy_cert" (nginx_ec, bifrost_rsa, ...)
 PROXIES=(nginx bifrost)
 declare -A P_PORT S_PORT K_PIDS K_NOTE K_RESTARTS K_LOG
-nginx_pids() { # MASTER -> "master,worker..."
-	local kids
-	kids=$(pgrep -P "$1" 2>/dev/null | paste -sd, -) || true
-	echo "$1${kids:+,$kids}"
-}
 start_nginx() { # KEY CERT NAME
-	local k=$1 c=$2 name=$3 dir=$OUT/$1 user_line="" tickets=off
-	mkdir -p "$dir/tmp"
-	((EUID == 0)) && user_line="user root;"
+	local k=$1 c=$2 tickets=off
 	[[ $NGINX_TICKETS == 1 ]] && tickets=on
-	cat >"$dir/nginx.conf" <<EOF
-# written by bench/tls.sh for one run
-$user_line
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log error;
-worker_rlimit_nofile 65536;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
-    upstream mock {
-        server 127.0.0.1:$MOCK_PORT;
-        keepalive 64;
-        keepalive_requests 100000000;
-    }
-    server {
-        listen 127.0.0.1:${P_PORT[$k]} backlog=4096;
+	nginx_proxy_start "$3" "        listen 127.0.0.1:${P_PORT[$k]} backlog=4096;
         listen 127.0.0.1:${S_PORT[$k]} ssl backlog=4096;
         ssl_certificate $OUT/$c.crt;
         ssl_certificate_key $OUT/$c.key;
         ssl_protocols TLSv1.2;
         ssl_ciphers $NGINX_CIPHERS;
         ssl_session_cache shared:SSL:1m;
-        ssl_session_tickets $tickets;
-        location / {
-            proxy_pass http://mock;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
-    }
-}
-EOF
-	start_bg "$name" "$GW_CPU" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
+        ssl_session_tickets $tickets;"
 }
 start_bifrost() { # KEY CERT NAME
 	local k=$1 c=$2 name=$3
