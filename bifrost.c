@@ -8249,10 +8249,16 @@ static bool ldb_retain_step(sqlite3 *db, int64_t now_ms)
 {
 	int64_t pages = ldb_pragma(db, "PRAGMA page_count"), free_pages = ldb_pragma(db, "PRAGMA freelist_count");
 	int64_t psize = ldb_pragma(db, "PRAGMA page_size");
-	bool over = pages > 0 && psize > 0 && (pages - free_pages) * psize > atomic_load(&ldb_keep_bytes);
+	int64_t live = (pages - free_pages) * psize, keep = atomic_load(&ldb_keep_bytes), limit = 5000;
+	bool over = pages > 0 && psize > 0 && live > keep;
+	if (over) { /* the excess's share of the rows (ids are dense: max - min counts them), at most 5,000 */
+		int64_t nrows = ldb_pragma(db, "SELECT max(id) - min(id) + 1 FROM logs");
+		limit = MIN(limit, MAX(1, (int64_t)((double)MAX(nrows, 0) * (double)(live - keep) / (double)live) + 1));
+	}
 	char sql[200];
 	snprintf(sql, sizeof(sql), "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE ts < %lld ORDER BY ts "
-		 "LIMIT 5000)", (long long)(over ? INT64_MAX : now_ms - atomic_load(&ldb_keep_ms))); /* (logs_ts: no scan) */
+		 "LIMIT %lld)", (long long)(over ? INT64_MAX : now_ms - atomic_load(&ldb_keep_ms)),
+		 (long long)limit); /* (logs_ts: no scan) */
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		return false;
 	int n = sqlite3_changes(db);
