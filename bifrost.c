@@ -14,32 +14,33 @@
  *   4. json_                jsmn tokens + validation + lookups + escaping writer
  *   5. http_                HTTP/1.1 request/response head parser, chunked decoder
  *   6. sse_                 server-sent-event splitter
- *   7. tls_                 BearSSL: trust anchors and client engines; the listener's
+ *   7. sigv4_/evs_          AWS: SigV4 request signing, eventstream frames, base64
+ *   8. tls_                 BearSSL: trust anchors and client engines; the listener's
  *                           certificate and key (checked), server engines
- *   8. cfg_/dns_            config.json loading, validation, env.NAME, defaults; DNS table
- *   9. route_               model string -> provider candidates, weighted choice, breakers
- *  10. prov_                provider adapters: base URLs, auth headers, body edits
- *  11. xlate_               dialect translation: Anthropic Messages <-> OpenAI Chat, and
+ *   9. cfg_/dns_            config.json loading, validation, env.NAME, defaults; DNS table
+ *  10. route_               model string -> provider candidates, weighted choice, breakers
+ *  11. prov_                provider adapters: base URLs, auth headers, body edits
+ *  12. xlate_               dialect translation: Anthropic Messages <-> OpenAI Chat, and
  *                           the Responses API -> Chat (and on to Messages)
- *  12. jrnl_                charge journal: checksummed records, group commit, replay
- *  13. gov_                 governance: windows, prices, lock-free counters, admission
- *  14. metrics_             counters and the overhead histogram
- *  15. ldb_                 the request log store (SQLite): per-worker rings, the writer
+ *  13. jrnl_                charge journal: checksummed records, group commit, replay
+ *  14. gov_                 governance: windows, prices, lock-free counters, admission
+ *  15. metrics_             counters and the overhead histogram
+ *  16. ldb_                 the request log store (SQLite): per-worker rings, the writer
  *                           thread, retention, the queries behind /api/logs
- *  16. mgmt_                the management thread: admin API jobs, logins, config edits
+ *  17. mgmt_                the management thread: admin API jobs, logins, config edits
  *                           written back and published (the reload path)
- *  17. loop_/slot_/timer_/log_  the worker: ring, connection slots, timer wheel, sends,
+ *  18. loop_/slot_/timer_/log_  the worker: ring, connection slots, timer wheel, sends,
  *                           the stdout log; calls connection kinds back through their
  *                           handler table (struct slot_ops)
- *  18. up_                  upstream client: pools, connect, TLS, response; tells its
+ *  19. up_                  upstream client: pools, connect, TLS, response; tells its
  *                           client through struct up_hooks
- *  19. conn_                client connection: read, parse, dispatch, govern, translate,
+ *  20. conn_                client connection: read, parse, dispatch, govern, translate,
  *                           respond, log
- *  20. admin_               /health, /metrics, /v1/models, the web UI's files, and the
+ *  21. admin_               /health, /metrics, /v1/models, the web UI's files, and the
  *                           hand-off of /api requests to the management thread
- *  21. main                 command line, signals, reload, drain, journal committer
+ *  22. main                 command line, signals, reload, drain, journal committer
  *
- * Leaf sections (arena_ to sse_, route_ to xlate_) do no I/O and allocate only from a
+ * Leaf sections (arena_ to sigv4_/evs_, route_ to xlate_) do no I/O and allocate only from a
  * caller's arena (arena_ and buf_ are the allocators), so the unit tests (built with
  * -DBIFROST_TEST, which drops main) can drive them directly. The calls that go up the
  * file on purpose, each forward-declared and listed in tests/lint.py: cfg_ hands the
@@ -1419,7 +1420,542 @@ static struct str sse_field(const char *ev, size_t n, const char *name)
 static struct str sse_data(const char *ev, size_t n) { return sse_field(ev, n, "data"); }
 
 /* ======================================================================== *
- * 7. tls_ — BearSSL trust anchors, client and server contexts.             *
+ * 7. sigv4_/evs_ — AWS: request signing, eventstream frames, base64.       *
+ *                                                                          *
+ * sigv4_authorization signs a request the way AWS's SDKs do (Signature     *
+ * Version 4: canonical request, string to sign, a key derived per day,     *
+ * region and service, cached by the caller). evs_decode reads one          *
+ * application/vnd.amazon.eventstream frame (prelude and message CRC32      *
+ * checked; 0 = not complete yet, so frames may arrive in any pieces);      *
+ * evs_encode writes one. Bedrock wraps each Anthropic stream event as      *
+ * {"bytes":"<base64>"}: evs_b64_* are that wrapper's codec. Pure: arena    *
+ * memory (the output builder's) only.                                      *
+ * ======================================================================== */
+
+struct sigv4_hdr {
+	const char *name, *value; /* name in any case; value as sent (trimmed when signed) */
+};
+
+/* A derived signing key, valid for one scope (day/region/service) and secret. */
+struct sigv4_key {
+	char scope[96];
+	const char *secret; /* the config's string: a reload makes a new one */
+	uint8_t k[32];
+};
+
+struct sigv4_req {
+	const char *method;
+	const char *path;  /* as sent on the request line (already percent-encoded) */
+	const char *query; /* as sent, without '?', or "" */
+	const struct sigv4_hdr *hdrs; /* every header to sign (Host and X-Amz-Date among them) */
+	int nhdrs;
+	const uint8_t *payload_sha256; /* 32 bytes */
+	const char *amzdate;           /* "20150830T123600Z" */
+	const char *region, *service;
+	const char *akid, *secret;
+	struct sigv4_key *cache;       /* optional: reused while the scope and secret match */
+};
+
+#define SIGV4_MAX_HDRS 32
+#define SIGV4_MAX_PARAMS 64
+
+static void sigv4_hex(struct sb *out, const uint8_t *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		char e[2] = { hex[p[i] >> 4], hex[p[i] & 15] };
+		sb_put(out, e, 2);
+	}
+}
+
+static void sigv4_hmac(uint8_t out[32], const void *key, size_t kn, const void *msg, size_t mn)
+{
+	br_hmac_key_context kc;
+	br_hmac_context hc;
+	br_hmac_key_init(&kc, &br_sha256_vtable, key, kn);
+	br_hmac_init(&hc, &kc, 0);
+	br_hmac_update(&hc, msg, mn);
+	br_hmac_out(&hc, out);
+}
+
+/* AWS's URI encoding: unreserved bytes stay, '/' stays in paths, the rest is %XX. */
+static void sigv4_uri_encode(struct sb *out, const char *p, size_t n, bool path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (path && c == '/')) {
+			sb_put(out, p + i, 1);
+		} else {
+			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+			sb_put(out, e, 3);
+		}
+	}
+}
+
+static int sigv4_unhex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A query component as sent → canonical: %XX decoded once, then encoded AWS's way. */
+static struct str sigv4_query_part(struct arena *a, const char *p, size_t n)
+{
+	struct sb s;
+	sb_init(&s, a, n * 3 + 1);
+	for (size_t i = 0; i < n; i++) {
+		int hi = p[i] == '%' && i + 2 < n ? sigv4_unhex(p[i + 1]) : -1;
+		int lo = hi >= 0 ? sigv4_unhex(p[i + 2]) : -1;
+		if (lo >= 0) {
+			char c = (char)(hi << 4 | lo);
+			sigv4_uri_encode(&s, &c, 1, false);
+			i += 2;
+		} else {
+			sigv4_uri_encode(&s, p + i, 1, false);
+		}
+	}
+	return sb_view(&s);
+}
+
+struct sigv4_param {
+	struct str k, v;
+};
+
+static int sigv4_param_cmp(const void *x, const void *y)
+{
+	const struct sigv4_param *a = x, *b = y;
+	int c = memcmp(a->k.p, b->k.p, MIN(a->k.n, b->k.n));
+	if (c || a->k.n != b->k.n)
+		return c ? c : a->k.n < b->k.n ? -1 : 1;
+	c = memcmp(a->v.p, b->v.p, MIN(a->v.n, b->v.n));
+	return c ? c : (a->v.n > b->v.n) - (a->v.n < b->v.n);
+}
+
+/* The canonical query string: parameters encoded, sorted by name then value. */
+static void sigv4_canonical_query(struct sb *out, const char *q)
+{
+	struct sigv4_param pr[SIGV4_MAX_PARAMS];
+	int n = 0;
+	for (const char *s = q; *s && n < SIGV4_MAX_PARAMS;) {
+		size_t len = strcspn(s, "&");
+		const char *eq = memchr(s, '=', len);
+		size_t kn = eq ? (size_t)(eq - s) : len;
+		if (len) {
+			pr[n].k = sigv4_query_part(out->a, s, kn);
+			pr[n].v = eq ? sigv4_query_part(out->a, eq + 1, len - kn - 1) : (struct str){ "", 0 };
+			n++;
+		}
+		s += len + (s[len] == '&');
+	}
+	qsort(pr, (size_t)n, sizeof(pr[0]), sigv4_param_cmp);
+	for (int i = 0; i < n; i++) {
+		sb_put(out, "&", i > 0);
+		sb_str(out, pr[i].k);
+		sb_puts(out, "=");
+		sb_str(out, pr[i].v);
+	}
+}
+
+/* A header value as signed: outer whitespace trimmed, inner runs of spaces made one. */
+static void sigv4_hval(struct sb *out, const char *v)
+{
+	while (*v == ' ' || *v == '\t')
+		v++;
+	size_t n = strlen(v);
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] == ' ' || v[i] == '\t') && i && (v[i - 1] == ' ' || v[i - 1] == '\t')))
+			sb_put(out, v[i] == '\t' ? " " : v + i, 1);
+}
+
+static int sigv4_hdr_cmp(const void *x, const void *y)
+{
+	const struct sigv4_hdr *a = *(struct sigv4_hdr *const *)x, *b = *(struct sigv4_hdr *const *)y;
+	int c = strcasecmp(a->name, b->name);
+	return c ? c : a < b ? -1 : a > b; /* stable: duplicates keep their order */
+}
+
+/* Canonical headers ("name:value\n" each, duplicates joined by ',') and the signed list. */
+static void sigv4_canonical_headers(struct sb *out, const struct sigv4_req *r, struct sb *signed_hdrs)
+{
+	const struct sigv4_hdr *h[SIGV4_MAX_HDRS];
+	int n = MIN(r->nhdrs, SIGV4_MAX_HDRS);
+	for (int i = 0; i < n; i++)
+		h[i] = &r->hdrs[i];
+	qsort(h, (size_t)n, sizeof(h[0]), sigv4_hdr_cmp);
+	for (int i = 0; i < n; i++) {
+		bool dup = i > 0 && strcasecmp(h[i]->name, h[i - 1]->name) == 0;
+		if (dup) {
+			sb_puts(out, ",");
+		} else {
+			if (i > 0) {
+				sb_puts(out, "\n");
+				sb_puts(signed_hdrs, ";");
+			}
+			for (const char *c = h[i]->name; *c; c++) {
+				char l = (char)tolower((unsigned char)*c);
+				sb_put(out, &l, 1);
+				sb_put(signed_hdrs, &l, 1);
+			}
+			sb_puts(out, ":");
+		}
+		sigv4_hval(out, h[i]->value);
+	}
+	sb_puts(out, "\n");
+}
+
+/* METHOD \n URI \n QUERY \n headers \n \n signed-headers \n hex(sha256(payload)). */
+static void sigv4_canonical_request(struct sb *out, const struct sigv4_req *r, struct sb *signed_hdrs)
+{
+	sb_cat(out, r->method, "\n", NULL);
+	sigv4_uri_encode(out, r->path, strlen(r->path), true);
+	sb_puts(out, "\n");
+	sigv4_canonical_query(out, r->query ? r->query : "");
+	sb_puts(out, "\n");
+	sigv4_canonical_headers(out, r, signed_hdrs);
+	sb_puts(out, "\n");
+	sb_str(out, sb_view(signed_hdrs));
+	sb_puts(out, "\n");
+	sigv4_hex(out, r->payload_sha256, 32);
+}
+
+/* "YYYYMMDD/region/service/aws4_request" */
+static void sigv4_scope(struct sb *out, const struct sigv4_req *r)
+{
+	sb_put(out, r->amzdate, MIN(strlen(r->amzdate), 8));
+	sb_cat(out, "/", r->region, "/", r->service, "/aws4_request", NULL);
+}
+
+static void sigv4_string_to_sign(struct sb *out, const struct sigv4_req *r, const char *creq_sha256_hex)
+{
+	sb_cat(out, "AWS4-HMAC-SHA256\n", r->amzdate, "\n", NULL);
+	sigv4_scope(out, r);
+	sb_cat(out, "\n", creq_sha256_hex, NULL);
+}
+
+/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request"). */
+static void sigv4_signing_key(const struct sigv4_req *r, struct str scope, uint8_t k[32])
+{
+	struct sigv4_key *c = r->cache;
+	if (c && c->secret == r->secret && scope.n < sizeof(c->scope) && memcmp(c->scope, scope.p, scope.n) == 0 &&
+	    c->scope[scope.n] == 0) {
+		memcpy(k, c->k, 32);
+		return;
+	}
+	char first[256];
+	int fn = snprintf(first, sizeof(first), "AWS4%s", r->secret);
+	const char *s = scope.p, *e = scope.p + scope.n;
+	const char *slash = memchr(s, '/', (size_t)(e - s));
+	sigv4_hmac(k, first, (size_t)MIN(fn, (int)sizeof(first) - 1), s, slash ? (size_t)(slash - s) : 0);
+	for (int i = 0; i < 3 && slash; i++) { /* region, service, "aws4_request" */
+		s = slash + 1;
+		slash = memchr(s, '/', (size_t)(e - s));
+		size_t n = slash ? (size_t)(slash - s) : (size_t)(e - s);
+		uint8_t prev[32];
+		memcpy(prev, k, 32);
+		sigv4_hmac(k, prev, 32, s, n);
+	}
+	explicit_bzero(first, sizeof(first));
+	if (c && scope.n < sizeof(c->scope)) {
+		memcpy(c->scope, scope.p, scope.n);
+		c->scope[scope.n] = 0;
+		c->secret = r->secret;
+		memcpy(c->k, k, 32);
+	}
+}
+
+/* "AWS4-HMAC-SHA256 Credential=AKID/scope, SignedHeaders=a;b, Signature=hex" */
+static void sigv4_authorization(struct sb *out, const struct sigv4_req *r)
+{
+	struct sb creq, sh, sts, scope, hx;
+	sb_init(&creq, out->a, 1024);
+	sb_init(&sh, out->a, 128);
+	sb_init(&sts, out->a, 256);
+	sb_init(&scope, out->a, 96);
+	sb_init(&hx, out->a, 65);
+	sigv4_canonical_request(&creq, r, &sh);
+	uint8_t d[32];
+	br_sha256_context sc;
+	br_sha256_init(&sc);
+	br_sha256_update(&sc, creq.p, creq.len);
+	br_sha256_out(&sc, d);
+	sigv4_hex(&hx, d, 32);
+	sb_put(&hx, "", 1); /* NUL */
+	sigv4_string_to_sign(&sts, r, hx.oom ? "" : hx.p);
+	sigv4_scope(&scope, r);
+	uint8_t k[32], sig[32];
+	sigv4_signing_key(r, sb_view(&scope), k);
+	sigv4_hmac(sig, k, 32, sts.p, sts.len);
+	explicit_bzero(k, sizeof(k));
+	sb_cat(out, "AWS4-HMAC-SHA256 Credential=", r->akid, "/", NULL);
+	sb_str(out, sb_view(&scope));
+	sb_puts(out, ", SignedHeaders=");
+	sb_str(out, sb_view(&sh));
+	sb_puts(out, ", Signature=");
+	sigv4_hex(out, sig, 32);
+	if (creq.oom || sh.oom || sts.oom || scope.oom || hx.oom)
+		out->oom = true;
+}
+
+/* ---- eventstream frames: u32 total, u32 headers length, u32 prelude CRC, headers,
+ *      payload, u32 CRC of everything before it (all big-endian) ---- */
+
+#define EVS_MAX_FRAME (16u << 20)
+
+struct evs_msg {
+	struct str message_type;   /* ":message-type": "event", "exception", "error" */
+	struct str event_type;     /* ":event-type" */
+	struct str exception_type; /* ":exception-type" */
+	struct str error_code;     /* ":error-code" */
+	struct str content_type;   /* ":content-type" */
+	struct str payload;
+};
+
+/* CRC-32 (IEEE, reflected), four bits at a time: a 16-entry table, no start-up work. */
+static uint32_t evs_crc32(uint32_t crc, const uint8_t *p, size_t n)
+{
+	static const uint32_t t[16] = { 0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
+		0x4DB26158, 0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4,
+		0xA00AE278, 0xBDBDF21C };
+	crc = ~crc;
+	for (size_t i = 0; i < n; i++) {
+		crc ^= p[i];
+		crc = (crc >> 4) ^ t[crc & 15];
+		crc = (crc >> 4) ^ t[crc & 15];
+	}
+	return ~crc;
+}
+
+static uint32_t evs_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void evs_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* The headers block: the string headers the gateway reads, every other type skipped. */
+static int evs_headers(const uint8_t *p, size_t n, struct evs_msg *m)
+{
+	static const uint8_t fixed[10] = { 0, 0, 1, 2, 4, 8, 0, 0, 8, 16 }; /* value sizes by type */
+	size_t i = 0;
+	while (i < n) {
+		size_t nl = p[i++];
+		if (nl == 0 || i + nl + 1 > n)
+			return -EBADMSG;
+		struct str name = { (const char *)p + i, nl };
+		uint8_t type = p[i + nl];
+		i += nl + 1;
+		if (type > 9)
+			return -EBADMSG;
+		size_t vl = fixed[type];
+		if (type == 6 || type == 7) {
+			if (i + 2 > n)
+				return -EBADMSG;
+			vl = (size_t)p[i] << 8 | p[i + 1];
+			i += 2;
+		}
+		if (i + vl > n)
+			return -EBADMSG;
+		struct str v = { (const char *)p + i, vl };
+		i += vl;
+		if (type != 7)
+			continue;
+		if (str_eq(name, ":message-type"))
+			m->message_type = v;
+		else if (str_eq(name, ":event-type"))
+			m->event_type = v;
+		else if (str_eq(name, ":exception-type"))
+			m->exception_type = v;
+		else if (str_eq(name, ":error-code"))
+			m->error_code = v;
+		else if (str_eq(name, ":content-type"))
+			m->content_type = v;
+	}
+	return 0;
+}
+
+/* One frame at p: its length with *m filled (pointing into p), 0 when not complete, or
+ * -EBADMSG (bad lengths, a CRC mismatch, a malformed header). The prelude is checked as
+ * soon as it is in, so garbage never makes the caller wait for a huge "frame". */
+static long evs_decode(const uint8_t *p, size_t n, struct evs_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (n < 12)
+		return 0;
+	uint32_t total = evs_be32(p), hlen = evs_be32(p + 4);
+	if (evs_crc32(0, p, 8) != evs_be32(p + 8) || total < 16 || total > EVS_MAX_FRAME || hlen > total - 16)
+		return -EBADMSG;
+	if (n < total)
+		return 0;
+	if (evs_crc32(0, p, total - 4) != evs_be32(p + total - 4) || evs_headers(p + 12, hlen, m) != 0)
+		return -EBADMSG;
+	m->payload = (struct str){ (const char *)p + 12 + hlen, total - 16 - hlen };
+	return (long)total;
+}
+
+/* Append one frame whose headers are strings (type 7). */
+static void evs_encode(struct sb *out, const struct str *names, const struct str *values, int nh,
+		       const void *payload, size_t len)
+{
+	size_t hlen = 0;
+	for (int i = 0; i < nh; i++)
+		hlen += 1 + MIN(names[i].n, 255) + 1 + 2 + MIN(values[i].n, 65535);
+	size_t total = 12 + hlen + len + 4, start = out->len;
+	if (total > UINT32_MAX || !sb_grow(out, total))
+		return;
+	uint8_t *p = (uint8_t *)out->p + start, *q = p + 12;
+	evs_put32(p, (uint32_t)total);
+	evs_put32(p + 4, (uint32_t)hlen);
+	evs_put32(p + 8, evs_crc32(0, p, 8));
+	for (int i = 0; i < nh; i++) {
+		size_t nl = MIN(names[i].n, 255), vl = MIN(values[i].n, 65535);
+		*q++ = (uint8_t)nl;
+		memcpy(q, names[i].p, nl);
+		q += nl;
+		*q++ = 7;
+		*q++ = (uint8_t)(vl >> 8), *q++ = (uint8_t)vl;
+		memcpy(q, values[i].p, vl);
+		q += vl;
+	}
+	if (len)
+		memcpy(q, payload, len);
+	q += len;
+	evs_put32(q, evs_crc32(0, p, total - 4));
+	out->len += total;
+}
+
+/* ---- base64 (RFC 4648, padded): the {"bytes": ...} wrapper of Bedrock's chunks ---- */
+
+static void evs_b64_encode(struct sb *out, const void *src, size_t n)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const uint8_t *p = src;
+	if (!sb_grow(out, (n + 2) / 3 * 4))
+		return;
+	char *o = out->p + out->len;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+		*o++ = a[v >> 18 & 63];
+		*o++ = a[v >> 12 & 63];
+		*o++ = i + 1 < n ? a[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? a[v & 63] : '=';
+	}
+	out->len = (size_t)(o - out->p);
+}
+
+static int evs_b64_val(char c)
+{
+	return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9'
+		? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decode into out; false on a character outside the alphabet or bad padding. */
+static bool evs_b64_decode(struct sb *out, const char *s, size_t n)
+{
+	while (n && s[n - 1] == '=')
+		n--;
+	if (n % 4 == 1 || !sb_grow(out, n / 4 * 3 + 3))
+		return false;
+	uint32_t v = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		int d = evs_b64_val(s[i]);
+		if (d < 0)
+			return false;
+		v = v << 6 | (uint32_t)d;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out->p[out->len++] = (char)(v >> bits & 0xff);
+		}
+	}
+	return true;
+}
+
+/* ---- Bedrock's stream frames <-> SSE events ---- */
+
+/* The HTTP status an exception frame (or Bedrock's x-amzn-ErrorType) stands for. */
+static int evs_exception_status(struct str type)
+{
+	static const struct { const char *name; int status; } map[] = {
+		{ "throttling", 429 }, { "serviceunavailable", 503 }, { "internalserver", 500 },
+		{ "modeltimeout", 504 }, { "validation", 400 }, { "accessdenied", 403 },
+		{ "resourcenotfound", 404 }, { "modelnotready", 503 }, { "servicequotaexceeded", 429 },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(map); i++) {
+		size_t n = strlen(map[i].name);
+		if (type.n >= n && strncasecmp(type.p, map[i].name, n) == 0)
+			return map[i].status;
+	}
+	return 502; /* modelStreamErrorException and anything new: the provider failed */
+}
+
+/* A chunk frame's payload {"bytes":"<base64>"} → "event: TYPE\ndata: JSON\n\n" (the
+ * Anthropic event it carries). false: not such a payload. */
+static bool evs_chunk_to_sse(struct arena *a, struct str payload, struct sb *out)
+{
+	static const char *const k[] = { "bytes" }, *const kt[] = { "type" };
+	struct json j, e;
+	int b, t;
+	struct sb ev;
+	if (json_parse(&j, a, payload.p, payload.n) != 0 || json_obj_get(&j, 0, k, 1, &b, NULL) != 0 || b < 0 ||
+	    j.tok[b].type != JSMN_STRING)
+		return false;
+	struct str raw = json_raw(&j, b);
+	sb_init(&ev, a, raw.n);
+	if (!evs_b64_decode(&ev, raw.p + 1, raw.n - 2) || ev.oom || json_parse(&e, a, ev.p, ev.len) != 0 ||
+	    json_obj_get(&e, 0, kt, 1, &t, NULL) != 0 || t < 0 || e.tok[t].type != JSMN_STRING)
+		return false;
+	struct str type = json_raw(&e, t);
+	if (type.n < 3 || memchr(type.p, '\\', type.n) || memchr(ev.p, '\n', ev.len))
+		return false; /* (an event name is plain; one data line) */
+	sb_puts(out, "event: ");
+	sb_put(out, type.p + 1, type.n - 2);
+	sb_puts(out, "\ndata: ");
+	sb_put(out, ev.p, ev.len);
+	sb_puts(out, "\n\n");
+	return !out->oom;
+}
+
+/* An Anthropic event's JSON → a Bedrock chunk frame. */
+static void evs_sse_to_chunk(struct sb *out, struct str event_json)
+{
+	static const struct str names[] = { STR(":event-type"), STR(":content-type"), STR(":message-type") },
+		values[] = { STR("chunk"), STR("application/json"), STR("event") };
+	struct sb pl;
+	sb_init(&pl, out->a, event_json.n * 4 / 3 + 32);
+	sb_puts(&pl, "{\"bytes\":\"");
+	evs_b64_encode(&pl, event_json.p, event_json.n);
+	sb_puts(&pl, "\"}");
+	if (pl.oom)
+		out->oom = true;
+	else
+		evs_encode(out, names, values, 3, pl.p, pl.len);
+}
+
+/* An exception frame: {"message": msg}, :exception-type `type` (e.g. "throttlingException"). */
+static void evs_exception(struct sb *out, const char *type, const char *msg)
+{
+	static const struct str names[] = { STR(":exception-type"), STR(":content-type"), STR(":message-type") };
+	struct str values[] = { { type, strlen(type) }, STR("application/json"), STR("exception") };
+	struct sb pl;
+	sb_init(&pl, out->a, strlen(msg) + 32);
+	sb_puts(&pl, "{\"message\":");
+	json_put_z(&pl, msg);
+	sb_puts(&pl, "}");
+	if (pl.oom)
+		out->oom = true;
+	else
+		evs_encode(out, names, values, 3, pl.p, pl.len);
+}
+
+/* ======================================================================== *
+ * 8. tls_ — BearSSL trust anchors, client and server contexts.             *
  *                                                                          *
  * Anchors are decoded once (the system bundle at start, a provider's        *
  * ca_file at config load) into arena memory that lives as long as its       *
@@ -1932,7 +2468,7 @@ static const char *tls_error_text(int err)
 }
 
 /* ======================================================================== *
- * 8. cfg_/dns_ — config.json: load, validate, publish; the DNS table.      *
+ * 9. cfg_/dns_ — config.json: load, validate, publish; the DNS table.      *
  *                                                                          *
  * A `struct cfg` is immutable once published and lives in its own arena.    *
  * Workers hold it through a reference count (cfg_get/cfg_put); SIGHUP      *
@@ -1946,31 +2482,32 @@ static const char *tls_error_text(int err)
  * copy addresses under a seqlock, only the main thread resolves.           *
  * ======================================================================== */
 
-enum dialect { D_OPENAI, D_ANTHROPIC, D_BEDROCK };
+enum dialect { D_OPENAI, D_ANTHROPIC };
 
 struct prov_kind {
 	const char *name, *base_url, *env_key;
 	enum dialect dialect;
-	bool supported;
 	bool responses; /* serves OpenAI's Responses API (/v1/responses) itself */
+	bool bedrock;   /* AWS Bedrock: Anthropic models by InvokeModel (Messages bodies, their events
+			 * in eventstream frames), others by Converse; SigV4 or a Bedrock API key */
 };
 
 static const struct prov_kind prov_kinds[] = {
-	{ "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", D_OPENAI, true, true },
-	{ "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", D_ANTHROPIC, true, false },
+	{ "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", D_OPENAI, true, false },
+	{ "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY", D_ANTHROPIC, false, false },
 	{ "gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY",
-	  D_OPENAI, true, false },
-	{ "groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", D_OPENAI, true, false },
-	{ "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", D_OPENAI, true, false },
-	{ "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", D_OPENAI, true, false },
-	{ "ollama", "http://127.0.0.1:11434/v1", NULL, D_OPENAI, true, false },
-	{ "deepseek", "https://api.deepseek.com/v1", NULL, D_OPENAI, true, false },
-	{ "xai", "https://api.x.ai/v1", NULL, D_OPENAI, true, false },
-	{ "together", "https://api.together.xyz/v1", NULL, D_OPENAI, true, false },
-	{ "fireworks", "https://api.fireworks.ai/inference/v1", NULL, D_OPENAI, true, false },
-	{ "vllm", "http://127.0.0.1:8000/v1", NULL, D_OPENAI, true, false },
-	{ "azure", NULL, NULL, D_OPENAI, true, true },
-	{ "bedrock", NULL, NULL, D_BEDROCK, false, false },
+	  D_OPENAI, false, false },
+	{ "groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", D_OPENAI, false, false },
+	{ "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", D_OPENAI, false, false },
+	{ "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", D_OPENAI, false, false },
+	{ "ollama", "http://127.0.0.1:11434/v1", NULL, D_OPENAI, false, false },
+	{ "deepseek", "https://api.deepseek.com/v1", NULL, D_OPENAI, false, false },
+	{ "xai", "https://api.x.ai/v1", NULL, D_OPENAI, false, false },
+	{ "together", "https://api.together.xyz/v1", NULL, D_OPENAI, false, false },
+	{ "fireworks", "https://api.fireworks.ai/inference/v1", NULL, D_OPENAI, false, false },
+	{ "vllm", "http://127.0.0.1:8000/v1", NULL, D_OPENAI, false, false },
+	{ "azure", NULL, NULL, D_OPENAI, true, false },
+	{ "bedrock", NULL, NULL, D_ANTHROPIC, false, true },
 };
 
 static const struct prov_kind *cfg_prov_kind(const char *name)
@@ -2043,6 +2580,7 @@ struct provider {
 	struct kv *deployments;        /* azure: model → deployment */
 	int ndeploy;
 	const char *api_version;       /* azure */
+	const char *region, *akid, *secret, *session_token; /* bedrock (SigV4 when akid is set) */
 	long connect_timeout_ms;       /* TCP (and TLS) connect */
 	long timeout_ms;               /* request sent → response head (whole answer unless streamed) */
 	long stream_idle_timeout_ms;   /* silence between stream events */
@@ -2443,12 +2981,13 @@ static void cfg_provider_keys(struct cfg_ld *L, struct provider *p, int keys_tok
 
 enum { PF_NAME, PF_PROVIDER, PF_APIKEY, PF_KEYS, PF_WEIGHT, PF_BASE_URL, PF_MODELS, PF_MODEL_MAP,
        PF_TIMEOUT, PF_CONNECT_TIMEOUT, PF_STREAM_IDLE, PF_TOTAL_TIMEOUT, PF_RETRIES, PF_HEADERS, PF_TLS,
-       PF_API_VERSION, PF_DEPLOYMENTS, PF_NETWORK, PF_BUDGET, PF_N };
+       PF_API_VERSION, PF_DEPLOYMENTS, PF_NETWORK, PF_BUDGET, PF_REGION, PF_AKID, PF_SECRET, PF_TOKEN, PF_N };
 
 static const char *const pf_names[PF_N] = {
 	"name", "provider", "apiKey", "keys", "weight", "base_url", "models", "model_map",
 	"timeout_ms", "connect_timeout_ms", "stream_idle_timeout_ms", "total_timeout_ms", "max_retries",
 	"headers", "tls", "api_version", "deployments", "network_config", "budget",
+	"region", "access_key_id", "secret_access_key", "session_token",
 };
 
 /* The original Bifrost's provider fields that this gateway does not implement. */
@@ -2470,6 +3009,41 @@ static void cfg_headers_ok(struct cfg_ld *L, const struct kv *h, int n, const ch
 			cfg_problem(L, "%s: header \"%.64s\" has a name or value with control characters (CR, LF, ...)",
 				    path, h[i].k);
 	}
+}
+
+/* A Bedrock provider's region and credentials: the fields, else AWS_REGION (AWS_DEFAULT_REGION)
+ * and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN — unless apiKey (a Bedrock
+ * API key, sent as a bearer token) is given. Returns the default base URL of the region. */
+static const char *cfg_bedrock(struct cfg_ld *L, struct provider *p, const int *f)
+{
+	const char *env_region = getenv("AWS_REGION") ? getenv("AWS_REGION") : getenv("AWS_DEFAULT_REGION");
+	p->region = f[PF_REGION] >= 0 ? cfg_str(L, f[PF_REGION], "region") : env_region;
+	p->akid = cfg_str(L, f[PF_AKID], "access_key_id");
+	p->secret = cfg_str(L, f[PF_SECRET], "secret_access_key");
+	p->session_token = cfg_str(L, f[PF_TOKEN], "session_token");
+	if (f[PF_APIKEY] < 0 && f[PF_KEYS] < 0 && f[PF_AKID] < 0 && f[PF_SECRET] < 0) {
+		p->akid = getenv("AWS_ACCESS_KEY_ID");
+		p->secret = getenv("AWS_SECRET_ACCESS_KEY");
+		p->session_token = f[PF_TOKEN] >= 0 ? p->session_token : getenv("AWS_SESSION_TOKEN");
+	}
+	if (p->session_token && !*p->session_token)
+		p->session_token = NULL;
+	if (!p->region || !*p->region || strspn(p->region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(p->region)) {
+		cfg_problem(L, "provider %s: region is required (e.g. \"us-east-1\"; or set AWS_REGION)", p->name);
+		return NULL;
+	}
+	if (f[PF_APIKEY] < 0 && f[PF_KEYS] < 0 && (!p->akid || !*p->akid || !p->secret || !*p->secret))
+		cfg_problem(L, "provider %s: Bedrock needs access_key_id and secret_access_key (or AWS_ACCESS_KEY_ID "
+			    "and AWS_SECRET_ACCESS_KEY), or apiKey (a Bedrock API key)", p->name);
+	for (const char *const *v = (const char *const[]){ p->akid, p->secret, p->session_token, NULL }; *v; v++)
+		if (strpbrk(*v, "\r\n"))
+			cfg_problem(L, "provider %s: an AWS credential contains CR or LF", p->name);
+	if (p->akid && !*p->akid)
+		p->akid = NULL;
+	char *url = arena_alloc(&L->c->arena, strlen(p->region) + 48, 1);
+	if (url)
+		sprintf(url, "https://bedrock-runtime.%s.amazonaws.com", p->region);
+	return url;
 }
 
 /* One provider entry at `path`; `map_name` is the key in the map form (else NULL). */
@@ -2494,8 +3068,6 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 		cfg_problem(L, "provider %s: unknown provider kind \"%s\"", p->name, kind);
 		return;
 	}
-	if (!p->kind->supported)
-		cfg_problem(L, "provider %s: kind \"%s\" is not supported by this build yet", p->name, kind);
 	/* network_config is the original Bifrost's home for these */
 	int net[4] = { -1, -1, -1, -1 };
 	static const char *const netk[] = { "base_url", "extra_headers",
@@ -2506,7 +3078,9 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 		cfg_obj(L, f[PF_NETWORK], sub, netk, 4, cfg_net_foreign, net);
 	const char *url = cfg_str(L, f[PF_BASE_URL] >= 0 ? f[PF_BASE_URL] : net[0], "base_url");
 	if (!url || !*url)
-		url = p->kind->base_url;
+		url = p->kind->bedrock ? cfg_bedrock(L, p, f) : p->kind->base_url;
+	else if (p->kind->bedrock)
+		cfg_bedrock(L, p, f);
 	if (!url)
 		cfg_problem(L, "provider %s: base_url is required for kind %s", p->name, kind);
 	else if (strcspn(url, "@") < strcspn(url + MIN(strlen(url), 8), "/") + MIN(strlen(url), 8))
@@ -2529,6 +3103,9 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 	cfg_headers_ok(L, p->headers, p->nheaders, path);
 	p->deployments = cfg_map(L, f[PF_DEPLOYMENTS], &p->ndeploy, "deployments");
 	p->api_version = cfg_str(L, f[PF_API_VERSION], "api_version");
+	for (int i = PF_REGION; i <= PF_TOKEN && !p->kind->bedrock; i++)
+		if (f[i] >= 0)
+			cfg_problem(L, "provider %s: %s is a Bedrock field (this provider is %s)", p->name, pf_names[i], kind);
 	if (strcmp(kind, "azure") == 0 && !p->api_version)
 		p->api_version = "2024-10-21";
 	long secs = (long)cfg_num(L, net[2], 120, 1, 86400, "default_request_timeout_in_seconds");
@@ -2754,15 +3331,12 @@ static char *cfg_default_text(size_t *len)
 		const struct prov_kind *k = &prov_kinds[i];
 		if (!k->env_key || !getenv(k->env_key))
 			continue;
-		if (!k->supported) {
-			fprintf(stderr, "bifrost: %s is set, but provider %s is not supported by this build yet\n",
-				k->env_key, k->name);
-			continue;
-		}
 		sb_printf(&s, "%s{\"provider\":\"%s\",\"apiKey\":\"env.%s\"}", n++ ? "," : "", k->name, k->env_key);
 	}
-	if (getenv("AWS_ACCESS_KEY_ID"))
-		fprintf(stderr, "bifrost: AWS credentials are set, but Bedrock is not supported by this build yet\n");
+	if ((getenv("AWS_ACCESS_KEY_ID") && getenv("AWS_SECRET_ACCESS_KEY")) || getenv("AWS_BEARER_TOKEN_BEDROCK"))
+		if (getenv("AWS_REGION") || getenv("AWS_DEFAULT_REGION"))
+			sb_printf(&s, "%s{\"provider\":\"bedrock\"%s}", n++ ? "," : "",
+				  getenv("AWS_ACCESS_KEY_ID") ? "" : ",\"apiKey\":\"env.AWS_BEARER_TOKEN_BEDROCK\"");
 	sb_puts(&s, "]}");
 	char *text = s.oom ? NULL : strndup(s.p, s.len);
 	*len = s.len;
@@ -2895,7 +3469,7 @@ static void dns_refresh_due(bool all)
 }
 
 /* ======================================================================== *
- * 9. route_ — from a model string to an ordered list of candidates.        *
+ * 10. route_ — from a model string to an ordered list of candidates.       *
  *                                                                          *
  * `P/M` with P a provider name → that provider, model M (first '/' only).  *
  * Anything else is a bare model: every provider whose `models` or          *
@@ -3106,7 +3680,7 @@ static int route_key(const struct provider *p, const char *m, uint64_t *rng)
 }
 
 /* ======================================================================== *
- * 10. prov_ — what a request looks like on the wire to each provider.      *
+ * 11. prov_ — what a request looks like on the wire to each provider.      *
  *                                                                          *
  * prov_openai_prepare reads the client's OpenAI-dialect body once and       *
  * lists the spans to change (fallbacks removed, stream usage forced on);   *
@@ -3379,8 +3953,232 @@ static int prov_build(struct arena *a, const struct client_req *o, const struct 
 	return 0;
 }
 
+/* ---- AWS Bedrock ---- */
+
+/* Anthropic models go to InvokeModel (their Messages bodies as they are); others to Converse. */
+static bool prov_bedrock_invoke(const char *model)
+{
+	return strstr(model, "anthropic") || strstr(model, "claude");
+}
+
+/* A Messages body as InvokeModel takes it: no "model" or "stream" (the path says both),
+ * "anthropic_version" "bedrock-2023-05-31", the client's anthropic-beta header as the
+ * "anthropic_beta" array. -EBADMSG when `body` is not a JSON object. */
+static int prov_bedrock_body(struct arena *a, struct str body, struct str beta, struct sb *out)
+{
+	static const char *const keys[] = { "model", "stream", "anthropic_version", "anthropic_beta" };
+	struct json j;
+	int v[4], k[4];
+	if (json_parse(&j, a, body.p, body.n) != 0 || json_obj_get(&j, 0, keys, 4, v, k) != 0)
+		return -EBADMSG;
+	sb_puts(out, "{");
+	int n = 0;
+	for (int m = 0, i = 1; m < j.tok[0].size; m++, i = json_skip(&j, i + 1)) {
+		if (i == k[0] || i == k[1])
+			continue;
+		sb_put(out, ",", n++ > 0);
+		sb_put(out, j.s + json_beg(&j, i), json_end(&j, i + 1) - json_beg(&j, i));
+	}
+	if (v[2] < 0)
+		sb_cat(out, n++ ? "," : "", "\"anthropic_version\":\"bedrock-2023-05-31\"", NULL);
+	if (v[3] < 0 && beta.n) {
+		sb_cat(out, n++ ? "," : "", "\"anthropic_beta\":[", NULL);
+		for (size_t i = 0, m = 0; i < beta.n; m++) {
+			size_t e = i;
+			while (e < beta.n && beta.p[e] != ',')
+				e++;
+			struct str t = { beta.p + i, e - i };
+			while (t.n && t.p[0] == ' ')
+				t.p++, t.n--;
+			while (t.n && t.p[t.n - 1] == ' ')
+				t.n--;
+			if (t.n) {
+				sb_put(out, ",", m > 0);
+				json_put_str(out, t.p, t.n);
+			} else {
+				m--;
+			}
+			i = e + 1;
+		}
+		sb_puts(out, "]");
+	}
+	sb_puts(out, "}");
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* "20261130T105500Z" for a Unix time. */
+static void prov_amzdate(char out[17], long long now)
+{
+	struct tm tm;
+	time_t t = (time_t)now;
+	gmtime_r(&t, &tm);
+	strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* The request to Bedrock for (p, model): the head (signed with SigV4, or the Bedrock API
+ * key as a bearer token) and `body`, a body Bedrock takes (prov_bedrock_body, or Converse's).
+ * `now`: Unix time; `cache`: the caller's signing key. 0 or -ENOMEM. */
+static int prov_bedrock_build(struct arena *a, struct str body, const struct provider *p, const char *model,
+			      const char *key, bool stream, long long now, struct sigv4_key *cache,
+			      struct up_req *out)
+{
+	struct sb path, h, auth;
+	sb_init(&path, a, 128);
+	sb_cat(&path, p->base_path, "/model/", NULL);
+	prov_path_segment(&path, model);
+	bool inv = prov_bedrock_invoke(model);
+	sb_puts(&path, inv ? (stream ? "/invoke-with-response-stream" : "/invoke")
+			   : (stream ? "/converse-stream" : "/converse"));
+	sb_put(&path, "", 1);
+	char date[17], len[24];
+	prov_amzdate(date, now);
+	snprintf(len, sizeof(len), "%zu", body.n);
+	sb_init(&auth, a, 256);
+	if (p->akid) {
+		uint8_t hash[32];
+		br_sha256_context sc;
+		br_sha256_init(&sc);
+		br_sha256_update(&sc, body.p, body.n);
+		br_sha256_out(&sc, hash);
+		struct sigv4_hdr hd[4] = { { "content-type", "application/json" }, { "host", p->host_hdr },
+					   { "x-amz-date", date }, { "x-amz-security-token", p->session_token } };
+		struct sigv4_req r = { .method = "POST", .path = path.oom ? "" : path.p, .query = "", .hdrs = hd,
+			.nhdrs = p->session_token ? 4 : 3, .payload_sha256 = hash, .amzdate = date,
+			.region = p->region, .service = "bedrock", .akid = p->akid, .secret = p->secret,
+			.cache = cache };
+		sigv4_authorization(&auth, &r);
+	} else if (key && *key) {
+		sb_cat(&auth, "Bearer ", key, NULL);
+	}
+	sb_init(&h, a, 1024);
+	sb_cat(&h, "POST ", path.oom ? "" : path.p, " HTTP/1.1\r\nHost: ", p->host_hdr,
+	       "\r\nContent-Type: application/json\r\nAccept: ",
+	       stream ? "application/vnd.amazon.eventstream" : "application/json", "\r\nX-Amz-Date: ", date, "\r\n",
+	       NULL);
+	if (p->akid && p->session_token)
+		sb_cat(&h, "X-Amz-Security-Token: ", p->session_token, "\r\n", NULL);
+	if (auth.len) {
+		sb_puts(&h, "Authorization: ");
+		sb_str(&h, sb_view(&auth));
+		sb_puts(&h, "\r\n");
+	}
+	for (int i = 0; i < p->nheaders; i++)
+		sb_cat(&h, p->headers[i].k, ": ", p->headers[i].v, "\r\n", NULL);
+	sb_cat(&h, "Content-Length: ", len, "\r\n\r\n", NULL);
+	out->iov = arena_new(a, struct iovec, 2);
+	if (h.oom || auth.oom || path.oom || !out->iov)
+		return -ENOMEM;
+	out->iov[0] = (struct iovec){ h.p, h.len };
+	out->iov[1] = (struct iovec){ (void *)body.p, body.n };
+	out->niov = 2;
+	out->len = h.len + body.n;
+	return 0;
+}
+
+/* ---- Bedrock's API served to clients (/bedrock/model/{id}/{action}) ---- */
+
+enum bedrock_action { BR_NONE, BR_INVOKE, BR_INVOKE_STREAM, BR_CONVERSE, BR_CONVERSE_STREAM };
+
+/* "/bedrock/model/{id}/{action}" → the model id (percent-decoded, arena) and the action;
+ * BR_NONE and *err when the path is not one (or the id has controls, bad escapes). */
+static enum bedrock_action prov_bedrock_route(struct arena *a, struct str path, const char **model,
+					     const char **err)
+{
+	static const char *const acts[] = { NULL, "invoke", "invoke-with-response-stream", "converse",
+					    "converse-stream" };
+	struct str rest = { path.p + 15, path.n - 15 };
+	const char *slash = path.n > 15 ? memrchr(rest.p, '/', rest.n) : NULL;
+	*err = "no such Bedrock operation (POST /bedrock/model/{modelId}/invoke, "
+	       "/invoke-with-response-stream, /converse or /converse-stream)";
+	if (!str_starts(path, "/bedrock/model/") || !slash || slash == rest.p)
+		return BR_NONE;
+	struct str act = { slash + 1, (size_t)(rest.p + rest.n - slash - 1) };
+	enum bedrock_action r = BR_NONE;
+	for (int i = 1; i < (int)ARRAY_LEN(acts); i++)
+		if (str_eq(act, acts[i]))
+			r = (enum bedrock_action)i;
+	size_t n = (size_t)(slash - rest.p);
+	char *m = r ? arena_alloc(a, n + 1, 1) : NULL;
+	if (!m)
+		return BR_NONE;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = rest.p[i];
+		if (c == '%') {
+			int hi = i + 2 < n ? sigv4_unhex(rest.p[i + 1]) : -1, lo = hi >= 0 ? sigv4_unhex(rest.p[i + 2]) : -1;
+			if (lo < 0) {
+				*err = "the model id in the path has a bad %-escape";
+				return BR_NONE;
+			}
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if ((unsigned char)c < 0x20 || c == 0x7f) {
+			*err = "the model id in the path has control characters";
+			return BR_NONE;
+		}
+		m[k++] = c;
+	}
+	m[k] = 0;
+	if (!k || k > 512) {
+		*err = "the model id in the path is empty or too long";
+		return BR_NONE;
+	}
+	*model = m;
+	return r;
+}
+
+/* An InvokeModel body (a Messages body without "model" and "stream") → a Messages request:
+ * "model" and "stream" from the path, "anthropic_version" dropped, "anthropic_beta" (an
+ * array) handed back as the anthropic-beta header's value. -EBADMSG when not an object. */
+static int prov_bedrock_inbound(struct arena *a, struct str body, const char *model, bool stream,
+				struct sb *out, struct str *beta)
+{
+	static const char *const keys[] = { "model", "stream", "anthropic_version", "anthropic_beta" };
+	struct json j;
+	int v[4], k[4];
+	if (json_parse(&j, a, body.p, body.n) != 0 || json_obj_get(&j, 0, keys, 4, v, k) != 0)
+		return -EBADMSG;
+	sb_puts(out, "{\"model\":");
+	json_put_z(out, model);
+	sb_puts(out, stream ? ",\"stream\":true" : ",\"stream\":false");
+	for (int m = 0, i = 1; m < j.tok[0].size; m++, i = json_skip(&j, i + 1)) {
+		if (i == k[0] || i == k[1] || i == k[2] || i == k[3])
+			continue;
+		sb_puts(out, ",");
+		sb_put(out, j.s + json_beg(&j, i), json_end(&j, i + 1) - json_beg(&j, i));
+	}
+	sb_puts(out, "}");
+	struct sb b;
+	sb_init(&b, a, 128);
+	if (v[3] >= 0 && j.tok[v[3]].type == JSMN_ARRAY)
+		for (int m = 0, i = v[3] + 1; m < j.tok[v[3]].size; m++, i = json_skip(&j, i)) {
+			char *s = j.tok[i].type == JSMN_STRING ? json_str(&j, a, i, NULL) : NULL;
+			if (s && *s && !strpbrk(s, "\r\n")) {
+				sb_put(&b, ",", b.len > 0);
+				sb_puts(&b, s);
+			}
+		}
+	*beta = sb_view(&b);
+	return out->oom || b.oom ? -ENOMEM : 0;
+}
+
+/* The x-amzn-ErrorType the AWS SDKs turn into an exception class, for an HTTP status. */
+static const char *prov_bedrock_error_name(int status)
+{
+	switch (status) {
+	case 400: case 413: case 422: return "ValidationException";
+	case 401: case 402: case 403: return "AccessDeniedException";
+	case 404: return "ResourceNotFoundException";
+	case 408: case 504: return "ModelTimeoutException";
+	case 429: return "ThrottlingException";
+	case 503: case 529: return "ServiceUnavailableException";
+	default: return "InternalServerException";
+	}
+}
+
 /* ======================================================================== *
- * 11. xlate_ — dialect translation: Messages <-> Chat, Responses -> Chat.  *
+ * 12. xlate_ — dialect translation: Messages <-> Chat, Responses -> Chat.  *
  *                                                                          *
  * Owns the rewriting of request bodies, response bodies, stream events and *
  * error bodies from one dialect into the other (PROTOCOLS.md, "Translating *
@@ -5026,6 +5824,15 @@ static void xlate_error_o2a(const char *body, size_t n, int status, struct arena
 			xlate_err_msg(ok ? &j : NULL, body, n, status, out));
 }
 
+/* Any error body → Bedrock's {"message": M}. */
+static void xlate_error_x2b(const char *body, size_t n, int status, struct arena *a, struct sb *out)
+{
+	struct json j;
+	bool ok = json_parse(&j, a, body, n) == 0;
+	struct str msg = xlate_err_msg(ok ? &j : NULL, body, n, status, out);
+	xlate_put_block(out, "{\"message\":\"", msg, "\"}");
+}
+
 /* An Anthropic-dialect (or any) error body → OpenAI's; error.type kept when given. */
 static void xlate_error_a2o(const char *body, size_t n, int status, struct arena *a, struct sb *out)
 {
@@ -5890,7 +6697,7 @@ static void xlate_o2r_end(struct xlate_o2r *s, const char *error, struct sb *out
 }
 
 /* ======================================================================== *
- * 12. jrnl_ — the charge journal: fixed-size checksummed records.          *
+ * 13. jrnl_ — the charge journal: fixed-size checksummed records.          *
  *                                                                          *
  * Owns: the on-disk format (64-byte little-endian records, CRC32C), the    *
  * per-writer append rings, group commit, replay and compaction.            *
@@ -6301,7 +7108,7 @@ static int jrnl_compact(struct jrnl *j, const char *path)
 }
 
 /* ======================================================================== *
- * 13. gov_ — governance: windows, prices, lock-free counters, admission.   *
+ * 14. gov_ — governance: windows, prices, lock-free counters, admission.   *
  *                                                                          *
  * Owns: reset windows (pure calendar arithmetic, UTC, no libc time zone),  *
  * the price table and cost math in integer micro-dollars (µ$), the shared  *
@@ -7967,7 +8774,7 @@ static struct gov *gov_cfg(struct cfg_ld *L, int gov_tok, int pricing_tok, int p
 }
 
 /* ======================================================================== *
- * 14. metrics_ — what operators see.                                       *
+ * 15. metrics_ — what operators see.                                       *
  *                                                                          *
  * Each worker owns its counters (single writer: relaxed load+store, no     *
  * locked instructions); /metrics sums them. The overhead histogram is the  *
@@ -8062,7 +8869,7 @@ struct log_state {
 };
 
 /* ======================================================================== *
- * 15. ldb_ — the request log store: SQLite at data_dir/logs.db.            *
+ * 16. ldb_ — the request log store: SQLite at data_dir/logs.db.            *
  *                                                                          *
  * A worker fills one fixed-size record per request in place, in its own    *
  * ring (one producer, one consumer: no syscall, no lock, no malloc); a     *
@@ -8635,7 +9442,7 @@ static int ldb_stats_json(sqlite3 *db, const struct ldb_filter *f, int64_t now_m
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 /* ======================================================================== *
- * 16. mgmt_ — the management thread: the admin API, logins, config edits.  *
+ * 17. mgmt_ — the management thread: the admin API, logins, config edits.  *
  *                                                                          *
  * Workers hand every /api request to this one thread as a job (a copy of   *
  * what it needs) through a lock-free stack and an eventfd, and get the     *
@@ -9837,7 +10644,7 @@ static void *mgmt_run(void *arg)
 }
 
 /* ======================================================================== *
- * 17. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.    *
+ * 18. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.    *
  *                                                                          *
  * One worker per core; everything below belongs to exactly one worker      *
  * thread and is touched by no other. `user_data` = slot | generation | op, *
@@ -9952,7 +10759,10 @@ struct conn {
 			size_t uscanned;
 			long long body_left;     /* Content-Length remaining; -1 chunked/close */
 			bool resp_chunked, resp_close, resp_done;
-			size_t body_start, dec_pos, dec_end, ev_pos; /* offsets in `in` */
+			size_t body_start, dec_pos, dec_end, ev_pos; /* offsets in `in` (ev_pos: in evb if evs) */
+			bool evs;                /* the answer is Bedrock's eventstream: its frames, */
+			size_t fr_pos;           /* ... from here in `in`, are decoded into SSE events */
+			struct buf evb;          /* ... in evb (owned), which the client reads instead */
 			bool paused;             /* stream backpressure: client send in flight */
 			uint64_t total_deadline_ms; /* the attempt's total_timeout_ms, absolute; 0 = none */
 		};
@@ -10024,6 +10834,8 @@ struct worker {
 	uint64_t evval;               /* read buffer for evfd */
 	struct { uint32_t idx, gen; } held[HELD_MAX]; /* conns whose last byte waits for the journal */
 	int nheld;
+	struct sigv4_key sigkeys[4]; /* Bedrock signing keys, by the secret's address */
+	struct arena tmp;            /* scratch for one step (an eventstream frame), reset after it */
 };
 
 static struct worker *workers;
@@ -10542,6 +11354,7 @@ static void *loop_run(void *arg)
 	w->now_ms = loop_now_ms();
 	w->wheel_tick = w->now_ms / WHEEL_MS;
 	w->acache.max_free = 512; /* up to 16 MB: the peak concurrency, kept */
+	arena_init(&w->tmp, &w->acache);
 	w->rng = now_ns() ^ ((uint64_t)(w->id + 1) * 0x9E3779B97F4A7C15ULL);
 	loop_adopt_config(w);
 	loop_accept_arm(w, 0);
@@ -10584,7 +11397,7 @@ static void *loop_run(void *arg)
 }
 
 /* ======================================================================== *
- * 18. up_ — the upstream client.                                           *
+ * 19. up_ — the upstream client.                                           *
  *                                                                          *
  * Owns per-worker keep-alive pools keyed by (address, TLS settings), the   *
  * connect (with a linked timeout), the BearSSL engine pump, and reading    *
@@ -10616,6 +11429,7 @@ struct request {
 	struct http_msg *msg;   /* arena */
 	enum rq_phase phase;
 	enum endpoint ep;
+	enum bedrock_action br; /* a /bedrock/ request (Bedrock's shapes and framing), else BR_NONE */
 	struct cfg_hold *hold;  /* worker's config reference, counted in hold->live */
 	struct client_req o;
 	struct route rt;        /* candidates in attempt order: primary, then fallbacks */
@@ -11031,6 +11845,13 @@ static bool up_sse(const struct http_msg *m)
 	return m->status == 200 && ct.n >= 17 && strncasecmp(ct.p, "text/event-stream", 17) == 0;
 }
 
+/* Bedrock's streamed answer: eventstream frames (decoded into SSE events by up_evs). */
+static bool up_evs_type(const struct http_msg *m)
+{
+	struct str ct = http_header(m, "content-type");
+	return m->status == 200 && ct.n >= 34 && strncasecmp(ct.p, "application/vnd.amazon.eventstream", 34) == 0;
+}
+
 /* Parse the head once it is complete. <0: failed (already reported); 0: need more; 1: ok. */
 static int up_head(struct worker *w, struct conn *u, struct conn *cl)
 {
@@ -11066,7 +11887,12 @@ static int up_head(struct worker *w, struct conn *u, struct conn *cl)
 		    u->in.len < u->body_start + (size_t)u->body_left)
 			up_in_reserve(u, u->body_start + (size_t)u->body_left - u->in.len);
 		u->resp_close = !m->keep_alive || (!m->chunked && u->body_left < 0);
-		cl->rq->streaming = up_sse(m);
+		u->evs = up_evs_type(m);
+		u->fr_pos = u->body_start;
+		u->evb.len = 0;
+		if (u->evs)
+			u->ev_pos = 0;
+		cl->rq->streaming = up_sse(m) || u->evs;
 		if (cl->rq->streaming)
 			up_timer(w, u, cl->rq->rt.c[cl->rq->ci].p->stream_idle_timeout_ms);
 		return 1;
@@ -11091,6 +11917,75 @@ static int up_body(struct conn *u, bool eof)
 	}
 	u->dec_end = u->dec_pos = u->in.len; /* delimited by close */
 	return eof ? 1 : 0;
+}
+
+/* An exception frame (or a broken one): fail the attempt with its status while the client
+ * has seen nothing (429 for throttling: the next key or provider), else end the stream. */
+static void up_evs_fail(struct worker *w, struct conn *u, struct conn *cl, int status, const char *msg)
+{
+	if (!up_stream_begun(cl->rq)) {
+		up_fail(w, u, status, "%s", msg);
+		return;
+	}
+	snprintf(cl->rq->err, sizeof(cl->rq->err), "%s", msg);
+	up_client.events(w, cl, NULL, true);
+	slot_close(w, u);
+}
+
+/* One decoded frame: an event's SSE text appended to evb; false when the attempt is over. */
+static bool up_evs_frame(struct worker *w, struct conn *u, struct conn *cl, const struct evs_msg *m)
+{
+	static const char *const k[] = { "message" };
+	struct sb t;
+	sb_init(&t, &w->tmp, m->payload.n + 64);
+	if (str_eq(m->message_type, "event")) {
+		if (!str_eq(m->event_type, "chunk"))
+			return true; /* (an event kind this gateway does not know: skipped) */
+		if (evs_chunk_to_sse(&w->tmp, m->payload, &t) && buf_append(&u->evb, t.p, t.len) == 0)
+			return true;
+		up_evs_fail(w, u, cl, 502, "provider sent a chunk that is not an Anthropic event");
+		return false;
+	}
+	struct str type = m->exception_type.n ? m->exception_type : m->error_code;
+	struct json j;
+	int v = -1;
+	const char *text = NULL;
+	if (json_parse(&j, &w->tmp, m->payload.p, m->payload.n) == 0 && json_obj_get(&j, 0, k, 1, &v, NULL) == 0 &&
+	    v >= 0)
+		text = json_str(&j, &w->tmp, v, NULL);
+	char msg[256];
+	snprintf(msg, sizeof(msg), "provider %s: %.*s: %.160s", cl->rq->rt.c[cl->rq->ci].p->name,
+		 (int)MIN(type.n, 64), type.p ? type.p : "", text ? text : "stream error");
+	for (char *c = msg; *c; c++)
+		if ((unsigned char)*c < 0x20)
+			*c = ' ';
+	up_evs_fail(w, u, cl, evs_exception_status(type), msg);
+	return false;
+}
+
+/* Bedrock's eventstream: the frames complete in [fr_pos, dec_end) of `in` become SSE events
+ * in evb (what the client reads) and leave `in`. false when the attempt is over (reported). */
+static bool up_evs(struct worker *w, struct conn *u, struct conn *cl)
+{
+	struct evs_msg m;
+	long n;
+	bool ok = true;
+	while (ok && (n = evs_decode((const uint8_t *)u->in.p + u->fr_pos, u->dec_end - u->fr_pos, &m)) != 0) {
+		if (n < 0) {
+			up_evs_fail(w, u, cl, 502, "provider sent a malformed eventstream frame");
+			ok = false;
+		} else {
+			u->fr_pos += (size_t)n;
+			ok = up_evs_frame(w, u, cl, &m);
+		}
+		arena_reset(&w->tmp);
+	}
+	if (!ok)
+		return false;
+	size_t shift = u->fr_pos - u->body_start; /* the decoded frames leave `in` */
+	memmove(u->in.p + u->body_start, u->in.p + u->fr_pos, u->in.len - u->fr_pos);
+	u->in.len -= shift, u->dec_pos -= shift, u->dec_end -= shift, u->fr_pos = u->body_start;
+	return true;
 }
 
 static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
@@ -11129,8 +12024,14 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 		}
 		return;
 	}
+	if (u->evs && !up_evs(w, u, cl))
+		return;
+	if (u->evs && rc == 1 && u->fr_pos != u->dec_end) {
+		up_evs_fail(w, u, cl, 502, "provider stream ended inside an eventstream frame");
+		return;
+	}
 	u->resp_done = rc == 1;
-	if (cl->rq->streaming && u->in.len - u->ev_pos > cl->rq->hold->cfg->max_response) {
+	if (cl->rq->streaming && u->in.len - (u->evs ? u->fr_pos : u->ev_pos) > cl->rq->hold->cfg->max_response) {
 		/* one event that never ends: refuse to hold it, end the stream */
 		snprintf(cl->rq->err, sizeof(cl->rq->err), "provider sent an event over limits.max_response_bytes");
 		up_client.events(w, cl, NULL, true);
@@ -11245,10 +12146,12 @@ static struct str up_answer_body(const struct conn *u)
  * is complete yet; a finished stream's unterminated tail counts. *pos moves past it. */
 static struct str up_next_event(const struct conn *u, size_t *pos)
 {
-	size_t len = sse_next(u->in.p + *pos, u->dec_end - *pos);
-	if (!len && u->resp_done && *pos < u->dec_end)
-		len = u->dec_end - *pos;
-	struct str ev = { u->in.p + *pos, len };
+	const char *b = u->evs ? u->evb.p : u->in.p; /* Bedrock's: decoded from its frames */
+	size_t end = u->evs ? u->evb.len : u->dec_end;
+	size_t len = sse_next(b + *pos, end - *pos);
+	if (!len && u->resp_done && *pos < end)
+		len = end - *pos;
+	struct str ev = { b + *pos, len };
 	*pos += len;
 	return ev;
 }
@@ -11262,7 +12165,7 @@ static bool up_answered(const struct conn *u) { return u->resp_done; }
 static bool up_consume(struct conn *u, size_t pos)
 {
 	u->ev_pos = pos;
-	return u->resp_done && pos >= u->dec_end;
+	return u->resp_done && pos >= (u->evs ? u->evb.len : u->dec_end);
 }
 
 /* The client is sending what it took: read nothing more until up_resume. */
@@ -11276,6 +12179,17 @@ static void up_hold(struct worker *w, struct conn *u)
  * complete event (or the end) is already there for the client. */
 static bool up_resume(struct worker *w, struct conn *u, long idle_ms)
 {
+	if (u->evs) { /* the events taken leave evb; the frames already left `in` */
+		memmove(u->evb.p, u->evb.p + u->ev_pos, u->evb.len - u->ev_pos);
+		u->evb.len -= u->ev_pos;
+		u->ev_pos = 0;
+		u->paused = false;
+		up_timer(w, u, idle_ms);
+		if (sse_next(u->evb.p, u->evb.len) || u->resp_done)
+			return true;
+		up_kick(w, u);
+		return false;
+	}
 	size_t shift = u->ev_pos - u->body_start;
 	memmove(u->in.p + u->body_start, u->in.p + u->ev_pos, u->in.len - u->ev_pos);
 	u->in.len -= shift;
@@ -11299,10 +12213,15 @@ static bool up_closing(struct worker *w, struct conn *u)
 		up_client.failed(w, cl, 502, "the provider connection was closed");
 	return false;
 }
-static void up_freeing(struct worker *w, struct conn *u) { (void)w, free(u->tls); }
+static void up_freeing(struct worker *w, struct conn *u)
+{
+	(void)w;
+	free(u->tls);
+	buf_free(&u->evb);
+}
 
 /* ======================================================================== *
- * 19. conn_ — client connections.                                          *
+ * 20. conn_ — client connections.                                          *
  *                                                                          *
  * States: CS_HEAD (reading a head, header deadline armed, or idle with the *
  * idle deadline), CS_BODY (reading the body), CS_BUSY (request dispatched; *
@@ -11535,7 +12454,16 @@ static void conn_error_h(struct worker *w, struct conn *c, int status, const cha
 {
 	struct sb b;
 	sb_init(&b, &c->arena, 256);
-	if (conn_dialect(c) == D_ANTHROPIC) {
+	if (c->rq && c->rq->br) { /* Bedrock's: {"message"}, the class in x-amzn-ErrorType */
+		sb_puts(&b, "{\"message\":");
+		json_put_z(&b, msg);
+		sb_puts(&b, "}");
+		struct sb x;
+		sb_init(&x, &c->arena, 128);
+		sb_cat(&x, "x-amzn-ErrorType: ", prov_bedrock_error_name(status), "\r\n", extra ? extra : "", NULL);
+		sb_put(&x, "", 1);
+		extra = x.oom ? extra : x.p;
+	} else if (conn_dialect(c) == D_ANTHROPIC) {
 		sb_printf(&b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
 			  xlate_status_type(status));
 		json_put_z(&b, msg);
@@ -11609,6 +12537,8 @@ static void conn_resp_head(struct sb *h, struct request *rq, const struct http_m
 			sb_puts(h, "\r\n");
 		}
 	}
+	if (rq->br && m->status >= 400)
+		sb_cat(h, "x-amzn-ErrorType: ", prov_bedrock_error_name(m->status), "\r\n", NULL);
 	if (!keep)
 		sb_puts(h, "Connection: close\r\n");
 }
@@ -11800,7 +12730,7 @@ static bool conn_translate_body(struct conn *cl, int status, struct iovec *body)
 		sb_init(&chat, &cl->arena, n + n / 4 + 256);
 		rc = xlate_resp_a2o(&cl->arena, p, n, rq->o.model, now, &chat, &xu);
 		rc = rc || chat.oom ? -EBADMSG : xlate_resp_o2r(&cl->arena, chat.p, chat.len, rq->o.model, &rq->rnames, now, &t, &cu);
-	} else if (status != 200 && rq->xl == XL_A2O)
+	} else if (status != 200 && (rq->xl == XL_A2O || rq->xl == XL_NONE)) /* (XL_NONE: Bedrock's shape) */
 		xlate_error_o2a(p, n, status, &cl->arena, &t);
 	else if (status != 200)
 		xlate_error_a2o(p, n, status, &cl->arena, &t);
@@ -11874,7 +12804,15 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 				(int64_t)w->now_ms);
 	struct iovec body = { (void *)raw.p, raw.n };
 	bool redacted = m->status < 400 || conn_redact(cl, &body);
-	bool ok = redacted && (!rq->xl || conn_translate_body(cl, m->status, &body));
+	bool bedrock_error = m->status != 200 && rq->rt.c[rq->ci].p->kind->bedrock; /* {"message"} */
+	bool ok = redacted && ((!rq->xl && !bedrock_error) || conn_translate_body(cl, m->status, &body));
+	if (ok && rq->br && m->status != 200) { /* a /bedrock/ client: Bedrock's error shape */
+		struct sb t;
+		sb_init(&t, &cl->arena, 256);
+		xlate_error_x2b(body.iov_base, body.iov_len, m->status, &cl->arena, &t);
+		body = (struct iovec){ t.p, t.len };
+		ok = !t.oom;
+	}
 	if (m->status == 200 && (!rq->xl || !ok)) /* (a translated answer's usage came with it) */
 		conn_read_usage(cl, raw.p, raw.n);
 	conn_gov_charge(w, cl); /* the provider billed it, whatever the client gets */
@@ -12031,6 +12969,41 @@ static void conn_stream_error(struct conn *cl, struct sb *t)
 	}
 }
 
+/* The complete events, copied into `t` (to be framed for a /bedrock/ client). */
+static void conn_copy_events(struct conn *cl, struct conn *u, struct sb *t, bool *done)
+{
+	struct iovec v[SEND_IOV_MAX];
+	int n = 1;
+	conn_relay_events(cl, u, v, &n, done);
+	for (int i = 1; i < n; i++)
+		sb_put(t, v[i].iov_base, v[i].iov_len);
+}
+
+/* Anthropic events → Bedrock's frames: a chunk each ({"bytes": base64 of the event}); an
+ * error event becomes an exception frame; pings are dropped (Bedrock sends none). */
+static struct sb conn_bedrock_frames(struct conn *cl, const struct sb *t)
+{
+	struct sb f;
+	sb_init(&f, &cl->scratch, t->len * 2 + 256);
+	size_t len;
+	for (size_t off = 0; !t->oom && (len = sse_next(t->p + off, t->len - off)) > 0; off += len) {
+		struct str ev = { t->p + off, len }, data = sse_data(ev.p, ev.n), name = sse_field(ev.p, ev.n, "event");
+		if (!data.n || str_eq(name, "ping"))
+			continue;
+		if (!str_eq(name, "error")) {
+			evs_sse_to_chunk(&f, data);
+			continue;
+		}
+		const char *type = memmem(data.p, data.n, "rate_limit_error", 16) ? "throttlingException"
+				 : memmem(data.p, data.n, "overloaded_error", 16) ? "serviceUnavailableException"
+				 : memmem(data.p, data.n, "timeout_error", 13) ? "modelTimeoutException"
+				 : "internalServerException";
+		evs_exception(&f, type, cl->rq->err[0] ? cl->rq->err : "the model's stream failed");
+	}
+	f.oom |= t->oom;
+	return f;
+}
+
 /* The stream's head, once (nothing per batch comes from the arena); false: out of memory,
  * the client is closed. */
 static bool conn_stream_head(struct worker *w, struct conn *cl, struct sb *h, bool chunked, bool keep)
@@ -12040,7 +13013,8 @@ static bool conn_stream_head(struct worker *w, struct conn *cl, struct sb *h, bo
 	conn_phase(rq, RQ_STREAM);
 	route_cb_result(&rq->rt.c[rq->ci].p->brk[rq->kidx], &rq->hold->cfg->cb, true, (int64_t)w->now_ms);
 	sb_init(h, &cl->arena, 256);
-	sb_puts(h, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
+	sb_cat(h, "HTTP/1.1 200 OK\r\nContent-Type: ", rq->br ? "application/vnd.amazon.eventstream" : "text/event-stream",
+	       "\r\nCache-Control: no-cache\r\n", NULL);
 	conn_provider_hdr(h, rq);
 	sb_cat(h, chunked ? "Transfer-Encoding: chunked\r\n" : "", keep ? "" : "Connection: close\r\n", "\r\n",
 	       NULL);
@@ -12067,17 +13041,21 @@ static void conn_up_events(struct worker *w, struct conn *cl, struct conn *u, bo
 		return; /* resumed from conn_on_sent */
 	bool chunked = rq->msg->minor >= 1; /* HTTP/1.0: the close ends the stream */
 	bool keep = chunked && rq->msg->keep_alive && !g_draining;
-	if (u && !rq->xl) {
+	if (u && !rq->xl && !rq->br) {
 		payload = conn_relay_events(cl, u, v, &n, &done);
 	} else {
 		struct sb t;
 		sb_init(&t, &cl->scratch, 1024);
-		if (u) {
+		if (u && rq->xl) {
 			conn_xlate_events(cl, u, &t, &done);
+		} else if (u) {
+			conn_copy_events(cl, u, &t, &done);
 		} else {
 			conn_stream_error(cl, &t);
 			rq->stream_broken = done = true;
 		}
+		if (rq->br)
+			t = conn_bedrock_frames(cl, &t);
 		if (t.len && !t.oom)
 			v[n++] = (struct iovec){ t.p, t.len };
 		payload = t.oom ? 0 : t.len;
@@ -12167,8 +13145,8 @@ static void conn_stream_ping(struct worker *w, struct conn *c)
 	bool a = prov_dialect(rq->ep) == D_ANTHROPIC;
 	size_t n = a ? sizeof(anth) - 1 : sizeof(oai) - 1;
 	timer_set(w, c, rq->hold->cfg->stream_ping_ms);
-	if (c->send_busy || rq->msg->minor < 1) /* a slow client needs no ping; HTTP/1.0 has no chunks */
-		return;
+	if (c->send_busy || rq->msg->minor < 1 || rq->br) /* a slow client needs no ping; HTTP/1.0 has no */
+		return; /* chunks; Bedrock's eventstream has no ping */
 	int len = snprintf(rq->chunk_line, sizeof(rq->chunk_line), "%zx\r\n", n);
 	struct iovec v[3] = { { rq->chunk_line, (size_t)len }, { (void *)(a ? anth : oai), n }, { "\r\n", 2 } };
 	conn_phase(rq, RQ_PING);
@@ -12447,7 +13425,11 @@ static const struct gov_vkey *conn_vkey(const struct gov *g, const struct http_m
 		struct str v = http_header(m, hdrs[i]);
 		if (!v.p)
 			continue;
-		if (i == 1) {
+		if (i == 1 && v.n > 28 && strncmp(v.p, "AWS4-HMAC-SHA256 Credential=", 28) == 0) {
+			v.p += 28, v.n -= 28; /* an AWS SDK's SigV4 with the key as its access key id */
+			const char *e = memchr(v.p, '/', v.n);
+			v.n = e ? (size_t)(e - v.p) : 0;
+		} else if (i == 1) {
 			if (v.n < 7 || strncasecmp(v.p, "Bearer ", 7) != 0)
 				continue;
 			v.p += 7;
@@ -12746,6 +13728,24 @@ static void conn_xlate_start(struct conn *c)
 	}
 }
 
+/* The attempt's request to a Bedrock provider, from a Messages body (the client's, or one
+ * translated to Messages). false when answered (an error). */
+static bool conn_bedrock_build(struct worker *w, struct conn *c, const struct route_cand *rc, struct str anth)
+{
+	struct request *rq = c->rq;
+	struct sb b;
+	sb_init(&b, &c->arena, anth.n + 256);
+	int rc2 = prov_bedrock_body(&c->arena, anth, rq->o.anth_beta, &b);
+	uintptr_t slot = ((uintptr_t)rc->p->secret >> 4) % ARRAY_LEN(w->sigkeys);
+	if (rc2 == 0)
+		rc2 = prov_bedrock_build(&c->arena, sb_view(&b), rc->p, rc->model, rq->key, rq->o.stream,
+					 (long long)time(NULL), &w->sigkeys[slot], &rq->ur);
+	if (rc2 != 0)
+		conn_error(w, c, rc2 == -ENOMEM ? 500 : 400, rc2 == -ENOMEM ? "server_error" : "invalid_request_error",
+			   rc2 == -ENOMEM ? "out of memory" : "the body must be a JSON object");
+	return rc2 == 0;
+}
+
 /* A Responses request for an Anthropic provider: to Chat, then to Messages. */
 static int conn_req_r2a(struct conn *c, const struct route_cand *rc, struct sb *out, const char **err)
 {
@@ -12791,17 +13791,23 @@ static bool conn_translate(struct worker *w, struct conn *c, const struct route_
 			   err ? err : rc2 == -ENOMEM ? "out of memory" : "request cannot be translated");
 		return false;
 	}
-	sb_init(&h, &c->arena, 512);
-	prov_head(&h, &rq->o, rc->p, rc->model, rq->key, anth ? EP_MESSAGES : EP_CHAT, (struct str){ NULL, 0 }, b.len);
-	rq->ur.iov = arena_new(&c->arena, struct iovec, 2);
-	if (h.oom || !rq->ur.iov) {
-		conn_error(w, c, 500, "server_error", "out of memory");
-		return false;
+	if (rc->p->kind->bedrock) {
+		if (!conn_bedrock_build(w, c, rc, sb_view(&b)))
+			return false;
+	} else {
+		sb_init(&h, &c->arena, 512);
+		prov_head(&h, &rq->o, rc->p, rc->model, rq->key, anth ? EP_MESSAGES : EP_CHAT, (struct str){ NULL, 0 },
+			  b.len);
+		rq->ur.iov = arena_new(&c->arena, struct iovec, 2);
+		if (h.oom || !rq->ur.iov) {
+			conn_error(w, c, 500, "server_error", "out of memory");
+			return false;
+		}
+		rq->ur.iov[0] = (struct iovec){ h.p, h.len };
+		rq->ur.iov[1] = (struct iovec){ b.p, b.len };
+		rq->ur.niov = 2;
+		rq->ur.len = h.len + b.len;
 	}
-	rq->ur.iov[0] = (struct iovec){ h.p, h.len };
-	rq->ur.iov[1] = (struct iovec){ b.p, b.len };
-	rq->ur.niov = 2;
-	rq->ur.len = h.len + b.len;
 	char *id = arena_alloc(&c->arena, 40, 1);
 	if (id)
 		snprintf(id, 40, "%s_bf%016llx", rq->xl == XL_A2O ? "msg" : rq->xl >= XL_R2O ? "resp" : "chatcmpl",
@@ -12880,8 +13886,12 @@ static void conn_attempt(struct worker *w, struct conn *c)
 		return;
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
 	rq->xl = XL_NONE;
-	if (rc->p->kind->dialect != prov_dialect(rq->ep) || (rq->ep == EP_RESPONSES && !rc->p->kind->responses)) {
+	if (rc->p->kind->dialect != prov_dialect(rq->ep) || (rq->ep == EP_RESPONSES && !rc->p->kind->responses) ||
+	    (rc->p->kind->bedrock && rq->ep == EP_COUNT_TOKENS)) {
 		if (!conn_translate(w, c, rc))
+			return;
+	} else if (rc->p->kind->bedrock) {
+		if (!conn_bedrock_build(w, c, rc, (struct str){ rq->o.j.s, rq->o.j.n }))
 			return;
 	} else if (prov_build(&c->arena, &rq->o, rc->p, rc->model, rq->key, rq->ep, rq->msg->query,
 			      &rq->ur) != 0) {
@@ -12892,6 +13902,35 @@ static void conn_attempt(struct worker *w, struct conn *c)
 	rq->fresh_retry = false;
 	conn_phase(rq, RQ_AWAIT);
 	up_start(w, c, rc->p);
+}
+
+/* A /bedrock/model/{id}/{action} request: its body made the Messages request it stands
+ * for (model and stream from the path). false when answered. */
+static bool conn_bedrock_in(struct worker *w, struct conn *c, struct str *body, struct str *beta)
+{
+	struct request *rq = c->rq;
+	const char *model = NULL, *err;
+	rq->br = prov_bedrock_route(&c->arena, rq->msg->path, &model, &err);
+	if (rq->br == BR_CONVERSE || rq->br == BR_CONVERSE_STREAM) {
+		rq->br = BR_INVOKE; /* (for the error's shape) */
+		conn_error(w, c, 404, "not_found_error", "Converse is not served on /bedrock yet: use InvokeModel");
+		return false;
+	}
+	if (!rq->br) {
+		rq->br = BR_INVOKE;
+		conn_error(w, c, strstr(err, "operation") ? 404 : 400, "invalid_request_error", err);
+		return false;
+	}
+	struct sb b;
+	sb_init(&b, &c->arena, body->n + 64);
+	int rc = prov_bedrock_inbound(&c->arena, *body, model, rq->br == BR_INVOKE_STREAM, &b, beta);
+	if (rc != 0) {
+		conn_error(w, c, rc == -ENOMEM ? 500 : 400, "invalid_request_error",
+			   rc == -ENOMEM ? "out of memory" : "the body must be a JSON object (an Anthropic Messages body)");
+		return false;
+	}
+	*body = sb_view(&b);
+	return true;
 }
 
 /* A whole request is in: route it to a provider, or answer it here. */
@@ -12905,6 +13944,8 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 	for (size_t i = 0; i < ARRAY_LEN(api_routes); i++)
 		if (str_eq(m->path, api_routes[i].path))
 			ep = (int)api_routes[i].ep;
+	if (ep < 0 && str_starts(m->path, "/bedrock/"))
+		ep = EP_MESSAGES, rq->br = BR_INVOKE; /* (which operation: conn_bedrock_in) */
 	if (ep < 0) {
 		admin_dispatch(w, c);
 		return;
@@ -12916,12 +13957,11 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 		return;
 	}
 	rq->ep = (enum endpoint)ep;
-	size_t body_len = c->body_dst - m->head_len;
-	const char *body = c->in.p + m->head_len;
+	struct str body = { c->in.p + m->head_len, c->body_dst - m->head_len }, beta = http_header(m, "anthropic-beta");
 	const char *why = NULL;
-	if (!conn_gov_auth(w, c))
+	if (!conn_gov_auth(w, c) || (rq->br && !conn_bedrock_in(w, c, &body, &beta)))
 		return;
-	int rc = prov_openai_prepare(&rq->o, &c->arena, body, body_len, rq->ep, rq->hold->cfg->max_json_tokens);
+	int rc = prov_openai_prepare(&rq->o, &c->arena, body.p, body.n, rq->ep, rq->hold->cfg->max_json_tokens);
 	if (rc != 0) {
 		conn_error(w, c, rc == -E2BIG ? 413 : rc == -ENOMEM ? 500 : 400,
 			   rc == -ENOMEM ? "server_error" : "invalid_request_error",
@@ -12929,7 +13969,7 @@ static void conn_dispatch(struct worker *w, struct conn *c)
 		return;
 	}
 	rq->o.anth_version = http_header(m, "anthropic-version");
-	rq->o.anth_beta = http_header(m, "anthropic-beta");
+	rq->o.anth_beta = beta;
 	if (route_resolve(rq->hold->cfg, rq->o.model, &w->rng, &rq->rt, &why) != 0) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "%s: %s", why, rq->o.model);
@@ -13165,7 +14205,7 @@ static const struct slot_ops slot_ops[K_KINDS] = {
 static const struct up_hooks up_client = { conn_up_answer, conn_up_events, conn_up_failed };
 
 /* ======================================================================== *
- * 20. admin_ — answers the gateway makes itself.                           *
+ * 21. admin_ — answers the gateway makes itself.                           *
  * ======================================================================== */
 
 /* The concrete provider/model names the config lists, in the client's dialect. */
@@ -13505,7 +14545,7 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 static const struct loop_hooks loop_hooks = { conn_accept, admin_wake };
 
 /* ======================================================================== *
- * 21. main — command line, start-up checks, signals, reload, drain.        *
+ * 22. main — command line, start-up checks, signals, reload, drain.        *
  * ======================================================================== */
 
 #ifndef BIFROST_TEST
