@@ -6696,6 +6696,675 @@ static void xlate_o2r_end(struct xlate_o2r *s, const char *error, struct sb *out
 	xlate_o2r_complete(s, out);
 }
 
+/* ---- Bedrock Converse <-> Messages ------------------------------------ *
+ * A Converse model behind a Bedrock provider looks like an Anthropic one to the rest of the
+ * gateway: its request is made from a Messages body (xlate_req_a2c), its answer and stream
+ * events become Messages ones (xlate_resp_c2a, xlate_c2a_*). Clients of /bedrock/.../converse
+ * get the reverse (xlate_req_c2a, xlate_resp_a2c, xlate_a2c_event). Content blocks map one to
+ * one: text, image (base64), tool use and result, reasoning (thinking). */
+
+/* A stop reason, Converse → Anthropic. */
+static const char *xlate_stop_c2a(struct str sr)
+{
+	static const char *const same[] = { "end_turn", "tool_use", "max_tokens", "stop_sequence" };
+	for (size_t i = 0; i < ARRAY_LEN(same); i++)
+		if (str_eq(sr, same[i]))
+			return same[i];
+	return str_eq(sr, "guardrail_intervened") || str_eq(sr, "content_filtered") ? "refusal" : "end_turn";
+}
+
+/* A stop reason, Anthropic → Converse. */
+static const char *xlate_stop_a2c(struct str sr)
+{
+	static const char *const same[] = { "end_turn", "tool_use", "max_tokens", "stop_sequence" };
+	for (size_t i = 0; i < ARRAY_LEN(same); i++)
+		if (str_eq(sr, same[i]))
+			return same[i];
+	return str_eq(sr, "refusal") ? "content_filtered" : "end_turn";
+}
+
+/* Converse's usage ({inputTokens, outputTokens, cacheReadInputTokens, cacheWriteInputTokens}). */
+static void xlate_usage_from_c(struct json *j, int usage, struct xlate_usage *u)
+{
+	static const char *const k[] = { "inputTokens", "outputTokens", "cacheReadInputTokens",
+					 "cacheWriteInputTokens" };
+	int v[4];
+	if (xlate_get(j, usage, k, 4, v))
+		return;
+	u->in = xlate_tokens(j, v[0], u->in, u);
+	u->out = xlate_tokens(j, v[1], u->out, u);
+	u->cache_read = xlate_tokens(j, v[2], u->cache_read, u);
+	u->cache_write = xlate_tokens(j, v[3], u->cache_write, u);
+}
+
+static void xlate_put_usage_c(struct sb *out, const struct xlate_usage *u)
+{
+	sb_printf(out, "{\"inputTokens\":%lld,\"outputTokens\":%lld,\"totalTokens\":%lld,"
+		  "\"cacheReadInputTokens\":%lld,\"cacheWriteInputTokens\":%lld}",
+		  u->in, u->out, u->in + u->out + u->cache_read + u->cache_write, u->cache_read, u->cache_write);
+}
+
+/* One Messages image block → Converse's {"image":{"format","source":{"bytes"}}}. */
+static int xlate_a2c_image(struct json *j, int blk, struct sb *out)
+{
+	int src = xlate_member(j, blk, "source");
+	int mt = xlate_member(j, src, "media_type"), data = xlate_member(j, src, "data");
+	struct str m = xlate_inner(j, mt);
+	if (!xlate_is(j, xlate_member(j, src, "type"), "base64") || m.n < 7 || memcmp(m.p, "image/", 6) != 0 ||
+	    !xlate_type(j, data, JSMN_STRING))
+		return xlate_fail(j, "Converse takes base64 images only (source.type \"base64\", an image/* media_type)");
+	sb_puts(out, "{\"image\":{\"format\":\"");
+	sb_put(out, m.p + 6, m.n - 6);
+	xlate_put_block(out, "\",\"source\":{\"bytes\":", json_raw(j, data), "}}}");
+	return 0;
+}
+
+/* A tool_result's content → Converse's [{"text"}|{"image"}]. */
+static int xlate_a2c_result(struct json *j, int blk, struct sb *out)
+{
+	int c = xlate_member(j, blk, "content");
+	struct str t;
+	xlate_put_block(out, "{\"toolResult\":{\"toolUseId\":", xlate_raw_str(j, xlate_member(j, blk, "tool_use_id")),
+			",\"content\":[");
+	if (xlate_type(j, c, JSMN_STRING)) {
+		xlate_put_block(out, "{\"text\":", json_raw(j, c), "}");
+	} else if (xlate_type(j, c, JSMN_ARRAY)) {
+		xlate_each(j, c, e, k) {
+			if (xlate_block(j, e, &t))
+				return -EBADMSG;
+			if (str_eq(t, "text"))
+				xlate_put_block(out, "{\"text\":", xlate_raw_str(j, xlate_member(j, e, "text")), "},");
+			else if (str_eq(t, "image") && xlate_a2c_image(j, e, out) == 0)
+				sb_puts(out, ",");
+			else
+				return xlate_fail(j, "a tool_result for Converse holds text and images only");
+		}
+		xlate_trim(out);
+	}
+	sb_puts(out, "]");
+	if (json_is_true(j, xlate_member(j, blk, "is_error")))
+		sb_puts(out, ",\"status\":\"error\"");
+	sb_puts(out, "}}");
+	return 0;
+}
+
+/* One Messages content block → one Converse content block. */
+static int xlate_a2c_block(struct json *j, int blk, struct sb *out)
+{
+	struct str t;
+	if (xlate_block(j, blk, &t))
+		return -EBADMSG;
+	if (str_eq(t, "text")) {
+		xlate_put_block(out, "{\"text\":", xlate_raw_str(j, xlate_member(j, blk, "text")), "}");
+	} else if (str_eq(t, "image")) {
+		return xlate_a2c_image(j, blk, out);
+	} else if (str_eq(t, "tool_use")) {
+		int in = xlate_member(j, blk, "input");
+		xlate_put_block(out, "{\"toolUse\":{\"toolUseId\":", xlate_raw_str(j, xlate_member(j, blk, "id")), ",");
+		xlate_put_block(out, "\"name\":", xlate_raw_str(j, xlate_member(j, blk, "name")), ",\"input\":");
+		xlate_put_block(out, "", xlate_type(j, in, JSMN_OBJECT) ? json_raw(j, in) : STR("{}"), "}}");
+	} else if (str_eq(t, "tool_result")) {
+		return xlate_a2c_result(j, blk, out);
+	} else if (str_eq(t, "thinking")) {
+		xlate_put_block(out, "{\"reasoningContent\":{\"reasoningText\":{\"text\":",
+				xlate_raw_str(j, xlate_member(j, blk, "thinking")), "");
+		int sig = xlate_member(j, blk, "signature");
+		if (xlate_has_text(j, sig))
+			xlate_put_block(out, ",\"signature\":", json_raw(j, sig), "");
+		sb_puts(out, "}}}");
+	} else if (str_eq(t, "redacted_thinking")) {
+		xlate_put_block(out, "{\"reasoningContent\":{\"redactedContent\":",
+				xlate_raw_str(j, xlate_member(j, blk, "data")), "}}");
+	} else {
+		return xlate_fail(j, "a content block Converse has no equivalent for");
+	}
+	return 0;
+}
+
+/* messages: [{role, content}] → Converse's (content always an array of blocks). */
+static int xlate_a2c_messages(struct json *j, int msgs, struct sb *out)
+{
+	if (!xlate_type(j, msgs, JSMN_ARRAY))
+		return xlate_fail(j, "\"messages\" must be an array");
+	sb_puts(out, "\"messages\":[");
+	xlate_each(j, msgs, m, k) {
+		int role = xlate_member(j, m, "role"), c = xlate_member(j, m, "content");
+		if (!xlate_is(j, role, "user") && !xlate_is(j, role, "assistant"))
+			return xlate_fail(j, "a message's role must be \"user\" or \"assistant\"");
+		xlate_put_block(out, "{\"role\":", json_raw(j, role), ",\"content\":[");
+		if (xlate_type(j, c, JSMN_STRING)) {
+			xlate_put_block(out, "{\"text\":", json_raw(j, c), "}");
+		} else if (xlate_type(j, c, JSMN_ARRAY)) {
+			xlate_each(j, c, e, q) {
+				if (xlate_a2c_block(j, e, out))
+					return -EBADMSG;
+				sb_puts(out, ",");
+			}
+			xlate_trim(out);
+		} else {
+			return xlate_fail(j, "content must be a string or an array of blocks");
+		}
+		sb_puts(out, "]},");
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return 0;
+}
+
+/* tools and tool_choice → "toolConfig" (tool_choice "none": no tools at all). */
+static int xlate_a2c_tools(struct json *j, int tools, int choice, struct sb *out)
+{
+	struct str ct = xlate_inner(j, xlate_member(j, choice, "type"));
+	if (!xlate_type(j, tools, JSMN_ARRAY) || !j->tok[tools].size || str_eq(ct, "none"))
+		return 0;
+	sb_puts(out, ",\"toolConfig\":{\"tools\":[");
+	xlate_each(j, tools, t, k) {
+		int schema = xlate_member(j, t, "input_schema"), desc = xlate_member(j, t, "description");
+		if (!xlate_type(j, schema, JSMN_OBJECT))
+			continue; /* a server tool: Converse has none */
+		xlate_put_block(out, "{\"toolSpec\":{\"name\":", xlate_raw_str(j, xlate_member(j, t, "name")), "");
+		if (xlate_has_text(j, desc))
+			xlate_put_block(out, ",\"description\":", json_raw(j, desc), "");
+		xlate_put_block(out, ",\"inputSchema\":{\"json\":", json_raw(j, schema), "}}},");
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	if (str_eq(ct, "any"))
+		sb_puts(out, ",\"toolChoice\":{\"any\":{}}");
+	else if (str_eq(ct, "tool"))
+		xlate_put_block(out, ",\"toolChoice\":{\"tool\":{\"name\":",
+				xlate_raw_str(j, xlate_member(j, choice, "name")), "}}");
+	sb_puts(out, "}");
+	return 0;
+}
+
+/* A Messages request → a Converse request (model and stream are in the path). */
+static int xlate_req_a2c(struct arena *a, const char *body, size_t n, struct sb *out, const char **err)
+{
+	enum { K_MSGS, K_SYS, K_MAX, K_TEMP, K_TOPP, K_STOP, K_TOOLS, K_CHOICE, K_N };
+	static const char *const keys[K_N] = { "messages", "system", "max_tokens", "temperature", "top_p",
+		"stop_sequences", "tools", "tool_choice" };
+	static const char *const conv[] = { "maxTokens", "temperature", "topP" };
+	struct json j;
+	int v[K_N], rc = json_parse(&j, a, body, n);
+	if (rc)
+		return xlate_done(rc == -ENOMEM ? -ENOMEM : xlate_fail(&j, "malformed JSON"), &j, out, err);
+	if ((rc = xlate_get(&j, 0, keys, K_N, v)) == 0)
+		sb_puts(out, "{");
+	if (!rc)
+		rc = xlate_a2c_messages(&j, v[K_MSGS], out);
+	if (!rc && xlate_type(&j, v[K_SYS], JSMN_STRING))
+		xlate_put_block(out, ",\"system\":[{\"text\":", json_raw(&j, v[K_SYS]), "}]");
+	int cnt = 0;
+	if (!rc && xlate_type(&j, v[K_SYS], JSMN_ARRAY)) {
+		sb_puts(out, ",\"system\":[{\"text\":\"");
+		rc = xlate_join(&j, v[K_SYS], "text", "text", "\\n\\n", out, &cnt);
+		sb_puts(out, "\"}]");
+	}
+	sb_puts(out, ",\"inferenceConfig\":{");
+	const char *sep = "";
+	for (int i = 0; i < 3; i++)
+		if (xlate_num(&j, v[K_MAX + i])) {
+			sb_cat(out, sep, "\"", conv[i], "\":", NULL);
+			sb_str(out, json_raw(&j, v[K_MAX + i]));
+			sep = ",";
+		}
+	if (xlate_strings(&j, v[K_STOP]))
+		xlate_put_block(out, *sep ? ",\"stopSequences\":" : "\"stopSequences\":", json_raw(&j, v[K_STOP]), "");
+	sb_puts(out, "}");
+	if (!rc)
+		rc = xlate_a2c_tools(&j, v[K_TOOLS], v[K_CHOICE], out);
+	sb_puts(out, "}");
+	return xlate_done(rc, &j, out, err);
+}
+
+/* A Converse answer's content block → a Messages one. */
+static int xlate_c2a_block(struct json *j, int blk, struct sb *out)
+{
+	int t = xlate_member(j, blk, "text"), tu = xlate_member(j, blk, "toolUse");
+	int rc = xlate_member(j, xlate_member(j, blk, "reasoningContent"), "reasoningText");
+	if (xlate_type(j, t, JSMN_STRING)) {
+		xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, t), "}");
+	} else if (tu >= 0) {
+		int in = xlate_member(j, tu, "input");
+		xlate_put_block(out, "{\"type\":\"tool_use\",\"id\":", xlate_raw_str(j, xlate_member(j, tu, "toolUseId")), "");
+		xlate_put_block(out, ",\"name\":", xlate_raw_str(j, xlate_member(j, tu, "name")), ",\"input\":");
+		xlate_put_block(out, "", xlate_type(j, in, JSMN_OBJECT) ? json_raw(j, in) : STR("{}"), "}");
+	} else if (rc >= 0) {
+		xlate_put_block(out, "{\"type\":\"thinking\",\"thinking\":", xlate_raw_str(j, xlate_member(j, rc, "text")), "");
+		xlate_put_block(out, ",\"signature\":", xlate_has_text(j, xlate_member(j, rc, "signature"))
+				? json_raw(j, xlate_member(j, rc, "signature")) : STR("\"\""), "}");
+	} else {
+		return 1; /* (a block kind a Messages client would not know: left out) */
+	}
+	return 0;
+}
+
+/* A Converse answer → a Messages answer (id and model given); its usage into *u. */
+static int xlate_resp_c2a(struct arena *a, const char *body, size_t n, const char *model, const char *id,
+			  struct sb *out, struct xlate_usage *u)
+{
+	static const char *const k[] = { "output", "stopReason", "usage" };
+	struct json j;
+	int v[3];
+	if (json_parse(&j, a, body, n) || xlate_get(&j, 0, k, 3, v))
+		return -EBADMSG;
+	int content = xlate_member(&j, xlate_member(&j, v[0], "message"), "content");
+	if (!xlate_type(&j, content, JSMN_ARRAY))
+		return -EBADMSG;
+	sb_puts(out, "{\"id\":");
+	json_put_z(out, id);
+	sb_puts(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+	json_put_z(out, model);
+	sb_puts(out, ",\"content\":[");
+	xlate_each(&j, content, e, q)
+		if (xlate_c2a_block(&j, e, out) == 0)
+			sb_puts(out, ",");
+	xlate_trim(out);
+	sb_cat(out, "],\"stop_reason\":\"", xlate_stop_c2a(xlate_inner(&j, v[1])), "\",\"stop_sequence\":null,\"usage\":",
+	       NULL);
+	xlate_usage_from_c(&j, v[2], u);
+	xlate_put_usage_a(out, u);
+	sb_puts(out, "}");
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* ConverseStream events → Messages events. Blocks open lazily (Converse starts only tool
+ * blocks); message_delta waits for the usage in `metadata`, which follows messageStop. */
+struct xlate_c2a {
+	const char *model, *id; /* borrowed: outlive the stream */
+	uint64_t open, think;   /* blocks open (by index < 64); of those, the thinking ones */
+	const char *stop;       /* static: messageStop's reason, held for the usage */
+	bool started, done;
+	struct xlate_usage usage;
+};
+
+static void xlate_c2a_init(struct xlate_c2a *s, const char *model, const char *id)
+{
+	memset(s, 0, sizeof(*s));
+	s->model = model;
+	s->id = id;
+}
+
+static void xlate_c2a_start(struct xlate_c2a *s, struct sb *out)
+{
+	if (s->started)
+		return;
+	s->started = true;
+	xlate_ev(out, "message_start");
+	sb_puts(out, ",\"message\":{\"id\":");
+	json_put_z(out, s->id);
+	sb_puts(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+	json_put_z(out, s->model);
+	sb_puts(out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+	xlate_put_usage_a(out, &s->usage);
+	sb_puts(out, "}");
+	xlate_ev_end(out);
+}
+
+/* Open block `i` (as text or thinking) if a delta arrives for one not started. */
+static void xlate_c2a_open(struct xlate_c2a *s, int i, bool think, struct sb *out)
+{
+	if (s->open >> i & 1)
+		return;
+	s->open |= 1ull << i;
+	s->think = think ? s->think | 1ull << i : s->think & ~(1ull << i);
+	xlate_ev(out, "content_block_start");
+	sb_printf(out, ",\"index\":%d,\"content_block\":%s", i,
+		  think ? "{\"type\":\"thinking\",\"thinking\":\"\"}" : "{\"type\":\"text\",\"text\":\"\"}");
+	xlate_ev_end(out);
+}
+
+static void xlate_c2a_close(struct xlate_c2a *s, int i, struct sb *out)
+{
+	if (!(s->open >> i & 1))
+		return;
+	s->open &= ~(1ull << i);
+	xlate_ev(out, "content_block_stop");
+	sb_printf(out, ",\"index\":%d", i);
+	xlate_ev_end(out);
+}
+
+/* contentBlockDelta: text, tool input (a JSON fragment), reasoning text or signature. */
+static void xlate_c2a_delta(struct xlate_c2a *s, struct json *j, int i, int d, struct sb *out)
+{
+	int t = xlate_member(j, d, "text"), tu = xlate_member(j, xlate_member(j, d, "toolUse"), "input");
+	int rc = xlate_member(j, d, "reasoningContent");
+	int rt = xlate_member(j, rc, "text"), sig = xlate_member(j, rc, "signature");
+	const char *type = NULL, *field = NULL;
+	int v = -1;
+	if (xlate_type(j, t, JSMN_STRING))
+		type = "text_delta", field = "text", v = t;
+	else if (xlate_type(j, tu, JSMN_STRING))
+		type = "input_json_delta", field = "partial_json", v = tu;
+	else if (xlate_type(j, rt, JSMN_STRING))
+		type = "thinking_delta", field = "thinking", v = rt;
+	else if (xlate_type(j, sig, JSMN_STRING))
+		type = "signature_delta", field = "signature", v = sig;
+	if (!type)
+		return;
+	xlate_c2a_open(s, i, rc >= 0, out);
+	xlate_ev(out, "content_block_delta");
+	sb_printf(out, ",\"index\":%d,\"delta\":{\"type\":\"%s\",\"%s\":", i, type, field);
+	sb_str(out, json_raw(j, v));
+	sb_puts(out, "}");
+	xlate_ev_end(out);
+}
+
+/* message_delta (the held stop reason, the usage) and message_stop. */
+static void xlate_c2a_finish(struct xlate_c2a *s, struct sb *out)
+{
+	xlate_c2a_start(s, out);
+	for (int i = 0; i < 64; i++)
+		xlate_c2a_close(s, i, out);
+	xlate_ev(out, "message_delta");
+	sb_cat(out, ",\"delta\":{\"stop_reason\":\"", s->stop ? s->stop : "end_turn", "\",\"stop_sequence\":null},\"usage\":",
+	       NULL);
+	xlate_put_usage_a(out, &s->usage);
+	xlate_ev_end(out);
+	xlate_ev(out, "message_stop");
+	xlate_ev_end(out);
+	s->done = true;
+}
+
+/* A tool block Converse starts explicitly (contentBlockStart.start.toolUse). */
+static void xlate_c2a_tool(struct xlate_c2a *s, struct json *j, int i, int tu, struct sb *out)
+{
+	struct str id = xlate_raw_str(j, xlate_member(j, tu, "toolUseId")), name = xlate_raw_str(j, xlate_member(j, tu, "name"));
+	if (s->open >> i & 1)
+		return;
+	s->open |= 1ull << i;
+	s->think &= ~(1ull << i);
+	xlate_ev(out, "content_block_start");
+	sb_printf(out, ",\"index\":%d,\"content_block\":{\"type\":\"tool_use\",\"id\":", i);
+	xlate_put_block(out, "", id.n ? id : STR("\"\""), ",\"name\":");
+	xlate_put_block(out, "", name.n ? name : STR("\"\""), ",\"input\":{}}");
+	xlate_ev_end(out);
+}
+
+/* One ConverseStream event (its :event-type and JSON payload) → Messages events in `out`.
+ * 0, -EBADMSG (not a Converse event) or -ENOMEM. */
+static int xlate_c2a_event(struct xlate_c2a *s, struct arena *a, struct str type, struct str payload,
+			   struct sb *out)
+{
+	struct json j;
+	if (s->done)
+		return 0;
+	if (json_parse(&j, a, payload.p, payload.n) || !xlate_type(&j, 0, JSMN_OBJECT))
+		return -EBADMSG;
+	int idx = xlate_member(&j, 0, "contentBlockIndex");
+	long long i = xlate_num(&j, idx) ? json_int(&j, idx, -1) : -1;
+	bool block = str_eq(type, "contentBlockStart") || str_eq(type, "contentBlockDelta") ||
+		     str_eq(type, "contentBlockStop");
+	if (block && (i < 0 || i > 63))
+		return -EBADMSG;
+	if (str_eq(type, "messageStart") || block)
+		xlate_c2a_start(s, out);
+	if (str_eq(type, "contentBlockStart")) {
+		int tu = xlate_member(&j, xlate_member(&j, 0, "start"), "toolUse");
+		if (tu >= 0)
+			xlate_c2a_tool(s, &j, (int)i, tu, out);
+	} else if (str_eq(type, "contentBlockDelta")) {
+		xlate_c2a_delta(s, &j, (int)i, xlate_member(&j, 0, "delta"), out);
+	} else if (str_eq(type, "contentBlockStop")) {
+		xlate_c2a_close(s, (int)i, out);
+	} else if (str_eq(type, "messageStop")) {
+		s->stop = xlate_stop_c2a(xlate_inner(&j, xlate_member(&j, 0, "stopReason")));
+	} else if (str_eq(type, "metadata")) {
+		xlate_usage_from_c(&j, xlate_member(&j, 0, "usage"), &s->usage);
+		xlate_c2a_finish(s, out);
+	}
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* The stream ended: close what metadata did not (a stream cut short ends end_turn). */
+static void xlate_c2a_end(struct xlate_c2a *s, struct sb *out)
+{
+	if (!s->done && s->started)
+		xlate_c2a_finish(s, out);
+}
+
+/* ---- /bedrock/.../converse clients: Converse in, Messages to the providers ---- */
+
+/* A Converse tool result's content → Messages tool_result content blocks. */
+static int xlate_c2a_result(struct json *j, int tr, struct sb *out)
+{
+	int c = xlate_member(j, tr, "content");
+	xlate_put_block(out, "{\"type\":\"tool_result\",\"tool_use_id\":",
+			xlate_raw_str(j, xlate_member(j, tr, "toolUseId")), ",\"content\":[");
+	if (xlate_type(j, c, JSMN_ARRAY))
+		xlate_each(j, c, e, k) {
+			int t = xlate_member(j, e, "text"), js = xlate_member(j, e, "json");
+			if (xlate_type(j, t, JSMN_STRING)) {
+				xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, t), "},");
+			} else if (js >= 0) { /* JSON as its text */
+				struct str raw = json_raw(j, js);
+				xlate_put_block(out, "{\"type\":\"text\",\"text\":\"", xlate_esc(out, raw.p, raw.n), "\"},");
+			}
+		}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	if (xlate_is(j, xlate_member(j, tr, "status"), "error"))
+		sb_puts(out, ",\"is_error\":true");
+	sb_puts(out, "}");
+	return 0;
+}
+
+/* One Converse request content block → a Messages one (1: skipped, e.g. a cachePoint). */
+static int xlate_c2a_req_block(struct json *j, int blk, struct sb *out)
+{
+	int img = xlate_member(j, blk, "image"), tr = xlate_member(j, blk, "toolResult");
+	if (img >= 0) {
+		int bytes = xlate_member(j, xlate_member(j, img, "source"), "bytes");
+		xlate_put_block(out, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/",
+				xlate_inner(j, xlate_member(j, img, "format")), "\",\"data\":");
+		xlate_put_block(out, "", xlate_type(j, bytes, JSMN_STRING) ? json_raw(j, bytes) : STR("\"\""), "}}");
+		return 0;
+	}
+	if (tr >= 0)
+		return xlate_c2a_result(j, tr, out);
+	if (xlate_member(j, blk, "cachePoint") >= 0)
+		return 1;
+	int rc = xlate_c2a_block(j, blk, out);
+	return rc == 1 ? xlate_fail(j, "a content block this gateway cannot pass on (text, image, toolUse, "
+				       "toolResult and reasoningContent are)") : rc;
+}
+
+static int xlate_c2a_messages(struct json *j, int msgs, struct sb *out)
+{
+	if (!xlate_type(j, msgs, JSMN_ARRAY))
+		return xlate_fail(j, "\"messages\" must be an array");
+	sb_puts(out, ",\"messages\":[");
+	xlate_each(j, msgs, m, k) {
+		int role = xlate_member(j, m, "role"), c = xlate_member(j, m, "content");
+		if (!xlate_is(j, role, "user") && !xlate_is(j, role, "assistant"))
+			return xlate_fail(j, "a message's role must be \"user\" or \"assistant\"");
+		if (!xlate_type(j, c, JSMN_ARRAY))
+			return xlate_fail(j, "a message's content must be an array of content blocks");
+		xlate_put_block(out, "{\"role\":", json_raw(j, role), ",\"content\":[");
+		xlate_each(j, c, e, q) {
+			int rc = xlate_c2a_req_block(j, e, out);
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				sb_puts(out, ",");
+		}
+		xlate_trim(out);
+		sb_puts(out, "]},");
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	return 0;
+}
+
+/* toolConfig → tools and tool_choice. */
+static void xlate_c2a_tools(struct json *j, int tc, struct sb *out)
+{
+	int tools = xlate_member(j, tc, "tools"), ch = xlate_member(j, tc, "toolChoice");
+	if (!xlate_type(j, tools, JSMN_ARRAY))
+		return;
+	sb_puts(out, ",\"tools\":[");
+	xlate_each(j, tools, t, k) {
+		int spec = xlate_member(j, t, "toolSpec");
+		int schema = xlate_member(j, xlate_member(j, spec, "inputSchema"), "json"), desc = xlate_member(j, spec, "description");
+		if (spec < 0)
+			continue;
+		xlate_put_block(out, "{\"name\":", xlate_raw_str(j, xlate_member(j, spec, "name")), "");
+		if (xlate_has_text(j, desc))
+			xlate_put_block(out, ",\"description\":", json_raw(j, desc), "");
+		xlate_put_block(out, ",\"input_schema\":", xlate_type(j, schema, JSMN_OBJECT) ? json_raw(j, schema)
+				: STR("{\"type\":\"object\"}"), "},");
+	}
+	xlate_trim(out);
+	sb_puts(out, "]");
+	if (xlate_member(j, ch, "any") >= 0)
+		sb_puts(out, ",\"tool_choice\":{\"type\":\"any\"}");
+	else if (xlate_member(j, ch, "tool") >= 0)
+		xlate_put_block(out, ",\"tool_choice\":{\"type\":\"tool\",\"name\":",
+				xlate_raw_str(j, xlate_member(j, xlate_member(j, ch, "tool"), "name")), "}");
+}
+
+/* A Converse request → a Messages request for `model` (max_tokens 4096 when not given). */
+static int xlate_req_c2a(struct arena *a, const char *body, size_t n, const char *model, bool stream,
+			 struct sb *out, const char **err)
+{
+	static const char *const keys[] = { "messages", "system", "inferenceConfig", "toolConfig" };
+	static const char *const ik[] = { "maxTokens", "temperature", "topP", "stopSequences" };
+	static const char *const as[] = { "max_tokens", "temperature", "top_p", "stop_sequences" };
+	struct json j;
+	int v[4], iv[4] = { -1, -1, -1, -1 }, rc = json_parse(&j, a, body, n), cnt = 0;
+	if (rc)
+		return xlate_done(rc == -ENOMEM ? -ENOMEM : xlate_fail(&j, "malformed JSON"), &j, out, err);
+	if ((rc = xlate_get(&j, 0, keys, 4, v)) != 0)
+		return xlate_done(rc, &j, out, err);
+	if (v[2] >= 0 && json_obj_get(&j, v[2], ik, 4, iv, NULL))
+		return xlate_done(-EBADMSG, &j, out, err);
+	sb_puts(out, "{\"model\":");
+	json_put_z(out, model);
+	sb_puts(out, stream ? ",\"stream\":true" : ",\"stream\":false");
+	if (!xlate_num(&j, iv[0]))
+		sb_puts(out, ",\"max_tokens\":4096");
+	for (int i = 0; i < 4; i++)
+		if (i < 3 ? xlate_num(&j, iv[i]) : xlate_strings(&j, iv[i])) {
+			sb_cat(out, ",\"", as[i], "\":", NULL);
+			sb_str(out, json_raw(&j, iv[i]));
+		}
+	if (xlate_type(&j, v[1], JSMN_ARRAY) && j.tok[v[1]].size) {
+		sb_puts(out, ",\"system\":\"");
+		xlate_each(&j, v[1], e, k)
+			xlate_join(&j, xlate_member(&j, e, "text"), "text", "text", "\\n\\n", out, &cnt);
+		sb_puts(out, "\"");
+	}
+	rc = xlate_c2a_messages(&j, v[0], out);
+	if (!rc)
+		xlate_c2a_tools(&j, v[3], out);
+	sb_puts(out, "}");
+	return xlate_done(rc, &j, out, err);
+}
+
+/* A Messages answer → a Converse answer; its usage into *u. */
+static int xlate_resp_a2c(struct arena *a, const char *body, size_t n, struct sb *out, struct xlate_usage *u)
+{
+	static const char *const k[] = { "content", "stop_reason", "usage" };
+	struct json j;
+	int v[3];
+	struct str t;
+	if (json_parse(&j, a, body, n) || xlate_get(&j, 0, k, 3, v) || !xlate_type(&j, v[0], JSMN_ARRAY))
+		return -EBADMSG;
+	sb_puts(out, "{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":[");
+	xlate_each(&j, v[0], e, q) {
+		if (xlate_block(&j, e, &t))
+			return -EBADMSG;
+		if (str_eq(t, "text") || str_eq(t, "tool_use") || str_eq(t, "thinking")) {
+			if (xlate_a2c_block(&j, e, out))
+				return -EBADMSG;
+			sb_puts(out, ",");
+		}
+	}
+	xlate_trim(out);
+	sb_cat(out, "]}},\"stopReason\":\"", xlate_stop_a2c(xlate_inner(&j, v[1])), "\",\"usage\":", NULL);
+	xlate_usage_from_a(&j, v[2], u);
+	xlate_put_usage_c(out, u);
+	sb_puts(out, ",\"metrics\":{\"latencyMs\":0}}");
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* One ConverseStream frame: :event-type `type`, the JSON payload in `pl`. */
+static void xlate_c_frame(struct sb *out, const char *type, const struct sb *pl)
+{
+	struct str names[] = { STR(":event-type"), STR(":content-type"), STR(":message-type") },
+		values[] = { { type, strlen(type) }, STR("application/json"), STR("event") };
+	if (pl->oom)
+		out->oom = true;
+	else
+		evs_encode(out, names, values, 3, pl->p, pl->len);
+}
+
+/* A Messages content_block_delta → contentBlockDelta's "delta". false: nothing to say. */
+static bool xlate_a2c_delta(struct json *j, int d, struct sb *pl)
+{
+	static const char *const k[] = { "type", "text", "partial_json", "thinking", "signature" };
+	int v[5];
+	if (xlate_get(j, d, k, 5, v))
+		return false;
+	if (xlate_is(j, v[0], "text_delta"))
+		xlate_put_block(pl, "{\"text\":", xlate_raw_str(j, v[1]), "}");
+	else if (xlate_is(j, v[0], "input_json_delta"))
+		xlate_put_block(pl, "{\"toolUse\":{\"input\":", xlate_raw_str(j, v[2]), "}}");
+	else if (xlate_is(j, v[0], "thinking_delta"))
+		xlate_put_block(pl, "{\"reasoningContent\":{\"text\":", xlate_raw_str(j, v[3]), "}}");
+	else if (xlate_is(j, v[0], "signature_delta"))
+		xlate_put_block(pl, "{\"reasoningContent\":{\"signature\":", xlate_raw_str(j, v[4]), "}}");
+	else
+		return false;
+	return true;
+}
+
+/* One Messages stream event (its name, its JSON) → ConverseStream frames in `out`; the usage
+ * gathers in *u (metadata, last, reports it). Errors and pings are the caller's. */
+static void xlate_a2c_event(struct arena *a, struct str name, struct str data, struct xlate_usage *u,
+			    struct sb *out)
+{
+	struct json j;
+	struct sb pl;
+	if (json_parse(&j, a, data.p, data.n) || !xlate_type(&j, 0, JSMN_OBJECT))
+		return;
+	sb_init(&pl, a, data.n + 64);
+	int i = (int)json_int(&j, xlate_member(&j, 0, "index"), 0);
+	if (str_eq(name, "message_start")) {
+		xlate_usage_from_a(&j, xlate_member(&j, xlate_member(&j, 0, "message"), "usage"), u);
+		sb_puts(&pl, "{\"role\":\"assistant\"}");
+		xlate_c_frame(out, "messageStart", &pl);
+	} else if (str_eq(name, "content_block_start")) {
+		int cb = xlate_member(&j, 0, "content_block");
+		if (!xlate_is(&j, xlate_member(&j, cb, "type"), "tool_use"))
+			return;
+		sb_printf(&pl, "{\"contentBlockIndex\":%d,\"start\":{\"toolUse\":{\"toolUseId\":", i);
+		xlate_put_block(&pl, "", xlate_raw_str(&j, xlate_member(&j, cb, "id")), ",\"name\":");
+		xlate_put_block(&pl, "", xlate_raw_str(&j, xlate_member(&j, cb, "name")), "}}}");
+		xlate_c_frame(out, "contentBlockStart", &pl);
+	} else if (str_eq(name, "content_block_delta")) {
+		sb_printf(&pl, "{\"contentBlockIndex\":%d,\"delta\":", i);
+		if (xlate_a2c_delta(&j, xlate_member(&j, 0, "delta"), &pl)) {
+			sb_puts(&pl, "}");
+			xlate_c_frame(out, "contentBlockDelta", &pl);
+		}
+	} else if (str_eq(name, "content_block_stop")) {
+		sb_printf(&pl, "{\"contentBlockIndex\":%d}", i);
+		xlate_c_frame(out, "contentBlockStop", &pl);
+	} else if (str_eq(name, "message_delta")) {
+		xlate_usage_from_a(&j, xlate_member(&j, 0, "usage"), u);
+		sb_cat(&pl, "{\"stopReason\":\"", xlate_stop_a2c(xlate_inner(&j, xlate_member(&j, xlate_member(&j, 0,
+		       "delta"), "stop_reason"))), "\"}", NULL);
+		xlate_c_frame(out, "messageStop", &pl);
+	} else if (str_eq(name, "message_stop")) {
+		sb_puts(&pl, "{\"usage\":");
+		xlate_put_usage_c(&pl, u);
+		sb_puts(&pl, ",\"metrics\":{\"latencyMs\":0}}");
+		xlate_c_frame(out, "metadata", &pl);
+	}
+}
+
 /* ======================================================================== *
  * 13. jrnl_ — the charge journal: fixed-size checksummed records.          *
  *                                                                          *
@@ -11430,6 +12099,9 @@ struct request {
 	enum rq_phase phase;
 	enum endpoint ep;
 	enum bedrock_action br; /* a /bedrock/ request (Bedrock's shapes and framing), else BR_NONE */
+	bool converse;          /* the attempt goes to Bedrock's Converse (answers made Messages ones) */
+	struct xlate_c2a c2a;   /* ... its stream's events, made Messages events by up_ */
+	struct xlate_usage bu;  /* a /bedrock/ Converse stream's usage, for its metadata frame */
 	struct cfg_hold *hold;  /* worker's config reference, counted in hold->live */
 	struct client_req o;
 	struct route rt;        /* candidates in attempt order: primary, then fallbacks */
@@ -11939,11 +12611,12 @@ static bool up_evs_frame(struct worker *w, struct conn *u, struct conn *cl, cons
 	struct sb t;
 	sb_init(&t, &w->tmp, m->payload.n + 64);
 	if (str_eq(m->message_type, "event")) {
-		if (!str_eq(m->event_type, "chunk"))
-			return true; /* (an event kind this gateway does not know: skipped) */
-		if (evs_chunk_to_sse(&w->tmp, m->payload, &t) && buf_append(&u->evb, t.p, t.len) == 0)
+		bool ok = cl->rq->converse ? xlate_c2a_event(&cl->rq->c2a, &w->tmp, m->event_type, m->payload, &t) == 0
+			: !str_eq(m->event_type, "chunk") || evs_chunk_to_sse(&w->tmp, m->payload, &t);
+		if (ok && buf_append(&u->evb, t.p, t.len) == 0) /* (unknown event kinds: skipped) */
 			return true;
-		up_evs_fail(w, u, cl, 502, "provider sent a chunk that is not an Anthropic event");
+		up_evs_fail(w, u, cl, 502, cl->rq->converse ? "provider sent a ConverseStream event it could not "
+			    "be understood in" : "provider sent a chunk that is not an Anthropic event");
 		return false;
 	}
 	struct str type = m->exception_type.n ? m->exception_type : m->error_code;
@@ -12029,6 +12702,18 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 	if (u->evs && rc == 1 && u->fr_pos != u->dec_end) {
 		up_evs_fail(w, u, cl, 502, "provider stream ended inside an eventstream frame");
 		return;
+	}
+	if (u->evs && rc == 1 && cl->rq->converse) { /* a stream cut before its metadata: closed */
+		struct sb t;
+		sb_init(&t, &w->tmp, 256);
+		xlate_c2a_end(&cl->rq->c2a, &t);
+		if (t.len && buf_append(&u->evb, t.p, t.len) != 0)
+			t.oom = true;
+		arena_reset(&w->tmp);
+		if (t.oom) {
+			up_evs_fail(w, u, cl, 502, "out of memory");
+			return;
+		}
 	}
 	u->resp_done = rc == 1;
 	if (cl->rq->streaming && u->in.len - (u->evs ? u->fr_pos : u->ev_pos) > cl->rq->hold->cfg->max_response) {
@@ -12773,12 +13458,45 @@ static void conn_content(struct request *rq, int which, const void *p, size_t n)
 	buf_append(b, p, MIN(n, cfg->logs_content_max - b->len));
 }
 
+/* Bedrock's Converse answer, made a Messages one (its usage is read from that). false: it
+ * is not a Converse answer. */
+static bool conn_converse_answer(struct conn *cl, struct str *raw)
+{
+	struct request *rq = cl->rq;
+	struct xlate_usage xu = { 0 };
+	struct sb t;
+	sb_init(&t, &cl->arena, raw->n + 256);
+	if (xlate_resp_c2a(&cl->arena, raw->p, raw->n, rq->o.model, rq->c2a.id, &t, &xu) != 0 || t.oom)
+		return false;
+	*raw = sb_view(&t);
+	return true;
+}
+
+/* A /bedrock/ client's answer in Bedrock's shape: errors as {"message"}, a Converse
+ * client's answer as Converse's. false when out of memory or not translatable. */
+static bool conn_bedrock_reply(struct conn *cl, int status, struct iovec *body)
+{
+	struct request *rq = cl->rq;
+	struct sb t;
+	struct xlate_usage xu = { 0 };
+	sb_init(&t, &cl->arena, body->iov_len + 256);
+	if (status != 200)
+		xlate_error_x2b(body->iov_base, body->iov_len, status, &cl->arena, &t);
+	else if (rq->br == BR_CONVERSE && xlate_resp_a2c(&cl->arena, body->iov_base, body->iov_len, &t, &xu) != 0)
+		return false;
+	else if (rq->br != BR_CONVERSE)
+		return true;
+	*body = (struct iovec){ t.p, t.len };
+	return !t.oom;
+}
+
 static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 {
 	struct request *rq = cl->rq;
 	const struct http_msg *m = u->resp;
 	struct str raw = up_answer_body(u);
 	bool keep = rq->msg->keep_alive && !g_draining;
+	bool unread = rq->converse && m->status == 200 && !conn_converse_answer(cl, &raw);
 	struct sb h;
 	if (rq->orphan) { /* nobody to answer: bill what the provider did, no retry */
 		rq->status = m->status;
@@ -12805,14 +13523,9 @@ static void conn_up_answer(struct worker *w, struct conn *cl, struct conn *u)
 	struct iovec body = { (void *)raw.p, raw.n };
 	bool redacted = m->status < 400 || conn_redact(cl, &body);
 	bool bedrock_error = m->status != 200 && rq->rt.c[rq->ci].p->kind->bedrock; /* {"message"} */
-	bool ok = redacted && ((!rq->xl && !bedrock_error) || conn_translate_body(cl, m->status, &body));
-	if (ok && rq->br && m->status != 200) { /* a /bedrock/ client: Bedrock's error shape */
-		struct sb t;
-		sb_init(&t, &cl->arena, 256);
-		xlate_error_x2b(body.iov_base, body.iov_len, m->status, &cl->arena, &t);
-		body = (struct iovec){ t.p, t.len };
-		ok = !t.oom;
-	}
+	bool ok = !unread && redacted && ((!rq->xl && !bedrock_error) || conn_translate_body(cl, m->status, &body));
+	if (ok && rq->br)
+		ok = conn_bedrock_reply(cl, m->status, &body);
 	if (m->status == 200 && (!rq->xl || !ok)) /* (a translated answer's usage came with it) */
 		conn_read_usage(cl, raw.p, raw.n);
 	conn_gov_charge(w, cl); /* the provider billed it, whatever the client gets */
@@ -12991,7 +13704,10 @@ static struct sb conn_bedrock_frames(struct conn *cl, const struct sb *t)
 		if (!data.n || str_eq(name, "ping"))
 			continue;
 		if (!str_eq(name, "error")) {
-			evs_sse_to_chunk(&f, data);
+			if (cl->rq->br == BR_CONVERSE_STREAM)
+				xlate_a2c_event(&cl->scratch, name, data, &cl->rq->bu, &f);
+			else
+				evs_sse_to_chunk(&f, data);
 			continue;
 		}
 		const char *type = memmem(data.p, data.n, "rate_limit_error", 16) ? "throttlingException"
@@ -13734,15 +14450,24 @@ static bool conn_bedrock_build(struct worker *w, struct conn *c, const struct ro
 {
 	struct request *rq = c->rq;
 	struct sb b;
+	const char *err = "the body must be a JSON object";
 	sb_init(&b, &c->arena, anth.n + 256);
-	int rc2 = prov_bedrock_body(&c->arena, anth, rq->o.anth_beta, &b);
+	rq->converse = !prov_bedrock_invoke(rc->model);
+	int rc2 = rq->converse ? xlate_req_a2c(&c->arena, anth.p, anth.n, &b, &err)
+			       : prov_bedrock_body(&c->arena, anth, rq->o.anth_beta, &b);
+	if (rq->converse) {
+		char *id = arena_alloc(&c->arena, 40, 1);
+		if (id)
+			snprintf(id, 40, "msg_bf%016llx", (unsigned long long)rng_next(&w->rng));
+		xlate_c2a_init(&rq->c2a, rq->o.model, id ? id : "msg_bifrost");
+	}
 	uintptr_t slot = ((uintptr_t)rc->p->secret >> 4) % ARRAY_LEN(w->sigkeys);
 	if (rc2 == 0)
 		rc2 = prov_bedrock_build(&c->arena, sb_view(&b), rc->p, rc->model, rq->key, rq->o.stream,
 					 (long long)time(NULL), &w->sigkeys[slot], &rq->ur);
 	if (rc2 != 0)
 		conn_error(w, c, rc2 == -ENOMEM ? 500 : 400, rc2 == -ENOMEM ? "server_error" : "invalid_request_error",
-			   rc2 == -ENOMEM ? "out of memory" : "the body must be a JSON object");
+			   rc2 == -ENOMEM ? "out of memory" : err);
 	return rc2 == 0;
 }
 
@@ -13911,22 +14636,19 @@ static bool conn_bedrock_in(struct worker *w, struct conn *c, struct str *body, 
 	struct request *rq = c->rq;
 	const char *model = NULL, *err;
 	rq->br = prov_bedrock_route(&c->arena, rq->msg->path, &model, &err);
-	if (rq->br == BR_CONVERSE || rq->br == BR_CONVERSE_STREAM) {
-		rq->br = BR_INVOKE; /* (for the error's shape) */
-		conn_error(w, c, 404, "not_found_error", "Converse is not served on /bedrock yet: use InvokeModel");
-		return false;
-	}
 	if (!rq->br) {
 		rq->br = BR_INVOKE;
 		conn_error(w, c, strstr(err, "operation") ? 404 : 400, "invalid_request_error", err);
 		return false;
 	}
 	struct sb b;
+	bool stream = rq->br == BR_INVOKE_STREAM || rq->br == BR_CONVERSE_STREAM;
+	err = "the body must be a JSON object (an Anthropic Messages body)";
 	sb_init(&b, &c->arena, body->n + 64);
-	int rc = prov_bedrock_inbound(&c->arena, *body, model, rq->br == BR_INVOKE_STREAM, &b, beta);
+	int rc = rq->br >= BR_CONVERSE ? xlate_req_c2a(&c->arena, body->p, body->n, model, stream, &b, &err)
+				       : prov_bedrock_inbound(&c->arena, *body, model, stream, &b, beta);
 	if (rc != 0) {
-		conn_error(w, c, rc == -ENOMEM ? 500 : 400, "invalid_request_error",
-			   rc == -ENOMEM ? "out of memory" : "the body must be a JSON object (an Anthropic Messages body)");
+		conn_error(w, c, rc == -ENOMEM ? 500 : 400, "invalid_request_error", rc == -ENOMEM ? "out of memory" : err);
 		return false;
 	}
 	*body = sb_view(&b);
