@@ -8103,6 +8103,16 @@ static const struct gov_price_ent gov_builtin_prices[] = {
 	{ "mistral", "mistral-large-latest", { GOV_USD(2, 0), GOV_USD(6, 0), 0, 0 } },
 	{ "mistral", "mistral-small-latest", { GOV_USD(0, 10), GOV_USD(0, 30), 0, 0 } },
 	{ "mistral", "codestral-latest", { GOV_USD(0, 30), GOV_USD(0, 90), 0, 0 } },
+	/* Bedrock's own models, on demand (us-east-1); globs so that cross-region inference
+	 * profiles ("us.amazon.nova-pro-v1:0") match too. Claude on Bedrock: the claude-* rows. */
+	{ "bedrock", "*amazon.nova-micro-v1*", { GOV_MILLI(35), GOV_MILLI(140), 8750, 0 } },
+	{ "bedrock", "*amazon.nova-lite-v1*", { GOV_MILLI(60), GOV_MILLI(240), GOV_MILLI(15), 0 } },
+	{ "bedrock", "*amazon.nova-pro-v1*", { GOV_USD(0, 80), GOV_USD(3, 20), GOV_USD(0, 20), 0 } },
+	{ "bedrock", "*meta.llama3-3-70b-instruct*", { GOV_USD(0, 72), GOV_USD(0, 72), 0, 0 } },
+	{ "bedrock", "*meta.llama3-1-70b-instruct*", { GOV_USD(0, 72), GOV_USD(0, 72), 0, 0 } },
+	{ "bedrock", "*meta.llama3-1-8b-instruct*", { GOV_USD(0, 22), GOV_USD(0, 22), 0, 0 } },
+	{ "bedrock", "*meta.llama3-70b-instruct*", { GOV_USD(2, 65), GOV_USD(3, 50), 0, 0 } },
+	{ "bedrock", "*meta.llama3-8b-instruct*", { GOV_USD(0, 30), GOV_USD(0, 60), 0, 0 } },
 };
 
 /* How specifically `pat` names `model`: 0 = no match; exact beats prefix/glob, longer beats shorter. */
