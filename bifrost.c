@@ -4086,11 +4086,13 @@ static enum bedrock_action prov_bedrock_route(struct arena *a, struct str path, 
 {
 	static const char *const acts[] = { NULL, "invoke", "invoke-with-response-stream", "converse",
 					    "converse-stream" };
-	struct str rest = { path.p + 15, path.n - 15 };
-	const char *slash = path.n > 15 ? memrchr(rest.p, '/', rest.n) : NULL;
 	*err = "no such Bedrock operation (POST /bedrock/model/{modelId}/invoke, "
 	       "/invoke-with-response-stream, /converse or /converse-stream)";
-	if (!str_starts(path, "/bedrock/model/") || !slash || slash == rest.p)
+	if (!str_starts(path, "/bedrock/model/"))
+		return BR_NONE;
+	struct str rest = { path.p + 15, path.n - 15 };
+	const char *slash = memrchr(rest.p, '/', rest.n);
+	if (!slash || slash == rest.p)
 		return BR_NONE;
 	struct str act = { slash + 1, (size_t)(rest.p + rest.n - slash - 1) };
 	enum bedrock_action r = BR_NONE;
@@ -14621,6 +14623,7 @@ static void conn_attempt(struct worker *w, struct conn *c)
 		return;
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
 	rq->xl = XL_NONE;
+	rq->converse = false; /* (conn_bedrock_build says, attempt by attempt) */
 	if (rc->p->kind->dialect != prov_dialect(rq->ep) || (rq->ep == EP_RESPONSES && !rc->p->kind->responses) ||
 	    (rc->p->kind->bedrock && rq->ep == EP_COUNT_TOKENS)) {
 		if (!conn_translate(w, c, rc))
