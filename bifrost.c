@@ -3966,15 +3966,15 @@ static bool prov_bedrock_invoke(const char *model)
  * "anthropic_beta" array. -EBADMSG when `body` is not a JSON object. */
 static int prov_bedrock_body(struct arena *a, struct str body, struct str beta, struct sb *out)
 {
-	static const char *const keys[] = { "model", "stream", "anthropic_version", "anthropic_beta" };
+	static const char *const keys[] = { "model", "stream", "anthropic_version", "anthropic_beta", "fallbacks" };
 	struct json j;
-	int v[4], k[4];
-	if (json_parse(&j, a, body.p, body.n) != 0 || json_obj_get(&j, 0, keys, 4, v, k) != 0)
+	int v[5], k[5];
+	if (json_parse(&j, a, body.p, body.n) != 0 || json_obj_get(&j, 0, keys, 5, v, k) != 0)
 		return -EBADMSG;
 	sb_puts(out, "{");
 	int n = 0;
 	for (int m = 0, i = 1; m < j.tok[0].size; m++, i = json_skip(&j, i + 1)) {
-		if (i == k[0] || i == k[1])
+		if (i == k[0] || i == k[1] || i == k[4]) /* (the path says the first two; the last is ours) */
 			continue;
 		sb_put(out, ",", n++ > 0);
 		sb_put(out, j.s + json_beg(&j, i), json_end(&j, i + 1) - json_beg(&j, i));
@@ -4053,10 +4053,10 @@ static int prov_bedrock_build(struct arena *a, struct str body, const struct pro
 	sb_init(&h, a, 1024);
 	sb_cat(&h, "POST ", path.oom ? "" : path.p, " HTTP/1.1\r\nHost: ", p->host_hdr,
 	       "\r\nContent-Type: application/json\r\nAccept: ",
-	       stream ? "application/vnd.amazon.eventstream" : "application/json", "\r\nX-Amz-Date: ", date, "\r\n",
-	       NULL);
-	if (p->akid && p->session_token)
-		sb_cat(&h, "X-Amz-Security-Token: ", p->session_token, "\r\n", NULL);
+	       stream ? "application/vnd.amazon.eventstream" : "application/json", "\r\n", NULL);
+	if (p->akid)
+		sb_cat(&h, "X-Amz-Date: ", date, "\r\n", p->session_token ? "X-Amz-Security-Token: " : "",
+		       p->session_token ? p->session_token : "", p->session_token ? "\r\n" : "", NULL);
 	if (auth.len) {
 		sb_puts(&h, "Authorization: ");
 		sb_str(&h, sb_view(&auth));
@@ -12604,20 +12604,35 @@ static int up_body(struct conn *u, bool eof)
 }
 
 /* An exception frame (or a broken one): fail the attempt with its status while the client
- * has seen nothing (429 for throttling: the next key or provider), else end the stream. */
-static void up_evs_fail(struct worker *w, struct conn *u, struct conn *cl, int status, const char *msg)
+ * has seen nothing (429 for throttling: the next key or provider; events decoded but not
+ * yet relayed are dropped with it), else end the stream after the events decoded before
+ * it, with an error event. -1: the attempt is over (u closed); 1: the stream ends there. */
+static int up_evs_fail(struct worker *w, struct conn *u, struct conn *cl, int status, const char *msg)
 {
 	if (!up_stream_begun(cl->rq)) {
 		up_fail(w, u, status, "%s", msg);
-		return;
+		return -1;
 	}
+	struct sb t;
+	sb_init(&t, &w->tmp, 256);
+	sb_cat(&t, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"",
+	       status == 429 ? "rate_limit_error" : status == 503 ? "overloaded_error" : "api_error", "\",\"message\":",
+	       NULL);
+	json_put_z(&t, msg);
+	sb_puts(&t, "}}\n\n");
 	snprintf(cl->rq->err, sizeof(cl->rq->err), "%s", msg);
+	cl->rq->stream_broken = true;
+	u->fr_pos = u->dec_end = u->dec_pos = u->in.len = u->body_start; /* nothing more is read */
+	u->resp_close = true;
+	if (!t.oom && buf_append(&u->evb, t.p, t.len) == 0)
+		return 1;
 	up_client.events(w, cl, NULL, true);
 	slot_close(w, u);
+	return -1;
 }
 
-/* One decoded frame: an event's SSE text appended to evb; false when the attempt is over. */
-static bool up_evs_frame(struct worker *w, struct conn *u, struct conn *cl, const struct evs_msg *m)
+/* One decoded frame: an event's SSE text appended to evb. 0, or up_evs_fail's answer. */
+static int up_evs_frame(struct worker *w, struct conn *u, struct conn *cl, const struct evs_msg *m)
 {
 	static const char *const k[] = { "message" };
 	struct sb t;
@@ -12626,10 +12641,9 @@ static bool up_evs_frame(struct worker *w, struct conn *u, struct conn *cl, cons
 		bool ok = cl->rq->converse ? xlate_c2a_event(&cl->rq->c2a, &w->tmp, m->event_type, m->payload, &t) == 0
 			: !str_eq(m->event_type, "chunk") || evs_chunk_to_sse(&w->tmp, m->payload, &t);
 		if (ok && buf_append(&u->evb, t.p, t.len) == 0) /* (unknown event kinds: skipped) */
-			return true;
-		up_evs_fail(w, u, cl, 502, cl->rq->converse ? "provider sent a ConverseStream event it could not "
-			    "be understood in" : "provider sent a chunk that is not an Anthropic event");
-		return false;
+			return 0;
+		return up_evs_fail(w, u, cl, 502, cl->rq->converse ? "provider sent a ConverseStream event that "
+				   "cannot be read" : "provider sent a chunk that is not an Anthropic event");
 	}
 	struct str type = m->exception_type.n ? m->exception_type : m->error_code;
 	struct json j;
@@ -12644,33 +12658,52 @@ static bool up_evs_frame(struct worker *w, struct conn *u, struct conn *cl, cons
 	for (char *c = msg; *c; c++)
 		if ((unsigned char)*c < 0x20)
 			*c = ' ';
-	up_evs_fail(w, u, cl, evs_exception_status(type), msg);
-	return false;
+	return up_evs_fail(w, u, cl, evs_exception_status(type), msg);
 }
 
 /* Bedrock's eventstream: the frames complete in [fr_pos, dec_end) of `in` become SSE events
- * in evb (what the client reads) and leave `in`. false when the attempt is over (reported). */
-static bool up_evs(struct worker *w, struct conn *u, struct conn *cl)
+ * in evb (what the client reads) and leave `in`. 0, or up_evs_fail's answer. */
+static int up_evs(struct worker *w, struct conn *u, struct conn *cl)
 {
 	struct evs_msg m;
 	long n;
-	bool ok = true;
-	while (ok && (n = evs_decode((const uint8_t *)u->in.p + u->fr_pos, u->dec_end - u->fr_pos, &m)) != 0) {
+	int r = 0;
+	while (r == 0 && (n = evs_decode((const uint8_t *)u->in.p + u->fr_pos, u->dec_end - u->fr_pos, &m)) != 0) {
 		if (n < 0) {
-			up_evs_fail(w, u, cl, 502, "provider sent a malformed eventstream frame");
-			ok = false;
+			r = up_evs_fail(w, u, cl, 502, "provider sent a malformed eventstream frame");
 		} else {
 			u->fr_pos += (size_t)n;
-			ok = up_evs_frame(w, u, cl, &m);
+			r = up_evs_frame(w, u, cl, &m);
 		}
 		arena_reset(&w->tmp);
 	}
-	if (!ok)
-		return false;
+	if (r < 0)
+		return r;
 	size_t shift = u->fr_pos - u->body_start; /* the decoded frames leave `in` */
 	memmove(u->in.p + u->body_start, u->in.p + u->fr_pos, u->in.len - u->fr_pos);
 	u->in.len -= shift, u->dec_pos -= shift, u->dec_end -= shift, u->fr_pos = u->body_start;
-	return true;
+	return r;
+}
+
+/* An eventstream answer's bytes arrived (*rc: up_body's, 1 = the body is whole): decode them;
+ * at the end nothing may be left inside a frame, and a Converse stream cut before its
+ * metadata is closed. *rc becomes 1 when the stream ended in-band. false: the attempt is over. */
+static bool up_evs_step(struct worker *w, struct conn *u, struct conn *cl, int *rc)
+{
+	int r = up_evs(w, u, cl);
+	if (r == 0 && *rc == 1 && u->fr_pos != u->dec_end)
+		r = up_evs_fail(w, u, cl, 502, "provider stream ended inside an eventstream frame");
+	if (r == 0 && *rc == 1 && cl->rq->converse) {
+		struct sb t;
+		sb_init(&t, &w->tmp, 256);
+		xlate_c2a_end(&cl->rq->c2a, &t);
+		if (t.oom || (t.len && buf_append(&u->evb, t.p, t.len) != 0))
+			r = up_evs_fail(w, u, cl, 502, "out of memory");
+		arena_reset(&w->tmp);
+	}
+	if (r == 1)
+		*rc = 1;
+	return r >= 0;
 }
 
 static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
@@ -12709,30 +12742,16 @@ static void up_on_data_eof(struct worker *w, struct conn *u, bool eof)
 		}
 		return;
 	}
-	if (u->evs && !up_evs(w, u, cl))
+	if (u->evs && !up_evs_step(w, u, cl, &rc))
 		return;
-	if (u->evs && rc == 1 && u->fr_pos != u->dec_end) {
-		up_evs_fail(w, u, cl, 502, "provider stream ended inside an eventstream frame");
-		return;
-	}
-	if (u->evs && rc == 1 && cl->rq->converse) { /* a stream cut before its metadata: closed */
-		struct sb t;
-		sb_init(&t, &w->tmp, 256);
-		xlate_c2a_end(&cl->rq->c2a, &t);
-		if (t.len && buf_append(&u->evb, t.p, t.len) != 0)
-			t.oom = true;
-		arena_reset(&w->tmp);
-		if (t.oom) {
-			up_evs_fail(w, u, cl, 502, "out of memory");
-			return;
-		}
-	}
 	u->resp_done = rc == 1;
 	if (cl->rq->streaming && u->in.len - (u->evs ? u->fr_pos : u->ev_pos) > cl->rq->hold->cfg->max_response) {
 		/* one event that never ends: refuse to hold it, end the stream */
 		snprintf(cl->rq->err, sizeof(cl->rq->err), "provider sent an event over limits.max_response_bytes");
 		up_client.events(w, cl, NULL, true);
 		slot_close(w, u);
+	} else if (cl->rq->streaming && u->evs && !up_stream_begun(cl->rq) && u->evb.len == 0 && !u->resp_done) {
+		up_kick(w, u); /* Bedrock's head says nothing yet: an exception may still fail over */
 	} else if (cl->rq->streaming) {
 		up_client.events(w, cl, u, u->resp_done);
 	} else if (u->resp_done) {
