@@ -1716,6 +1716,414 @@ out:
 	return 0;
 }
 
+/* ======================================================================== */
+/* evs_: application/vnd.amazon.eventstream frames                          */
+/* ======================================================================== */
+
+/* The five headers evs_decode picks out, by name, as evs_encode writes them back. */
+static const char *const fz_evs_names[] = { ":message-type", ":event-type", ":exception-type", ":error-code",
+					     ":content-type" };
+
+static void fz_evs_fields(const struct evs_msg *m, struct str f[5])
+{
+	f[0] = m->message_type;
+	f[1] = m->event_type;
+	f[2] = m->exception_type;
+	f[3] = m->error_code;
+	f[4] = m->content_type;
+}
+
+/* A decoded frame of r bytes at f: its fields inside it. */
+static void fz_evs_check(const struct evs_msg *m, const uint8_t *f, long r, size_t avail)
+{
+	FUZZ_ASSERT(r >= 16 && (size_t)r <= avail && r <= (16L << 20), "frame length %ld of %zu bytes", r, avail);
+	struct str fl[5];
+	fz_evs_fields(m, fl);
+	for (int i = 0; i < 5; i++)
+		FUZZ_ASSERT(fz_inside(fl[i].p, fl[i].n, (const char *)f + 12, (size_t)r - 16), "%s outside the headers",
+			    fz_evs_names[i]);
+	FUZZ_ASSERT(fz_inside(m->payload.p, m->payload.n, (const char *)f + 12, (size_t)r - 16) &&
+			    (m->payload.n == 0 || m->payload.p + m->payload.n == (const char *)f + r - 4),
+		    "payload (%zu bytes) is not the frame's end", m->payload.n);
+}
+
+/* Re-encode a decoded frame (its non-empty known headers as strings, the payload) and decode
+ * that: the same fields, the exact length. */
+static void fz_evs_reencode(struct arena *a, const struct evs_msg *m)
+{
+	struct str fl[5], names[5], vals[5];
+	fz_evs_fields(m, fl);
+	int nh = 0;
+	size_t want = 16 + m->payload.n;
+	for (int i = 0; i < 5; i++)
+		if (fl[i].n) {
+			names[nh] = (struct str){ fz_evs_names[i], strlen(fz_evs_names[i]) };
+			vals[nh] = fl[i];
+			want += 1 + names[nh].n + 3 + vals[nh].n;
+			nh++;
+		}
+	struct sb o;
+	sb_init(&o, a, 64);
+	evs_encode(&o, names, vals, nh, m->payload.p, m->payload.n);
+	FUZZ_ASSERT(!o.oom, "evs_encode: out of memory");
+	FUZZ_ASSERT(o.len == want, "re-encoded frame is %zu bytes, not %zu", o.len, want);
+	uint8_t *c = (uint8_t *)fz_dup(o.p, o.len);
+	struct evs_msg m2;
+	long r = evs_decode(c, o.len, &m2);
+	FUZZ_ASSERT(r == (long)o.len, "re-encoded frame decodes to %ld, not %zu", r, o.len);
+	if (r == (long)o.len) {
+		fz_evs_check(&m2, c, r, o.len);
+		struct str f2[5];
+		fz_evs_fields(&m2, f2);
+		for (int i = 0; i < 5; i++)
+			FUZZ_ASSERT(f2[i].n == fl[i].n && (!fl[i].n || memcmp(f2[i].p, fl[i].p, fl[i].n) == 0),
+				    "%s does not round-trip: \"%.*s\" -> \"%.*s\"", fz_evs_names[i], (int)fl[i].n, fl[i].p,
+				    (int)f2[i].n, f2[i].p);
+		FUZZ_ASSERT(m2.payload.n == m->payload.n &&
+				    (!m->payload.n || memcmp(m2.payload.p, m->payload.p, m->payload.n) == 0),
+			    "payload does not round-trip (%zu -> %zu bytes)", m->payload.n, m2.payload.n);
+	}
+	free(c);
+}
+
+/* CRC32 (IEEE 802.3), the eventstream's, computed here so the harness does not trust evs_. */
+static uint32_t fz_crc32(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xFFFFFFFFu;
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+	}
+	return ~c;
+}
+
+static void fz_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* Make both CRCs of each frame right, frame after frame, while the total lengths fit: what is
+ * left to find is in the lengths and the headers. */
+static void fz_evs_fix_crcs(uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	while (n - off >= 12) {
+		uint32_t total = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 | (uint32_t)p[off + 2] << 8 | p[off + 3];
+		fz_put32(p + off + 8, fz_crc32(p + off, 8));
+		if (total < 16 || total > n - off)
+			break;
+		fz_put32(p + off + total - 4, fz_crc32(p + off, total - 4));
+		off += total;
+	}
+}
+
+/*
+ * Decode a stream of frames in one call per frame over all of it, then as it arrives in reads
+ * (the buffer grows, a malloc'd copy of exactly what is there): the same frames end at the same
+ * offsets, the same verdict at the end (0: a partial frame, -EBADMSG: a bad one), and no read
+ * refuses a frame that all of the stream accepts. Every frame decoded is re-encoded and decoded
+ * again (fz_evs_reencode). Input: [0] bits 0-1 cut mode, bit 2: the harness makes every
+ * frame's CRCs right first (fz_evs_fix_crcs), the whole byte the cut seed; rest = the stream.
+ */
+static int fuzz_evs(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	struct fz_rng rg;
+	fz_seed(&rg, d[0]);
+	unsigned mode = d[0] & 3;
+	bool fix = d[0] & 4;
+	d++, n--;
+	struct arena a;
+	arena_init(&a, NULL);
+	/* one shot */
+	char *all = fz_dup(d, n);
+	if (fix) {
+		fz_evs_fix_crcs((uint8_t *)all, n);
+		d = (const uint8_t *)all; /* the reads below copy from the fixed stream */
+	}
+	size_t *ends = malloc(sizeof(size_t) * (n / 16 + 1));
+	if (!ends)
+		abort();
+	size_t nev = 0, off = 0;
+	long r1;
+	struct evs_msg m;
+	while ((r1 = evs_decode((const uint8_t *)all + off, n - off, &m)) > 0) {
+		fz_evs_check(&m, (const uint8_t *)all + off, r1, n - off);
+		if (r1 < 16 || (size_t)r1 > n - off)
+			break;
+		fz_evs_reencode(&a, &m);
+		arena_reset(&a);
+		off += (size_t)r1;
+		ends[nev++] = off;
+	}
+	FUZZ_ASSERT(r1 == 0 || r1 == -EBADMSG, "evs_decode returned %ld", r1);
+	/* in reads */
+	size_t len = 0, pos = 0, k = 0;
+	long r = 0;
+	uint8_t *b = NULL;
+	while (len < n && r >= 0) {
+		size_t add = fz_cut(&rg, n - len, mode);
+		uint8_t *nb = malloc(len + add);
+		if (!nb)
+			abort();
+		if (len)
+			memcpy(nb, b, len);
+		memcpy(nb + len, d + len, add);
+		free(b);
+		b = nb;
+		len += add;
+		while ((r = evs_decode(b + pos, len - pos, &m)) > 0) {
+			FUZZ_ASSERT(k < nev && ends[k] == pos + (size_t)r, "frame %zu ends at %zu in reads, not %zu", k,
+				    pos + (size_t)r, k < nev ? ends[k] : 0);
+			if (!(k < nev && ends[k] == pos + (size_t)r))
+				break;
+			pos += (size_t)r;
+			k++;
+		}
+		if (r < 0)
+			FUZZ_ASSERT(r1 < 0 && pos == off, "refused at %zu after %zu of %zu bytes (all at once: %ld at %zu)", pos,
+				    len, n, r1, off);
+	}
+	FUZZ_ASSERT(k == nev, "%zu frames in reads, %zu at once", k, nev);
+	FUZZ_ASSERT(n == 0 || r == r1, "in reads the stream ends with %ld, all at once with %ld", r, r1);
+	free(b);
+	free(ends);
+	free(all);
+	arena_reset(&a);
+	return 0;
+}
+
+/* ======================================================================== */
+/* sigv4_: AWS Signature Version 4                                          */
+/* ======================================================================== */
+
+/* sigv4_ signs at most SIGV4_MAX_HDRS headers (the rest are left out of the signature): the
+ * input gives one fewer, room for the session token. */
+#define FZ_SV_MAXH (SIGV4_MAX_HDRS - 1)
+
+static bool fz_sv_hex64(const char *p, size_t n)
+{
+	if (n != 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static void fz_sv_hmac(uint8_t out[32], const void *k, size_t kn, const void *m, size_t mn)
+{
+	br_hmac_key_context kc;
+	br_hmac_context hc;
+	br_hmac_key_init(&kc, &br_sha256_vtable, k, kn);
+	br_hmac_init(&hc, &kc, 0);
+	br_hmac_update(&hc, m, mn);
+	br_hmac_out(&hc, out);
+}
+
+/* The names of a request, lower-cased (ASCII), for the checks below. */
+static void fz_sv_lower(const char *s, char *o, size_t cap)
+{
+	size_t i = 0;
+	for (; s[i] && i + 1 < cap; i++)
+		o[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+	o[i] = 0;
+}
+
+struct fz_sv_ord {
+	struct sigv4_hdr h;
+	int idx;
+};
+
+static int fz_sv_by_name(const void *x, const void *y)
+{
+	const struct fz_sv_ord *a = x, *b = y;
+	char la[256], lb[256];
+	fz_sv_lower(a->h.name, la, sizeof(la));
+	fz_sv_lower(b->h.name, lb, sizeof(lb));
+	int c = strcmp(lb, la);           /* descending: the opposite of the signer's order */
+	return c ? c : a->idx - b->idx; /* duplicates keep their order */
+}
+
+/* A header name is an HTTP token. */
+static bool fz_sv_token(const char *s)
+{
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s)))
+			return false;
+	return true;
+}
+
+/*
+ * sigv4_ over any request: method, path, query and headers from the input. Whatever they hold:
+ *   - the Authorization value is "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request,
+ *     SignedHeaders=<the list sigv4_canonical_request gave>, Signature=<64 lowercase hex>";
+ *   - that signature is HMAC-SHA256(signing key, sigv4_string_to_sign(SHA-256(canonical request)))
+ *     with the key derived here (the three functions agree);
+ *   - the signed-header list is lower case, strictly increasing, one entry per distinct name,
+ *     and the canonical request starts with the method and ends with that list and the
+ *     payload hash;
+ *   - the headers given in another order (duplicates keeping theirs) sign the same.
+ * Input: [0] flags (bit 0: a session token header too), then '\n'-separated: method, path,
+ * query, and "name:value" header lines (at most FZ_SV_MAXH; a name that is not an HTTP token
+ * is dropped).
+ */
+static int fuzz_sigv4(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	unsigned flags = d[0];
+	d++, n--;
+	char *in = malloc(n + 1);
+	if (!in)
+		abort();
+	memcpy(in, d, n);
+	in[n] = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!in[i])
+			in[i] = ' '; /* the API takes C strings */
+	char *line[3 + FZ_SV_MAXH] = { 0 };
+	int nl = 0;
+	for (char *s = in; s && nl < (int)ARRAY_LEN(line);) {
+		line[nl++] = s;
+		char *e = strchr(s, '\n');
+		if (e)
+			*e = 0;
+		s = e ? e + 1 : NULL;
+	}
+	struct sigv4_hdr h[FZ_SV_MAXH + 1];
+	int nh = 0;
+	for (int i = 3; i < nl; i++) {
+		char *c = strchr(line[i], ':');
+		if (c)
+			*c = 0;
+		if (!line[i][0] || strlen(line[i]) > 200 || !fz_sv_token(line[i]))
+			continue;
+		h[nh++] = (struct sigv4_hdr){ line[i], c ? c + 1 : "" };
+	}
+	if (flags & 1)
+		h[nh++] = (struct sigv4_hdr){ "X-Amz-Security-Token", "IQoJb3JpZ2luX2VjEXAMPLE//token+/=" };
+	uint8_t sha[32];
+	br_sha256_context sc;
+	br_sha256_init(&sc);
+	br_sha256_update(&sc, d, n);
+	br_sha256_out(&sc, sha);
+	struct sigv4_req r = {
+		.method = line[0] ? line[0] : "",
+		.path = nl > 1 ? line[1] : "/",
+		.query = nl > 2 ? line[2] : "",
+		.hdrs = h,
+		.nhdrs = nh,
+		.payload_sha256 = sha,
+		.amzdate = "20150830T123600Z",
+		.region = "us-east-1",
+		.service = "bedrock",
+		.akid = "AKIDEXAMPLE",
+		.secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+	};
+	struct arena a;
+	arena_init(&a, NULL);
+	struct sb creq, sh, sts, az, az2;
+	sb_init(&creq, &a, 64);
+	sb_init(&sh, &a, 64);
+	sb_init(&sts, &a, 64);
+	sb_init(&az, &a, 64);
+	sb_init(&az2, &a, 64);
+	sigv4_canonical_request(&creq, &r, &sh);
+	sigv4_authorization(&az, &r);
+	FUZZ_ASSERT(!creq.oom && !sh.oom && !az.oom, "out of memory");
+	/* the canonical request: method first, signed headers and payload hash last */
+	char tail[80];
+	for (int i = 0; i < 32; i++)
+		snprintf(tail + 1 + 2 * i, 3, "%02x", sha[i]);
+	tail[0] = '\n';
+	size_t ml = strlen(r.method);
+	FUZZ_ASSERT(creq.len > ml && memcmp(creq.p, r.method, ml) == 0 && creq.p[ml] == '\n', "canonical request: method");
+	FUZZ_ASSERT(creq.len >= sh.len + 65 && memcmp(creq.p + creq.len - 65, tail, 65) == 0 &&
+			    memcmp(creq.p + creq.len - 65 - sh.len, sh.p, sh.len) == 0,
+		    "canonical request does not end with the signed headers and the payload hash: %.*s",
+		    (int)MIN(creq.len, 2000), creq.p);
+	/* the signed-header list */
+	if (nh > 0) {
+		int distinct = 0;
+		char seen[FZ_SV_MAXH + 1][256];
+		for (int i = 0; i < nh; i++) {
+			char l[256];
+			fz_sv_lower(h[i].name, l, sizeof(l));
+			bool dup = false;
+			for (int j = 0; j < distinct && !dup; j++)
+				dup = strcmp(seen[j], l) == 0;
+			if (!dup)
+				memcpy(seen[distinct++], l, sizeof(l));
+		}
+		int cnt = 0;
+		size_t s0 = 0;
+		char prev[256] = "";
+		for (size_t i = 0; i <= sh.len; i++) {
+			if (i < sh.len && sh.p[i] != ';')
+				continue;
+			size_t w = i - s0;
+			FUZZ_ASSERT(w > 0 && w < 256, "signed headers: an empty or long entry in %.*s", (int)sh.len, sh.p);
+			char cur[256];
+			memcpy(cur, sh.p + s0, MIN(w, 255));
+			cur[MIN(w, 255)] = 0;
+			for (size_t k = 0; k < w; k++)
+				FUZZ_ASSERT(!(cur[k] >= 'A' && cur[k] <= 'Z'), "signed headers not lower case: %.*s", (int)sh.len, sh.p);
+			FUZZ_ASSERT(cnt == 0 || strcmp(prev, cur) < 0, "signed headers not strictly increasing: %.*s", (int)sh.len,
+				    sh.p);
+			memcpy(prev, cur, sizeof(cur));
+			cnt++;
+			s0 = i + 1;
+		}
+		FUZZ_ASSERT(nh == 0 || cnt == distinct, "%d signed headers for %d distinct names: %.*s", cnt, distinct,
+			    (int)sh.len, sh.p);
+	}
+	/* the Authorization value, and its signature recomputed from the canonical request */
+	static const char pre[] = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/bedrock/aws4_request, SignedHeaders=";
+	static const char mid[] = ", Signature=";
+	size_t pl = sizeof(pre) - 1, ql = sizeof(mid) - 1;
+	bool shaped = az.len == pl + sh.len + ql + 64 && memcmp(az.p, pre, pl) == 0 && memcmp(az.p + pl, sh.p, sh.len) == 0 &&
+		      memcmp(az.p + pl + sh.len, mid, ql) == 0 && fz_sv_hex64(az.p + az.len - 64, 64);
+	FUZZ_ASSERT(shaped, "Authorization is not well-formed: %.*s", (int)MIN(az.len, 2000), az.p);
+	uint8_t hh[32], k[32];
+	char hx[65];
+	br_sha256_init(&sc);
+	br_sha256_update(&sc, creq.p, creq.len);
+	br_sha256_out(&sc, hh);
+	for (int i = 0; i < 32; i++)
+		snprintf(hx + 2 * i, 3, "%02x", hh[i]);
+	sigv4_string_to_sign(&sts, &r, hx);
+	static const char k0[] = "AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+	fz_sv_hmac(k, k0, sizeof(k0) - 1, "20150830", 8);
+	fz_sv_hmac(k, k, 32, "us-east-1", 9);
+	fz_sv_hmac(k, k, 32, "bedrock", 7);
+	fz_sv_hmac(k, k, 32, "aws4_request", 12);
+	fz_sv_hmac(hh, k, 32, sts.p, sts.len);
+	char sig[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(sig + 2 * i, 3, "%02x", hh[i]);
+	FUZZ_ASSERT(!shaped || memcmp(az.p + az.len - 64, sig, 64) == 0,
+		    "the signature is not HMAC(key, string to sign of the canonical request): %.*s", (int)MIN(az.len, 2000),
+		    az.p);
+	/* the headers in another order sign the same */
+	struct fz_sv_ord o[FZ_SV_MAXH + 1];
+	for (int i = 0; i < nh; i++)
+		o[i] = (struct fz_sv_ord){ h[i], i };
+	qsort(o, (size_t)nh, sizeof(o[0]), fz_sv_by_name);
+	for (int i = 0; i < nh; i++)
+		h[i] = o[i].h;
+	sigv4_authorization(&az2, &r);
+	FUZZ_ASSERT(az2.len == az.len && memcmp(az2.p, az.p, az.len) == 0, "header order changes the signature:\n%.*s\n%.*s",
+		    (int)MIN(az.len, 2000), az.p, (int)MIN(az2.len, 2000), az2.p);
+	arena_reset(&a);
+	free(in);
+	return 0;
+}
+
 static const struct fuzz_target fuzz_targets[] = {
 	{ "http_request", fuzz_http_request },
 	{ "http_response", fuzz_http_response },
@@ -1734,6 +2142,8 @@ static const struct fuzz_target fuzz_targets[] = {
 	{ "pricing_file", fuzz_pricing_file },
 	{ "http_query", fuzz_http_query },
 	{ "mgmt_doc", fuzz_mgmt_doc },
+	{ "evs", fuzz_evs },
+	{ "sigv4", fuzz_sigv4 },
 };
 
 /* libFuzzer driver for one target: tests/fuzz/<name>.c is FUZZ_DRIVER(fuzz_<name>). */
