@@ -15,32 +15,35 @@
  *   5. http_                HTTP/1.1 request/response head parser, chunked decoder
  *   6. sse_                 server-sent-event splitter
  *   7. sigv4_/evs_          AWS: SigV4 request signing, eventstream frames, base64
- *   8. tls_                 BearSSL: trust anchors and client engines; the listener's
+ *   8. resp_                the Redis protocol: commands, incremental reply parser
+ *   9. tls_                 BearSSL: trust anchors and client engines; the listener's
  *                           certificate and key (checked), server engines
- *   9. cfg_/dns_            config.json loading, validation, env.NAME, defaults; DNS table
- *  10. route_               model string -> provider candidates, weighted choice, breakers
- *  11. prov_                provider adapters: base URLs, auth headers, body edits
- *  12. xlate_               dialect translation: Anthropic Messages <-> OpenAI Chat, and
+ *   10. cfg_/dns_            config.json loading, validation, env.NAME, defaults; DNS table
+ *  11. route_               model string -> provider candidates, weighted choice, breakers
+ *  12. prov_                provider adapters: base URLs, auth headers, body edits
+ *  13. xlate_               dialect translation: Anthropic Messages <-> OpenAI Chat, and
  *                           the Responses API -> Chat (and on to Messages)
- *  13. jrnl_                charge journal: checksummed records, group commit, replay
- *  14. gov_                 governance: windows, prices, lock-free counters, admission
- *  15. metrics_             counters and the overhead histogram
- *  16. ldb_                 the request log store (SQLite): per-worker rings, the writer
+ *  14. jrnl_                charge journal: checksummed records, group commit, replay
+ *  15. gov_                 governance: windows, prices, lock-free counters, admission
+ *  16. metrics_             counters and the overhead histogram
+ *  17. ldb_                 the request log store (SQLite): per-worker rings, the writer
  *                           thread, retention, the queries behind /api/logs
- *  17. mgmt_                the management thread: admin API jobs, logins, config edits
+ *  18. mgmt_                the management thread: admin API jobs, logins, config edits
  *                           written back and published (the reload path)
- *  18. loop_/slot_/timer_/log_  the worker: ring, connection slots, timer wheel, sends,
+ *  19. clu_                 cluster: budgets and config shared by several nodes through Redis
+ *                           (a thread, pipelined Lua admissions, counters pushed and read back)
+ *  20. loop_/slot_/timer_/log_  the worker: ring, connection slots, timer wheel, sends,
  *                           the stdout log; calls connection kinds back through their
  *                           handler table (struct slot_ops)
- *  19. up_                  upstream client: pools, connect, TLS, response; tells its
+ *  21. up_                  upstream client: pools, connect, TLS, response; tells its
  *                           client through struct up_hooks
- *  20. conn_                client connection: read, parse, dispatch, govern, translate,
+ *  22. conn_                client connection: read, parse, dispatch, govern, translate,
  *                           respond, log
- *  21. admin_               /health, /metrics, /v1/models, the web UI's files, and the
+ *  23. admin_               /health, /metrics, /v1/models, the web UI's files, and the
  *                           hand-off of /api requests to the management thread
- *  22. main                 command line, signals, reload, drain, journal committer
+ *  24. main                 command line, signals, reload, drain, journal committer
  *
- * Leaf sections (arena_ to sigv4_/evs_, route_ to xlate_) do no I/O and allocate only from a
+ * Leaf sections (arena_ to resp_, route_ to xlate_) do no I/O and allocate only from a
  * caller's arena (arena_ and buf_ are the allocators), so the unit tests (built with
  * -DBIFROST_TEST, which drops main) can drive them directly. The calls that go up the
  * file on purpose, each forward-declared and listed in tests/lint.py: cfg_ hands the
@@ -1955,7 +1958,146 @@ static void evs_exception(struct sb *out, const char *type, const char *msg)
 }
 
 /* ======================================================================== *
- * 8. tls_ — BearSSL trust anchors, client and server contexts.             *
+ * 8. resp_ — the Redis protocol (RESP2): commands out, replies in.        *
+ *                                                                          *
+ * resp_cmd writes one command as an array of bulk strings; resp_parse      *
+ * reads one reply (simple string, error, integer, bulk string, array,      *
+ * nested) from a buffer that may hold only part of it (0: not complete     *
+ * yet) into a tree in the caller's arena. Lengths, counts and depth are    *
+ * bounded, so a hostile or broken server cannot make it allocate without   *
+ * bound or recurse deeply. Pure.                                           *
+ * ======================================================================== */
+
+enum resp_type { RESP_STR, RESP_ERR, RESP_INT, RESP_BULK, RESP_NIL, RESP_ARR };
+
+struct resp_val {
+	enum resp_type type;
+	struct str s;            /* RESP_STR, RESP_ERR, RESP_BULK: points into the buffer */
+	long long i;             /* RESP_INT */
+	struct resp_val *a;      /* RESP_ARR: arena */
+	int n;
+};
+
+#define RESP_MAX_BULK (64u << 20)
+#define RESP_MAX_ARRAY 1000000
+#define RESP_MAX_DEPTH 8
+
+/* "*argc\r\n" then "$len\r\narg\r\n" per argument. */
+static void resp_cmd(struct sb *out, int argc, const struct str *argv)
+{
+	sb_printf(out, "*%d\r\n", argc);
+	for (int i = 0; i < argc; i++) {
+		sb_printf(out, "$%zu\r\n", argv[i].n);
+		sb_put(out, argv[i].p, argv[i].n);
+		sb_puts(out, "\r\n");
+	}
+}
+
+/* The line at p (to CRLF): its length, or -1 if no CRLF yet, -2 if it is not a line. */
+static long resp_line(const char *p, size_t n)
+{
+	const char *cr = memchr(p, '\r', n);
+	if (!cr)
+		return n > 64 * 1024 ? -2 : -1;
+	size_t k = (size_t)(cr - p);
+	if (k + 1 >= n)
+		return -1;
+	return p[k + 1] == '\n' ? (long)k : -2;
+}
+
+/* A signed decimal that fills [p, p+n), within [lo, hi]. */
+static bool resp_num(const char *p, size_t n, long long lo, long long hi, long long *v)
+{
+	bool neg = n && p[0] == '-';
+	size_t i = neg;
+	long long x = 0;
+	if (i == n || n - i > 19)
+		return false;
+	for (; i < n; i++) {
+		if (!isdigit((unsigned char)p[i]) || x > (LLONG_MAX - (p[i] - '0')) / 10)
+			return false;
+		x = x * 10 + (p[i] - '0');
+	}
+	*v = neg ? -x : x;
+	return *v >= lo && *v <= hi;
+}
+
+static long resp_parse_at(struct arena *a, const char *p, size_t n, struct resp_val *v, int depth);
+
+/* An array's elements (count k) after its header line. */
+static long resp_parse_arr(struct arena *a, const char *p, size_t n, struct resp_val *v, long long k, int depth)
+{
+	size_t off = 0;
+	v->n = (int)k;
+	v->a = k ? arena_new(a, struct resp_val, (size_t)k) : NULL;
+	if (k && !v->a)
+		return -ENOMEM;
+	for (long long i = 0; i < k; i++) {
+		long r = resp_parse_at(a, p + off, n - off, &v->a[i], depth + 1);
+		if (r <= 0)
+			return r;
+		off += (size_t)r;
+	}
+	return (long)off;
+}
+
+static long resp_parse_at(struct arena *a, const char *p, size_t n, struct resp_val *v, int depth)
+{
+	long long k;
+	if (n == 0)
+		return 0;
+	if (depth > RESP_MAX_DEPTH)
+		return -EBADMSG;
+	long ln = resp_line(p + 1, n - 1);
+	if (ln < 0)
+		return ln == -1 ? 0 : -EBADMSG;
+	size_t head = (size_t)ln + 3; /* type byte, line, CRLF */
+	memset(v, 0, sizeof(*v));
+	switch (p[0]) {
+	case '+': case '-':
+		v->type = p[0] == '+' ? RESP_STR : RESP_ERR;
+		v->s = (struct str){ p + 1, (size_t)ln };
+		return (long)head;
+	case ':':
+		v->type = RESP_INT;
+		return resp_num(p + 1, (size_t)ln, LLONG_MIN + 1, LLONG_MAX, &v->i) ? (long)head : -EBADMSG;
+	case '$':
+		if (!resp_num(p + 1, (size_t)ln, -1, RESP_MAX_BULK, &k))
+			return -EBADMSG;
+		v->type = k < 0 ? RESP_NIL : RESP_BULK;
+		if (k < 0)
+			return (long)head;
+		if (n < head + (size_t)k + 2)
+			return 0;
+		if (p[head + k] != '\r' || p[head + k + 1] != '\n')
+			return -EBADMSG;
+		v->s = (struct str){ p + head, (size_t)k };
+		return (long)(head + (size_t)k + 2);
+	case '*':
+		if (!resp_num(p + 1, (size_t)ln, -1, RESP_MAX_ARRAY, &k))
+			return -EBADMSG;
+		if (k > 0 && (size_t)k * 3 > n - head)
+			return 0; /* each element takes 3 bytes at least: allocate only for what is here */
+		v->type = k < 0 ? RESP_NIL : RESP_ARR;
+		if (k <= 0)
+			return (long)head;
+		long r = resp_parse_arr(a, p + head, n - head, v, k, depth);
+		return r <= 0 ? r : (long)head + r;
+	default:
+		return -EBADMSG;
+	}
+}
+
+/* One reply at p: its length (> 0) with *v filled, 0 when it is not complete (the caller
+ * resets the arena and tries again with more), -EBADMSG when it is not RESP (or beyond the
+ * bounds), -ENOMEM. */
+static long resp_parse(struct arena *a, const char *p, size_t n, struct resp_val *v)
+{
+	return resp_parse_at(a, p, n, v, 0);
+}
+
+/* ======================================================================== *
+ * 9. tls_ — BearSSL trust anchors, client and server contexts.             *
  *                                                                          *
  * Anchors are decoded once (the system bundle at start, a provider's        *
  * ca_file at config load) into arena memory that lives as long as its       *
@@ -2468,7 +2610,7 @@ static const char *tls_error_text(int err)
 }
 
 /* ======================================================================== *
- * 9. cfg_/dns_ — config.json: load, validate, publish; the DNS table.      *
+ * 10. cfg_/dns_ — config.json: load, validate, publish; the DNS table.      *
  *                                                                          *
  * A `struct cfg` is immutable once published and lives in its own arena.    *
  * Workers hold it through a reference count (cfg_get/cfg_put); SIGHUP      *
@@ -2618,6 +2760,7 @@ struct cfg {
 	int nfallbacks;
 	struct cb_conf cb;
 	const char *source; /* "path" or "environment" */
+	struct cfg_cluster *cluster; /* config arena, or NULL: one node alone */
 	struct gov *gov;    /* config arena: governance + pricing (gov_cfg) */
 	bool governed;      /* a governance block or a provider budget: admission and charges run */
 };
@@ -2902,6 +3045,47 @@ static int cfg_parse_url(struct arena *a, const char *url, struct provider *p)
 
 static struct dns_entry *dns_lookup_entry(const char *host, int port);
 
+enum clu_down { CLU_DOWN_SHARE, CLU_DOWN_ALLOW, CLU_DOWN_DENY };
+
+struct cfg_cluster {
+	const char *host, *user, *pass, *prefix, *node; /* config arena; node NULL: host name + port */
+	int port, db;
+	enum clu_down down; /* what admission does while Redis cannot be reached */
+	long timeout_ms;    /* an admission waits this long for Redis, then counts it as down */
+};
+
+/* redis://[user:password@]host[:port][/db] */
+static int cfg_redis_url(struct arena *a, const char *url, struct cfg_cluster *c)
+{
+	if (strncmp(url, "redis://", 8) != 0)
+		return -EINVAL;
+	const char *h = url + 8, *at = strrchr(h, '@'), *slash;
+	if (at) {
+		const char *colon = memchr(h, ':', (size_t)(at - h));
+		c->user = colon && colon > h ? arena_strndup(a, h, (size_t)(colon - h)) : NULL;
+		c->pass = arena_strndup(a, colon ? colon + 1 : h, (size_t)(at - (colon ? colon + 1 : h)));
+		h = at + 1;
+	}
+	slash = strchr(h, '/');
+	const char *end = slash ? slash : h + strlen(h), *colon = memchr(h, ':', (size_t)(end - h));
+	c->host = arena_strndup(a, h, (size_t)((colon ? colon : end) - h));
+	c->port = 6379;
+	char *e;
+	if (colon) {
+		long port = strtol(colon + 1, &e, 10);
+		if (e != end || port < 1 || port > 65535)
+			return -EINVAL;
+		c->port = (int)port;
+	}
+	if (slash && slash[1]) {
+		long db = strtol(slash + 1, &e, 10);
+		if (*e || db < 0 || db > 1000)
+			return -EINVAL;
+		c->db = (int)db;
+	}
+	return c->host && *c->host ? 0 : -EINVAL;
+}
+
 static void cfg_provider_tls(struct cfg_ld *L, struct provider *p, int tok, const char *ppath)
 {
 	static const char *const keys[] = { "ca_file", "insecure_skip_verify" };
@@ -3159,7 +3343,7 @@ static void cfg_providers(struct cfg_ld *L, int tok)
 }
 
 enum { TF_LISTEN, TF_WORKERS, TF_DATA_DIR, TF_ADMIN, TF_LIMITS, TF_PROVIDERS, TF_FALLBACKS,
-       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_PRICING_FILE, TF_LOGS, TF_TLS, TF_N };
+       TF_LOG, TF_PRICING, TF_GOVERNANCE, TF_CB, TF_PRICING_FILE, TF_LOGS, TF_TLS, TF_CLUSTER, TF_N };
 
 /* The original Bifrost's top-level blocks that this gateway does not implement. */
 static const char *const cfg_top_foreign[] = { "$schema", "client", "config_store", "logs_store",
@@ -3167,7 +3351,7 @@ static const char *const cfg_top_foreign[] = { "$schema", "client", "config_stor
 
 static const char *const tf_names[TF_N] = {
 	"listen", "workers", "data_dir", "admin", "limits", "providers", "fallbacks",
-	"log_requests", "pricing", "governance", "circuit_breaker", "pricing_file", "logs", "tls",
+	"log_requests", "pricing", "governance", "circuit_breaker", "pricing_file", "logs", "tls", "cluster",
 };
 
 /* "tls": the HTTPS listener, its certificate chain and key, loaded and checked here. */
@@ -3191,6 +3375,37 @@ static void cfg_tls(struct cfg_ld *L, int tok)
 		cfg_problem(L, "tls: %s", c->tls ? err : "out of memory");
 	else if (c->tls->not_after >= 0 && c->tls->not_after < (int64_t)time(NULL))
 		fprintf(stderr, "bifrost: warning: tls: the certificate in %s has expired\n", cert);
+}
+
+/* "cluster": the Redis shared by the nodes (redis://[user:pass@]host:port[/db]). */
+static void cfg_cluster(struct cfg_ld *L, int tok)
+{
+	static const char *const k[] = { "redis", "key_prefix", "on_redis_down", "node_id", "timeout_ms" };
+	int v[5];
+	struct cfg_cluster *cl;
+	if (tok < 0 || !cfg_obj(L, tok, "cluster", k, 5, NULL, v))
+		return;
+	const char *url = cfg_str(L, v[0], "cluster.redis"), *down = cfg_str(L, v[2], "cluster.on_redis_down");
+	if (!url || !*url) {
+		cfg_problem(L, "cluster.redis is required (redis://host:port)");
+		return;
+	}
+	if (!(cl = L->c->cluster = arena_new(&L->c->arena, struct cfg_cluster, 1)))
+		return;
+	memset(cl, 0, sizeof(*cl));
+	if (cfg_redis_url(&L->c->arena, url, cl) != 0)
+		cfg_problem(L, "cluster.redis: not redis://[user:password@]host[:port][/db] (rediss:// is not in this build)");
+	cl->prefix = v[1] >= 0 ? cfg_str(L, v[1], "cluster.key_prefix") : "bifrost:";
+	cl->down = !down || strcmp(down, "local_share") == 0 ? CLU_DOWN_SHARE : strcmp(down, "allow") == 0
+		? CLU_DOWN_ALLOW : strcmp(down, "deny") == 0 ? CLU_DOWN_DENY : -1;
+	if ((int)cl->down < 0)
+		cfg_problem(L, "cluster.on_redis_down: \"local_share\", \"allow\" or \"deny\"");
+	cl->node = cfg_str(L, v[3], "cluster.node_id");
+	if (cl->node && (!*cl->node || strpbrk(cl->node, ": \r\n") || strlen(cl->node) > 64))
+		cfg_problem(L, "cluster.node_id: 1 to 64 characters, no ':' or spaces");
+	cl->timeout_ms = (long)cfg_num(L, v[4], 250, 10, 60000, "cluster.timeout_ms");
+	if (cl->prefix && (strlen(cl->prefix) > 64 || strpbrk(cl->prefix, " \r\n")))
+		cfg_problem(L, "cluster.key_prefix: at most 64 characters, no spaces");
 }
 
 /* A password hash line, "pbkdf2-sha256$ITER$SALT$HASH" (hex; HASH 64 digits), split; false if it is not one. */
@@ -3303,6 +3518,7 @@ static struct cfg *cfg_parse(char *text, size_t len, const char *source, struct 
 	cfg_admin(&L, f[TF_ADMIN]);
 	cfg_logs(&L, f[TF_LOGS]);
 	cfg_tls(&L, f[TF_TLS]);
+	cfg_cluster(&L, f[TF_CLUSTER]);
 	cfg_limits(&L, f[TF_LIMITS]);
 	cfg_breaker(&L, f[TF_CB]);
 	cfg_providers(&L, f[TF_PROVIDERS]);
@@ -3469,7 +3685,7 @@ static void dns_refresh_due(bool all)
 }
 
 /* ======================================================================== *
- * 10. route_ — from a model string to an ordered list of candidates.       *
+ * 11. route_ — from a model string to an ordered list of candidates.       *
  *                                                                          *
  * `P/M` with P a provider name → that provider, model M (first '/' only).  *
  * Anything else is a bare model: every provider whose `models` or          *
@@ -3680,7 +3896,7 @@ static int route_key(const struct provider *p, const char *m, uint64_t *rng)
 }
 
 /* ======================================================================== *
- * 11. prov_ — what a request looks like on the wire to each provider.      *
+ * 12. prov_ — what a request looks like on the wire to each provider.      *
  *                                                                          *
  * prov_openai_prepare reads the client's OpenAI-dialect body once and       *
  * lists the spans to change (fallbacks removed, stream usage forced on);   *
@@ -4180,7 +4396,7 @@ static const char *prov_bedrock_error_name(int status)
 }
 
 /* ======================================================================== *
- * 12. xlate_ — dialect translation: Messages <-> Chat, Responses -> Chat.  *
+ * 13. xlate_ — dialect translation: Messages <-> Chat, Responses -> Chat.  *
  *                                                                          *
  * Owns the rewriting of request bodies, response bodies, stream events and *
  * error bodies from one dialect into the other (PROTOCOLS.md, "Translating *
@@ -7368,7 +7584,7 @@ static void xlate_a2c_event(struct arena *a, struct str name, struct str data, s
 }
 
 /* ======================================================================== *
- * 13. jrnl_ — the charge journal: fixed-size checksummed records.          *
+ * 14. jrnl_ — the charge journal: fixed-size checksummed records.          *
  *                                                                          *
  * Owns: the on-disk format (64-byte little-endian records, CRC32C), the    *
  * per-writer append rings, group commit, replay and compaction.            *
@@ -7779,7 +7995,7 @@ static int jrnl_compact(struct jrnl *j, const char *path)
 }
 
 /* ======================================================================== *
- * 14. gov_ — governance: windows, prices, lock-free counters, admission.   *
+ * 15. gov_ — governance: windows, prices, lock-free counters, admission.   *
  *                                                                          *
  * Owns: reset windows (pure calendar arithmetic, UTC, no libc time zone),  *
  * the price table and cost math in integer micro-dollars (µ$), the shared  *
@@ -8445,6 +8661,14 @@ struct gov_slot {
 	 * it ends, so its spend still counts (gov_carry). One word, start << 30 | length: a
 	 * reader never sees half of it. 0 = none */
 	_Atomic uint64_t carry;
+	/* cluster (clu_): what the other nodes hold, as of the last look, each with the window it
+	 * is for; and what this node last told Redis of its own (the local_share fallback) */
+	alignas(64) struct {
+		_Atomic int64_t win, used, spend, tokens, requests; /* budget window */
+		_Atomic int64_t rq_win, rq, tk_win, tk, conc;       /* rate windows, in flight */
+		_Atomic int64_t p_win, p_used, p_rq_win, p_rq;      /* pushed: own, last written */
+		_Atomic uint32_t dirty;                             /* settled since the last push */
+	} cl;
 };
 
 _Static_assert(sizeof(struct gov_slot) % 64 == 0, "gov_slot must fill whole cache lines");
@@ -8802,6 +9026,7 @@ static int gov_complete(struct gov_ticket *t, int64_t now_s, int64_t actual, int
 		gov_ctr_add2(&e->slot->rl_tok, &tk, tok_in + tok_out, t->tok_start[t->admitted],
 			     t->tok_res[t->admitted]); /* the reservation becomes the real count */
 		gov_conc_leave(e->slot);
+		atomic_store_explicit(&e->slot->cl.dirty, 1, memory_order_relaxed); /* (a cluster pushes it) */
 		out[n++] = (struct jrnl_rec){ .kind = (uint8_t)e->kind, .type = JRNL_CHARGE, .ent = e->key,
 					      .win_start = b.start, .spend = actual, .tok_in = tok_in,
 					      .tok_out = tok_out, .req = req_id, .t_ns = t_ns };
@@ -8906,7 +9131,9 @@ static void gov_usage_ent(struct sb *b, const struct gov_ent *e, int64_t now_s)
 	struct gov_slot *s = e->slot;
 	struct gov_winpos p;
 	gov_pos_budget(e, now_s, &p);
-	int64_t spend = (int64_t)gov_ctr_get(&s->spend, &p), used = (int64_t)gov_ctr_get(&s->used, &p);
+	bool cl = atomic_load(&s->cl.win) == p.start; /* the other nodes' part (a cluster), if current */
+	int64_t spend = (int64_t)gov_ctr_get(&s->spend, &p) + (cl ? atomic_load(&s->cl.spend) : 0);
+	int64_t used = (int64_t)gov_ctr_get(&s->used, &p) + (cl ? atomic_load(&s->cl.used) : 0);
 	sb_puts(b, "{\"id\":");
 	json_put_z(b, e->id);
 	sb_printf(b, ",\"spend\":%lld.%06lld,\"spend_micros\":%lld,\"reserved_micros\":%lld",
@@ -8918,8 +9145,9 @@ static void gov_usage_ent(struct sb *b, const struct gov_ent *e, int64_t now_s)
 	else
 		sb_puts(b, ",\"limit\":null");
 	sb_printf(b, ",\"tokens\":%llu,\"requests\":%llu,\"in_flight\":%d,\"window_start\":%lld,\"reset_at\":",
-		  (unsigned long long)gov_ctr_get(&s->tokens, &p), (unsigned long long)gov_ctr_get(&s->requests, &p),
-		  (int)atomic_load(&s->in_flight), (long long)p.start);
+		  (unsigned long long)gov_ctr_get(&s->tokens, &p) + (cl ? (unsigned long long)atomic_load(&s->cl.tokens) : 0),
+		  (unsigned long long)gov_ctr_get(&s->requests, &p) + (cl ? (unsigned long long)atomic_load(&s->cl.requests) : 0),
+		  (int)atomic_load(&s->in_flight) + (int)atomic_load(&s->cl.conc), (long long)p.start);
 	if (p.end == INT64_MAX)
 		sb_puts(b, "null}");
 	else
@@ -9455,7 +9683,7 @@ static struct gov *gov_cfg(struct cfg_ld *L, int gov_tok, int pricing_tok, int p
 }
 
 /* ======================================================================== *
- * 15. metrics_ — what operators see.                                       *
+ * 16. metrics_ — what operators see.                                       *
  *                                                                          *
  * Each worker owns its counters (single writer: relaxed load+store, no     *
  * locked instructions); /metrics sums them. The overhead histogram is the  *
@@ -9550,7 +9778,7 @@ struct log_state {
 };
 
 /* ======================================================================== *
- * 16. ldb_ — the request log store: SQLite at data_dir/logs.db.            *
+ * 17. ldb_ — the request log store: SQLite at data_dir/logs.db.            *
  *                                                                          *
  * A worker fills one fixed-size record per request in place, in its own    *
  * ring (one producer, one consumer: no syscall, no lock, no malloc); a     *
@@ -10123,7 +10351,7 @@ static int ldb_stats_json(sqlite3 *db, const struct ldb_filter *f, int64_t now_m
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 /* ======================================================================== *
- * 17. mgmt_ — the management thread: the admin API, logins, config edits.  *
+ * 18. mgmt_ — the management thread: the admin API, logins, config edits.  *
  *                                                                          *
  * Workers hand every /api request to this one thread as a job (a copy of   *
  * what it needs) through a lock-free stack and an eventfd, and get the     *
@@ -10792,6 +11020,40 @@ static void mgmt_insert(const struct mgmt_doc *d, const struct mgmt_coll *mc, st
 }
 
 /* Check `text` like `bifrost check`, write it atomically (the old file kept as .bak), publish. */
+/* Write a checked config's text to the config file (tmp, fsync, rename, .bak, the directory
+ * fsync'd) and publish it. false (n freed, err set) when the file cannot be written. */
+static bool mgmt_install(struct cfg *n, struct str text, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX], bak[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", mgmt_cfg_path);
+	snprintf(bak, sizeof(bak), "%s.bak", mgmt_cfg_path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, text.p, text.n) == (ssize_t)text.n && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	unlink(bak);
+	if (ok && access(mgmt_cfg_path, F_OK) == 0 && link(mgmt_cfg_path, bak) != 0)
+		ok = false;
+	if (!ok || rename(tmp, mgmt_cfg_path) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", mgmt_cfg_path, strerror(errno));
+		unlink(tmp);
+		cfg_free(n);
+		return false;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", mgmt_cfg_path);
+	char *slash = strrchr(dir, '/');
+	int dfd = open(slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) { /* the rename itself is durable */
+		fsync(dfd);
+		close(dfd);
+	}
+	n->source = mgmt_cfg_path;
+	dns_refresh_due(false); /* the new providers' addresses (a literal IP at once) */
+	mgmt_publish(n);
+	return true;
+}
+
 static bool mgmt_commit(struct mgmt_job *j, struct str text)
 {
 	struct sb compact, pretty, errs;
@@ -10810,7 +11072,7 @@ static bool mgmt_commit(struct mgmt_job *j, struct str text)
 	mgmt_pretty(sb_view(&compact), &pretty);
 	char *copy = pretty.oom ? NULL : strndup(pretty.p, pretty.len);
 	struct cfg *n = copy ? cfg_parse(copy, pretty.len, mgmt_cfg_path, &errs) : NULL;
-	if (n && gov_region && gov_bind(n->gov, gov_region, time(NULL)) != 0) {
+	if (n && gov_region && gov_bind(n->gov, gov_region, n->cluster ? 0 : time(NULL)) != 0) {
 		sb_puts(&errs, "  - too many governed entities for the counter region\n");
 		cfg_free(n);
 		n = NULL;
@@ -10819,35 +11081,11 @@ static bool mgmt_commit(struct mgmt_job *j, struct str text)
 		mgmt_problems(j, errs.len ? sb_view(&errs) : STR("  - out of memory\n"));
 		return false;
 	}
-	char tmp[PATH_MAX], bak[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", mgmt_cfg_path);
-	snprintf(bak, sizeof(bak), "%s.bak", mgmt_cfg_path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write(fd, pretty.p, pretty.len) == (ssize_t)pretty.len && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	unlink(bak);
-	if (ok && access(mgmt_cfg_path, F_OK) == 0 && link(mgmt_cfg_path, bak) != 0)
-		ok = false;
-	if (!ok || rename(tmp, mgmt_cfg_path) != 0) {
-		char msg[PATH_MAX + 80];
-		snprintf(msg, sizeof(msg), "cannot write %s: %s", mgmt_cfg_path, strerror(errno));
-		unlink(tmp);
-		cfg_free(n);
+	char msg[PATH_MAX + 80];
+	if (!mgmt_install(n, sb_view(&pretty), msg, sizeof(msg))) {
 		mgmt_error(j, 500, "server_error", msg);
 		return false;
 	}
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", mgmt_cfg_path);
-	char *slash = strrchr(dir, '/');
-	int dfd = open(slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) { /* the rename itself is durable */
-		fsync(dfd);
-		close(dfd);
-	}
-	n->source = mgmt_cfg_path;
-	dns_refresh_due(false); /* the new providers' addresses (a literal IP at once) */
-	mgmt_publish(n);
 	j->hdr.len = 0; /* the new revision replaces the one read */
 	sb_printf(&j->hdr, "ETag: \"%016llx\"\r\n", (unsigned long long)fnv1a(FNV_BASIS, pretty.p, pretty.len));
 	return true;
@@ -11325,7 +11563,722 @@ static void *mgmt_run(void *arg)
 }
 
 /* ======================================================================== *
- * 18. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.    *
+ * 19. clu_ — several nodes, one set of budgets: Redis.                     *
+ *                                                                          *
+ * With "cluster" in the config, each node writes its own counters into     *
+ * Redis hashes, one field per node: {prefix}b:{entity}:{window} holds      *
+ * NODE:u (settled + reserved µ$), NODE:s (spent), NODE:t (tokens), NODE:q  *
+ * (requests); {prefix}r:{entity}:{window} NODE:r (requests in the request  *
+ * window); {prefix}k:... NODE:k (tokens in the token window);              *
+ * {prefix}c:{entity} NODE:c (in flight). A value is the node's own total   *
+ * (absolute, never a delta), so writing it again is harmless: after Redis  *
+ * was away, or came back empty, the next full push (every 2 s) makes the   *
+ * cluster's sums exact again; nothing needs replaying.                     *
+ *                                                                          *
+ * Admission: the local one first (this node's counters: the fast path),    *
+ * then one Lua script over the request's tiers: refused when, for some     *
+ * limit, the cluster's total before this request (the other nodes' fields  *
+ * + mine - this request) has reached it; else every field is written.      *
+ * Scripts run one at a time in Redis, so each admission sees every one     *
+ * before it. Bound: a limit is crossed by at most one request per node,    *
+ * i.e. by at most N requests' estimates per tier and window (reservations  *
+ * written out of order by one node's workers can hide one estimate each).  *
+ * Rolling budget windows are aligned to the epoch in a cluster, so every   *
+ * node has the same windows.                                               *
+ *                                                                          *
+ * The thread owns one connection; all jobs that arrived go out in one      *
+ * pipeline (one round trip for many admissions). No worker touches a      *
+ * socket: a request waits in RQ_CLUSTER (at most cluster.timeout_ms) and   *
+ * is answered through its worker's eventfd. Redis away (or slow): the      *
+ * request is decided by cluster.on_redis_down — local_share: each node may *
+ * use 1/N of what was left of a limit at the last successful push.         *
+ * Config: a node whose config file changed writes it to {prefix}config and *
+ * its revision to {prefix}config_rev; the others poll the revision every   *
+ * 250 ms and install it like an admin API edit.                            *
+ * ======================================================================== */
+
+#define CLU_ITEMS (GOV_TIERS * 4)
+
+enum clu_ctr { CLU_USED, CLU_RQ, CLU_TK, CLU_CONC };
+
+struct clu_item {
+	const struct gov_ent *e; /* config memory: the job holds a reference on its config */
+	enum clu_ctr ctr;
+	struct gov_winpos win;
+	int64_t delta, limit;    /* this request's part of the counter; the limit */
+	int tier;
+};
+
+struct clu_job {
+	struct clu_job *next;
+	int worker;
+	uint32_t idx, gen;   /* the waiting client connection */
+	struct cfg *cfg;     /* one reference, dropped by whoever frees the job */
+	int n;
+	struct clu_item it[CLU_ITEMS];
+	int refused;         /* 0 admitted; i > 0: item i-1 refused; -1: Redis could not be asked */
+};
+
+/* The jobs' way in (clu_evfd wakes the thread) and out (one stack per worker, its eventfd
+ * woken); whether the last exchange with Redis worked; how many nodes were alive at the last
+ * look (local_share's divisor); this node's name in the fields. */
+static _Atomic(struct clu_job *) clu_inbox;
+static _Atomic(struct clu_job *) *clu_outbox;
+static int *clu_wake_fd;
+static int clu_evfd = -1;
+static _Atomic bool clu_up;
+static _Atomic int clu_nodes = 1;
+static _Atomic uint64_t clu_failures;
+static char clu_node[80];
+
+static void clu_push(_Atomic(struct clu_job *) *stack, struct clu_job *j, int wake_fd)
+{
+	struct clu_job *head = atomic_load_explicit(stack, memory_order_relaxed);
+	do
+		j->next = head;
+	while (!atomic_compare_exchange_weak_explicit(stack, &head, j, memory_order_release, memory_order_relaxed));
+	uint64_t one = 1;
+	if (wake_fd >= 0 && write(wake_fd, &one, sizeof(one)) < 0) {
+		/* the counter is saturated: a wake-up is pending anyway */
+	}
+}
+
+/* Everything pushed so far, oldest first. */
+static struct clu_job *clu_take(_Atomic(struct clu_job *) *stack)
+{
+	struct clu_job *j = atomic_exchange_explicit(stack, NULL, memory_order_acquire), *rev = NULL;
+	while (j) {
+		struct clu_job *next = j->next;
+		j->next = rev;
+		rev = j;
+		j = next;
+	}
+	return rev;
+}
+
+static void clu_job_free(struct clu_job *j)
+{
+	cfg_put(j->cfg);
+	free(j);
+}
+
+/* This node's current value of an item's counter (the local counters include the request). */
+static int64_t clu_mine(const struct clu_item *it)
+{
+	struct gov_slot *s = it->e->slot;
+	switch (it->ctr) {
+	case CLU_USED: return (int64_t)gov_ctr_get(&s->used, &it->win);
+	case CLU_RQ: return (int64_t)gov_ctr_get(&s->rl_req, &it->win);
+	case CLU_TK: return (int64_t)gov_ctr_get(&s->rl_tok, &it->win);
+	default: return atomic_load(&s->in_flight);
+	}
+}
+
+/* "{prefix}b:{entity hex}:{window start}" and the like. */
+static void clu_key(struct sb *b, const char *prefix, char kind, const struct gov_ent *e, int64_t win)
+{
+	sb_printf(b, "%s%c:%016llx", prefix, kind, (unsigned long long)e->key);
+	if (kind != 'c')
+		sb_printf(b, ":%lld", (long long)win);
+}
+
+/* The items of an admitted ticket: every limit its tiers have. */
+static int clu_items(const struct gov_ticket *t, int64_t now, struct clu_item *it)
+{
+	int n = 0;
+	for (int i = 0; i < t->n; i++) {
+		const struct gov_ent *e = t->t[i];
+		struct gov_winpos b, rq, tk;
+		gov_pos_budget(e, now, &b);
+		gov_pos_rate(e, &e->rate.req_win, now, &rq);
+		gov_pos_rate(e, &e->rate.tok_win, now, &tk);
+		if (e->budget.max >= 0)
+			it[n++] = (struct clu_item){ e, CLU_USED, b, t->est, e->budget.max, i };
+		if (e->rate.req_max >= 0)
+			it[n++] = (struct clu_item){ e, CLU_RQ, rq, 1, e->rate.req_max, i };
+		if (e->rate.tok_max >= 0)
+			it[n++] = (struct clu_item){ e, CLU_TK, tk, t->tok_res[i], e->rate.tok_max, i };
+		if (e->rate.max_conc > 0)
+			it[n++] = (struct clu_item){ e, CLU_CONC, { 0, INT64_MAX }, 1, e->rate.max_conc, i };
+	}
+	return n;
+}
+
+/* The refusal an item stands for (a cluster-wide limit). */
+static void clu_deny(const struct clu_item *it, int64_t now, struct gov_deny *d)
+{
+	static const char *const what[] = { "budget", "request rate", "token rate", "concurrency" };
+	struct gov_slot *s = it->e->slot;
+	int64_t spent = (int64_t)gov_ctr_get(&s->spend, &it->win) +
+			(atomic_load(&s->cl.win) == it->win.start ? atomic_load(&s->cl.spend) : 0);
+	if (it->ctr == CLU_USED && spent < it->limit) /* reservations in flight fill it: they settle */
+		gov_deny_set(d, 429, it->e, "in-flight budget", it->limit, NULL, now);
+	else
+		gov_deny_set(d, it->ctr == CLU_USED ? 402 : 429, it->e, what[it->ctr], it->limit,
+			     it->ctr == CLU_CONC ? NULL : &it->win, now);
+}
+
+/* local_share (Redis away): each tier must fit in 1/N of what was left of its limit when
+ * this node last wrote its counters: mine + others + (N-1) x (mine - pushed) < limit, i.e.
+ * every other node is assumed to spend as fast as this one since then. false: refused (d). */
+static bool clu_share_ok(const struct gov_ticket *t, int64_t now, struct gov_deny *d)
+{
+	struct clu_item it[CLU_ITEMS];
+	int n = clu_items(t, now, it), nodes = MAX(1, atomic_load(&clu_nodes));
+	for (int i = 0; i < n; i++) {
+		struct gov_slot *s = it[i].e->slot;
+		if (it[i].ctr != CLU_USED && it[i].ctr != CLU_RQ)
+			continue; /* (tokens and concurrency: this node's own limits only) */
+		bool used = it[i].ctr == CLU_USED;
+		int64_t mine = clu_mine(&it[i]) - it[i].delta;
+		bool same = atomic_load(used ? &s->cl.win : &s->cl.rq_win) == it[i].win.start;
+		bool pushed_same = atomic_load(used ? &s->cl.p_win : &s->cl.p_rq_win) == it[i].win.start;
+		int64_t others = same ? atomic_load(used ? &s->cl.used : &s->cl.rq) : 0;
+		int64_t pushed = pushed_same ? atomic_load(used ? &s->cl.p_used : &s->cl.p_rq) : 0;
+		if (mine + others + (int64_t)(nodes - 1) * MAX(0, mine - pushed) >= it[i].limit) {
+			clu_deny(&it[i], now, d);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- the connection ---- */
+
+static const char clu_admit_lua[] =
+	"local node, res = ARGV[#ARGV], {}\n"
+	"for i = 1, #KEYS do\n"
+	"  local b = (i - 1) * 4\n"
+	"  local suf, mine, delta, limit = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])\n"
+	"  local h, others = redis.call('HGETALL', KEYS[i]), 0\n"
+	"  for j = 1, #h, 2 do\n"
+	"    if h[j] ~= node .. suf and string.sub(h[j], -#suf) == suf then others = others + tonumber(h[j + 1]) end\n"
+	"  end\n"
+	"  if others + mine - delta >= limit then return i end\n"
+	"end\n"
+	"for i = 1, #KEYS do\n"
+	"  redis.call('HSET', KEYS[i], node .. ARGV[(i - 1) * 4 + 1], ARGV[(i - 1) * 4 + 2])\n"
+	"  redis.call('EXPIRE', KEYS[i], 40 * 86400)\n"
+	"end\n"
+	"return 0\n";
+
+struct clu_conn {
+	int fd;
+	char sha[41];            /* the admission script, loaded */
+	struct buf in;           /* replies not parsed yet */
+	struct arena a;          /* parsed replies; reset every round */
+};
+
+/* Wait for fd to be readable (POLLIN) or writable until deadline_ms (CLOCK_MONOTONIC). */
+static bool clu_wait(int fd, short ev, uint64_t deadline_ms)
+{
+	uint64_t now = now_ns() / 1000000;
+	struct pollfd p = { fd, ev, 0 };
+	return now < deadline_ms && poll(&p, 1, (int)(deadline_ms - now)) == 1 && !(p.revents & (POLLERR | POLLNVAL));
+}
+
+/* Send all of `out`, then read `n` replies into r[] (arena memory). false: the connection is
+ * broken or too slow (the caller drops it). */
+static bool clu_exchange(struct clu_conn *k, struct str out, struct resp_val *r, int n, uint64_t deadline_ms)
+{
+	for (size_t off = 0; off < out.n;) {
+		ssize_t w = send(k->fd, out.p + off, out.n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0)
+			off += (size_t)w;
+		else if (!(w < 0 && (errno == EAGAIN || errno == EINTR) && clu_wait(k->fd, POLLOUT, deadline_ms)))
+			return false;
+	}
+	size_t pos = 0;
+	for (int i = 0; i < n;) {
+		long used = resp_parse(&k->a, k->in.p + pos, k->in.len - pos, &r[i]);
+		if (used > 0) {
+			pos += (size_t)used, i++;
+			continue;
+		}
+		if (used < 0 || buf_reserve(&k->in, 65536) != 0 || !clu_wait(k->fd, POLLIN, deadline_ms))
+			return false;
+		ssize_t got = recv(k->fd, k->in.p + k->in.len, k->in.cap - k->in.len, MSG_DONTWAIT);
+		if (got <= 0 && !(got < 0 && (errno == EAGAIN || errno == EINTR)))
+			return false;
+		k->in.len += got > 0 ? (size_t)got : 0;
+	}
+	buf_consume(&k->in, pos);
+	return true;
+}
+
+static void clu_close(struct clu_conn *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+	k->in.len = 0;
+}
+
+/* Connect, AUTH, SELECT, load the script. false (logged once per outage) on any failure. */
+static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char port[8], db[12];
+	snprintf(port, sizeof(port), "%d", cc->port);
+	snprintf(db, sizeof(db), "%d", cc->db);
+	if (getaddrinfo(cc->host, port, &hints, &ai) != 0 || !ai)
+		return false;
+	k->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	uint64_t deadline = now_ns() / 1000000 + 1000;
+	int rc = k->fd < 0 ? -1 : connect(k->fd, ai->ai_addr, ai->ai_addrlen), err = 0;
+	freeaddrinfo(ai);
+	if (rc != 0 && !(k->fd >= 0 && errno == EINPROGRESS && clu_wait(k->fd, POLLOUT, deadline) &&
+			 getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &(socklen_t){ sizeof(err) }) == 0 && !err)) {
+		clu_close(k);
+		return false;
+	}
+	int one = 1;
+	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct sb out;
+	sb_init(&out, &k->a, 4096);
+	int n = 0;
+	if (cc->pass) {
+		struct str auth[3] = { STR("AUTH"), { cc->user ? cc->user : "", cc->user ? strlen(cc->user) : 0 },
+				       { cc->pass, strlen(cc->pass) } };
+		resp_cmd(&out, cc->user ? 3 : 2, cc->user ? auth : (struct str[]){ auth[0], auth[2] });
+		n++;
+	}
+	resp_cmd(&out, 2, (struct str[]){ STR("SELECT"), { db, strlen(db) } });
+	resp_cmd(&out, 3, (struct str[]){ STR("SCRIPT"), STR("LOAD"), { clu_admit_lua, sizeof(clu_admit_lua) - 1 } });
+	n += 2;
+	struct resp_val r[3];
+	bool ok = !out.oom && clu_exchange(k, sb_view(&out), r, n, deadline);
+	for (int i = 0; ok && i < n; i++)
+		ok = r[i].type != RESP_ERR;
+	if (ok && r[n - 1].type == RESP_BULK && r[n - 1].s.n == 40)
+		memcpy(k->sha, r[n - 1].s.p, 40), k->sha[40] = 0;
+	else
+		ok = false;
+	arena_reset(&k->a);
+	if (!ok)
+		clu_close(k);
+	return ok;
+}
+
+/* ---- the thread's rounds ---- */
+
+static void clu_bulk(struct sb *out, const char *p, size_t n)
+{
+	sb_printf(out, "$%zu\r\n", n);
+	sb_put(out, p, n);
+	sb_puts(out, "\r\n");
+}
+
+static void clu_bulkf(struct sb *out, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	clu_bulk(out, tmp, (size_t)MIN(MAX(n, 0), (int)sizeof(tmp) - 1));
+}
+
+static const char clu_suffix[] = { 'u', 'r', 'k', 'c' };
+static const char clu_kind[] = { 'b', 'r', 'k', 'c' };
+
+/* EVALSHA of one admission: per item its key, then suffix, mine, delta, limit; then the node. */
+static void clu_put_admit(struct sb *out, const struct clu_conn *k, const char *prefix, const struct clu_job *j)
+{
+	sb_printf(out, "*%d\r\n", 3 + j->n * 5 + 1);
+	clu_bulk(out, "EVALSHA", 7);
+	clu_bulk(out, k->sha, 40);
+	clu_bulkf(out, "%d", j->n);
+	for (int i = 0; i < j->n; i++) {
+		struct sb key;
+		char kb[160];
+		key = (struct sb){ .p = kb, .cap = sizeof(kb) };
+		clu_key(&key, prefix, clu_kind[j->it[i].ctr], j->it[i].e, j->it[i].win.start);
+		clu_bulk(out, kb, key.len);
+	}
+	for (int i = 0; i < j->n; i++) {
+		clu_bulkf(out, ":%c", clu_suffix[j->it[i].ctr]);
+		clu_bulkf(out, "%lld", (long long)clu_mine(&j->it[i]));
+		clu_bulkf(out, "%lld", (long long)j->it[i].delta);
+		clu_bulkf(out, "%lld", (long long)j->it[i].limit);
+	}
+	clu_bulk(out, clu_node, strlen(clu_node));
+}
+
+/* An entity's counters written (HSET, EXPIRE) and, on a full round, read back (HGETALL):
+ * the commands for its budget key and its rate keys. Returns the replies they make. */
+static int clu_put_sync(struct sb *out, const char *prefix, const struct gov_ent *e, int64_t now, bool full)
+{
+	struct gov_slot *s = e->slot;
+	struct gov_winpos b, rq, tk;
+	int n = 0;
+	char kb[160];
+	gov_pos_budget(e, now, &b);
+	gov_pos_rate(e, &e->rate.req_win, now, &rq);
+	gov_pos_rate(e, &e->rate.tok_win, now, &tk);
+	const struct { char kind; struct gov_winpos *w; bool on; } keys[] = {
+		{ 'b', &b, true }, { 'r', &rq, e->rate.req_max >= 0 }, { 'k', &tk, e->rate.tok_max >= 0 },
+		{ 'c', &b, e->rate.max_conc > 0 } };
+	for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+		if (!keys[i].on)
+			continue;
+		struct sb key = { .p = kb, .cap = sizeof(kb) };
+		clu_key(&key, prefix, keys[i].kind, e, keys[i].w->start);
+		int64_t v[4] = { (int64_t)gov_ctr_get(&s->used, &b), (int64_t)gov_ctr_get(&s->spend, &b),
+				 (int64_t)gov_ctr_get(&s->tokens, &b), (int64_t)gov_ctr_get(&s->requests, &b) };
+		const char *suf = i == 0 ? "ustq" : i == 1 ? "r" : i == 2 ? "k" : "c";
+		if (i == 1)
+			v[0] = (int64_t)gov_ctr_get(&s->rl_req, &rq);
+		if (i == 2)
+			v[0] = (int64_t)gov_ctr_get(&s->rl_tok, &tk);
+		if (i == 3)
+			v[0] = atomic_load(&s->in_flight);
+		sb_printf(out, "*%zu\r\n", 2 + 2 * strlen(suf));
+		clu_bulk(out, "HSET", 4);
+		clu_bulk(out, kb, key.len);
+		for (size_t f = 0; suf[f]; f++) {
+			clu_bulkf(out, "%s:%c", clu_node, suf[f]);
+			clu_bulkf(out, "%lld", (long long)v[f]);
+		}
+		sb_puts(out, "*3\r\n$6\r\nEXPIRE\r\n");
+		clu_bulk(out, kb, key.len);
+		clu_bulkf(out, "%d", 40 * 86400);
+		n += 2;
+		if (full) {
+			sb_puts(out, "*2\r\n$7\r\nHGETALL\r\n");
+			clu_bulk(out, kb, key.len);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* The other nodes' sums in an HGETALL reply, by field suffix ("NODE:u" → sum['u']). */
+static void clu_sums(const struct resp_val *r, int64_t sum[128])
+{
+	memset(sum, 0, sizeof(int64_t) * 128);
+	if (r->type != RESP_ARR)
+		return;
+	size_t own = strlen(clu_node);
+	for (int i = 0; i + 1 < r->n; i += 2) {
+		struct str f = r->a[i].s, v = r->a[i + 1].s;
+		long long x;
+		if (f.n < 3 || f.p[f.n - 2] != ':' || (f.n - 2 == own && memcmp(f.p, clu_node, own) == 0) ||
+		    !resp_num(v.p, v.n, 0, GOV_MAX_MICROS, &x))
+			continue;
+		sum[(unsigned char)f.p[f.n - 1] & 127] += x;
+	}
+}
+
+/* A full round's replies for one entity (clu_put_sync's order): the others' sums into its
+ * slot, and what this node wrote remembered as pushed. Returns the replies taken. */
+static int clu_take_sync(const struct resp_val *r, const struct gov_ent *e, int64_t now)
+{
+	struct gov_slot *s = e->slot;
+	struct gov_winpos b, rq;
+	int64_t sum[128];
+	int n = 0;
+	gov_pos_budget(e, now, &b);
+	gov_pos_rate(e, &e->rate.req_win, now, &rq);
+	clu_sums(&r[2], sum);
+	atomic_store(&s->cl.used, sum['u']), atomic_store(&s->cl.spend, sum['s']);
+	atomic_store(&s->cl.tokens, sum['t']), atomic_store(&s->cl.requests, sum['q']);
+	atomic_store(&s->cl.win, b.start);
+	atomic_store(&s->cl.p_used, (int64_t)gov_ctr_get(&s->used, &b)), atomic_store(&s->cl.p_win, b.start);
+	n += 3;
+	if (e->rate.req_max >= 0) {
+		clu_sums(&r[n + 2], sum);
+		atomic_store(&s->cl.rq, sum['r']), atomic_store(&s->cl.rq_win, rq.start);
+		atomic_store(&s->cl.p_rq, (int64_t)gov_ctr_get(&s->rl_req, &rq)), atomic_store(&s->cl.p_rq_win, rq.start);
+		n += 3;
+	}
+	if (e->rate.tok_max >= 0) {
+		struct gov_winpos tk;
+		gov_pos_rate(e, &e->rate.tok_win, now, &tk);
+		clu_sums(&r[n + 2], sum);
+		atomic_store(&s->cl.tk, sum['k']), atomic_store(&s->cl.tk_win, tk.start);
+		n += 3;
+	}
+	if (e->rate.max_conc > 0) {
+		clu_sums(&r[n + 2], sum);
+		atomic_store(&s->cl.conc, sum['c']);
+		n += 3;
+	}
+	return n;
+}
+
+struct clu_state {
+	struct clu_conn k;
+	uint64_t retry_ms, backoff_ms;      /* reconnecting: when next, and the pause after that */
+	uint64_t push_ms, full_ms, cfg_ms;  /* the next dirty push, full round, config look */
+	uint64_t cfg_seen;                  /* the local config's revision when last in step */
+	bool down_logged;
+};
+
+/* The jobs' verdicts go back to their workers. */
+static void clu_answer(struct clu_job *j, const struct resp_val *r)
+{
+	for (struct clu_job *next; j; j = next) {
+		next = j->next;
+		j->refused = !r ? -1 : r->type == RESP_INT && r->i >= 0 && r->i <= j->n ? (int)r->i : -1;
+		r = r ? r + 1 : NULL;
+		clu_push(&clu_outbox[j->worker], j, clu_wake_fd[j->worker]);
+	}
+}
+
+static void clu_set_up(struct clu_state *st, bool up, const struct cfg_cluster *cc)
+{
+	atomic_store(&clu_up, up);
+	if (!up && !st->down_logged) {
+		fprintf(stderr, "bifrost: cluster: Redis at %s:%d unreachable; admission by on_redis_down (%s) "
+			"until it is back\n", cc->host, cc->port,
+			cc->down == CLU_DOWN_SHARE ? "local_share" : cc->down == CLU_DOWN_ALLOW ? "allow" : "deny");
+		st->down_logged = true;
+	}
+	if (up && st->down_logged) {
+		fprintf(stderr, "bifrost: cluster: Redis at %s:%d is back; counters pushed again\n", cc->host, cc->port);
+		st->down_logged = false;
+		st->full_ms = 0; /* reconcile at once: every counter written again */
+	}
+}
+
+/* The members of a config that are this node's own (its address, threads, state, link to
+ * the cluster): never written to {prefix}config, and kept when another node's is installed. */
+static bool clu_own_member(struct str key)
+{
+	return str_eq(key, "listen") || str_eq(key, "workers") || str_eq(key, "data_dir") || str_eq(key, "tls") ||
+	       str_eq(key, "cluster");
+}
+
+/* The config's top-level members, own ones (own = true) or shared ones, comma-joined into out. */
+static bool clu_members(struct arena *a, const char *text, size_t n, bool own, struct sb *out)
+{
+	struct json j;
+	if (json_parse(&j, a, text, n) != 0 || j.tok[0].type != JSMN_OBJECT)
+		return false;
+	for (int m = 0, i = 1; m < j.tok[0].size; m++, i = json_skip(&j, i + 1)) {
+		struct str k = json_raw(&j, i);
+		if (clu_own_member((struct str){ k.p + 1, k.n - 2 }) != own)
+			continue;
+		sb_put(out, ",", out->len > 1);
+		bool in_str = false; /* without the whitespace between tokens: the same text however printed */
+		for (size_t p = json_beg(&j, i), e = json_end(&j, i + 1); p < e; p++) {
+			char ch = j.s[p];
+			if (!in_str && json_ws(ch))
+				continue;
+			sb_put(out, &ch, 1);
+			if (in_str && ch == '\\')
+				sb_put(out, &j.s[++p], 1);
+			else if (ch == '"')
+				in_str = !in_str;
+		}
+	}
+	return !out->oom;
+}
+
+/* Install another node's shared config here, with this node's own members. */
+static void clu_install(struct clu_state *st, const struct cfg *c, struct str shared, uint64_t rev)
+{
+	struct sb m, pretty, errs;
+	char err[PATH_MAX + 80];
+	sb_init(&m, &st->k.a, shared.n + 1024);
+	sb_init(&pretty, &st->k.a, shared.n * 2 + 2048);
+	sb_init(&errs, &st->k.a, 1024);
+	sb_puts(&m, "{");
+	bool ok = clu_members(&st->k.a, c->text, strlen(c->text), true, &m);
+	size_t mark = m.len;
+	ok = ok && clu_members(&st->k.a, shared.p, shared.n, false, &m);
+	if (ok && m.len > mark && mark > 1)
+		memmove(m.p + mark + 1, m.p + mark, m.len - mark), m.p[mark] = ',', m.len++; /* (the join) */
+	sb_puts(&m, "}");
+	mgmt_pretty(sb_view(&m), &pretty);
+	char *text = ok && !pretty.oom ? strndup(pretty.p, pretty.len) : NULL;
+	struct cfg *n = text ? cfg_parse(text, pretty.len, mgmt_cfg_path, &errs) : NULL;
+	if (n && gov_region && gov_bind(n->gov, gov_region, n->cluster ? 0 : time(NULL)) != 0) {
+		cfg_free(n);
+		n = NULL;
+	}
+	if (!n)
+		fprintf(stderr, "bifrost: cluster: the config in Redis (revision %016llx) is not valid here:\n%.*s",
+			(unsigned long long)rev, (int)errs.len, errs.p ? errs.p : "");
+	else if (!mgmt_install(n, sb_view(&pretty), err, sizeof(err)))
+		fprintf(stderr, "bifrost: cluster: %s\n", err);
+	else
+		fprintf(stderr, "bifrost: cluster: config revision %016llx installed from Redis\n", (unsigned long long)rev);
+}
+
+/* This node's config, in step with {prefix}config (its shared members; the revision is their
+ * hash): a local change (an admin API edit, a SIGHUP) is written there; a newer revision there
+ * is installed here. `rev`: the reply to GET {prefix}config_rev. */
+static void clu_config(struct clu_state *st, const struct cfg *c, const struct resp_val *rev, uint64_t dl)
+{
+	const struct cfg_cluster *cc = c->cluster;
+	struct sb shared, out;
+	struct resp_val r[2];
+	if (!c->text || !mgmt_cfg_path || !c->source || strcmp(c->source, mgmt_cfg_path) != 0)
+		return; /* (a config from the environment has no file to keep in step) */
+	sb_init(&shared, &st->k.a, strlen(c->text) + 16);
+	sb_puts(&shared, "{");
+	if (!clu_members(&st->k.a, c->text, strlen(c->text), false, &shared))
+		return;
+	sb_puts(&shared, "}");
+	uint64_t mine = fnv1a(FNV_BASIS, shared.p, shared.len), theirs = 0;
+	bool remote = rev->type == RESP_BULK && rev->s.n == 16 && sscanf(rev->s.p, "%16llx", (unsigned long long *)&theirs) == 1;
+	sb_init(&out, &st->k.a, shared.len + 256);
+	if (!remote || (mine != st->cfg_seen && mine != theirs)) { /* ours changed: it is the cluster's */
+		sb_puts(&out, "*3\r\n$3\r\nSET\r\n");
+		clu_bulkf(&out, "%sconfig", cc->prefix);
+		clu_bulk(&out, shared.p, shared.len);
+		sb_puts(&out, "*3\r\n$3\r\nSET\r\n");
+		clu_bulkf(&out, "%sconfig_rev", cc->prefix);
+		clu_bulkf(&out, "%016llx", (unsigned long long)mine);
+		if (!out.oom && clu_exchange(&st->k, sb_view(&out), r, 2, dl))
+			st->cfg_seen = mine;
+		return;
+	}
+	st->cfg_seen = mine;
+	if (theirs == mine)
+		return;
+	sb_puts(&out, "*2\r\n$3\r\nGET\r\n");
+	clu_bulkf(&out, "%sconfig", cc->prefix);
+	if (!out.oom && clu_exchange(&st->k, sb_view(&out), r, 1, dl) && r[0].type == RESP_BULK)
+		clu_install(st, c, r[0].s, theirs);
+	st->cfg_seen = theirs; /* (a config that cannot be installed is not tried again until it changes) */
+}
+
+/* The full round's node registry: this node's heartbeat, and how many beat in the last 10 s. */
+static int clu_put_nodes(struct sb *out, const char *prefix, int64_t now)
+{
+	sb_puts(out, "*4\r\n$4\r\nHSET\r\n");
+	clu_bulkf(out, "%snodes", prefix);
+	clu_bulk(out, clu_node, strlen(clu_node));
+	clu_bulkf(out, "%lld", (long long)now);
+	sb_puts(out, "*2\r\n$7\r\nHGETALL\r\n");
+	clu_bulkf(out, "%snodes", prefix);
+	return 2;
+}
+
+static void clu_take_nodes(const struct resp_val *r, int64_t now)
+{
+	int n = 0;
+	long long t;
+	for (int i = 0; r->type == RESP_ARR && i + 1 < r->n; i += 2)
+		n += resp_num(r->a[i + 1].s.p, r->a[i + 1].s.n, 0, LLONG_MAX, &t) && t >= now - 10;
+	atomic_store(&clu_nodes, MAX(1, n));
+}
+
+/* One round: the jobs' admissions, the counters (those settled since the last push; every
+ * one, read back too, on a full round), the config's revision — one pipeline, one round
+ * trip. false: the connection broke (the jobs are answered -1 by the caller). */
+static bool clu_round(struct clu_state *st, const struct cfg *c, struct clu_job *jobs, uint64_t now_ms)
+{
+	const struct cfg_cluster *cc = c->cluster;
+	const struct gov *g = c->gov;
+	int64_t now = time(NULL);
+	bool full = now_ms >= st->full_ms, push = full || now_ms >= st->push_ms, look = now_ms >= st->cfg_ms;
+	struct sb out;
+	sb_init(&out, &st->k.a, 16384);
+	int nj = 0, n = 0, *synced = arena_new(&st->k.a, int, g ? (size_t)g->nall + 1 : 1), ns = 0;
+	for (struct clu_job *j = jobs; j; j = j->next, nj++)
+		clu_put_admit(&out, &st->k, cc->prefix, j);
+	n = nj;
+	for (int i = 0; push && synced && g && i < g->nall; i++) {
+		struct gov_slot *s = g->all[i]->slot;
+		if (s && (atomic_exchange(&s->cl.dirty, 0) || full)) {
+			synced[ns++] = i;
+			n += clu_put_sync(&out, cc->prefix, g->all[i], now, full);
+		}
+	}
+	int nodes_at = n;
+	if (full)
+		n += clu_put_nodes(&out, cc->prefix, now);
+	int cfg_at = n;
+	if (look) {
+		sb_puts(&out, "*2\r\n$3\r\nGET\r\n");
+		clu_bulkf(&out, "%sconfig_rev", cc->prefix);
+		n++;
+	}
+	struct resp_val *r = arena_new(&st->k.a, struct resp_val, (size_t)n + 1);
+	uint64_t dl = now_ms + 2000;
+	if (!synced || !r || out.oom || (n && !clu_exchange(&st->k, sb_view(&out), r, n, dl)))
+		return false;
+	clu_answer(jobs, nj ? r : NULL);
+	for (int i = 0, at = nj; full && i < ns; i++)
+		at += clu_take_sync(&r[at], g->all[synced[i]], now);
+	if (full)
+		clu_take_nodes(&r[nodes_at + 1], now);
+	if (look)
+		clu_config(st, c, &r[cfg_at], dl);
+	st->push_ms = push ? now_ms + 100 : st->push_ms;
+	st->full_ms = full ? now_ms + 1000 : st->full_ms;
+	st->cfg_ms = look ? now_ms + 250 : st->cfg_ms;
+	return true;
+}
+
+/* The thread: wake on a job (or every 20 ms), keep the connection (reconnecting with a
+ * backoff from 100 ms to 2 s), run a round. */
+static void *clu_run(void *arg)
+{
+	(void)arg;
+	struct clu_state st = { .k.fd = -1, .backoff_ms = 100 };
+	arena_init(&st.k.a, NULL);
+	st.k.in.limit = 64u << 20;
+	for (;;) {
+		struct pollfd p = { clu_evfd, POLLIN, 0 };
+		uint64_t v, now_ms;
+		if (poll(&p, 1, 20) == 1 && read(clu_evfd, &v, sizeof(v)) < 0)
+			v = 0;
+		struct cfg *c = cfg_get();
+		struct clu_job *jobs = clu_take(&clu_inbox);
+		now_ms = now_ns() / 1000000;
+		if (c->cluster && st.k.fd < 0 && now_ms >= st.retry_ms) {
+			if (clu_open(&st.k, c->cluster)) {
+				st.backoff_ms = 100;
+			} else {
+				st.retry_ms = now_ms + st.backoff_ms;
+				st.backoff_ms = MIN(st.backoff_ms * 2, 2000);
+			}
+		}
+		bool ok = c->cluster && st.k.fd >= 0 && clu_round(&st, c, jobs, now_ms);
+		if (!ok) {
+			if (c->cluster)
+				atomic_fetch_add(&clu_failures, 1);
+			if (c->cluster && st.k.fd >= 0)
+				clu_close(&st.k);
+			clu_answer(jobs, NULL);
+		}
+		if (c->cluster)
+			clu_set_up(&st, ok, c->cluster);
+		arena_reset(&st.k.a);
+		cfg_put(c);
+	}
+	return NULL;
+}
+
+/* Start the thread (main, before the workers): this node's name, the queues. */
+static void clu_start(const struct cfg *c, int nw, const int *wake_fds)
+{
+	char host[64] = "node";
+	const char *listen = c->listen && *c->listen ? strrchr(c->listen, ':') : NULL;
+	if (c->cluster && c->cluster->node)
+		snprintf(clu_node, sizeof(clu_node), "%s", c->cluster->node);
+	else
+		gethostname(host, sizeof(host) - 1), snprintf(clu_node, sizeof(clu_node), "%s-%s", host, listen ? listen + 1 : "0");
+	for (char *p = clu_node; *p; p++)
+		if (*p == ':' || (unsigned char)*p <= ' ')
+			*p = '_';
+	clu_outbox = calloc((size_t)nw, sizeof(*clu_outbox));
+	clu_wake_fd = malloc(sizeof(int) * (size_t)nw);
+	clu_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_t t;
+	if (!clu_outbox || !clu_wake_fd || clu_evfd < 0 || pthread_create(&t, NULL, clu_run, NULL) != 0)
+		die("cannot start the cluster thread");
+	memcpy(clu_wake_fd, wake_fds, sizeof(int) * (size_t)nw);
+	pthread_detach(t);
+}
+
+/* ======================================================================== *
+ * 20. loop_/slot_/timer_/log_ — the worker: ring, slots, timers, sends.    *
  *                                                                          *
  * One worker per core; everything below belongs to exactly one worker      *
  * thread and is touched by no other. `user_data` = slot | generation | op, *
@@ -12078,7 +13031,7 @@ static void *loop_run(void *arg)
 }
 
 /* ======================================================================== *
- * 19. up_ — the upstream client.                                           *
+ * 21. up_ — the upstream client.                                           *
  *                                                                          *
  * Owns per-worker keep-alive pools keyed by (address, TLS settings), the   *
  * connect (with a linked timeout), the BearSSL engine pump, and reading    *
@@ -12104,6 +13057,7 @@ enum rq_phase {
 	RQ_TAIL,    /* ... all of it but the last byte, which waits for the journal */
 	RQ_DONE,    /* ended: counted, logged; the arena is about to go */
 	RQ_MGMT,    /* an /api request is with the management thread (admin_handoff) */
+	RQ_CLUSTER, /* admitted here; the cluster's admission (Redis, clu_) is being asked */
 };
 
 struct request {
@@ -12158,6 +13112,7 @@ struct request {
 	const struct gov_price *price; /* config/static or &price_max: the attempt's price, NULL = free */
 	struct gov_price price_max;    /* an unpriced model's charge under governance.unpriced max_price */
 	struct gov_ticket gt;          /* tiers admitted for the attempt in flight */
+	struct clu_job *cjob;          /* the cluster admission awaited (RQ_CLUSTER), owned by clu_ */
 	int64_t jseq;                  /* journal sequence that must be durable before the last byte */
 	int64_t cost_micros;
 	bool charged;                  /* settled through conn_gov_charge: the log shows cost_usd */
@@ -12937,7 +13892,7 @@ static void up_freeing(struct worker *w, struct conn *u)
 }
 
 /* ======================================================================== *
- * 20. conn_ — client connections.                                          *
+ * 22. conn_ — client connections.                                          *
  *                                                                          *
  * States: CS_HEAD (reading a head, header deadline armed, or idle with the *
  * idle deadline), CS_BODY (reading the body), CS_BUSY (request dispatched; *
@@ -13109,7 +14064,8 @@ static void conn_accept(struct worker *w, int fd, int tls)
 static const unsigned conn_phase_next[] __attribute__((unused)) = { /* (read by debug builds) */
 	[RQ_READ] = PH(RQ_ROUTE) | PH(RQ_FINAL) | PH(RQ_DONE) | PH(RQ_MGMT),
 	[RQ_MGMT] = PH(RQ_FINAL) | PH(RQ_DONE),
-	[RQ_ROUTE] = PH(RQ_AWAIT) | PH(RQ_FINAL) | PH(RQ_DONE),
+	[RQ_ROUTE] = PH(RQ_AWAIT) | PH(RQ_FINAL) | PH(RQ_DONE) | PH(RQ_CLUSTER),
+	[RQ_CLUSTER] = PH(RQ_ROUTE) | PH(RQ_AWAIT) | PH(RQ_FINAL) | PH(RQ_DONE),
 	[RQ_BACKOFF] = PH(RQ_ROUTE) | PH(RQ_DONE),
 	[RQ_AWAIT] = PH(RQ_ROUTE) | PH(RQ_BACKOFF) | PH(RQ_STREAM) | PH(RQ_FINAL) | PH(RQ_DONE),
 	[RQ_STREAM] = PH(RQ_PING) | PH(RQ_FINAL) | PH(RQ_DONE),
@@ -14632,14 +15588,111 @@ static bool conn_pick(struct worker *w, struct conn *c)
 	}
 }
 
+static void conn_attempt(struct worker *w, struct conn *c);
+static void conn_attempt_send(struct worker *w, struct conn *c);
+
+/* Refused by the cluster's count of a tier (or, Redis away, by this node's share of it):
+ * a provider's tier tries the next candidate, any other ends the request. */
+static void conn_cluster_refused(struct worker *w, struct conn *c, const struct gov_deny *d)
+{
+	struct request *rq = c->rq;
+	bool provider_tier = d->who->kind == GK_PROVIDER || d->who->kind == GK_PCFG;
+	gov_retract(&rq->gt, time(NULL));
+	conn_trail(rq, d->status);
+	snprintf(rq->err, sizeof(rq->err), "%s %s refused by its %s (cluster)", rq->rt.c[rq->ci].p->name,
+		 rq->rt.c[rq->ci].model, d->status == 402 ? "budget" : "rate limit");
+	if (provider_tier && rq->ci + 1 < rq->rt.n) {
+		rq->ci++, rq->retries = rq->koff = 0;
+		conn_attempt(w, c);
+		return;
+	}
+	conn_gov_refuse(w, c, d);
+}
+
+/* Redis cannot be asked: cluster.on_redis_down decides. true: the attempt goes ahead. */
+static bool conn_cluster_down(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	struct gov_deny d;
+	switch (rq->hold->cfg->cluster->down) {
+	case CLU_DOWN_ALLOW:
+		return true;
+	case CLU_DOWN_DENY:
+		conn_error_h(w, c, 503, "server_error", "the cluster's Redis cannot be reached and cluster.on_redis_down "
+			     "is \"deny\"; retry later", "Retry-After: 1\r\n");
+		return false;
+	default:
+		if (clu_share_ok(&rq->gt, time(NULL), &d))
+			return true;
+		conn_cluster_refused(w, c, &d);
+		return false;
+	}
+}
+
+/* Admitted here, a governed request in a cluster is admitted by Redis too: its tiers' limits
+ * go to the cluster thread and the request waits (RQ_CLUSTER). false: nothing to wait for. */
+static bool conn_cluster_wait(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
+	struct cfg *cfg = rq->hold->cfg;
+	if (!cfg->cluster || !clu_outbox || !cfg->governed || !rq->gt.admitted)
+		return false;
+	if (!atomic_load_explicit(&clu_up, memory_order_relaxed))
+		return !conn_cluster_down(w, c);
+	struct clu_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return !conn_cluster_down(w, c);
+	j->n = clu_items(&rq->gt, time(NULL), j->it);
+	if (!j->n) {
+		free(j);
+		return false;
+	}
+	j->worker = w->id, j->idx = slot_idx(w, c), j->gen = c->gen, j->cfg = cfg;
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+	rq->cjob = j;
+	conn_phase(rq, RQ_CLUSTER);
+	timer_set(w, c, cfg->cluster->timeout_ms);
+	clu_push(&clu_inbox, j, clu_evfd);
+	return true;
+}
+
+/* The cluster thread's verdicts for this worker's requests. */
+static void conn_cluster_answers(struct worker *w)
+{
+	for (struct clu_job *j = clu_take(&clu_outbox[w->id]), *next; j; j = next) {
+		next = j->next;
+		struct conn *c = j->idx < w->nslab ? &w->slab[j->idx] : NULL;
+		if (c && c->gen == j->gen && c->kind == K_CLIENT && !c->closing && c->rq && c->rq->phase == RQ_CLUSTER &&
+		    c->rq->cjob == j) {
+			struct gov_deny d;
+			c->rq->cjob = NULL;
+			timer_set(w, c, 0);
+			if (j->refused > 0) {
+				clu_deny(&j->it[j->refused - 1], time(NULL), &d);
+				conn_cluster_refused(w, c, &d);
+			} else if (j->refused == 0 || conn_cluster_down(w, c)) {
+				conn_attempt_send(w, c);
+			}
+		}
+		clu_job_free(j);
+	}
+}
+
 /* Send the request to the current candidate (first try, retry or fallback). */
 static void conn_attempt(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
 	conn_phase(rq, RQ_ROUTE);
 	rq->streaming = false; /* the answer's head decides, attempt by attempt */
-	if (!conn_pick(w, c))
+	if (!conn_pick(w, c) || conn_cluster_wait(w, c))
 		return;
+	conn_attempt_send(w, c);
+}
+
+/* The attempt is admitted: its request to the candidate. */
+static void conn_attempt_send(struct worker *w, struct conn *c)
+{
+	struct request *rq = c->rq;
 	const struct route_cand *rc = &rq->rt.c[rq->ci];
 	rq->xl = XL_NONE;
 	rq->converse = false; /* (conn_bedrock_build says, attempt by attempt) */
@@ -14894,6 +15947,11 @@ static void conn_timeout(struct worker *w, struct conn *c)
 	case RQ_MGMT: /* its late answer will find the request gone */
 		conn_error(w, c, 504, "server_error", "the management thread did not answer in time");
 		return;
+	case RQ_CLUSTER: /* Redis is slow: decided as if it were away (its late answer is dropped) */
+		c->rq->cjob = NULL;
+		if (conn_cluster_down(w, c))
+			conn_attempt_send(w, c);
+		return;
 	default:
 		slot_close(w, c); /* header, body or idle deadline */
 	}
@@ -14959,7 +16017,7 @@ static const struct slot_ops slot_ops[K_KINDS] = {
 static const struct up_hooks up_client = { conn_up_answer, conn_up_events, conn_up_failed };
 
 /* ======================================================================== *
- * 21. admin_ — answers the gateway makes itself.                           *
+ * 23. admin_ — answers the gateway makes itself.                           *
  * ======================================================================== */
 
 /* The concrete provider/model names the config lists, in the client's dialect. */
@@ -15073,6 +16131,15 @@ static void admin_metrics(struct worker *w, struct conn *c)
 		      atomic_load(&ldb_failed_batches));
 	admin_counter(&b, "bifrost_connections_accepted_total", "Client connections accepted.",
 		      ADMIN_SUM(conns_accepted));
+	if (clu_outbox) {
+		sb_printf(&b, "# HELP bifrost_cluster_redis_up Whether the last exchange with the cluster's Redis "
+			      "worked (0: admission by cluster.on_redis_down).\n# TYPE bifrost_cluster_redis_up gauge\n"
+			      "bifrost_cluster_redis_up %d\n# HELP bifrost_cluster_nodes Nodes alive at the last look.\n"
+			      "# TYPE bifrost_cluster_nodes gauge\nbifrost_cluster_nodes %d\n",
+			  (int)atomic_load(&clu_up), atomic_load(&clu_nodes));
+		admin_counter(&b, "bifrost_cluster_redis_failures_total", "Rounds with Redis that failed.",
+			      atomic_load(&clu_failures));
+	}
 	sb_printf(&b, "# HELP bifrost_tokens_total Tokens the providers reported, input (cache included) and output.\n"
 		      "# TYPE bifrost_tokens_total counter\nbifrost_tokens_total{kind=\"input\"} %llu\n"
 		      "bifrost_tokens_total{kind=\"output\"} %llu\n",
@@ -15188,6 +16255,8 @@ static void admin_wake(struct worker *w)
 	conn_release_held(w);
 	if (mgmt_outbox)
 		admin_answers(w);
+	if (clu_outbox)
+		conn_cluster_answers(w);
 }
 
 /* ---- the web UI: files embedded at build time (build.sh packs ui/ into one bundle) ---- */
@@ -15299,7 +16368,7 @@ static void admin_dispatch(struct worker *w, struct conn *c)
 static const struct loop_hooks loop_hooks = { conn_accept, admin_wake };
 
 /* ======================================================================== *
- * 22. main — command line, start-up checks, signals, reload, drain.        *
+ * 24. main — command line, start-up checks, signals, reload, drain.        *
  * ======================================================================== */
 
 #ifndef BIFROST_TEST
@@ -15514,7 +16583,7 @@ static void main_governance(struct cfg *c, const char *data_dir, int nw)
 	gov_region = gov_region_map(65536);
 	if (!gov_region)
 		die("cannot map the governance counters");
-	if (gov_bind(c->gov, gov_region, time(NULL)) != 0)
+	if (gov_bind(c->gov, gov_region, c->cluster ? 0 : time(NULL)) != 0)
 		die("too many governed entities for the counter region");
 	snprintf(gov_jrnl_path, sizeof(gov_jrnl_path), "%s/governance.journal", data_dir);
 	int fd = open(gov_jrnl_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -15568,7 +16637,7 @@ static struct cfg *main_load(const char *path, bool *from_file)
 		path = "config.json";
 	*from_file = path != NULL;
 	struct cfg *c = cfg_load(path, &errs);
-	if (c && gov_region && gov_bind(c->gov, gov_region, time(NULL)) != 0) {
+	if (c && gov_region && gov_bind(c->gov, gov_region, c->cluster ? 0 : time(NULL)) != 0) {
 		sb_puts(&errs, "  - too many governed entities for the counter region\n");
 		cfg_free(c);
 		c = NULL;
@@ -15623,6 +16692,8 @@ static void main_mgmt(struct cfg *c, const char *data_dir, int nw)
 		die("cannot set up the management thread");
 	for (int i = 0; i < nw; i++)
 		mgmt_wake_fd[i] = workers[i].evfd;
+	if (c->cluster) /* (a cluster added by a reload takes effect at the next start) */
+		clu_start(c, nw, mgmt_wake_fd);
 	if (pthread_create(&t, NULL, mgmt_run, NULL) != 0)
 		die("cannot start the management thread");
 	pthread_detach(t);

@@ -131,8 +131,8 @@ deps_build() {
 
 deps_test() {
 	# prometheus: its promtool checks /metrics in the integration tests; python3: the lint;
-	# chromium: the web UI's tests drive it (puppeteer-core)
-	apt_install libcriterion-dev pkg-config prometheus python3 chromium
+	# chromium: the web UI's tests drive it (puppeteer-core); redis-server: the cluster tests
+	apt_install libcriterion-dev pkg-config prometheus python3 chromium redis-server
 	if ! command -v node >/dev/null; then
 		apt_install nodejs npm
 	fi

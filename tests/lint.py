@@ -31,7 +31,7 @@ UPWARD = {
     ("conn_dispatch", "admin_dispatch"),
 }
 
-LEAF = {"arena", "str", "json", "http", "sse", "sigv4", "route", "prov", "xlate"}
+LEAF = {"arena", "str", "json", "http", "sse", "sigv4", "resp", "route", "prov", "xlate"}
 LEAF_FORBIDDEN = {
     "malloc", "calloc", "realloc", "free", "strdup", "strndup", "open", "openat", "close",
     "read", "write", "pread", "pwrite", "fopen", "fclose", "fread", "fwrite", "printf",
