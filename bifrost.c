@@ -6921,6 +6921,13 @@ static void xlate_o2r_end(struct xlate_o2r *s, const char *error, struct sb *out
  * get the reverse (xlate_req_c2a, xlate_resp_a2c, xlate_a2c_event). Content blocks map one to
  * one: text, image (base64), tool use and result, reasoning (thinking). */
 
+/* A string's raw JSON text, or "" when it is absent or not a string (output stays JSON). */
+static struct str xlate_rs(const struct json *j, int i)
+{
+	struct str s = xlate_raw_str(j, i);
+	return s.n ? s : STR("\"\"");
+}
+
 /* A stop reason, Converse → Anthropic. */
 static const char *xlate_stop_c2a(struct str sr)
 {
@@ -6982,7 +6989,7 @@ static int xlate_a2c_result(struct json *j, int blk, struct sb *out)
 {
 	int c = xlate_member(j, blk, "content");
 	struct str t;
-	xlate_put_block(out, "{\"toolResult\":{\"toolUseId\":", xlate_raw_str(j, xlate_member(j, blk, "tool_use_id")),
+	xlate_put_block(out, "{\"toolResult\":{\"toolUseId\":", xlate_rs(j, xlate_member(j, blk, "tool_use_id")),
 			",\"content\":[");
 	if (xlate_type(j, c, JSMN_STRING)) {
 		xlate_put_block(out, "{\"text\":", json_raw(j, c), "}");
@@ -6991,7 +6998,7 @@ static int xlate_a2c_result(struct json *j, int blk, struct sb *out)
 			if (xlate_block(j, e, &t))
 				return -EBADMSG;
 			if (str_eq(t, "text"))
-				xlate_put_block(out, "{\"text\":", xlate_raw_str(j, xlate_member(j, e, "text")), "},");
+				xlate_put_block(out, "{\"text\":", xlate_rs(j, xlate_member(j, e, "text")), "},");
 			else if (str_eq(t, "image") && xlate_a2c_image(j, e, out) == 0)
 				sb_puts(out, ",");
 			else
@@ -7013,26 +7020,26 @@ static int xlate_a2c_block(struct json *j, int blk, struct sb *out)
 	if (xlate_block(j, blk, &t))
 		return -EBADMSG;
 	if (str_eq(t, "text")) {
-		xlate_put_block(out, "{\"text\":", xlate_raw_str(j, xlate_member(j, blk, "text")), "}");
+		xlate_put_block(out, "{\"text\":", xlate_rs(j, xlate_member(j, blk, "text")), "}");
 	} else if (str_eq(t, "image")) {
 		return xlate_a2c_image(j, blk, out);
 	} else if (str_eq(t, "tool_use")) {
 		int in = xlate_member(j, blk, "input");
-		xlate_put_block(out, "{\"toolUse\":{\"toolUseId\":", xlate_raw_str(j, xlate_member(j, blk, "id")), ",");
-		xlate_put_block(out, "\"name\":", xlate_raw_str(j, xlate_member(j, blk, "name")), ",\"input\":");
+		xlate_put_block(out, "{\"toolUse\":{\"toolUseId\":", xlate_rs(j, xlate_member(j, blk, "id")), ",");
+		xlate_put_block(out, "\"name\":", xlate_rs(j, xlate_member(j, blk, "name")), ",\"input\":");
 		xlate_put_block(out, "", xlate_type(j, in, JSMN_OBJECT) ? json_raw(j, in) : STR("{}"), "}}");
 	} else if (str_eq(t, "tool_result")) {
 		return xlate_a2c_result(j, blk, out);
 	} else if (str_eq(t, "thinking")) {
 		xlate_put_block(out, "{\"reasoningContent\":{\"reasoningText\":{\"text\":",
-				xlate_raw_str(j, xlate_member(j, blk, "thinking")), "");
+				xlate_rs(j, xlate_member(j, blk, "thinking")), "");
 		int sig = xlate_member(j, blk, "signature");
 		if (xlate_has_text(j, sig))
 			xlate_put_block(out, ",\"signature\":", json_raw(j, sig), "");
 		sb_puts(out, "}}}");
 	} else if (str_eq(t, "redacted_thinking")) {
 		xlate_put_block(out, "{\"reasoningContent\":{\"redactedContent\":",
-				xlate_raw_str(j, xlate_member(j, blk, "data")), "}}");
+				xlate_rs(j, xlate_member(j, blk, "data")), "}}");
 	} else {
 		return xlate_fail(j, "a content block Converse has no equivalent for");
 	}
@@ -7080,7 +7087,7 @@ static int xlate_a2c_tools(struct json *j, int tools, int choice, struct sb *out
 		int schema = xlate_member(j, t, "input_schema"), desc = xlate_member(j, t, "description");
 		if (!xlate_type(j, schema, JSMN_OBJECT))
 			continue; /* a server tool: Converse has none */
-		xlate_put_block(out, "{\"toolSpec\":{\"name\":", xlate_raw_str(j, xlate_member(j, t, "name")), "");
+		xlate_put_block(out, "{\"toolSpec\":{\"name\":", xlate_rs(j, xlate_member(j, t, "name")), "");
 		if (xlate_has_text(j, desc))
 			xlate_put_block(out, ",\"description\":", json_raw(j, desc), "");
 		xlate_put_block(out, ",\"inputSchema\":{\"json\":", json_raw(j, schema), "}}},");
@@ -7091,7 +7098,7 @@ static int xlate_a2c_tools(struct json *j, int tools, int choice, struct sb *out
 		sb_puts(out, ",\"toolChoice\":{\"any\":{}}");
 	else if (str_eq(ct, "tool"))
 		xlate_put_block(out, ",\"toolChoice\":{\"tool\":{\"name\":",
-				xlate_raw_str(j, xlate_member(j, choice, "name")), "}}");
+				xlate_rs(j, xlate_member(j, choice, "name")), "}}");
 	sb_puts(out, "}");
 	return 0;
 }
@@ -7145,11 +7152,11 @@ static int xlate_c2a_block(struct json *j, int blk, struct sb *out)
 		xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, t), "}");
 	} else if (tu >= 0) {
 		int in = xlate_member(j, tu, "input");
-		xlate_put_block(out, "{\"type\":\"tool_use\",\"id\":", xlate_raw_str(j, xlate_member(j, tu, "toolUseId")), "");
-		xlate_put_block(out, ",\"name\":", xlate_raw_str(j, xlate_member(j, tu, "name")), ",\"input\":");
+		xlate_put_block(out, "{\"type\":\"tool_use\",\"id\":", xlate_rs(j, xlate_member(j, tu, "toolUseId")), "");
+		xlate_put_block(out, ",\"name\":", xlate_rs(j, xlate_member(j, tu, "name")), ",\"input\":");
 		xlate_put_block(out, "", xlate_type(j, in, JSMN_OBJECT) ? json_raw(j, in) : STR("{}"), "}");
 	} else if (rc >= 0) {
-		xlate_put_block(out, "{\"type\":\"thinking\",\"thinking\":", xlate_raw_str(j, xlate_member(j, rc, "text")), "");
+		xlate_put_block(out, "{\"type\":\"thinking\",\"thinking\":", xlate_rs(j, xlate_member(j, rc, "text")), "");
 		xlate_put_block(out, ",\"signature\":", xlate_has_text(j, xlate_member(j, rc, "signature"))
 				? json_raw(j, xlate_member(j, rc, "signature")) : STR("\"\""), "}");
 	} else {
@@ -7288,15 +7295,15 @@ static void xlate_c2a_finish(struct xlate_c2a *s, struct sb *out)
 /* A tool block Converse starts explicitly (contentBlockStart.start.toolUse). */
 static void xlate_c2a_tool(struct xlate_c2a *s, struct json *j, int i, int tu, struct sb *out)
 {
-	struct str id = xlate_raw_str(j, xlate_member(j, tu, "toolUseId")), name = xlate_raw_str(j, xlate_member(j, tu, "name"));
+	struct str id = xlate_rs(j, xlate_member(j, tu, "toolUseId")), name = xlate_rs(j, xlate_member(j, tu, "name"));
 	if (s->open >> i & 1)
 		return;
 	s->open |= 1ull << i;
 	s->think &= ~(1ull << i);
 	xlate_ev(out, "content_block_start");
 	sb_printf(out, ",\"index\":%d,\"content_block\":{\"type\":\"tool_use\",\"id\":", i);
-	xlate_put_block(out, "", id.n ? id : STR("\"\""), ",\"name\":");
-	xlate_put_block(out, "", name.n ? name : STR("\"\""), ",\"input\":{}}");
+	xlate_put_block(out, "", id, ",\"name\":");
+	xlate_put_block(out, "", name, ",\"input\":{}}");
 	xlate_ev_end(out);
 }
 
@@ -7349,7 +7356,7 @@ static int xlate_c2a_result(struct json *j, int tr, struct sb *out)
 {
 	int c = xlate_member(j, tr, "content");
 	xlate_put_block(out, "{\"type\":\"tool_result\",\"tool_use_id\":",
-			xlate_raw_str(j, xlate_member(j, tr, "toolUseId")), ",\"content\":[");
+			xlate_rs(j, xlate_member(j, tr, "toolUseId")), ",\"content\":[");
 	if (xlate_type(j, c, JSMN_ARRAY))
 		xlate_each(j, c, e, k) {
 			int t = xlate_member(j, e, "text"), js = xlate_member(j, e, "json");
@@ -7427,7 +7434,7 @@ static void xlate_c2a_tools(struct json *j, int tc, struct sb *out)
 		int schema = xlate_member(j, xlate_member(j, spec, "inputSchema"), "json"), desc = xlate_member(j, spec, "description");
 		if (spec < 0)
 			continue;
-		xlate_put_block(out, "{\"name\":", xlate_raw_str(j, xlate_member(j, spec, "name")), "");
+		xlate_put_block(out, "{\"name\":", xlate_rs(j, xlate_member(j, spec, "name")), "");
 		if (xlate_has_text(j, desc))
 			xlate_put_block(out, ",\"description\":", json_raw(j, desc), "");
 		xlate_put_block(out, ",\"input_schema\":", xlate_type(j, schema, JSMN_OBJECT) ? json_raw(j, schema)
@@ -7439,7 +7446,7 @@ static void xlate_c2a_tools(struct json *j, int tc, struct sb *out)
 		sb_puts(out, ",\"tool_choice\":{\"type\":\"any\"}");
 	else if (xlate_member(j, ch, "tool") >= 0)
 		xlate_put_block(out, ",\"tool_choice\":{\"type\":\"tool\",\"name\":",
-				xlate_raw_str(j, xlate_member(j, xlate_member(j, ch, "tool"), "name")), "}");
+				xlate_rs(j, xlate_member(j, xlate_member(j, ch, "tool"), "name")), "}");
 }
 
 /* A Converse request → a Messages request for `model` (max_tokens 4096 when not given). */
@@ -7526,13 +7533,13 @@ static bool xlate_a2c_delta(struct json *j, int d, struct sb *pl)
 	if (xlate_get(j, d, k, 5, v))
 		return false;
 	if (xlate_is(j, v[0], "text_delta"))
-		xlate_put_block(pl, "{\"text\":", xlate_raw_str(j, v[1]), "}");
+		xlate_put_block(pl, "{\"text\":", xlate_rs(j, v[1]), "}");
 	else if (xlate_is(j, v[0], "input_json_delta"))
-		xlate_put_block(pl, "{\"toolUse\":{\"input\":", xlate_raw_str(j, v[2]), "}}");
+		xlate_put_block(pl, "{\"toolUse\":{\"input\":", xlate_rs(j, v[2]), "}}");
 	else if (xlate_is(j, v[0], "thinking_delta"))
-		xlate_put_block(pl, "{\"reasoningContent\":{\"text\":", xlate_raw_str(j, v[3]), "}}");
+		xlate_put_block(pl, "{\"reasoningContent\":{\"text\":", xlate_rs(j, v[3]), "}}");
 	else if (xlate_is(j, v[0], "signature_delta"))
-		xlate_put_block(pl, "{\"reasoningContent\":{\"signature\":", xlate_raw_str(j, v[4]), "}}");
+		xlate_put_block(pl, "{\"reasoningContent\":{\"signature\":", xlate_rs(j, v[4]), "}}");
 	else
 		return false;
 	return true;
@@ -7558,8 +7565,8 @@ static void xlate_a2c_event(struct arena *a, struct str name, struct str data, s
 		if (!xlate_is(&j, xlate_member(&j, cb, "type"), "tool_use"))
 			return;
 		sb_printf(&pl, "{\"contentBlockIndex\":%d,\"start\":{\"toolUse\":{\"toolUseId\":", i);
-		xlate_put_block(&pl, "", xlate_raw_str(&j, xlate_member(&j, cb, "id")), ",\"name\":");
-		xlate_put_block(&pl, "", xlate_raw_str(&j, xlate_member(&j, cb, "name")), "}}}");
+		xlate_put_block(&pl, "", xlate_rs(&j, xlate_member(&j, cb, "id")), ",\"name\":");
+		xlate_put_block(&pl, "", xlate_rs(&j, xlate_member(&j, cb, "name")), "}}}");
 		xlate_c_frame(out, "contentBlockStart", &pl);
 	} else if (str_eq(name, "content_block_delta")) {
 		sb_printf(&pl, "{\"contentBlockIndex\":%d,\"delta\":", i);

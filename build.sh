@@ -139,7 +139,7 @@ deps_test() {
 }
 
 deps_bench() {
-	local pkgs=(wrk nghttp2-client)
+	local pkgs=(wrk nghttp2-client redis-server) # redis-server: the cluster row
 	if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
 		# Debian 12 has nginx-light; Debian 13 folded it into nginx.
 		if apt-cache show nginx-light >/dev/null 2>&1; then pkgs+=(nginx-light); else pkgs+=(nginx); fi

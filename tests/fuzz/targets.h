@@ -2124,6 +2124,187 @@ static int fuzz_sigv4(const uint8_t *d, size_t n)
 	return 0;
 }
 
+/* ======================================================================== */
+/* resp_: Redis replies, whole and in reads; commands made and read back     */
+/* ======================================================================== */
+
+static int fuzz_resp(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	struct fz_rng rg;
+	fz_seed(&rg, d[0]);
+	unsigned mode = d[0] & 3;
+	d++, n--;
+	struct arena a;
+	arena_init(&a, NULL);
+	char *all = fz_dup(d, n);
+	size_t ends[64], nrep = 0, off = 0;
+	long r1 = 0;
+	struct resp_val v;
+	while (nrep < 64 && (r1 = resp_parse(&a, all + off, n - off, &v)) > 0) {
+		FUZZ_ASSERT((size_t)r1 <= n - off, "reply past the end");
+		off += (size_t)r1;
+		ends[nrep++] = off;
+		arena_reset(&a);
+	}
+	FUZZ_ASSERT(r1 >= 0 || r1 == -EBADMSG || r1 == -ENOMEM, "resp_parse returned %ld", r1);
+	/* in reads: the same replies, ending at the same places */
+	size_t len = 0, pos = 0, k = 0;
+	while (len < n && k < nrep) {
+		len += fz_cut(&rg, n - len, mode);
+		long r;
+		while (k < nrep && (r = resp_parse(&a, all + pos, len - pos, &v)) > 0) {
+			FUZZ_ASSERT(pos + (size_t)r == ends[k], "reply %zu ends at %zu in reads, %zu at once", k, pos + (size_t)r,
+				    ends[k]);
+			pos += (size_t)r, k++;
+		}
+		arena_reset(&a);
+	}
+	FUZZ_ASSERT(k == nrep, "%zu replies in reads, %zu at once", k, nrep);
+	/* a command of the input's pieces reads back as an array of the same bulk strings */
+	struct str argv[8];
+	int argc = 0;
+	for (size_t p = 0; p < n && argc < 8; argc++) {
+		size_t want = (size_t)(fz_next(&rg) % 40), l = MIN(n - p, want); /* (MIN evaluates twice) */
+		argv[argc] = (struct str){ all + p, l };
+		p += l;
+	}
+	struct sb out;
+	sb_init(&out, &a, 256);
+	resp_cmd(&out, argc, argv);
+	FUZZ_ASSERT(!out.oom, "resp_cmd out of memory");
+	long r = resp_parse(&a, out.p, out.len, &v);
+	FUZZ_ASSERT(r == (long)out.len && (argc ? v.type == RESP_ARR && v.n == argc : v.type != RESP_ARR || v.n == 0),
+		    "a command does not read back (%ld of %zu)", r, out.len);
+	for (int i = 0; i < argc && r > 0 && v.type == RESP_ARR; i++)
+		FUZZ_ASSERT(v.a[i].type == RESP_BULK && v.a[i].s.n == argv[i].n && !memcmp(v.a[i].s.p, argv[i].p, argv[i].n),
+			    "argument %d changed", i);
+	arena_reset(&a);
+	free(all);
+	return 0;
+}
+
+/* ======================================================================== */
+/* Bedrock: /bedrock/ paths and bodies, Converse <-> Messages both ways      */
+/* ======================================================================== */
+
+/* Whatever a translation made must be JSON. */
+static void fz_json_ok(struct arena *a, struct str s, const char *what)
+{
+	struct json j;
+	int rc = json_parse(&j, a, s.p, s.n);
+	FUZZ_ASSERT(rc == 0 || rc == -ENOMEM, "%s made invalid JSON: %.*s", what, (int)MIN(s.n, 300), s.p);
+}
+
+/* Every event of an SSE text has a JSON data line. */
+static void fz_events_ok(struct arena *a, const struct sb *t, const char *what)
+{
+	size_t len;
+	for (size_t off = 0; (len = sse_next(t->p + off, t->len - off)) > 0; off += len)
+		fz_json_ok(a, sse_data(t->p + off, len), what);
+}
+
+/* The input as events: "type \x01 payload" separated by \x00. */
+static void fz_bedrock_stream(struct arena *a, const char *s, size_t n, bool to_converse)
+{
+	struct xlate_c2a st;
+	struct xlate_usage u = { 0 };
+	struct sb out;
+	xlate_c2a_init(&st, "model", "msg_1");
+	sb_init(&out, a, 4096);
+	for (size_t p = 0; p < n;) {
+		const char *z = memchr(s + p, 0, n - p), *e = z ? z : s + n, *sep = memchr(s + p, 1, (size_t)(e - s - p));
+		struct str type = { s + p, sep ? (size_t)(sep - s - p) : (size_t)(e - s - p) };
+		struct str pl = sep ? (struct str){ sep + 1, (size_t)(e - sep - 1) } : (struct str){ "", 0 };
+		if (to_converse) {
+			xlate_a2c_event(a, type, pl, &u, &out);
+		} else {
+			int rc = xlate_c2a_event(&st, a, type, pl, &out);
+			FUZZ_ASSERT(rc == 0 || rc == -EBADMSG || rc == -ENOMEM, "xlate_c2a_event returned %d", rc);
+		}
+		p = (size_t)(e - s) + 1;
+	}
+	if (!to_converse) {
+		xlate_c2a_end(&st, &out);
+		if (!out.oom)
+			fz_events_ok(a, &out, "ConverseStream -> Messages");
+		return;
+	}
+	struct evs_msg m;
+	long r;
+	for (size_t off = 0; !out.oom && (r = evs_decode((const uint8_t *)out.p + off, out.len - off, &m)) > 0; off += (size_t)r)
+		fz_json_ok(a, m.payload, "Messages event -> ConverseStream");
+}
+
+static int fuzz_bedrock(const uint8_t *d, size_t n)
+{
+	fuzz_init();
+	if (n < 1)
+		return 0;
+	unsigned mode = d[0] % 8;
+	bool stream = d[0] & 8;
+	d++, n--;
+	struct arena a;
+	arena_init(&a, NULL);
+	char *s = fz_dup(d, n);
+	struct str in = { s, n }, beta;
+	struct sb out;
+	const char *err, *model;
+	sb_init(&out, &a, n + 256);
+	int rc = 0;
+	switch (mode) {
+	case 0: { /* a /bedrock/ path: the model id, decoded, has no controls */
+		struct sb path;
+		sb_init(&path, &a, n + 16);
+		sb_puts(&path, "/bedrock/model/");
+		sb_put(&path, s, n);
+		enum bedrock_action act = prov_bedrock_route(&a, sb_view(&path), &model, &err);
+		for (const char *c = act ? model : ""; *c; c++)
+			FUZZ_ASSERT((unsigned char)*c >= 0x20 && *c != 0x7f, "a control in the model id");
+		break;
+	}
+	case 1:
+		rc = prov_bedrock_inbound(&a, in, "m\"x", stream, &out, &beta);
+		if (rc == 0) {
+			fz_json_ok(&a, sb_view(&out), "prov_bedrock_inbound");
+			FUZZ_ASSERT(!memchr(beta.p, '\r', beta.n) && !memchr(beta.p, '\n', beta.n), "CR/LF in the beta header");
+		}
+		break;
+	case 2:
+		rc = prov_bedrock_body(&a, in, STR("b-1, b\"2"), &out);
+		if (rc == 0)
+			fz_json_ok(&a, sb_view(&out), "prov_bedrock_body");
+		break;
+	case 3:
+		if (xlate_req_a2c(&a, s, n, &out, &err) == 0)
+			fz_json_ok(&a, sb_view(&out), "xlate_req_a2c");
+		break;
+	case 4:
+		if (xlate_req_c2a(&a, s, n, "m\\x", stream, &out, &err) == 0)
+			fz_json_ok(&a, sb_view(&out), "xlate_req_c2a");
+		break;
+	case 5: {
+		struct xlate_usage u = { 0 };
+		if (stream ? xlate_resp_a2c(&a, s, n, &out, &u) == 0 : xlate_resp_c2a(&a, s, n, "m", "id", &out, &u) == 0)
+			fz_json_ok(&a, sb_view(&out), stream ? "xlate_resp_a2c" : "xlate_resp_c2a");
+		break;
+	}
+	case 6:
+		fz_bedrock_stream(&a, s, n, stream);
+		break;
+	default:
+		if (evs_chunk_to_sse(&a, in, &out))
+			fz_events_ok(&a, &out, "evs_chunk_to_sse");
+		break;
+	}
+	(void)rc;
+	arena_reset(&a);
+	free(s);
+	return 0;
+}
+
 static const struct fuzz_target fuzz_targets[] = {
 	{ "http_request", fuzz_http_request },
 	{ "http_response", fuzz_http_response },
@@ -2144,6 +2325,8 @@ static const struct fuzz_target fuzz_targets[] = {
 	{ "mgmt_doc", fuzz_mgmt_doc },
 	{ "evs", fuzz_evs },
 	{ "sigv4", fuzz_sigv4 },
+	{ "resp", fuzz_resp },
+	{ "bedrock", fuzz_bedrock },
 };
 
 /* libFuzzer driver for one target: tests/fuzz/<name>.c is FUZZ_DRIVER(fuzz_<name>). */
