@@ -4338,7 +4338,7 @@ static enum bedrock_action prov_bedrock_route(struct arena *a, struct str path, 
 		m[k++] = c;
 	}
 	m[k] = 0;
-	if (!k || k > 512) {
+	if (!k || k > 2048) {
 		*err = "the model id in the path is empty or too long";
 		return BR_NONE;
 	}
@@ -6931,7 +6931,8 @@ static struct str xlate_rs(const struct json *j, int i)
 /* A stop reason, Converse → Anthropic. */
 static const char *xlate_stop_c2a(struct str sr)
 {
-	static const char *const same[] = { "end_turn", "tool_use", "max_tokens", "stop_sequence" };
+	static const char *const same[] = { "end_turn", "tool_use", "max_tokens", "stop_sequence",
+					    "model_context_window_exceeded" };
 	for (size_t i = 0; i < ARRAY_LEN(same); i++)
 		if (str_eq(sr, same[i]))
 			return same[i];
@@ -6941,7 +6942,8 @@ static const char *xlate_stop_c2a(struct str sr)
 /* A stop reason, Anthropic → Converse. */
 static const char *xlate_stop_a2c(struct str sr)
 {
-	static const char *const same[] = { "end_turn", "tool_use", "max_tokens", "stop_sequence" };
+	static const char *const same[] = { "end_turn", "tool_use", "max_tokens", "stop_sequence",
+					    "model_context_window_exceeded" };
 	for (size_t i = 0; i < ARRAY_LEN(same); i++)
 		if (str_eq(sr, same[i]))
 			return same[i];
@@ -7076,17 +7078,37 @@ static int xlate_a2c_messages(struct json *j, int msgs, struct sb *out)
 	return 0;
 }
 
-/* tools and tool_choice → "toolConfig" (tool_choice "none": no tools at all). */
-static int xlate_a2c_tools(struct json *j, int tools, int choice, struct sb *out)
+/* Does the conversation hold tool_use or tool_result blocks? (Converse then needs toolConfig.) */
+static bool xlate_a2c_tool_blocks(struct json *j, int msgs)
+{
+	struct str t;
+	if (xlate_type(j, msgs, JSMN_ARRAY))
+		xlate_each(j, msgs, m, k) {
+			int c = xlate_member(j, m, "content");
+			if (xlate_type(j, c, JSMN_ARRAY))
+				xlate_each(j, c, e, q)
+					if (!xlate_block(j, e, &t) && (str_eq(t, "tool_use") || str_eq(t, "tool_result")))
+						return true;
+		}
+	return false;
+}
+
+/* tools and tool_choice → "toolConfig": none without a tool Converse can take (it wants at
+ * least one); tool_choice "none" drops the tools, unless the conversation already used them
+ * (Converse then requires toolConfig; it has no "none" choice). */
+static int xlate_a2c_tools(struct json *j, int tools, int choice, bool used, struct sb *out)
 {
 	struct str ct = xlate_inner(j, xlate_member(j, choice, "type"));
-	if (!xlate_type(j, tools, JSMN_ARRAY) || !j->tok[tools].size || str_eq(ct, "none"))
+	size_t mark = out->len;
+	int n = 0;
+	if (!xlate_type(j, tools, JSMN_ARRAY) || !j->tok[tools].size || (str_eq(ct, "none") && !used))
 		return 0;
 	sb_puts(out, ",\"toolConfig\":{\"tools\":[");
 	xlate_each(j, tools, t, k) {
 		int schema = xlate_member(j, t, "input_schema"), desc = xlate_member(j, t, "description");
 		if (!xlate_type(j, schema, JSMN_OBJECT))
 			continue; /* a server tool: Converse has none */
+		n++;
 		xlate_put_block(out, "{\"toolSpec\":{\"name\":", xlate_rs(j, xlate_member(j, t, "name")), "");
 		if (xlate_has_text(j, desc))
 			xlate_put_block(out, ",\"description\":", json_raw(j, desc), "");
@@ -7094,6 +7116,10 @@ static int xlate_a2c_tools(struct json *j, int tools, int choice, struct sb *out
 	}
 	xlate_trim(out);
 	sb_puts(out, "]");
+	if (!n) {
+		xlate_rewind(out, mark);
+		return 0;
+	}
 	if (str_eq(ct, "any"))
 		sb_puts(out, ",\"toolChoice\":{\"any\":{}}");
 	else if (str_eq(ct, "tool"))
@@ -7138,7 +7164,7 @@ static int xlate_req_a2c(struct arena *a, const char *body, size_t n, struct sb 
 		xlate_put_block(out, *sep ? ",\"stopSequences\":" : "\"stopSequences\":", json_raw(&j, v[K_STOP]), "");
 	sb_puts(out, "}");
 	if (!rc)
-		rc = xlate_a2c_tools(&j, v[K_TOOLS], v[K_CHOICE], out);
+		rc = xlate_a2c_tools(&j, v[K_TOOLS], v[K_CHOICE], xlate_a2c_tool_blocks(&j, v[K_MSGS]), out);
 	sb_puts(out, "}");
 	return xlate_done(rc, &j, out, err);
 }
@@ -7148,7 +7174,10 @@ static int xlate_c2a_block(struct json *j, int blk, struct sb *out)
 {
 	int t = xlate_member(j, blk, "text"), tu = xlate_member(j, blk, "toolUse");
 	int rc = xlate_member(j, xlate_member(j, blk, "reasoningContent"), "reasoningText");
-	if (xlate_type(j, t, JSMN_STRING)) {
+	int red = xlate_member(j, xlate_member(j, blk, "reasoningContent"), "redactedContent");
+	if (red >= 0) {
+		xlate_put_block(out, "{\"type\":\"redacted_thinking\",\"data\":", xlate_rs(j, red), "}");
+	} else if (xlate_type(j, t, JSMN_STRING)) {
 		xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, t), "}");
 	} else if (tu >= 0) {
 		int in = xlate_member(j, tu, "input");
@@ -7351,6 +7380,15 @@ static void xlate_c2a_end(struct xlate_c2a *s, struct sb *out)
 
 /* ---- /bedrock/.../converse clients: Converse in, Messages to the providers ---- */
 
+/* A Converse image {"format", "source": {"bytes"}} → a Messages base64 image block. */
+static void xlate_c2a_image(struct json *j, int img, struct sb *out)
+{
+	int bytes = xlate_member(j, xlate_member(j, img, "source"), "bytes");
+	xlate_put_block(out, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/",
+			xlate_inner(j, xlate_member(j, img, "format")), "\",\"data\":");
+	xlate_put_block(out, "", xlate_rs(j, bytes), "}}");
+}
+
 /* A Converse tool result's content → Messages tool_result content blocks. */
 static int xlate_c2a_result(struct json *j, int tr, struct sb *out)
 {
@@ -7359,8 +7397,11 @@ static int xlate_c2a_result(struct json *j, int tr, struct sb *out)
 			xlate_rs(j, xlate_member(j, tr, "toolUseId")), ",\"content\":[");
 	if (xlate_type(j, c, JSMN_ARRAY))
 		xlate_each(j, c, e, k) {
-			int t = xlate_member(j, e, "text"), js = xlate_member(j, e, "json");
-			if (xlate_type(j, t, JSMN_STRING)) {
+			int t = xlate_member(j, e, "text"), js = xlate_member(j, e, "json"), img = xlate_member(j, e, "image");
+			if (img >= 0) {
+				xlate_c2a_image(j, img, out);
+				sb_puts(out, ",");
+			} else if (xlate_type(j, t, JSMN_STRING)) {
 				xlate_put_block(out, "{\"type\":\"text\",\"text\":", json_raw(j, t), "},");
 			} else if (js >= 0) { /* JSON as its text */
 				struct str raw = json_raw(j, js);
@@ -7380,10 +7421,7 @@ static int xlate_c2a_req_block(struct json *j, int blk, struct sb *out)
 {
 	int img = xlate_member(j, blk, "image"), tr = xlate_member(j, blk, "toolResult");
 	if (img >= 0) {
-		int bytes = xlate_member(j, xlate_member(j, img, "source"), "bytes");
-		xlate_put_block(out, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/",
-				xlate_inner(j, xlate_member(j, img, "format")), "\",\"data\":");
-		xlate_put_block(out, "", xlate_type(j, bytes, JSMN_STRING) ? json_raw(j, bytes) : STR("\"\""), "}}");
+		xlate_c2a_image(j, img, out);
 		return 0;
 	}
 	if (tr >= 0)
@@ -7453,15 +7491,19 @@ static void xlate_c2a_tools(struct json *j, int tc, struct sb *out)
 static int xlate_req_c2a(struct arena *a, const char *body, size_t n, const char *model, bool stream,
 			 struct sb *out, const char **err)
 {
-	static const char *const keys[] = { "messages", "system", "inferenceConfig", "toolConfig" };
+	static const char *const keys[] = { "messages", "system", "inferenceConfig", "toolConfig",
+					    "additionalModelRequestFields" };
 	static const char *const ik[] = { "maxTokens", "temperature", "topP", "stopSequences" };
 	static const char *const as[] = { "max_tokens", "temperature", "top_p", "stop_sequences" };
+	static const char *const extra[] = { "top_k", "thinking" }; /* what Claude takes through Converse */
 	struct json j;
-	int v[4], iv[4] = { -1, -1, -1, -1 }, rc = json_parse(&j, a, body, n), cnt = 0;
+	int v[5], iv[4] = { -1, -1, -1, -1 }, ev[2] = { -1, -1 }, rc = json_parse(&j, a, body, n), cnt = 0;
 	if (rc)
 		return xlate_done(rc == -ENOMEM ? -ENOMEM : xlate_fail(&j, "malformed JSON"), &j, out, err);
-	if ((rc = xlate_get(&j, 0, keys, 4, v)) != 0)
+	if ((rc = xlate_get(&j, 0, keys, 5, v)) != 0)
 		return xlate_done(rc, &j, out, err);
+	if (xlate_type(&j, v[4], JSMN_OBJECT) && json_obj_get(&j, v[4], extra, 2, ev, NULL))
+		return xlate_done(-EBADMSG, &j, out, err);
 	if (v[2] >= 0 && json_obj_get(&j, v[2], ik, 4, iv, NULL))
 		return xlate_done(-EBADMSG, &j, out, err);
 	sb_puts(out, "{\"model\":");
@@ -7473,6 +7515,11 @@ static int xlate_req_c2a(struct arena *a, const char *body, size_t n, const char
 		if (i < 3 ? xlate_num(&j, iv[i]) : xlate_strings(&j, iv[i])) {
 			sb_cat(out, ",\"", as[i], "\":", NULL);
 			sb_str(out, json_raw(&j, iv[i]));
+		}
+	for (int i = 0; i < 2; i++)
+		if (ev[i] >= 0) {
+			sb_cat(out, ",\"", extra[i], "\":", NULL);
+			sb_str(out, json_raw(&j, ev[i]));
 		}
 	if (xlate_type(&j, v[1], JSMN_ARRAY) && j.tok[v[1]].size) {
 		sb_puts(out, ",\"system\":\"");
@@ -7500,7 +7547,7 @@ static int xlate_resp_a2c(struct arena *a, const char *body, size_t n, struct sb
 	xlate_each(&j, v[0], e, q) {
 		if (xlate_block(&j, e, &t))
 			return -EBADMSG;
-		if (str_eq(t, "text") || str_eq(t, "tool_use") || str_eq(t, "thinking")) {
+		if (str_eq(t, "text") || str_eq(t, "tool_use") || str_eq(t, "thinking") || str_eq(t, "redacted_thinking")) {
 			if (xlate_a2c_block(&j, e, out))
 				return -EBADMSG;
 			sb_puts(out, ",");
@@ -12019,6 +12066,7 @@ struct clu_state {
 	uint64_t retry_ms, backoff_ms;      /* reconnecting: when next, and the pause after that */
 	uint64_t push_ms, full_ms, cfg_ms;  /* the next dirty push, full round, config look */
 	uint64_t cfg_seen;                  /* the local config's revision when last in step */
+	bool cfg_started;                   /* (at start the cluster's config wins over ours) */
 	bool down_logged;
 };
 
@@ -12130,6 +12178,8 @@ static void clu_config(struct clu_state *st, const struct cfg *c, const struct r
 		return;
 	sb_puts(&shared, "}");
 	uint64_t mine = fnv1a(FNV_BASIS, shared.p, shared.len), theirs = 0;
+	if (!st->cfg_started) /* a node that starts takes the cluster's config (its file may be stale) */
+		st->cfg_seen = mine, st->cfg_started = true;
 	bool remote = rev->type == RESP_BULK && rev->s.n == 16 && sscanf(rev->s.p, "%16llx", (unsigned long long *)&theirs) == 1;
 	sb_init(&out, &st->k.a, shared.len + 256);
 	if (!remote || (mine != st->cfg_seen && mine != theirs)) { /* ours changed: it is the cluster's */
@@ -12209,6 +12259,9 @@ static bool clu_round(struct clu_state *st, const struct cfg *c, struct clu_job 
 	uint64_t dl = now_ms + 2000;
 	if (!synced || !r || out.oom || (n && !clu_exchange(&st->k, sb_view(&out), r, n, dl)))
 		return false;
+	for (int i = 0; i < nj; i++) /* Redis lost its scripts (SCRIPT FLUSH): reconnect, load it again */
+		if (r[i].type == RESP_ERR && str_starts(r[i].s, "NOSCRIPT"))
+			clu_close(&st->k);
 	clu_answer(jobs, nj ? r : NULL);
 	for (int i = 0, at = nj; full && i < ns; i++)
 		at += clu_take_sync(&r[at], g->all[synced[i]], now);
