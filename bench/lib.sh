@@ -1,6 +1,6 @@
 # bench/lib.sh -- what the bench scripts share (sourced by run.sh, logstore.sh, tls.sh):
-# background processes ended on any exit, CPU pinning, free ports. The sourcing script
-# defines log() first and sets NEXT_PORT (its first port) after.
+# background processes ended on any exit, CPU pinning, free ports, a throw-away Redis. The
+# sourcing script defines log() first and sets NEXT_PORT (its first port) after.
 
 # Every background process a script starts is recorded in PIDS and ended by cleanup() on
 # any exit (normal, error, Ctrl-C, TERM).
@@ -147,4 +147,27 @@ nginx_pids() {
 	local kids
 	kids=$(pgrep -P "$1" 2>/dev/null | paste -sd, -) || true
 	echo "$1${kids:+,$kids}"
+}
+
+# redis_start NAME CPULIST PORT: a throw-away redis-server (no RDB, no AOF, loopback only,
+# its working directory $OUT/NAME/) on PORT; its pid in LAST_PID. Returns non-zero if it
+# does not answer PING within 10 s (or died). Ended like every other process (cleanup).
+redis_start() {
+	local name=$1 cpu=$2 port=$3 i
+	mkdir -p "$OUT/$name"
+	start_bg "$name" "$cpu" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$OUT/$name" --daemonize no --logfile '' --protected-mode yes
+	for ((i = 0; i < 100; i++)); do
+		alive "$LAST_PID" || return 1
+		[[ $(redis_cmd "$port" PING 2>/dev/null) == PONG ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# redis_cmd PORT ARGS...: one command through redis-cli (at most 5 s), raw output.
+redis_cmd() {
+	local port=$1
+	shift
+	timeout 5 redis-cli -h 127.0.0.1 -p "$port" --raw "$@"
 }

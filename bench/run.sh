@@ -9,6 +9,9 @@
 #   bifrost     dist/bifrost, governance off, request log store on (the default)
 #   bifrost_nolog  the same with the request log store off (logs.enabled false)
 #   bifrost_gov dist/bifrost with a virtual key, budget and rate limit
+#   bifrost_gov_cluster  the same plus "cluster": every governed request is also
+#               admitted by a Lua script in a redis-server the bench starts
+#               (loopback, no persistence) -- governance in multi-node mode
 #   portkey     Portkey's gateway (@portkey-ai/gateway from npm), if it installs
 # and prints one markdown table of medians, also written to bench/RESULTS.md.
 # See bench/README.md for the method, the CPU layout and the caveats.
@@ -26,6 +29,8 @@
 #   MOCK_CPU/GW_CPU/LOAD_CPU/SEQ_CPU   CPU pinning (see README); PIN=0 disables
 #   BIFROST [$BIFROST_BIN or dist/bifrost]  the binary to measure
 #   SKIP_PORTKEY=1               leave Portkey out
+#   SKIP_CLUSTER=1               leave the bifrost+gov+cluster row (and redis-server) out
+#   REDIS_CPU [= MOCK_CPU]       CPU pinning of the redis-server (an upstream, like the mock)
 #   SKIP_TLS=1                   leave out the TLS rows (bench/tls.sh, run at the end)
 #   BENCH_PORT_BASE [18400]      first port tried
 set -Eeuo pipefail
@@ -45,7 +50,7 @@ else
 	: "${ROUNDS:=5}" "${SEQ_N:=3000}" "${SEQ_W:=300}" "${WRK_SECS:=3}" "${RPS_SECS:=3}" "${H2_SECS:=2}" "${STREAM_N:=40}"
 fi
 : "${RPS:=5000}" "${RPS_CONNS:=64}" "${H2_CONNS:=50}" "${HOLD_CONNS:=1000}" "${CHUNKS:=20}" "${CHUNK_US:=1000}"
-: "${SKIP_PORTKEY:=0}" "${PIN:=1}"
+: "${SKIP_PORTKEY:=0}" "${SKIP_CLUSTER:=0}" "${PIN:=1}"
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -105,7 +110,9 @@ elif ((NCPU == 2)); then
 else
 	: "${MOCK_CPU:=0}" "${GW_CPU:=1}" "${LOAD_CPU:=2-$((NCPU - 1))}" "${SEQ_CPU:=1}"
 fi
-log "CPUs: $NCPU; mock on [${MOCK_CPU:-any}], gateways on [${GW_CPU:-any}], wrk/h2load on [${LOAD_CPU:-any}], 1-conn client on [${SEQ_CPU:-any}]"
+# the cluster row's redis-server is an upstream too: it sits with the mock
+: "${REDIS_CPU=$MOCK_CPU}"
+log "CPUs: $NCPU; mock on [${MOCK_CPU:-any}], gateways on [${GW_CPU:-any}], wrk/h2load on [${LOAD_CPU:-any}], 1-conn client on [${SEQ_CPU:-any}]$([[ $SKIP_CLUSTER == 1 ]] || echo ", redis-server (cluster row) on [${REDIS_CPU:-any}]")"
 
 HAVE_WRK=0 HAVE_H2LOAD=0 HAVE_NGINX=0
 command -v wrk >/dev/null && HAVE_WRK=1
@@ -122,9 +129,9 @@ MOCK_PID=$LAST_PID
 wait_port "$MOCK_PID" "$MOCK_PORT" 5 || die "mock did not start: $(cat "$OUT/mock.log")"
 
 # ---- targets
-TARGETS_ALL=(direct nginx bifrost bifrost_nolog bifrost_gov portkey)
+TARGETS_ALL=(direct nginx bifrost bifrost_nolog bifrost_gov bifrost_gov_cluster portkey)
 declare -A T_PORT T_PIDS T_STATE T_MODEL T_AUTH T_NOTE T_LABEL
-T_LABEL=([direct]="direct (mock)" [nginx]="nginx" [bifrost]="bifrost" [bifrost_nolog]="bifrost, logs off" [bifrost_gov]="bifrost+gov" [portkey]="portkey")
+T_LABEL=([direct]="direct (mock)" [nginx]="nginx" [bifrost]="bifrost" [bifrost_nolog]="bifrost, logs off" [bifrost_gov]="bifrost+gov" [bifrost_gov_cluster]="bifrost+gov+cluster" [portkey]="portkey")
 for t in "${TARGETS_ALL[@]}"; do
 	T_STATE[$t]="n/a"
 	T_MODEL[$t]="gpt-4o"
@@ -192,6 +199,7 @@ launch() {
 	bifrost) start_bifrost "$name" "$port" 0 ;;
 	bifrost_nolog) start_bifrost "$name" "$port" 0 false ;;
 	bifrost_gov) start_bifrost "$name" "$port" 1 ;;
+	bifrost_gov_cluster) start_bifrost "$name" "$port" 1 true "$REDIS_PORT" ;;
 	portkey)
 		start_bg "$name" "$GW_CPU" env NODE_ENV=production node "$PK_JS" "--port=$port" --headless
 		secs=30
@@ -226,13 +234,43 @@ else
 	T_NOTE[nginx]="nginx not installed"
 fi
 
-# ---- bifrost (governance off, logs on; logs off; governance on)
-write_bifrost_cfg() { # FILE GOV(0/1) LOGS(true/false)
+# ---- bifrost (governance off, logs on; logs off; governance on; governance + cluster)
+REDIS_PORT='' REDIS_PID='' REDIS_VERSION=''
+# clu_metric NAME: a metric of bifrost+gov+cluster's GET /metrics ("" if absent)
+clu_metric() {
+	timeout 5 "$LAT" once -p "${T_PORT[bifrost_gov_cluster]}" -P /metrics -M GET -v 2>/dev/null |
+		awk -v k="$1" '$1 == k {print $2; exit}' || true
+}
+# cluster_up: bifrost+gov+cluster says its last exchange with Redis worked (waits about 5 s)
+CLU_UP=
+cluster_up() {
+	local end=$((SECONDS + 5))
+	while ((SECONDS < end)); do
+		CLU_UP=$(clu_metric bifrost_cluster_redis_up)
+		[[ $CLU_UP == 1 ]] && return 0
+		alive "${T_PIDS[bifrost_gov_cluster]}" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+# redis_cmdstat CMD FIELD: FIELD (calls, usec_per_call) of CMD in Redis's INFO commandstats
+redis_cmdstat() {
+	redis_cmd "$REDIS_PORT" INFO commandstats 2>/dev/null |
+		awk -F'[:,=\r]' -v c="cmdstat_$1" -v f="$2" '$1 == c { for (i = 2; i < NF; i += 2) if ($i == f) { print $(i + 1); exit } }' || true
+}
+redis_evalsha() { local v; v=$(redis_cmdstat evalsha calls); echo "${v:-0}"; }
+
+write_bifrost_cfg() { # FILE GOV(0/1) LOGS(true/false) [REDIS_PORT: the cluster block]
+	local cluster=""
+	if [[ -n ${4:-} ]]; then
+		cluster=",
+ \"cluster\":{\"redis\":\"redis://127.0.0.1:$4\",\"key_prefix\":\"bifrost:\",\"node_id\":\"n1\"}"
+	fi
 	if [[ $2 == 1 ]]; then
 		cat >"$1" <<EOF
 {"providers":[{"name":"mock","provider":"openai","base_url":"http://127.0.0.1:$MOCK_PORT/v1","apiKey":"sk-bench"}],
  "log_requests":false, "logs":{"enabled":$3},
- "governance":{"enforce":true,"virtual_keys":[{"id":"b","value":"sk-bf-bench","budget":{"max_limit":1000000,"reset_duration":"1d"},"rate_limit":{"request_max_limit":100000000,"request_reset_duration":"1m"}}]}}
+ "governance":{"enforce":true,"virtual_keys":[{"id":"b","value":"sk-bf-bench","budget":{"max_limit":1000000,"reset_duration":"1d"},"rate_limit":{"request_max_limit":100000000,"request_reset_duration":"1m"}}]}$cluster}
 EOF
 	else
 		cat >"$1" <<EOF
@@ -241,8 +279,8 @@ EOF
 EOF
 	fi
 }
-start_bifrost() { # NAME PORT GOV [LOGS(true)] -> LAST_PID
-	write_bifrost_cfg "$OUT/$1.json" "$3" "${4:-true}"
+start_bifrost() { # NAME PORT GOV [LOGS(true)] [REDIS_PORT] -> LAST_PID
+	write_bifrost_cfg "$OUT/$1.json" "$3" "${4:-true}" "${5:-}"
 	# its own data_dir (logs.db, governance journal) under bench/out/, never ./data
 	start_bg "$1" "$GW_CPU" "$BIFROST" -c "$OUT/$1.json" -l "127.0.0.1:$2" -w 1 -d "$OUT/data_${1%%.*}"
 }
@@ -298,10 +336,47 @@ if [[ -x $BIFROST ]]; then
 	else
 		T_NOTE[bifrost_gov]="no governance in this build (bifrost did not start with the governance config: $(tail -3 "$OUT/bifrost_gov.log" | tr '\n' ' '))"
 	fi
+
+	# bifrost+gov+cluster: the same governance, every admission also through Redis
+	if [[ $SKIP_CLUSTER == 1 ]]; then
+		T_NOTE[bifrost_gov_cluster]="skipped (SKIP_CLUSTER=1)"
+	elif ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+		T_NOTE[bifrost_gov_cluster]="skipped: redis-server/redis-cli not installed (apt-get install redis-server)"
+	elif [[ ${T_STATE[bifrost_gov]} != ok ]]; then
+		T_NOTE[bifrost_gov_cluster]="skipped: bifrost+gov is n/a"
+	else
+		alloc_port
+		REDIS_PORT=$PORT
+		if ! redis_start redis "$REDIS_CPU" "$REDIS_PORT"; then
+			T_NOTE[bifrost_gov_cluster]="redis-server did not start: $(tail -3 "$OUT/redis.log" | tr '\n' ' ')"
+		else
+			REDIS_PID=$LAST_PID
+			REDIS_VERSION=$(redis-server --version 2>/dev/null | awk '{sub(/^v=/, "", $3); print $3}') || true
+			alloc_port
+			T_PORT[bifrost_gov_cluster]=$PORT
+			T_MODEL[bifrost_gov_cluster]="mock/gpt-4o"
+			T_AUTH[bifrost_gov_cluster]="Bearer sk-bf-bench"
+			write_bodies bifrost_gov_cluster
+			if ! launch bifrost_gov_cluster; then
+				T_NOTE[bifrost_gov_cluster]="bifrost did not start with the cluster config: $(tail -3 "$OUT/bifrost_gov_cluster.log" | tr '\n' ' ')"
+			elif ! cluster_up; then
+				T_NOTE[bifrost_gov_cluster]="no cluster in this build, or Redis not reached (GET /metrics: bifrost_cluster_redis_up ${CLU_UP:-absent} after 5 s)"
+				stop_pid "$LAST_PID"
+			elif ! probe bifrost_gov_cluster; then
+				T_NOTE[bifrost_gov_cluster]="with the virtual key: ${T_NOTE[bifrost_gov_cluster]}"
+			elif (($(redis_evalsha) == 0)); then
+				T_NOTE[bifrost_gov_cluster]="the probe was admitted without a Redis EVALSHA: not cluster admission"
+				stop_pid "$LAST_PID"
+			else
+				T_STATE[bifrost_gov_cluster]=ok
+			fi
+		fi
+	fi
 else
 	T_NOTE[bifrost]="$BIFROST not built"
 	T_NOTE[bifrost_nolog]="$BIFROST not built"
 	T_NOTE[bifrost_gov]="$BIFROST not built"
+	T_NOTE[bifrost_gov_cluster]="$BIFROST not built"
 fi
 
 # ---- Portkey
@@ -353,6 +428,10 @@ for t in "${ACTIVE[@]}"; do
 	done
 	T_AFFINITY[$t]=${aff% }
 done
+REDIS_AFFINITY=''
+if [[ -n $REDIS_PID ]]; then
+	REDIS_AFFINITY=$(cat /proc/"$REDIS_PID"/task/*/status 2>/dev/null | awk '/^Cpus_allowed_list/{print $2}' | sort -u | paste -sd/ -) || true
+fi
 
 # ------------------------------------------------------------------ phases
 # phase_fail TARGET TEXT: remember (once) that a phase failed for TARGET
@@ -376,6 +455,11 @@ ensure_healthy() {
 			die "the mock upstream died after $when (exit status $rc: $(tail -1 "$OUT/mock.log"))"
 		fi
 		return 0
+	fi
+	if [[ $t == bifrost_gov_cluster ]] && ! alive "$REDIS_PID"; then
+		# without Redis the gateway would admit by on_redis_down: not what this row measures
+		phase_fail "$t" "redis-server died after $when (see bench/out/redis.log): the remaining phases were skipped"
+		return 1
 	fi
 	for p in ${T_PIDS[$t]//,/ }; do
 		if ! alive "$p"; then
@@ -451,12 +535,14 @@ phase_stream() { # TARGET ROUND
 }
 
 phase_wrk() { # TARGET ROUND CONNS
-	local t=$1 r=$2 c=$3 f=$OUT/wrk_$1_c$3.$2.txt c0 c1 rps n non2xx sockerr
+	local t=$1 r=$2 c=$3 f=$OUT/wrk_$1_c$3.$2.txt c0 c1 rps n non2xx sockerr rc0=0 rc1=0
 	((HAVE_WRK)) || return 0
+	if [[ $t == bifrost_gov_cluster ]]; then rc0=$(cpu_ticks "$REDIS_PID"); fi
 	c0=$(cpu_ticks "${T_PIDS[$t]}")
 	on "$LOAD_CPU" wrk -t2 -c"$c" -d"${WRK_SECS}s" --timeout 5s -s "$OUT/wrk_$t.lua" \
 		"http://127.0.0.1:${T_PORT[$t]}/v1/chat/completions" >"$f" 2>&1 || true
 	c1=$(cpu_ticks "${T_PIDS[$t]}")
+	if [[ $t == bifrost_gov_cluster ]]; then rc1=$(cpu_ticks "$REDIS_PID"); fi
 	rps=$(awk '/^Requests\/sec:/{print $2}' "$f")
 	n=$(awk '/requests in/{print $1}' "$f")
 	non2xx=$(awk '/Non-2xx or 3xx responses:/{print $NF}' "$f")
@@ -467,6 +553,10 @@ phase_wrk() { # TARGET ROUND CONNS
 	rec "$r" "$t" err "$((${non2xx:-0} + ${sockerr:-0}))"
 	if [[ ${n:-0} -gt 0 ]]; then
 		rec "$r" "$t" "cpu$c" "$(awk -v d="$((c1 - c0))" -v hz="$CLK_TCK" -v n="$n" 'BEGIN{printf "%.3f", d*1e6/hz/n}')"
+		# the cluster row: the redis-server's CPU too (not in the gateway's figure)
+		if [[ $t == bifrost_gov_cluster ]]; then
+			rec "$r" "$t" "rcpu$c" "$(awk -v d="$((rc1 - rc0))" -v hz="$CLK_TCK" -v n="$n" 'BEGIN{printf "%.3f", d*1e6/hz/n}')"
+		fi
 	fi
 }
 
@@ -624,6 +714,21 @@ for t in "${ACTIVE[@]}"; do
 		fi
 	done
 done
+# the cluster row: Redis alive, still reached, and how many admissions it ran
+CLU_FAILS='' CLU_EVALSHA='' CLU_EVAL_US=''
+if [[ ${T_STATE[bifrost_gov_cluster]} == ok ]]; then
+	if ! alive "$REDIS_PID"; then
+		T_NOTE[bifrost_gov_cluster]="${T_NOTE[bifrost_gov_cluster]:+${T_NOTE[bifrost_gov_cluster]}; }redis-server died during the run (see bench/out/redis.log)"
+	else
+		CLU_EVALSHA=$(redis_evalsha)
+		CLU_EVAL_US=$(redis_cmdstat evalsha usec_per_call)
+	fi
+	CLU_FAILS=$(clu_metric bifrost_cluster_redis_failures_total)
+	CLU_UP=$(clu_metric bifrost_cluster_redis_up)
+	if [[ -n $CLU_FAILS && $CLU_FAILS != 0 ]] || [[ $CLU_UP != 1 ]]; then
+		T_NOTE[bifrost_gov_cluster]="${T_NOTE[bifrost_gov_cluster]:+${T_NOTE[bifrost_gov_cluster]}; }Redis was not always reached: bifrost_cluster_redis_failures_total ${CLU_FAILS:-?}, redis_up ${CLU_UP:-?} at the end (requests then admitted by on_redis_down, local_share)"
+	fi
+fi
 
 # ------------------------------------------------------------------ derived figures
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -833,6 +938,20 @@ NOTES=$OUT/notes.md
 			"internal overhead p50 $(lc - ovh_p50 '%+.2f µs'), p99 $(lc - ovh_p99 '%+.2f µs');" \
 			"streaming first byte $(lc - add_ttfb_p50 '%+.1f µs')."
 	fi
+	if [[ ${T_STATE[bifrost_gov]} == ok && ${T_STATE[bifrost_gov_cluster]} == ok ]]; then
+		cc() { local v; v=$(rpair "$1" bifrost_gov_cluster bifrost_gov "$2"); [[ -n $v ]] && awk -v v="$v" -v f="$3" 'BEGIN{printf f, v}' || printf 'n/a'; }
+		rc() { local v; v=$(med bifrost_gov_cluster "$1"); [[ -n $v ]] && awk -v v="$v" 'BEGIN{printf "%.2f µs", v}' || printf 'n/a'; }
+		echo "- Cost of cluster mode (\"bifrost+gov+cluster\" minus \"bifrost+gov\", per round, median over rounds; Redis on loopback, pinned to CPU [${REDIS_CPU:-any}]):" \
+			"added latency p50 $(cc - add_seq_p50 '%+.1f µs'), p99 $(cc - add_seq_p99 '%+.1f µs');" \
+			"throughput at 32 conns $(cc / thr32 '%.3f×'), at 256 conns $(cc / thr256 '%.3f×');" \
+			"gateway CPU per request at 32 conns $(cc - cpu32 '%+.2f µs'), at 256 conns $(cc - cpu256 '%+.2f µs')" \
+			"(plus redis-server's own: $(rc rcpu32), $(rc rcpu256));" \
+			"${RPS}-RPS open loop p50 $(cc - rps_p50 '%+.1f µs'), p99 $(cc - rps_p99 '%+.1f µs');" \
+			"internal overhead p50 $(cc - ovh_p50 '%+.2f µs'), p99 $(cc - ovh_p99 '%+.2f µs');" \
+			"streaming first byte $(cc - add_ttfb_p50 '%+.1f µs')." \
+			"Redis ran ${CLU_EVALSHA:-?} EVALSHA admissions (${CLU_EVAL_US:-?} µs each inside Redis);" \
+			"bifrost_cluster_redis_failures_total ${CLU_FAILS:-?}."
+	fi
 	if awk -v l="${LOAD_BEFORE%% *}" -v a="${LOAD_AFTER%% *}" -v n="$NCPU" 'BEGIN{exit !(l > n || a > n + 1)}'; then
 		echo "- The host was busy during this run (load average $LOAD_BEFORE before, $LOAD_AFTER after, on $NCPU CPUs; the harness itself accounts for about 2): other processes shared the pinned cores, so absolute figures are inflated and noisy; trust the per-round ratios more."
 	fi
@@ -849,13 +968,14 @@ NOTES=$OUT/notes.md
 		"open loop $RPS req/s for ${RPS_SECS}s over $RPS_CONNS conns (h2load: ${H2_SECS}s, $H2_CONNS conns); $STREAM_N streams of $CHUNKS chunks ${CHUNK_US} µs apart;" \
 		"$HOLD_CONNS idle conns for RSS"
 	echo "- CPU layout: mock on [${MOCK_CPU:-any}], gateway/nginx on [${GW_CPU:-any}], wrk/h2load on [${LOAD_CPU:-any}]," \
-		"1-connection client on [${SEQ_CPU:-any}]; one worker each (nginx worker_processes 1, bifrost -w 1)"
+		"1-connection client on [${SEQ_CPU:-any}]; one worker each (nginx worker_processes 1, bifrost -w 1)${REDIS_PID:+; redis-server (bifrost+gov+cluster) on [${REDIS_CPU:-any}]}"
 	for t in "${ACTIVE[@]}"; do
 		[[ $t == direct ]] && continue
 		echo "  - ${T_LABEL[$t]} threads allowed on CPUs: ${T_AFFINITY[$t]}"
 	done
+	[[ -z $REDIS_AFFINITY ]] || echo "  - redis-server (bifrost+gov+cluster) threads allowed on CPUs: $REDIS_AFFINITY"
 	echo "- Tools: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), $(h2load --version 2>&1 | head -1)," \
-		"node $(node --version 2>/dev/null || echo none), @portkey-ai/gateway ${PORTKEY_VERSION:-none}, $(gcc --version | head -1)"
+		"node $(node --version 2>/dev/null || echo none), @portkey-ai/gateway ${PORTKEY_VERSION:-none}, redis-server ${REDIS_VERSION:-none}, $(gcc --version | head -1)"
 	echo
 	cat "$TABLE"
 	echo
@@ -865,7 +985,7 @@ NOTES=$OUT/notes.md
 	echo
 	echo '```'
 	for t in "${ACTIVE[@]}"; do
-		for m in seq_p50 seq_p99 add_seq_p50 thr32 thr256 cpu32 cpu256 rps_p50 rps_p99 rps_achieved sendlag_p50 h2_p50 h2_p99 ovh_p50 ovh_p99 ttfb_p50 chunk_add_p50 rss_kb; do
+		for m in seq_p50 seq_p99 add_seq_p50 thr32 thr256 cpu32 cpu256 rcpu32 rcpu256 rps_p50 rps_p99 rps_achieved sendlag_p50 h2_p50 h2_p99 ovh_p50 ovh_p99 ttfb_p50 chunk_add_p50 rss_kb; do
 			v=$(vals "$t" "$m")
 			[[ -n $v ]] && printf '%-12s %-14s %s\n' "$t" "$m" "$v"
 		done
