@@ -4755,10 +4755,10 @@ static void xlate_usage_from_r(struct json *j, int usage, struct xlate_usage *u)
 	xlate_usage_from_oai(j, usage, u, k);
 }
 
-static void xlate_usage_from_a(struct json *j, int usage, struct xlate_usage *u)
+/* A usage object whose four counts (input without cache, output, cache read, cache write) are
+ * named k[]: Anthropic's, and Bedrock Converse's. */
+static void xlate_usage_named(struct json *j, int usage, struct xlate_usage *u, const char *const k[4])
 {
-	static const char *const k[] = { "input_tokens", "output_tokens", "cache_read_input_tokens",
-					 "cache_creation_input_tokens" };
 	int v[4];
 	if (xlate_get(j, usage, k, 4, v))
 		return;
@@ -4766,6 +4766,13 @@ static void xlate_usage_from_a(struct json *j, int usage, struct xlate_usage *u)
 	u->out = xlate_tokens(j, v[1], u->out, u);
 	u->cache_read = xlate_tokens(j, v[2], u->cache_read, u);
 	u->cache_write = xlate_tokens(j, v[3], u->cache_write, u);
+}
+
+static void xlate_usage_from_a(struct json *j, int usage, struct xlate_usage *u)
+{
+	static const char *const k[] = { "input_tokens", "output_tokens", "cache_read_input_tokens",
+					 "cache_creation_input_tokens" };
+	xlate_usage_named(j, usage, u, k);
 }
 
 static void xlate_put_usage_a(struct sb *out, const struct xlate_usage *u)
@@ -6955,13 +6962,7 @@ static void xlate_usage_from_c(struct json *j, int usage, struct xlate_usage *u)
 {
 	static const char *const k[] = { "inputTokens", "outputTokens", "cacheReadInputTokens",
 					 "cacheWriteInputTokens" };
-	int v[4];
-	if (xlate_get(j, usage, k, 4, v))
-		return;
-	u->in = xlate_tokens(j, v[0], u->in, u);
-	u->out = xlate_tokens(j, v[1], u->out, u);
-	u->cache_read = xlate_tokens(j, v[2], u->cache_read, u);
-	u->cache_write = xlate_tokens(j, v[3], u->cache_write, u);
+	xlate_usage_named(j, usage, u, k);
 }
 
 static void xlate_put_usage_c(struct sb *out, const struct xlate_usage *u)
