@@ -4386,6 +4386,7 @@ static const char *prov_bedrock_error_name(int status)
 {
 	switch (status) {
 	case 400: case 413: case 422: return "ValidationException";
+	case 405: return "UnknownOperationException";
 	case 401: case 402: case 403: return "AccessDeniedException";
 	case 404: return "ResourceNotFoundException";
 	case 408: case 504: return "ModelTimeoutException";
@@ -14762,7 +14763,10 @@ static struct sb conn_bedrock_frames(struct conn *cl, const struct sb *t)
 				 : memmem(data.p, data.n, "overloaded_error", 16) ? "serviceUnavailableException"
 				 : memmem(data.p, data.n, "timeout_error", 13) ? "modelTimeoutException"
 				 : "internalServerException";
-		evs_exception(&f, type, cl->rq->err[0] ? cl->rq->err : "the model's stream failed");
+		struct json j; /* the provider's own words, else ours */
+		int m = json_parse(&j, &cl->scratch, data.p, data.n) ? -1 : xlate_member(&j, xlate_member(&j, 0, "error"), "message");
+		const char *msg = m >= 0 ? json_str(&j, &cl->scratch, m, NULL) : NULL;
+		evs_exception(&f, type, msg ? msg : cl->rq->err[0] ? cl->rq->err : "the model's stream failed");
 	}
 	f.oom |= t->oom;
 	return f;
