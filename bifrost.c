@@ -11078,7 +11078,7 @@ static void mgmt_insert(const struct mgmt_doc *d, const struct mgmt_coll *mc, st
 /* Check `text` like `bifrost check`, write it atomically (the old file kept as .bak), publish. */
 /* Write a checked config's text to the config file (tmp, fsync, rename, .bak, the directory
  * fsync'd) and publish it. false (n freed, err set) when the file cannot be written. */
-static bool mgmt_install(struct cfg *n, struct str text, char *err, size_t errlen)
+static bool mgmt_install_locked(struct cfg *n, struct str text, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX], bak[PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", mgmt_cfg_path);
@@ -11108,6 +11108,15 @@ static bool mgmt_install(struct cfg *n, struct str text, char *err, size_t errle
 	dns_refresh_due(false); /* the new providers' addresses (a literal IP at once) */
 	mgmt_publish(n);
 	return true;
+}
+
+static bool mgmt_install(struct cfg *n, struct str text, char *err, size_t errlen)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* (the cluster thread installs too) */
+	pthread_mutex_lock(&lock);
+	bool ok = mgmt_install_locked(n, text, err, errlen);
+	pthread_mutex_unlock(&lock);
+	return ok;
 }
 
 static bool mgmt_commit(struct mgmt_job *j, struct str text)
@@ -11682,9 +11691,9 @@ static _Atomic(struct clu_job *) clu_inbox;
 static _Atomic(struct clu_job *) *clu_outbox;
 static int *clu_wake_fd;
 static int clu_evfd = -1;
-static _Atomic bool clu_up;
+static _Atomic bool clu_up = true; /* (until a round says otherwise: the first requests ask) */
 static _Atomic int clu_nodes = 1;
-static _Atomic uint64_t clu_failures;
+static _Atomic uint64_t clu_failures, clu_fallbacks;
 static char clu_node[80];
 
 static void clu_push(_Atomic(struct clu_job *) *stack, struct clu_job *j, int wake_fd)
@@ -11804,16 +11813,17 @@ static bool clu_share_ok(const struct gov_ticket *t, int64_t now, struct gov_den
 static const char clu_admit_lua[] =
 	"local node, res = ARGV[#ARGV], {}\n"
 	"for i = 1, #KEYS do\n"
-	"  local b = (i - 1) * 4\n"
+	"  local b = (i - 1) * 5\n"
 	"  local suf, mine, delta, limit = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])\n"
 	"  local h, others = redis.call('HGETALL', KEYS[i]), 0\n"
 	"  for j = 1, #h, 2 do\n"
 	"    if h[j] ~= node .. suf and string.sub(h[j], -#suf) == suf then others = others + tonumber(h[j + 1]) end\n"
 	"  end\n"
+	"  others = math.max(others, tonumber(ARGV[b + 5]))\n"
 	"  if others + mine - delta >= limit then return i end\n"
 	"end\n"
 	"for i = 1, #KEYS do\n"
-	"  redis.call('HSET', KEYS[i], node .. ARGV[(i - 1) * 4 + 1], ARGV[(i - 1) * 4 + 2])\n"
+	"  redis.call('HSET', KEYS[i], node .. ARGV[(i - 1) * 5 + 1], ARGV[(i - 1) * 5 + 2])\n"
 	"  redis.call('EXPIRE', KEYS[i], 40 * 86400)\n"
 	"end\n"
 	"return 0\n";
@@ -11938,10 +11948,25 @@ static void clu_bulkf(struct sb *out, const char *fmt, ...)
 static const char clu_suffix[] = { 'u', 'r', 'k', 'c' };
 static const char clu_kind[] = { 'b', 'r', 'k', 'c' };
 
-/* EVALSHA of one admission: per item its key, then suffix, mine, delta, limit; then the node. */
+/* What this node last read of the other nodes' part of an item's counter: a floor for
+ * Redis's own sum, so a Redis that lost its data cannot grant a spent limit again before the
+ * nodes have written theirs back (in-flight counts excepted: they fall quickly). */
+static int64_t clu_others(const struct clu_item *it)
+{
+	struct gov_slot *s = it->e->slot;
+	switch (it->ctr) {
+	case CLU_USED: return atomic_load(&s->cl.win) == it->win.start ? atomic_load(&s->cl.used) : 0;
+	case CLU_RQ: return atomic_load(&s->cl.rq_win) == it->win.start ? atomic_load(&s->cl.rq) : 0;
+	case CLU_TK: return atomic_load(&s->cl.tk_win) == it->win.start ? atomic_load(&s->cl.tk) : 0;
+	default: return 0;
+	}
+}
+
+/* EVALSHA of one admission: per item its key, then suffix, mine, delta, limit, the others'
+ * floor; then the node. */
 static void clu_put_admit(struct sb *out, const struct clu_conn *k, const char *prefix, const struct clu_job *j)
 {
-	sb_printf(out, "*%d\r\n", 3 + j->n * 5 + 1);
+	sb_printf(out, "*%d\r\n", 3 + j->n * 6 + 1);
 	clu_bulk(out, "EVALSHA", 7);
 	clu_bulk(out, k->sha, 40);
 	clu_bulkf(out, "%d", j->n);
@@ -11957,6 +11982,7 @@ static void clu_put_admit(struct sb *out, const struct clu_conn *k, const char *
 		clu_bulkf(out, "%lld", (long long)clu_mine(&j->it[i]));
 		clu_bulkf(out, "%lld", (long long)j->it[i].delta);
 		clu_bulkf(out, "%lld", (long long)j->it[i].limit);
+		clu_bulkf(out, "%lld", (long long)clu_others(&j->it[i]));
 	}
 	clu_bulk(out, clu_node, strlen(clu_node));
 }
@@ -12068,6 +12094,7 @@ struct clu_state {
 	uint64_t retry_ms, backoff_ms;      /* reconnecting: when next, and the pause after that */
 	uint64_t push_ms, full_ms, cfg_ms;  /* the next dirty push, full round, config look */
 	uint64_t cfg_seen;                  /* the local config's revision when last in step */
+	uint64_t cfg_bad;                   /* a revision in Redis that could not be installed here */
 	bool cfg_started;                   /* (at start the cluster's config wins over ours) */
 	bool down_logged;
 };
@@ -12133,8 +12160,9 @@ static bool clu_members(struct arena *a, const char *text, size_t n, bool own, s
 	return !out->oom;
 }
 
-/* Install another node's shared config here, with this node's own members. */
-static void clu_install(struct clu_state *st, const struct cfg *c, struct str shared, uint64_t rev)
+/* Install another node's shared config here, with this node's own members. false: it is
+ * not valid here (said on stderr), or the file cannot be written. */
+static bool clu_install(struct clu_state *st, const struct cfg *c, struct str shared, uint64_t rev)
 {
 	struct sb m, pretty, errs;
 	char err[PATH_MAX + 80];
@@ -12143,10 +12171,7 @@ static void clu_install(struct clu_state *st, const struct cfg *c, struct str sh
 	sb_init(&errs, &st->k.a, 1024);
 	sb_puts(&m, "{");
 	bool ok = clu_members(&st->k.a, c->text, strlen(c->text), true, &m);
-	size_t mark = m.len;
-	ok = ok && clu_members(&st->k.a, shared.p, shared.n, false, &m);
-	if (ok && m.len > mark && mark > 1)
-		memmove(m.p + mark + 1, m.p + mark, m.len - mark), m.p[mark] = ',', m.len++; /* (the join) */
+	ok = ok && clu_members(&st->k.a, shared.p, shared.n, false, &m); /* (it joins with a comma) */
 	sb_puts(&m, "}");
 	mgmt_pretty(sb_view(&m), &pretty);
 	char *text = ok && !pretty.oom ? strndup(pretty.p, pretty.len) : NULL;
@@ -12155,13 +12180,17 @@ static void clu_install(struct clu_state *st, const struct cfg *c, struct str sh
 		cfg_free(n);
 		n = NULL;
 	}
-	if (!n)
+	if (!n) {
 		fprintf(stderr, "bifrost: cluster: the config in Redis (revision %016llx) is not valid here:\n%.*s",
 			(unsigned long long)rev, (int)errs.len, errs.p ? errs.p : "");
-	else if (!mgmt_install(n, sb_view(&pretty), err, sizeof(err)))
+		return false;
+	}
+	if (!mgmt_install(n, sb_view(&pretty), err, sizeof(err))) {
 		fprintf(stderr, "bifrost: cluster: %s\n", err);
-	else
-		fprintf(stderr, "bifrost: cluster: config revision %016llx installed from Redis\n", (unsigned long long)rev);
+		return false;
+	}
+	fprintf(stderr, "bifrost: cluster: config revision %016llx installed from Redis\n", (unsigned long long)rev);
+	return true;
 }
 
 /* This node's config, in step with {prefix}config (its shared members; the revision is their
@@ -12196,13 +12225,16 @@ static void clu_config(struct clu_state *st, const struct cfg *c, const struct r
 		return;
 	}
 	st->cfg_seen = mine;
-	if (theirs == mine)
+	if (theirs == mine || theirs == st->cfg_bad) /* (a bad one is not tried again until it changes) */
 		return;
 	sb_puts(&out, "*2\r\n$3\r\nGET\r\n");
 	clu_bulkf(&out, "%sconfig", cc->prefix);
-	if (!out.oom && clu_exchange(&st->k, sb_view(&out), r, 1, dl) && r[0].type == RESP_BULK)
-		clu_install(st, c, r[0].s, theirs);
-	st->cfg_seen = theirs; /* (a config that cannot be installed is not tried again until it changes) */
+	if (out.oom || !clu_exchange(&st->k, sb_view(&out), r, 1, dl) || r[0].type != RESP_BULK)
+		return;
+	if (clu_install(st, c, r[0].s, theirs))
+		st->cfg_seen = theirs; /* (what the file now holds: the next look sees it unchanged) */
+	else
+		st->cfg_bad = theirs;  /* ours stays as it was, and is not taken for a change */
 }
 
 /* The full round's node registry: this node's heartbeat, and how many beat in the last 10 s. */
@@ -15663,6 +15695,8 @@ static void conn_cluster_refused(struct worker *w, struct conn *c, const struct 
 	struct request *rq = c->rq;
 	bool provider_tier = d->who->kind == GK_PROVIDER || d->who->kind == GK_PCFG;
 	gov_retract(&rq->gt, time(NULL));
+	for (int i = 0; i < rq->gt.n; i++) /* what the refused request held leaves Redis at the next push */
+		atomic_store_explicit(&rq->gt.t[i]->slot->cl.dirty, 1, memory_order_relaxed);
 	conn_trail(rq, d->status);
 	snprintf(rq->err, sizeof(rq->err), "%s %s refused by its %s (cluster)", rq->rt.c[rq->ci].p->name,
 		 rq->rt.c[rq->ci].model, d->status == 402 ? "budget" : "rate limit");
@@ -15679,6 +15713,7 @@ static bool conn_cluster_down(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
 	struct gov_deny d;
+	atomic_fetch_add_explicit(&clu_fallbacks, 1, memory_order_relaxed);
 	switch (rq->hold->cfg->cluster->down) {
 	case CLU_DOWN_ALLOW:
 		return true;
@@ -15702,15 +15737,14 @@ static bool conn_cluster_wait(struct worker *w, struct conn *c)
 	struct cfg *cfg = rq->hold->cfg;
 	if (!cfg->cluster || !clu_outbox || !cfg->governed || !rq->gt.admitted)
 		return false;
-	if (!atomic_load_explicit(&clu_up, memory_order_relaxed))
-		return !conn_cluster_down(w, c);
 	struct clu_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return !conn_cluster_down(w, c);
 	j->n = clu_items(&rq->gt, time(NULL), j->it);
-	if (!j->n) {
+	if (!j->n || !atomic_load_explicit(&clu_up, memory_order_relaxed)) { /* no limit: nothing to ask */
+		int n = j->n;
 		free(j);
-		return false;
+		return n && !conn_cluster_down(w, c);
 	}
 	j->worker = w->id, j->idx = slot_idx(w, c), j->gen = c->gen, j->cfg = cfg;
 	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
@@ -16204,6 +16238,9 @@ static void admin_metrics(struct worker *w, struct conn *c)
 			  (int)atomic_load(&clu_up), atomic_load(&clu_nodes));
 		admin_counter(&b, "bifrost_cluster_redis_failures_total", "Rounds with Redis that failed.",
 			      atomic_load(&clu_failures));
+		admin_counter(&b, "bifrost_cluster_fallback_admissions_total",
+			      "Admissions decided by cluster.on_redis_down (Redis away, or later than cluster.timeout_ms).",
+			      atomic_load(&clu_fallbacks));
 	}
 	sb_printf(&b, "# HELP bifrost_tokens_total Tokens the providers reported, input (cache included) and output.\n"
 		      "# TYPE bifrost_tokens_total counter\nbifrost_tokens_total{kind=\"input\"} %llu\n"
