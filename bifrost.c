@@ -3265,9 +3265,10 @@ static void cfg_provider(struct cfg_ld *L, int tok, const char *map_name, struct
 		url = p->kind->bedrock ? cfg_bedrock(L, p, f) : p->kind->base_url;
 	else if (p->kind->bedrock)
 		cfg_bedrock(L, p, f);
-	if (!url)
-		cfg_problem(L, "provider %s: base_url is required for kind %s", p->name, kind);
-	else if (strcspn(url, "@") < strcspn(url + MIN(strlen(url), 8), "/") + MIN(strlen(url), 8))
+	if (!url) { /* (Bedrock's is made from its region, whose absence was said) */
+		if (!p->kind->bedrock)
+			cfg_problem(L, "provider %s: base_url is required for kind %s", p->name, kind);
+	} else if (strcspn(url, "@") < strcspn(url + MIN(strlen(url), 8), "/") + MIN(strlen(url), 8))
 		cfg_problem(L, "provider %s: base_url must not carry credentials (user:password@); use apiKey "
 			    "or headers", p->name); /* the URL is not printed: it holds a secret */
 	else if (cfg_parse_url(a, url, p) != 0)
@@ -12275,7 +12276,8 @@ static bool clu_round(struct clu_state *st, const struct cfg *c, struct clu_job 
 	n = nj;
 	for (int i = 0; push && synced && g && i < g->nall; i++) {
 		struct gov_slot *s = g->all[i]->slot;
-		if (s && (atomic_exchange(&s->cl.dirty, 0) || full)) {
+		if (s && ((atomic_load_explicit(&s->cl.dirty, memory_order_relaxed) && atomic_exchange(&s->cl.dirty, 0)) ||
+			  full)) { /* (a load first: no cache line is written for an idle entity) */
 			synced[ns++] = i;
 			n += clu_put_sync(&out, cc->prefix, g->all[i], now, full);
 		}
