@@ -14012,6 +14012,9 @@ static void up_freeing(struct worker *w, struct conn *u)
  *                                                                          *
  * READ --> MGMT --> FINAL: an /api request, answered by the management    *
  * thread (admin_handoff, admin_answers).                                   *
+ * ROUTE --> CLUSTER --> AWAIT | ROUTE | FINAL: in a cluster, a request     *
+ * admitted here waits for Redis's admission (conn_cluster_wait, answered  *
+ * by conn_cluster_answers or decided by on_redis_down at its deadline).    *
  * And any phase --> DONE (conn_request_end: counted, logged, arena freed). *
  * Events (a send completed, a deadline, the upstream's hooks) switch on    *
  * the phase rather than decode flags.                                      *
