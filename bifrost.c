@@ -12351,8 +12351,8 @@ static void *clu_run(void *arg)
 	return NULL;
 }
 
-/* Start the thread (main, before the workers): this node's name, the queues. */
-static void clu_start(const struct cfg *c, int nw, const int *wake_fds)
+/* This node's name and the queues (main, before the workers: they push jobs from the start). */
+static void clu_init(const struct cfg *c, int nw, const int *wake_fds)
 {
 	char host[64] = "node";
 	const char *listen = c->listen && *c->listen ? strrchr(c->listen, ':') : NULL;
@@ -12366,10 +12366,17 @@ static void clu_start(const struct cfg *c, int nw, const int *wake_fds)
 	clu_outbox = calloc((size_t)nw, sizeof(*clu_outbox));
 	clu_wake_fd = malloc(sizeof(int) * (size_t)nw);
 	clu_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	pthread_t t;
-	if (!clu_outbox || !clu_wake_fd || clu_evfd < 0 || pthread_create(&t, NULL, clu_run, NULL) != 0)
-		die("cannot start the cluster thread");
+	if (!clu_outbox || !clu_wake_fd || clu_evfd < 0)
+		die("cannot set up the cluster thread");
 	memcpy(clu_wake_fd, wake_fds, sizeof(int) * (size_t)nw);
+}
+
+/* The thread (main, once start-up no longer reads the first config: it may install another). */
+static void clu_start(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, clu_run, NULL) != 0)
+		die("cannot start the cluster thread");
 	pthread_detach(t);
 }
 
@@ -13671,7 +13678,7 @@ static int up_evs_fail(struct worker *w, struct conn *u, struct conn *cl, int st
 	       NULL);
 	json_put_z(&t, msg);
 	sb_puts(&t, "}}\n\n");
-	snprintf(cl->rq->err, sizeof(cl->rq->err), "%s", msg);
+	snprintf(cl->rq->err, sizeof(cl->rq->err), "provider %s: %s", cl->rq->rt.c[cl->rq->ci].p->name, msg);
 	cl->rq->stream_broken = true;
 	u->fr_pos = u->dec_end = u->dec_pos = u->in.len = u->body_start; /* nothing more is read */
 	u->resp_close = true;
@@ -13703,9 +13710,9 @@ static int up_evs_frame(struct worker *w, struct conn *u, struct conn *cl, const
 	if (json_parse(&j, &w->tmp, m->payload.p, m->payload.n) == 0 && json_obj_get(&j, 0, k, 1, &v, NULL) == 0 &&
 	    v >= 0)
 		text = json_str(&j, &w->tmp, v, NULL);
-	char msg[256];
-	snprintf(msg, sizeof(msg), "provider %s: %.*s: %.160s", cl->rq->rt.c[cl->rq->ci].p->name,
-		 (int)MIN(type.n, 64), type.p ? type.p : "", text ? text : "stream error");
+	char msg[256]; /* (the provider's name is added where the failure is told) */
+	snprintf(msg, sizeof(msg), "%.*s: %.160s", (int)MIN(type.n, 64), type.p ? type.p : "",
+		 text ? text : "stream error");
 	for (char *c = msg; *c; c++)
 		if ((unsigned char)*c < 0x20)
 			*c = ' ';
@@ -15834,11 +15841,20 @@ static bool conn_bedrock_in(struct worker *w, struct conn *c, struct str *body, 
 	bool stream = rq->br == BR_INVOKE_STREAM || rq->br == BR_CONVERSE_STREAM;
 	err = "the body must be a JSON object (an Anthropic Messages body)";
 	sb_init(&b, &c->arena, body->n + 64);
+	struct str bb = { "", 0 }; /* the body's anthropic_beta: joined to the header's */
 	int rc = rq->br >= BR_CONVERSE ? xlate_req_c2a(&c->arena, body->p, body->n, model, stream, &b, &err)
-				       : prov_bedrock_inbound(&c->arena, *body, model, stream, &b, beta);
+				       : prov_bedrock_inbound(&c->arena, *body, model, stream, &b, &bb);
 	if (rc != 0) {
 		conn_error(w, c, rc == -ENOMEM ? 500 : 400, "invalid_request_error", rc == -ENOMEM ? "out of memory" : err);
 		return false;
+	}
+	if (bb.n) {
+		struct sb j;
+		sb_init(&j, &c->arena, beta->n + bb.n + 2);
+		sb_str(&j, *beta);
+		sb_put(&j, ",", beta->n > 0);
+		sb_str(&j, bb);
+		*beta = j.oom ? bb : sb_view(&j);
 	}
 	*body = sb_view(&b);
 	return true;
@@ -16800,7 +16816,7 @@ static void main_mgmt(struct cfg *c, const char *data_dir, int nw)
 	for (int i = 0; i < nw; i++)
 		mgmt_wake_fd[i] = workers[i].evfd;
 	if (c->cluster) /* (a cluster added by a reload takes effect at the next start) */
-		clu_start(c, nw, mgmt_wake_fd);
+		clu_init(c, nw, mgmt_wake_fd);
 	if (pthread_create(&t, NULL, mgmt_run, NULL) != 0)
 		die("cannot start the management thread");
 	pthread_detach(t);
@@ -16948,6 +16964,8 @@ int main(int argc, char **argv)
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	main_start(c, listen, data_dir, nw);
 	main_print_start(c, listen, nw);
+	if (c->cluster) /* last: it may install the cluster's config, and so free `c` */
+		clu_start();
 	main_wait(&o, from_file, sfd);
 	atomic_store(&g_draining, true);
 	for (int i = 0; i < nw; i++)

@@ -565,8 +565,17 @@ test('Bedrock in, Bedrock out: SDK → gateway → a Bedrock provider (signed wi
     const e1 = await sendError(c, new InvokeModelCommand({ modelId: id, body: JSON.stringify(body) }));
     assertBedrockError(e1, ['ThrottlingException'], 'Bedrock 429');
     assert.match(e1.message, /Too many requests/, showErr(e1));
-    // an exception frame mid-stream ends the client's stream with an exception frame of the same kind
-    br.once({ exception: { type: 'throttlingException', afterEvents: 2 } });
+    // an exception frame before any event: the attempt fails before the client saw a byte, so
+    // the SDK's call itself throws the same kind, with Bedrock's message (said once)
+    br.once({ exception: { type: 'throttlingException', afterEvents: 0 } });
+    const e0 = await sendError(c, new InvokeModelWithResponseStreamCommand({ modelId: id, body: JSON.stringify(body) }));
+    notes.push(`Bedrock throttlingException as the first frame → ${showErr(e0)}`);
+    assertBedrockError(e0, ['ThrottlingException'], 'exception frame first');
+    assert.match(e0.message, /Too many requests/, showErr(e0));
+    assert.doesNotMatch(e0.message, /(provider br: ){2}/, `the provider is named twice: ${JSON.stringify(e0.message)}`);
+    // an exception frame mid-stream (after two events the client already has: delayMs spaces
+    // the frames) ends the client's stream with an exception frame of the same kind
+    br.once({ delayMs: 150, exception: { type: 'throttlingException', afterEvents: 2 } });
     const s2 = await invokeStream(c, id, body);
     notes.push(`Bedrock throttlingException after 2 events → ${showErr(s2.error)} after ${s2.events.length} events`);
     assert.equal(s2.events.length, 2, JSON.stringify(s2.events));
