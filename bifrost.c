@@ -3050,16 +3050,19 @@ enum clu_down { CLU_DOWN_SHARE, CLU_DOWN_ALLOW, CLU_DOWN_DENY };
 struct cfg_cluster {
 	const char *host, *user, *pass, *prefix, *node; /* config arena; node NULL: host name + port */
 	int port, db;
+	bool tls, insecure;                 /* rediss://; tls.insecure_skip_verify */
+	const struct tls_anchors *anchors;  /* tls.ca_file's, or the system's */
 	enum clu_down down; /* what admission does while Redis cannot be reached */
 	long timeout_ms;    /* an admission waits this long for Redis, then counts it as down */
 };
 
-/* redis://[user:password@]host[:port][/db] */
+/* redis[s]://[user:password@]host[:port][/db] */
 static int cfg_redis_url(struct arena *a, const char *url, struct cfg_cluster *c)
 {
-	if (strncmp(url, "redis://", 8) != 0)
+	c->tls = strncmp(url, "rediss://", 9) == 0;
+	if (strncmp(url, "redis://", 8) != 0 && !c->tls)
 		return -EINVAL;
-	const char *h = url + 8, *at = strrchr(h, '@'), *slash;
+	const char *h = url + 8 + c->tls, *at = strrchr(h, '@'), *slash;
 	if (at) {
 		const char *colon = memchr(h, ':', (size_t)(at - h));
 		c->user = colon && colon > h ? arena_strndup(a, h, (size_t)(colon - h)) : NULL;
@@ -3086,6 +3089,25 @@ static int cfg_redis_url(struct arena *a, const char *url, struct cfg_cluster *c
 	return c->host && *c->host ? 0 : -EINVAL;
 }
 
+/* The system's CA bundle, loaded once (a warning naming `who` when there is none). */
+static const struct tls_anchors *cfg_sys_anchors(const char *who)
+{
+	if (!sys_anchors_tried) {
+		static const char *const bundles[] = { "/etc/ssl/certs/ca-certificates.crt",
+			"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem", "/etc/ssl/ca-bundle.pem" };
+		sys_anchors_tried = true;
+		for (size_t i = 0; i < ARRAY_LEN(bundles) && sys_anchors.n == 0; i++)
+			if (access(bundles[i], R_OK) == 0)
+				tls_load_anchors(&sys_arena, bundles[i], &sys_anchors, sys_anchors_err,
+						 sizeof(sys_anchors_err));
+		if (sys_anchors.n == 0 && !sys_anchors_err[0])
+			snprintf(sys_anchors_err, sizeof(sys_anchors_err), "no system CA bundle found");
+	}
+	if (sys_anchors.n == 0)
+		fprintf(stderr, "bifrost: warning: %s: %s; set tls.ca_file\n", who, sys_anchors_err);
+	return &sys_anchors;
+}
+
 static void cfg_provider_tls(struct cfg_ld *L, struct provider *p, int tok, const char *ppath)
 {
 	static const char *const keys[] = { "ca_file", "insecure_skip_verify" };
@@ -3104,23 +3126,8 @@ static void cfg_provider_tls(struct cfg_ld *L, struct provider *p, int tok, cons
 		p->anchors = ta;
 		return;
 	}
-	if (!p->tls)
-		return;
-	if (!sys_anchors_tried) {
-		static const char *const bundles[] = { "/etc/ssl/certs/ca-certificates.crt",
-			"/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem", "/etc/ssl/ca-bundle.pem" };
-		sys_anchors_tried = true;
-		for (size_t i = 0; i < ARRAY_LEN(bundles) && sys_anchors.n == 0; i++)
-			if (access(bundles[i], R_OK) == 0)
-				tls_load_anchors(&sys_arena, bundles[i], &sys_anchors, sys_anchors_err,
-						 sizeof(sys_anchors_err));
-		if (sys_anchors.n == 0 && !sys_anchors_err[0])
-			snprintf(sys_anchors_err, sizeof(sys_anchors_err), "no system CA bundle found");
-	}
-	if (sys_anchors.n == 0)
-		fprintf(stderr, "bifrost: warning: provider %s: %s; set tls.ca_file\n", p->name,
-			sys_anchors_err);
-	p->anchors = &sys_anchors;
+	if (p->tls)
+		p->anchors = cfg_sys_anchors(p->name);
 }
 
 /* Bifrost's per-key fields for other clouds: accepted, unused here. */
@@ -3381,10 +3388,12 @@ static void cfg_tls(struct cfg_ld *L, int tok)
 /* "cluster": the Redis shared by the nodes (redis://[user:pass@]host:port[/db]). */
 static void cfg_cluster(struct cfg_ld *L, int tok)
 {
-	static const char *const k[] = { "redis", "key_prefix", "on_redis_down", "node_id", "timeout_ms" };
-	int v[5];
+	static const char *const k[] = { "redis", "key_prefix", "on_redis_down", "node_id", "timeout_ms", "tls" };
+	static const char *const tk[] = { "ca_file", "insecure_skip_verify" };
+	int v[6], t[2] = { -1, -1 };
 	struct cfg_cluster *cl;
-	if (tok < 0 || !cfg_obj(L, tok, "cluster", k, 5, NULL, v))
+	if (tok < 0 || !cfg_obj(L, tok, "cluster", k, 6, NULL, v) ||
+	    (v[5] >= 0 && !cfg_obj(L, v[5], "cluster.tls", tk, 2, NULL, t)))
 		return;
 	const char *url = cfg_str(L, v[0], "cluster.redis"), *down = cfg_str(L, v[2], "cluster.on_redis_down");
 	if (!url || !*url) {
@@ -3395,7 +3404,7 @@ static void cfg_cluster(struct cfg_ld *L, int tok)
 		return;
 	memset(cl, 0, sizeof(*cl));
 	if (cfg_redis_url(&L->c->arena, url, cl) != 0)
-		cfg_problem(L, "cluster.redis: not redis://[user:password@]host[:port][/db] (rediss:// is not in this build)");
+		cfg_problem(L, "cluster.redis: not redis[s]://[user:password@]host[:port][/db]");
 	cl->prefix = v[1] >= 0 ? cfg_str(L, v[1], "cluster.key_prefix") : "bifrost:";
 	cl->down = !down || strcmp(down, "local_share") == 0 ? CLU_DOWN_SHARE : strcmp(down, "allow") == 0
 		? CLU_DOWN_ALLOW : strcmp(down, "deny") == 0 ? CLU_DOWN_DENY : -1;
@@ -3405,6 +3414,13 @@ static void cfg_cluster(struct cfg_ld *L, int tok)
 	if (cl->node && (!*cl->node || strpbrk(cl->node, ": \r\n") || strlen(cl->node) > 64))
 		cfg_problem(L, "cluster.node_id: 1 to 64 characters, no ':' or spaces");
 	cl->timeout_ms = (long)cfg_num(L, v[4], 250, 10, 60000, "cluster.timeout_ms");
+	cl->insecure = cfg_bool(L, t[1], false, "cluster.tls.insecure_skip_verify");
+	const char *ca = cfg_str(L, t[0], "cluster.tls.ca_file");
+	struct tls_anchors *ta = ca && *ca ? arena_new(&L->c->arena, struct tls_anchors, 1) : NULL;
+	char err[256];
+	if (ta && tls_load_anchors(&L->c->arena, ca, ta, err, sizeof(err)) != 0)
+		cfg_problem(L, "cluster.tls.ca_file: %s", err);
+	cl->anchors = ta ? ta : cl->tls ? cfg_sys_anchors("cluster.redis") : NULL;
 	if (cl->prefix && (strlen(cl->prefix) > 64 || strpbrk(cl->prefix, " \r\n")))
 		cfg_problem(L, "cluster.key_prefix: at most 64 characters, no spaces");
 }
@@ -11834,6 +11850,9 @@ struct clu_conn {
 	char sha[41];            /* the admission script, loaded */
 	struct buf in;           /* replies not parsed yet */
 	struct arena a;          /* parsed replies; reset every round */
+	struct tls_client *tls;  /* owned (malloc): rediss://, else NULL */
+	br_sslio_context io;     /* ... blocking I/O over it, bounded by `deadline_ms` */
+	uint64_t deadline_ms;
 };
 
 /* Wait for fd to be readable (POLLIN) or writable until deadline_ms (CLOCK_MONOTONIC). */
@@ -11844,16 +11863,47 @@ static bool clu_wait(int fd, short ev, uint64_t deadline_ms)
 	return now < deadline_ms && poll(&p, 1, (int)(deadline_ms - now)) == 1 && !(p.revents & (POLLERR | POLLNVAL));
 }
 
+/* The socket's bytes, waiting until k->deadline_ms: > 0, or -1 (closed, failed, too late).
+ * BearSSL's sslio calls these for rediss://; plain connections too. */
+static int clu_sock_read(void *ctx, unsigned char *p, size_t n)
+{
+	struct clu_conn *k = ctx;
+	for (;;) {
+		ssize_t got = recv(k->fd, p, n, MSG_DONTWAIT);
+		if (got > 0)
+			return (int)got;
+		if (!(got < 0 && (errno == EAGAIN || errno == EINTR)) || !clu_wait(k->fd, POLLIN, k->deadline_ms))
+			return -1;
+	}
+}
+
+static int clu_sock_write(void *ctx, const unsigned char *p, size_t n)
+{
+	struct clu_conn *k = ctx;
+	for (;;) {
+		ssize_t w = send(k->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0)
+			return (int)w;
+		if (!(w < 0 && (errno == EAGAIN || errno == EINTR)) || !clu_wait(k->fd, POLLOUT, k->deadline_ms))
+			return -1;
+	}
+}
+
 /* Send all of `out`, then read `n` replies into r[] (arena memory). false: the connection is
  * broken or too slow (the caller drops it). */
 static bool clu_exchange(struct clu_conn *k, struct str out, struct resp_val *r, int n, uint64_t deadline_ms)
 {
-	for (size_t off = 0; off < out.n;) {
-		ssize_t w = send(k->fd, out.p + off, out.n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w > 0)
-			off += (size_t)w;
-		else if (!(w < 0 && (errno == EAGAIN || errno == EINTR) && clu_wait(k->fd, POLLOUT, deadline_ms)))
+	k->deadline_ms = deadline_ms;
+	if (k->tls) {
+		if (br_sslio_write_all(&k->io, out.p, out.n) != 0 || br_sslio_flush(&k->io) != 0)
 			return false;
+	} else {
+		for (size_t off = 0; off < out.n;) {
+			int w = clu_sock_write(k, (const unsigned char *)out.p + off, out.n - off);
+			if (w < 0)
+				return false;
+			off += (size_t)w;
+		}
 	}
 	size_t pos = 0;
 	for (int i = 0; i < n;) {
@@ -11862,12 +11912,14 @@ static bool clu_exchange(struct clu_conn *k, struct str out, struct resp_val *r,
 			pos += (size_t)used, i++;
 			continue;
 		}
-		if (used < 0 || buf_reserve(&k->in, 65536) != 0 || !clu_wait(k->fd, POLLIN, deadline_ms))
+		if (used < 0 || buf_reserve(&k->in, 65536) != 0)
 			return false;
-		ssize_t got = recv(k->fd, k->in.p + k->in.len, k->in.cap - k->in.len, MSG_DONTWAIT);
-		if (got <= 0 && !(got < 0 && (errno == EAGAIN || errno == EINTR)))
+		unsigned char *dst = (unsigned char *)k->in.p + k->in.len;
+		size_t room = MIN(k->in.cap - k->in.len, (size_t)INT_MAX);
+		int got = k->tls ? br_sslio_read(&k->io, dst, room) : clu_sock_read(k, dst, room);
+		if (got <= 0)
 			return false;
-		k->in.len += got > 0 ? (size_t)got : 0;
+		k->in.len += (size_t)got;
 	}
 	buf_consume(&k->in, pos);
 	return true;
@@ -11879,6 +11931,8 @@ static void clu_close(struct clu_conn *k)
 		close(k->fd);
 	k->fd = -1;
 	k->in.len = 0;
+	free(k->tls);
+	k->tls = NULL;
 }
 
 /* Connect, AUTH, SELECT, load the script. false (logged once per outage) on any failure. */
@@ -11901,6 +11955,14 @@ static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc)
 	}
 	int one = 1;
 	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (cc->tls) { /* rediss://: the handshake happens with the first write */
+		if (!(k->tls = malloc(sizeof(*k->tls)))) {
+			clu_close(k);
+			return false;
+		}
+		tls_client_start(k->tls, cc->anchors, cc->insecure, cc->host, NULL);
+		br_sslio_init(&k->io, &k->tls->cc.eng, clu_sock_read, k, clu_sock_write, k);
+	}
 	struct sb out;
 	sb_init(&out, &k->a, 4096);
 	int n = 0;

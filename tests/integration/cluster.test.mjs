@@ -56,6 +56,7 @@ import {
 import { startMock } from '../lib/mock.mjs';
 import { costMicros, usage, entity, metricSum, entKey, KIND } from '../lib/usage.mjs';
 import { redisAvailable, startRedis } from '../lib/redis.mjs';
+import { makeCA, makeServerCert } from '../lib/tlsca.mjs';
 
 const HAVE_REDIS = redisAvailable();
 const SKIP = HAVE_REDIS ? false : 'redis-server is not installed (apt-get install redis-server)';
@@ -1048,6 +1049,36 @@ test('9. Redis with a password and a database number (redis://:pw@host:port/3) a
   assert.equal(lines.length, 1, `stderr: ${JSON.stringify(bad.stderr.slice(-5))}`);
   assert.ok(!bad.stderr.join('\n').includes('wrong'), 'the password is printed on stderr');
   await finish([bad]);
+});
+
+test('9b. rediss:// (TLS to Redis, its certificate checked against cluster.tls.ca_file): budgets held across two nodes through it; a node without that CA cannot connect (deny → 503)', { skip: SKIP, timeout: 90000 }, async (t) => {
+  const dir = tempDir('bifrost-redis-tls-');
+  const ca = makeCA(dir, 'Cluster Test CA', { keyType: 'ec' });
+  const leaf = makeServerCert(dir, ca, { name: 'redis', keyType: 'ec' });
+  const tlsPort = await freePort();
+  const rt = await startRedis({ args: ['--tls-port', String(tlsPort), '--tls-cert-file', leaf.certFile, '--tls-key-file', leaf.keyFile, '--tls-auth-clients', 'no'] });
+  redises.push(rt);
+  const gov = { enforce: true, virtual_keys: [{ id: 'k9b', value: 'sk-bf-cluster-k9b', budget: { max_limit: usd(2 * C), reset_duration: '1d' } }] };
+  m.reset();
+  m.behave({ usage: USAGE });
+  const prefix = newPrefix();
+  // (BearSSL matches DNS names only: the URL names "localhost", which the certificate lists)
+  const cluster = { redis: `rediss://localhost:${tlsPort}`, key_prefix: prefix, on_redis_down: 'deny', tls: { ca_file: ca.certFile } };
+  const nodes = [await startNode('t1', sharedConfig(gov), cluster), await startNode('t2', sharedConfig(gov), cluster)];
+  const st = [];
+  for (let i = 0; i < 4; i++) st.push((await send(nodes[i % 2], 'sk-bf-cluster-k9b')).status);
+  t.diagnostic(`rediss: ${st.join(', ')}`);
+  assert.deepEqual(st.slice(0, 2), [200, 200], `rediss: ${st}`);
+  assert.ok(st[2] === 402 || st[2] === 429, `rediss: a 2-request budget over 2 nodes admitted a third: ${st}`);
+  const c = await rt.client(); /* (over the plain port the same server also listens on) */
+  assert.ok((await c.keys(`${prefix}*`)).some((k) => k.startsWith(`${prefix}b:`)), 'no budget hash written through TLS');
+  // the server's certificate is not trusted without the CA: Redis counts as down
+  const bad = await startNode('t3', sharedConfig(gov), { ...cluster, tls: undefined }, { waitRedis: false });
+  await sleep(600);
+  const r = await send(bad, 'sk-bf-cluster-k9b');
+  assert.equal(r.status, 503, `untrusted certificate, deny: ${show(r)}`);
+  assert.equal(await metric(bad, 'bifrost_cluster_redis_up'), 0);
+  await finish([...nodes, bad]);
 });
 
 // ---------------------------------------------------------------------------------------------
