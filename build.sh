@@ -616,7 +616,7 @@ FUZZ_OUT=tests/build/fuzz
 # The gateway built with the host gcc + ASan/UBSan (glibc, not static), and the
 # integration files run against it by ./build.sh test (missing ones are skipped).
 ASAN_BIN_CFLAGS=${ASAN_BIN_CFLAGS:-"-std=gnu11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -DBIFROST_DEBUG"}
-ASAN_INTEGRATION_FILES=${ASAN_INTEGRATION_FILES:-"tests/integration/streaming.test.mjs tests/integration/failover.test.mjs tests/integration/tls.test.mjs tests/integration/hostile.test.mjs tests/integration/hardening.test.mjs tests/integration/circuit.test.mjs"}
+ASAN_INTEGRATION_FILES=${ASAN_INTEGRATION_FILES:-"tests/integration/streaming.test.mjs tests/integration/failover.test.mjs tests/integration/tls.test.mjs tests/integration/hostile.test.mjs tests/integration/hardening.test.mjs tests/integration/circuit.test.mjs tests/integration/bedrock.test.mjs"}
 FUZZ_PASS=0 FUZZ_FAIL=0 ASAN_PASS=0 ASAN_FAIL=0
 
 # clang with libFuzzer: Debian splits the runtime (libclang_rt.fuzzer) into libclang-rt-N-dev.
