@@ -11675,8 +11675,9 @@ static void *mgmt_run(void *arg)
  * request is decided by cluster.on_redis_down — local_share: each node may *
  * use 1/N of what was left of a limit at the last successful push.         *
  * Config: a node whose config file changed writes it to {prefix}config and *
- * its revision to {prefix}config_rev; the others poll the revision every   *
- * 250 ms and install it like an admin API edit.                            *
+ * its revision to {prefix}config_rev, and PUBLISHes on {prefix}config; the *
+ * others (SUBSCRIBEd on a second connection; else looking every 500 ms)    *
+ * install it like an admin API edit.                                       *
  * ======================================================================== */
 
 #define CLU_ITEMS (GOV_TIERS * 4)
@@ -11935,8 +11936,9 @@ static void clu_close(struct clu_conn *k)
 	k->tls = NULL;
 }
 
-/* Connect, AUTH, SELECT, load the script. false (logged once per outage) on any failure. */
-static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc)
+/* Connect, AUTH, then SELECT and load the script — or, for the subscriber (`sub`), SUBSCRIBE to
+ * {prefix}config. false on any failure (the caller says so once per outage). */
+static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc, bool sub)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
 	char port[8], db[12];
@@ -11972,14 +11974,23 @@ static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc)
 		resp_cmd(&out, cc->user ? 3 : 2, cc->user ? auth : (struct str[]){ auth[0], auth[2] });
 		n++;
 	}
-	resp_cmd(&out, 2, (struct str[]){ STR("SELECT"), { db, strlen(db) } });
-	resp_cmd(&out, 3, (struct str[]){ STR("SCRIPT"), STR("LOAD"), { clu_admit_lua, sizeof(clu_admit_lua) - 1 } });
-	n += 2;
+	char chan[96];
+	snprintf(chan, sizeof(chan), "%sconfig", cc->prefix);
+	if (sub) {
+		resp_cmd(&out, 2, (struct str[]){ STR("SUBSCRIBE"), { chan, strlen(chan) } });
+		n++;
+	} else {
+		resp_cmd(&out, 2, (struct str[]){ STR("SELECT"), { db, strlen(db) } });
+		resp_cmd(&out, 3, (struct str[]){ STR("SCRIPT"), STR("LOAD"), { clu_admit_lua, sizeof(clu_admit_lua) - 1 } });
+		n += 2;
+	}
 	struct resp_val r[3];
 	bool ok = !out.oom && clu_exchange(k, sb_view(&out), r, n, deadline);
 	for (int i = 0; ok && i < n; i++)
 		ok = r[i].type != RESP_ERR;
-	if (ok && r[n - 1].type == RESP_BULK && r[n - 1].s.n == 40)
+	if (ok && sub)
+		ok = r[n - 1].type == RESP_ARR;
+	else if (ok && r[n - 1].type == RESP_BULK && r[n - 1].s.n == 40)
 		memcpy(k->sha, r[n - 1].s.p, 40), k->sha[40] = 0;
 	else
 		ok = false;
@@ -12154,6 +12165,9 @@ static int clu_take_sync(const struct resp_val *r, const struct gov_ent *e, int6
 
 struct clu_state {
 	struct clu_conn k;
+	struct clu_conn sub;                /* SUBSCRIBEd to {prefix}config: a message = look now */
+	uint64_t sub_retry_ms;
+	uint32_t gen;                       /* cfg_generation seen: a new local config = look now */
 	uint64_t retry_ms, backoff_ms;      /* reconnecting: when next, and the pause after that */
 	uint64_t push_ms, full_ms, cfg_ms;  /* the next dirty push, full round, config look */
 	uint64_t cfg_seen;                  /* the local config's revision when last in step */
@@ -12263,7 +12277,7 @@ static void clu_config(struct clu_state *st, const struct cfg *c, const struct r
 {
 	const struct cfg_cluster *cc = c->cluster;
 	struct sb shared, out;
-	struct resp_val r[2];
+	struct resp_val r[3];
 	if (!c->text || !mgmt_cfg_path || !c->source || strcmp(c->source, mgmt_cfg_path) != 0)
 		return; /* (a config from the environment has no file to keep in step) */
 	sb_init(&shared, &st->k.a, strlen(c->text) + 16);
@@ -12283,7 +12297,10 @@ static void clu_config(struct clu_state *st, const struct cfg *c, const struct r
 		sb_puts(&out, "*3\r\n$3\r\nSET\r\n");
 		clu_bulkf(&out, "%sconfig_rev", cc->prefix);
 		clu_bulkf(&out, "%016llx", (unsigned long long)mine);
-		if (!out.oom && clu_exchange(&st->k, sb_view(&out), r, 2, dl))
+		sb_puts(&out, "*3\r\n$7\r\nPUBLISH\r\n"); /* the others look at once */
+		clu_bulkf(&out, "%sconfig", cc->prefix);
+		clu_bulkf(&out, "%016llx", (unsigned long long)mine);
+		if (!out.oom && clu_exchange(&st->k, sb_view(&out), r, 3, dl))
 			st->cfg_seen = mine;
 		return;
 	}
@@ -12369,28 +12386,63 @@ static bool clu_round(struct clu_state *st, const struct cfg *c, struct clu_job 
 		clu_config(st, c, &r[cfg_at], dl);
 	st->push_ms = push ? now_ms + 100 : st->push_ms;
 	st->full_ms = full ? now_ms + 1000 : st->full_ms;
-	st->cfg_ms = look ? now_ms + 250 : st->cfg_ms;
+	st->cfg_ms = look ? now_ms + 500 : st->cfg_ms; /* (a message on the channel brings it forward) */
 	return true;
 }
 
-/* The thread: wake on a job (or every 20 ms), keep the connection (reconnecting with a
- * backoff from 100 ms to 2 s), run a round. */
+/* The subscriber's bytes: every message on {prefix}config makes the next round look at the
+ * config revision. false: the link broke (polling every second still finds changes). */
+static bool clu_sub_drain(struct clu_state *st)
+{
+	struct clu_conn *k = &st->sub;
+	struct resp_val v;
+	long used;
+	size_t pos = 0;
+	k->deadline_ms = now_ns() / 1000000 + 50;
+	if (buf_reserve(&k->in, 4096) != 0)
+		return false;
+	unsigned char *dst = (unsigned char *)k->in.p + k->in.len;
+	size_t room = MIN(k->in.cap - k->in.len, (size_t)INT_MAX);
+	int got = k->tls ? br_sslio_read(&k->io, dst, room) : clu_sock_read(k, dst, room);
+	if (got <= 0)
+		return false;
+	k->in.len += (size_t)got;
+	while ((used = resp_parse(&k->a, k->in.p + pos, k->in.len - pos, &v)) > 0) {
+		pos += (size_t)used;
+		st->cfg_ms = 0;
+	}
+	buf_consume(&k->in, pos);
+	arena_reset(&k->a);
+	return used == 0;
+}
+
+/* The thread: wake on a job, a message on the config channel, or every 20 ms; keep the
+ * connections (reconnecting with a backoff from 100 ms to 2 s); run a round. */
 static void *clu_run(void *arg)
 {
 	(void)arg;
-	struct clu_state st = { .k.fd = -1, .backoff_ms = 100 };
+	struct clu_state st = { .k.fd = -1, .sub.fd = -1, .backoff_ms = 100 };
 	arena_init(&st.k.a, NULL);
+	arena_init(&st.sub.a, NULL);
 	st.k.in.limit = 64u << 20;
+	st.sub.in.limit = 1u << 20;
 	for (;;) {
-		struct pollfd p = { clu_evfd, POLLIN, 0 };
+		struct pollfd p[2] = { { clu_evfd, POLLIN, 0 }, { st.sub.fd, POLLIN, 0 } };
 		uint64_t v, now_ms;
-		if (poll(&p, 1, 20) == 1 && read(clu_evfd, &v, sizeof(v)) < 0)
+		if (poll(p, st.sub.fd >= 0 ? 2 : 1, 20) > 0 && (p[0].revents & POLLIN) && read(clu_evfd, &v, sizeof(v)) < 0)
 			v = 0;
+		if (st.sub.fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !clu_sub_drain(&st))
+			clu_close(&st.sub);
 		struct cfg *c = cfg_get();
 		struct clu_job *jobs = clu_take(&clu_inbox);
 		now_ms = now_ns() / 1000000;
+		if (atomic_load(&cfg_generation) != st.gen) /* an admin API edit, a SIGHUP: tell the others */
+			st.gen = atomic_load(&cfg_generation), st.cfg_ms = 0;
+		if (c->cluster && st.k.fd >= 0 && st.sub.fd < 0 && now_ms >= st.sub_retry_ms &&
+		    !clu_open(&st.sub, c->cluster, true))
+			st.sub_retry_ms = now_ms + 2000;
 		if (c->cluster && st.k.fd < 0 && now_ms >= st.retry_ms) {
-			if (clu_open(&st.k, c->cluster)) {
+			if (clu_open(&st.k, c->cluster, false)) {
 				st.backoff_ms = 100;
 			} else {
 				st.retry_ms = now_ms + st.backoff_ms;
