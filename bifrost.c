@@ -8,7 +8,7 @@
  * TABLE OF CONTENTS (sections in dependency order: a function calls only into its own
  * section and those above it; `./build.sh lint` checks this, the prefixes and the order)
  *
- *   1. base                 misc helpers, time, errors, FNV-1a, PRNG   (no prefix)
+ *   1. base                 misc helpers, time, errors, FNV-1a, PRNG, job stacks (no prefix)
  *   2. arena_               per-request bump allocator over cached chunks
  *   3. str_/buf_/sb_        slices, growable byte buffers, formatted appends
  *   4. json_                jsmn tokens + validation + lookups + escaping writer
@@ -194,6 +194,37 @@ static uint64_t rng_next(uint64_t *s)
 	x ^= x >> 27;
 	*s = x;
 	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* A lock-free stack of jobs between threads: many push, one takes everything at once. A job
+ * struct's first member is its `struct jnode` (so a node is its job); a push wakes the taker's
+ * eventfd (wake_fd < 0: none). Management and cluster jobs travel this way. */
+struct jnode {
+	struct jnode *next;
+};
+typedef _Atomic(struct jnode *) jstack;
+
+static void jstack_push(jstack *s, struct jnode *n, int wake_fd)
+{
+	n->next = atomic_load_explicit(s, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(s, &n->next, n, memory_order_release, memory_order_relaxed))
+		;
+	uint64_t one = 1; /* (EAGAIN: the counter is saturated, a wake-up is pending anyway) */
+	if (wake_fd >= 0 && write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		perror("bifrost: eventfd");
+}
+
+/* Everything pushed so far, oldest first. */
+static struct jnode *jstack_take(jstack *s)
+{
+	struct jnode *n = atomic_exchange_explicit(s, NULL, memory_order_acquire), *rev = NULL;
+	while (n) {
+		struct jnode *next = n->next;
+		n->next = rev;
+		rev = n;
+		n = next;
+	}
+	return rev;
 }
 
 /* ======================================================================== *
@@ -10437,7 +10468,7 @@ static int ldb_stats_json(sqlite3 *db, const struct ldb_filter *f, int64_t now_m
  * ======================================================================== */
 
 struct mgmt_job {
-	struct mgmt_job *next;
+	struct jnode node; /* first: the queues' link */
 	struct arena a; /* owns everything below */
 	int worker;
 	uint32_t idx, gen; /* the client slot that waits */
@@ -10451,35 +10482,12 @@ struct mgmt_job {
 	struct sb out, hdr; /* body; extra header lines */
 };
 
-static _Atomic(struct mgmt_job *) mgmt_inbox;
-static _Atomic(struct mgmt_job *) *mgmt_outbox; /* one per worker */
+static jstack mgmt_inbox;
+static jstack *mgmt_outbox; /* one per worker */
 static int *mgmt_wake_fd;                        /* the workers' eventfds */
 static int mgmt_evfd = -1;
 static pthread_mutex_t mgmt_publish_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *mgmt_cfg_path; /* the file edits go to: --config, ./config.json, or made there */
-
-static void mgmt_push(_Atomic(struct mgmt_job *) *stack, struct mgmt_job *j, int wake_fd)
-{
-	j->next = atomic_load_explicit(stack, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(stack, &j->next, j, memory_order_release, memory_order_relaxed))
-		;
-	uint64_t one = 1;
-	if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		perror("bifrost: eventfd");
-}
-
-/* Everything pushed so far, oldest first. */
-static struct mgmt_job *mgmt_take(_Atomic(struct mgmt_job *) *stack)
-{
-	struct mgmt_job *j = atomic_exchange_explicit(stack, NULL, memory_order_acquire), *rev = NULL;
-	while (j) {
-		struct mgmt_job *next = j->next;
-		j->next = rev;
-		rev = j;
-		j = next;
-	}
-	return rev;
-}
 
 static void mgmt_job_free(struct mgmt_job *j)
 {
@@ -11626,11 +11634,12 @@ static void *mgmt_run(void *arg)
 		if (poll(&pf, 1, mgmt_ntails ? 250 : 1000) > 0 && read(mgmt_evfd, &kicks, sizeof(kicks)) < 0 &&
 		    errno != EAGAIN)
 			perror("bifrost: management eventfd");
-		for (struct mgmt_job *j = mgmt_take(&mgmt_inbox), *next; j; j = next) {
-			next = j->next;
+		for (struct jnode *n = jstack_take(&mgmt_inbox), *next; n; n = next) {
+			struct mgmt_job *j = (struct mgmt_job *)n;
+			next = n->next;
 			mgmt_handle(j, &db);
 			if (j->tail_fd < 0) {
-				mgmt_push(&mgmt_outbox[j->worker], j, mgmt_wake_fd[j->worker]);
+				jstack_push(&mgmt_outbox[j->worker], &j->node, mgmt_wake_fd[j->worker]);
 				continue;
 			}
 			mgmt_tail_add(j, &db, j->status == 200);
@@ -11693,7 +11702,7 @@ struct clu_item {
 };
 
 struct clu_job {
-	struct clu_job *next;
+	struct jnode node;   /* first: the queues' link */
 	int worker;
 	uint32_t idx, gen;   /* the waiting client connection */
 	struct cfg *cfg;     /* one reference, dropped by whoever frees the job */
@@ -11705,8 +11714,8 @@ struct clu_job {
 /* The jobs' way in (clu_evfd wakes the thread) and out (one stack per worker, its eventfd
  * woken); whether the last exchange with Redis worked; how many nodes were alive at the last
  * look (local_share's divisor); this node's name in the fields. */
-static _Atomic(struct clu_job *) clu_inbox;
-static _Atomic(struct clu_job *) *clu_outbox;
+static jstack clu_inbox;
+static jstack *clu_outbox;
 static int *clu_wake_fd;
 static int clu_evfd = -1;
 static _Atomic bool clu_up = true; /* (until a round says otherwise: the first requests ask) */
@@ -11714,30 +11723,8 @@ static _Atomic int clu_nodes = 1;
 static _Atomic uint64_t clu_failures, clu_fallbacks;
 static char clu_node[80];
 
-static void clu_push(_Atomic(struct clu_job *) *stack, struct clu_job *j, int wake_fd)
-{
-	struct clu_job *head = atomic_load_explicit(stack, memory_order_relaxed);
-	do
-		j->next = head;
-	while (!atomic_compare_exchange_weak_explicit(stack, &head, j, memory_order_release, memory_order_relaxed));
-	uint64_t one = 1;
-	if (wake_fd >= 0 && write(wake_fd, &one, sizeof(one)) < 0) {
-		/* the counter is saturated: a wake-up is pending anyway */
-	}
-}
-
-/* Everything pushed so far, oldest first. */
-static struct clu_job *clu_take(_Atomic(struct clu_job *) *stack)
-{
-	struct clu_job *j = atomic_exchange_explicit(stack, NULL, memory_order_acquire), *rev = NULL;
-	while (j) {
-		struct clu_job *next = j->next;
-		j->next = rev;
-		rev = j;
-		j = next;
-	}
-	return rev;
-}
+/* The next job of a list jstack_take made. */
+static struct clu_job *clu_next(const struct clu_job *j) { return (struct clu_job *)j->node.next; }
 
 static void clu_job_free(struct clu_job *j)
 {
@@ -12180,10 +12167,10 @@ struct clu_state {
 static void clu_answer(struct clu_job *j, const struct resp_val *r)
 {
 	for (struct clu_job *next; j; j = next) {
-		next = j->next;
+		next = clu_next(j);
 		j->refused = !r ? -1 : r->type == RESP_INT && r->i >= 0 && r->i <= j->n ? (int)r->i : -1;
 		r = r ? r + 1 : NULL;
-		clu_push(&clu_outbox[j->worker], j, clu_wake_fd[j->worker]);
+		jstack_push(&clu_outbox[j->worker], &j->node, clu_wake_fd[j->worker]);
 	}
 }
 
@@ -12350,7 +12337,7 @@ static bool clu_round(struct clu_state *st, const struct cfg *c, struct clu_job 
 	struct sb out;
 	sb_init(&out, &st->k.a, 16384);
 	int nj = 0, n = 0, *synced = arena_new(&st->k.a, int, g ? (size_t)g->nall + 1 : 1), ns = 0;
-	for (struct clu_job *j = jobs; j; j = j->next, nj++)
+	for (struct clu_job *j = jobs; j; j = clu_next(j), nj++)
 		clu_put_admit(&out, &st->k, cc->prefix, j);
 	n = nj;
 	for (int i = 0; push && synced && g && i < g->nall; i++) {
@@ -12434,7 +12421,7 @@ static void *clu_run(void *arg)
 		if (st.sub.fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !clu_sub_drain(&st))
 			clu_close(&st.sub);
 		struct cfg *c = cfg_get();
-		struct clu_job *jobs = clu_take(&clu_inbox);
+		struct clu_job *jobs = (struct clu_job *)jstack_take(&clu_inbox);
 		now_ms = now_ns() / 1000000;
 		if (atomic_load(&cfg_generation) != st.gen) /* an admin API edit, a SIGHUP: tell the others */
 			st.gen = atomic_load(&cfg_generation), st.cfg_ms = 0;
@@ -15877,15 +15864,15 @@ static bool conn_cluster_wait(struct worker *w, struct conn *c)
 	rq->cjob = j;
 	conn_phase(rq, RQ_CLUSTER);
 	timer_set(w, c, cfg->cluster->timeout_ms);
-	clu_push(&clu_inbox, j, clu_evfd);
+	jstack_push(&clu_inbox, &j->node, clu_evfd);
 	return true;
 }
 
 /* The cluster thread's verdicts for this worker's requests. */
 static void conn_cluster_answers(struct worker *w)
 {
-	for (struct clu_job *j = clu_take(&clu_outbox[w->id]), *next; j; j = next) {
-		next = j->next;
+	for (struct clu_job *j = (struct clu_job *)jstack_take(&clu_outbox[w->id]), *next; j; j = next) {
+		next = clu_next(j);
 		struct conn *c = j->idx < w->nslab ? &w->slab[j->idx] : NULL;
 		if (c && c->gen == j->gen && c->kind == K_CLIENT && !c->closing && c->rq && c->rq->phase == RQ_CLUSTER &&
 		    c->rq->cjob == j) {
@@ -16460,20 +16447,21 @@ static void admin_handoff(struct worker *w, struct conn *c)
 		return;
 	}
 	if (tail) { /* the socket is the management thread's now: this side lets go of it */
-		mgmt_push(&mgmt_inbox, j, mgmt_evfd);
+		jstack_push(&mgmt_inbox, &j->node, mgmt_evfd);
 		slot_close(w, c);
 		return;
 	}
 	conn_phase(rq, RQ_MGMT);
 	timer_set(w, c, 60000);
-	mgmt_push(&mgmt_inbox, j, mgmt_evfd);
+	jstack_push(&mgmt_inbox, &j->node, mgmt_evfd);
 }
 
 /* The management thread's answers for this worker: to their clients, if still waiting. */
 static void admin_answers(struct worker *w)
 {
-	for (struct mgmt_job *j = mgmt_take(&mgmt_outbox[w->id]), *next; j; j = next) {
-		next = j->next;
+	for (struct jnode *n = jstack_take(&mgmt_outbox[w->id]), *next; n; n = next) {
+		struct mgmt_job *j = (struct mgmt_job *)n;
+		next = n->next;
 		struct conn *c = j->idx < w->nslab ? &w->slab[j->idx] : NULL;
 		if (c && c->gen == j->gen && c->kind == K_CLIENT && !c->closing && c->rq && c->rq->phase == RQ_MGMT) {
 			char *body = arena_strndup(&c->arena, j->out.p, j->out.len);

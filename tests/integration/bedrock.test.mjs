@@ -1100,7 +1100,6 @@ test('governance: streamed and non-streamed Bedrock requests are charged Bedrock
 
 const CONVERSE = `/model/${LLAMA_ENC}/converse`;
 const CONVERSE_STREAM = `/model/${LLAMA_ENC}/converse-stream`;
-const CONVERSE_TODO = false; // 'converse not implemented' while a gateway lacks it
 
 function assertConverseRequest(rec, path, what) {
   assertSigned(rec, path, what);
@@ -1109,7 +1108,7 @@ function assertConverseRequest(rec, path, what) {
   for (const k of ['model', 'stream', 'anthropic_version', 'max_tokens', 'tools', 'fallbacks']) assert.ok(!(k in j), `${what}: "${k}" in a Converse body: ${rec.body}`);
 }
 
-test('Converse: Anthropic client, non-streamed, with a tool: system, messages, inferenceConfig, toolConfig; the answer as a Messages reply', { todo: CONVERSE_TODO }, async () => {
+test('Converse: Anthropic client, non-streamed, with a tool: system, messages, inferenceConfig, toolConfig; the answer as a Messages reply', async () => {
   resetAll();
   br.behave({ text: 'Let me check.', toolUse: TOOL_CALL, usage: { input_tokens: 40, output_tokens: 12 } });
   const r = await messages(gw.port, {
@@ -1155,7 +1154,7 @@ test('Converse: Anthropic client, non-streamed, with a tool: system, messages, i
   assert.deepEqual(r2.json().content, [{ type: 'text', text: 'It is 18 °C.' }]);
 });
 
-test('Converse: Anthropic client, streamed, with a tool: converse-stream events become Messages SSE events', { todo: CONVERSE_TODO }, async () => {
+test('Converse: Anthropic client, streamed, with a tool: converse-stream events become Messages SSE events', async () => {
   resetAll();
   br.behave({ text: 'Let me check.', textChunks: 3, toolUse: { ...TOOL_CALL, fragments: 3 }, usage: { input_tokens: 40, output_tokens: 12 } });
   const s = await streamPost(gw.port, '/v1/messages', { model: `br/${LLAMA}`, max_tokens: 300, stream: true, tools: [WEATHER_TOOL], messages: [{ role: 'user', content: 'Weather in Paris?' }] });
@@ -1180,7 +1179,7 @@ test('Converse: Anthropic client, streamed, with a tool: converse-stream events 
   assert.ok(input === 40 || input === 0, `message_start input_tokens ${input}`);
 });
 
-test('Converse: OpenAI client, non-streamed and streamed, with a tool call and its result', { todo: CONVERSE_TODO }, async () => {
+test('Converse: OpenAI client, non-streamed and streamed, with a tool call and its result', async () => {
   resetAll();
   const tools = [{ type: 'function', function: { name: 'get_weather', description: WEATHER_TOOL.description, parameters: WEATHER_TOOL.input_schema } }];
   br.behave({ text: 'Let me check.', toolUse: TOOL_CALL, usage: { input_tokens: 40, output_tokens: 12 } });
@@ -1242,7 +1241,7 @@ test('Converse: OpenAI client, non-streamed and streamed, with a tool call and i
   assert.equal(r3.json().choices[0].message.content, 'Sunny, 18 °C.');
 });
 
-test('Converse: usage is billed from the metadata event and the Converse usage', { todo: CONVERSE_TODO }, async () => {
+test('Converse: usage is billed from the metadata event and the Converse usage', async () => {
   resetAll();
   const from = await logMark(gw);
   br.behave({ text: 'ok', usage: { input_tokens: 321, output_tokens: 45 } });
