@@ -541,6 +541,17 @@ npm_stale() {
 	return 1
 }
 
+# tap_failures FILE...: "file:line  test name" and the first line of its error, for each
+# failed test, so that the summary (the part of a CI log that is kept) names them.
+tap_failures() {
+	awk '
+		/^ *not ok [0-9]+ - / { sub(/^ *not ok [0-9]+ - /, ""); name = $0; want = 1; next }
+		want && /^ *location: / { loc = $0; sub(/^ *location: .*tests\//, "tests/", loc); sub(/:[0-9]+.$/, "", loc) }
+		want && /^ *error: / { err = $0; sub(/^ *error: [|>-]*/, "", err); if (err == "") { getline err; sub(/^ */, "", err) } }
+		want && /^ *\.\.\.$/ { printf "  %s  %s\n      %s\n", loc, substr(name, 1, 150), substr(err, 1, 200); want = 0; loc = err = "" }
+	' "$@" 2>/dev/null
+}
+
 tap_count() { # FILE KEY -> number after "# KEY"
 	local n
 	n=$(grep -aE "^# $2 [0-9]+" "$1" 2>/dev/null | tail -n1 | awk '{print $3}')
@@ -851,6 +862,10 @@ cmd_test() {
 	printf 'integration under ASan:   %d passed, %d failed\n' "$ASAN_PASS" "$ASAN_FAIL"
 	local f
 	for f in ${FAILED[@]+"${FAILED[@]}"}; do echo "FAILED: $f"; done
+	if ((INT_FAIL + ASAN_FAIL > 0)); then
+		echo "failed tests:"
+		tap_failures tests/build/integration*.tap tests/build/asan-integration.tap
+	fi
 	echo "======================================================"
 	echo "total: $((UNIT_PASS + INT_PASS + FUZZ_PASS + ASAN_PASS)) passed, $((UNIT_FAIL + INT_FAIL + FUZZ_FAIL + ASAN_FAIL)) failed"
 	((UNIT_FAIL + INT_FAIL + FUZZ_FAIL + ASAN_FAIL == 0 && ${#FAILED[@]} == 0))
