@@ -3233,13 +3233,32 @@ static void cfg_headers_ok(struct cfg_ld *L, const struct kv *h, int n, const ch
 	}
 }
 
+/* An environment variable that is set and not empty, else NULL. */
+static const char *cfg_env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+/* AWS_REGION, else AWS_DEFAULT_REGION (as the AWS SDKs read them), else NULL. */
+static const char *cfg_aws_region(void)
+{
+	return cfg_env("AWS_REGION") ? cfg_env("AWS_REGION") : cfg_env("AWS_DEFAULT_REGION");
+}
+
+/* AWS credentials a zero-config start can use: an access key pair, or a Bedrock API key. */
+static bool cfg_aws_keys(void)
+{
+	return (cfg_env("AWS_ACCESS_KEY_ID") && cfg_env("AWS_SECRET_ACCESS_KEY")) || cfg_env("AWS_BEARER_TOKEN_BEDROCK");
+}
+
 /* A Bedrock provider's region and credentials: the fields, else AWS_REGION (AWS_DEFAULT_REGION)
  * and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN — unless apiKey (a Bedrock
- * API key, sent as a bearer token) is given. Returns the default base URL of the region. */
+ * API key, sent as a bearer token) is given. Returns the default base URL: the region's, or
+ * AWS_ENDPOINT_URL_BEDROCK_RUNTIME (else AWS_ENDPOINT_URL) when set. */
 static const char *cfg_bedrock(struct cfg_ld *L, struct provider *p, const int *f)
 {
-	const char *env_region = getenv("AWS_REGION") ? getenv("AWS_REGION") : getenv("AWS_DEFAULT_REGION");
-	p->region = f[PF_REGION] >= 0 ? cfg_str(L, f[PF_REGION], "region") : env_region;
+	p->region = f[PF_REGION] >= 0 ? cfg_str(L, f[PF_REGION], "region") : cfg_aws_region();
 	p->akid = cfg_str(L, f[PF_AKID], "access_key_id");
 	p->secret = cfg_str(L, f[PF_SECRET], "secret_access_key");
 	p->session_token = cfg_str(L, f[PF_TOKEN], "session_token");
@@ -3262,6 +3281,10 @@ static const char *cfg_bedrock(struct cfg_ld *L, struct provider *p, const int *
 			cfg_problem(L, "provider %s: an AWS credential contains CR or LF", p->name);
 	if (p->akid && !*p->akid)
 		p->akid = NULL;
+	/* The AWS SDKs' endpoint overrides (a VPC endpoint, a proxy, a local mock) */
+	const char *env_url = cfg_env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME");
+	if (env_url || (env_url = cfg_env("AWS_ENDPOINT_URL")))
+		return env_url;
 	char *url = arena_alloc(&L->c->arena, strlen(p->region) + 48, 1);
 	if (url)
 		sprintf(url, "https://bedrock-runtime.%s.amazonaws.com", p->region);
@@ -3597,10 +3620,10 @@ static char *cfg_default_text(size_t *len)
 			continue;
 		sb_printf(&s, "%s{\"provider\":\"%s\",\"apiKey\":\"env.%s\"}", n++ ? "," : "", k->name, k->env_key);
 	}
-	if ((getenv("AWS_ACCESS_KEY_ID") && getenv("AWS_SECRET_ACCESS_KEY")) || getenv("AWS_BEARER_TOKEN_BEDROCK"))
-		if (getenv("AWS_REGION") || getenv("AWS_DEFAULT_REGION"))
-			sb_printf(&s, "%s{\"provider\":\"bedrock\"%s}", n++ ? "," : "",
-				  getenv("AWS_ACCESS_KEY_ID") ? "" : ",\"apiKey\":\"env.AWS_BEARER_TOKEN_BEDROCK\"");
+	if (cfg_aws_keys() && cfg_aws_region()) /* (an access key pair wins over a Bedrock API key) */
+		sb_printf(&s, "%s{\"provider\":\"bedrock\"%s}", n++ ? "," : "",
+			  cfg_env("AWS_ACCESS_KEY_ID") && cfg_env("AWS_SECRET_ACCESS_KEY") ? ""
+			  : ",\"apiKey\":\"env.AWS_BEARER_TOKEN_BEDROCK\"");
 	sb_puts(&s, "]}");
 	char *text = s.oom ? NULL : strndup(s.p, s.len);
 	*len = s.len;
@@ -7721,12 +7744,15 @@ static void xlate_a2c_event(struct arena *a, struct str name, struct str data, s
  * response"): the worker appends the charge as soon as the usage is known  *
  * (the final upstream chunk) and HOLDS the response's last bytes (the      *
  * final body bytes / the terminating SSE event and 0-chunk) until          *
- * jrnl_durable(ring) >= seq. A response whose last byte reached the client *
- * therefore has its charge on disk. Cost: one group-commit interval plus   *
- * one fdatasync of latency on the END of each response (not on the first   *
- * byte, and not on throughput: one fdatasync covers every record of the    *
- * interval). A crash between commit and release bills a response the      *
- * client may not have fully received: we err towards charging.             *
+ * jrnl_safe(ring) >= seq. governance.durability "disk" (the default) waits *
+ * for `durable`: the charge of a delivered response survives a power cut;  *
+ * cost: one commit interval plus one fdatasync on the END of a response    *
+ * (not the first byte, not throughput: one fdatasync covers every record   *
+ * of the interval). "process" waits for `written` (pwrite done: the page   *
+ * cache survives a kill -9, an OOM kill, a crash of the gateway) and so    *
+ * skips the fdatasync; a power cut can lose the last interval's charges.   *
+ * A crash between commit and release bills a response the client may not  *
+ * have fully received: we err towards charging.                            *
  *                                                                          *
  * Replay reads whole records from offset 0 and stops at the first one that *
  * is short or fails magic/version/CRC, reporting that offset so the caller *
@@ -7769,9 +7795,11 @@ struct jrnl_rec {
 	int64_t t_ns;      /* unix ns when charged */
 };
 
-/* One writer's records waiting for the committer. head: writer only; durable: committer only. */
+/* One writer's records waiting for the committer. head: writer only; written, durable:
+ * committer only. */
 struct jrnl_ring {
 	alignas(64) _Atomic uint64_t head; /* records appended so far */
+	alignas(64) _Atomic uint64_t written; /* records in the file (the page cache): kill -9 safe */
 	alignas(64) _Atomic uint64_t durable; /* records on disk (and their space free) */
 	alignas(64) uint8_t rec[JRNL_RING][JRNL_REC];
 };
@@ -7854,7 +7882,7 @@ static int jrnl_decode(const uint8_t in[JRNL_REC], struct jrnl_rec *r)
 	return ok ? 0 : -EBADMSG;
 }
 
-/* Writer side: the sequence to wait for (jrnl_durable >= it), or -EAGAIN when the ring is full. */
+/* Writer side: the sequence to wait for (jrnl_safe >= it), or -EAGAIN when the ring is full. */
 static int64_t jrnl_append(struct jrnl_ring *q, const struct jrnl_rec *r)
 {
 	uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
@@ -7865,9 +7893,10 @@ static int64_t jrnl_append(struct jrnl_ring *q, const struct jrnl_rec *r)
 	return (int64_t)(h + 1);
 }
 
-static uint64_t jrnl_durable(const struct jrnl_ring *q)
+/* Records safe from a crash of the process (`disk` false: written) or of the machine. */
+static uint64_t jrnl_safe(const struct jrnl_ring *q, bool disk)
 {
-	return atomic_load_explicit(&q->durable, memory_order_acquire);
+	return atomic_load_explicit(disk ? &q->durable : &q->written, memory_order_acquire);
 }
 
 /* pwritev all of iov at off, resuming after short writes. 0 or -errno. */
@@ -7894,11 +7923,12 @@ static int jrnl_pwritev_all(int fd, struct iovec *iov, int n, off_t off)
 }
 
 /*
- * Committer thread only. Writes every ring's pending records, fdatasyncs, then publishes
- * them durable. Returns the number of records committed, or -errno (nothing published;
- * the file is cut back to its known-good end and the same records are retried next time).
+ * Committer thread only. Writes every ring's pending records, publishes them written (and
+ * calls `on_written`, when given), fdatasyncs, then publishes them durable. Returns the
+ * number of records committed, or -errno (nothing durable; the file is cut back to its
+ * known-good end and the same records are written again next time).
  */
-static int jrnl_commit(struct jrnl *j)
+static int jrnl_commit(struct jrnl *j, void (*on_written)(void))
 {
 	struct iovec iov[2 * JRNL_MAX_WRITERS];
 	uint64_t head[JRNL_MAX_WRITERS];
@@ -7917,6 +7947,11 @@ static int jrnl_commit(struct jrnl *j)
 	if (nrec == 0)
 		return 0;
 	int rc = jrnl_pwritev_all(j->fd, iov, niov, j->end);
+	for (int i = 0; rc == 0 && i < nw; i++)
+		if (head[i] > atomic_load_explicit(&j->w[i]->written, memory_order_relaxed))
+			atomic_store_explicit(&j->w[i]->written, head[i], memory_order_release);
+	if (rc == 0 && on_written)
+		on_written();
 	if (rc == 0 && fdatasync(j->fd) != 0)
 		rc = -errno;
 	if (rc) {
@@ -8541,6 +8576,7 @@ enum gov_unpriced {
 
 struct gov {
 	bool enforce;
+	bool durable_disk;      /* durability "disk" (default): a last byte waits for fdatasync */
 	enum gov_unpriced unpriced;
 	enum gov_journal_error on_journal_error;
 	struct gov_ent *cust;   /* everything here: config arena */
@@ -9750,15 +9786,15 @@ static struct gov *gov_cfg(struct cfg_ld *L, int gov_tok, int pricing_tok, int p
 			   const char *pricing_file)
 {
 	static const char *const k[] = { "enforce", "customers", "teams", "virtual_keys", "unpriced",
-					 "on_journal_error" };
-	int v[6] = { -1, -1, -1, -1, -1, -1 };
+					 "on_journal_error", "durability" };
+	int v[7] = { -1, -1, -1, -1, -1, -1, -1 };
 	struct gov *g = arena_new(&L->c->arena, struct gov, 1);
 	if (!g) {
 		cfg_problem(L, "out of memory");
 		return NULL;
 	}
 	memset(g, 0, sizeof(*g));
-	if (gov_tok >= 0 && cfg_obj(L, gov_tok, "governance", k, 6, NULL, v))
+	if (gov_tok >= 0 && cfg_obj(L, gov_tok, "governance", k, 7, NULL, v))
 		g->enforce = cfg_bool(L, v[0], false, "governance.enforce");
 	const char *up = cfg_str(L, v[4], "governance.unpriced");
 	if (up && strcmp(up, "max_price") && strcmp(up, "deny") && strcmp(up, "free"))
@@ -9769,6 +9805,10 @@ static struct gov *gov_cfg(struct cfg_ld *L, int gov_tok, int pricing_tok, int p
 	if (je && strcmp(je, "deny") && strcmp(je, "allow"))
 		cfg_problem(L, "governance.on_journal_error must be \"deny\" or \"allow\"");
 	g->on_journal_error = je && strcmp(je, "allow") == 0 ? GOV_JERR_ALLOW : GOV_JERR_DENY;
+	const char *du = cfg_str(L, v[6], "governance.durability");
+	if (du && strcmp(du, "disk") && strcmp(du, "process"))
+		cfg_problem(L, "governance.durability must be \"disk\" or \"process\"");
+	g->durable_disk = !du || strcmp(du, "process") != 0;
 	gov_cfg_customers(L, g, v[1]);
 	gov_cfg_teams(L, g, v[2]);
 	int n = gov_cfg_array(L, v[3], "governance.virtual_keys");
@@ -11841,6 +11881,7 @@ struct clu_conn {
 	struct tls_client *tls;  /* owned (malloc): rediss://, else NULL */
 	br_sslio_context io;     /* ... blocking I/O over it, bounded by `deadline_ms` */
 	uint64_t deadline_ms;
+	char why[160];           /* why the last clu_open failed, for the log */
 };
 
 /* Wait for fd to be readable (POLLIN) or writable until deadline_ms (CLOCK_MONOTONIC). */
@@ -11923,22 +11964,43 @@ static void clu_close(struct clu_conn *k)
 	k->tls = NULL;
 }
 
+/* Why an exchange of clu_open failed: the TLS engine's error, a Redis error reply, or none. */
+static void clu_open_failed(struct clu_conn *k, const struct resp_val *r, int n)
+{
+	int tls_err = k->tls ? br_ssl_engine_last_error(&k->tls->cc.eng) : 0;
+	snprintf(k->why, sizeof(k->why), "no answer within 1 s, or the connection was closed");
+	if (tls_err)
+		snprintf(k->why, sizeof(k->why), "TLS: %s", tls_error_text(tls_err));
+	for (int i = 0; r && !tls_err && i < n; i++)
+		if (r[i].type == RESP_ERR) { /* (AUTH's "WRONGPASS ...", "NOAUTH ...", SELECT's range) */
+			snprintf(k->why, sizeof(k->why), "Redis answered %.*s", (int)MIN(r[i].s.n, 120), r[i].s.p);
+			break;
+		}
+	clu_close(k);
+}
+
 /* Connect, AUTH, then SELECT and load the script — or, for the subscriber (`sub`), SUBSCRIBE to
- * {prefix}config. false on any failure (the caller says so once per outage). */
+ * {prefix}config. false on any failure (k->why says which; the caller logs once per outage). */
 static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc, bool sub)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
 	char port[8], db[12];
 	snprintf(port, sizeof(port), "%d", cc->port);
 	snprintf(db, sizeof(db), "%d", cc->db);
-	if (getaddrinfo(cc->host, port, &hints, &ai) != 0 || !ai)
+	k->why[0] = 0;
+	if (getaddrinfo(cc->host, port, &hints, &ai) != 0 || !ai) {
+		snprintf(k->why, sizeof(k->why), "the host name does not resolve");
 		return false;
+	}
 	k->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	uint64_t deadline = now_ns() / 1000000 + 1000;
 	int rc = k->fd < 0 ? -1 : connect(k->fd, ai->ai_addr, ai->ai_addrlen), err = 0;
+	int cerr = rc != 0 ? errno : 0;
 	freeaddrinfo(ai);
-	if (rc != 0 && !(k->fd >= 0 && errno == EINPROGRESS && clu_wait(k->fd, POLLOUT, deadline) &&
+	if (rc != 0 && !(k->fd >= 0 && cerr == EINPROGRESS && clu_wait(k->fd, POLLOUT, deadline) &&
 			 getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &(socklen_t){ sizeof(err) }) == 0 && !err)) {
+		snprintf(k->why, sizeof(k->why), "connect: %s", err ? strerror(err) : cerr != EINPROGRESS
+			 ? strerror(cerr) : "no answer within 1 s");
 		clu_close(k);
 		return false;
 	}
@@ -11946,6 +12008,7 @@ static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc, bool sub)
 	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (cc->tls) { /* rediss://: the handshake happens with the first write */
 		if (!(k->tls = malloc(sizeof(*k->tls)))) {
+			snprintf(k->why, sizeof(k->why), "out of memory");
 			clu_close(k);
 			return false;
 		}
@@ -11972,7 +12035,7 @@ static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc, bool sub)
 		n += 2;
 	}
 	struct resp_val r[3];
-	bool ok = !out.oom && clu_exchange(k, sb_view(&out), r, n, deadline);
+	bool answered = !out.oom && clu_exchange(k, sb_view(&out), r, n, deadline), ok = answered;
 	for (int i = 0; ok && i < n; i++)
 		ok = r[i].type != RESP_ERR;
 	if (ok && sub)
@@ -11981,9 +12044,9 @@ static bool clu_open(struct clu_conn *k, const struct cfg_cluster *cc, bool sub)
 		memcpy(k->sha, r[n - 1].s.p, 40), k->sha[40] = 0;
 	else
 		ok = false;
-	arena_reset(&k->a);
 	if (!ok)
-		clu_close(k);
+		clu_open_failed(k, answered ? r : NULL, n);
+	arena_reset(&k->a);
 	return ok;
 }
 
@@ -12178,8 +12241,9 @@ static void clu_set_up(struct clu_state *st, bool up, const struct cfg_cluster *
 {
 	atomic_store(&clu_up, up);
 	if (!up && !st->down_logged) {
-		fprintf(stderr, "bifrost: cluster: Redis at %s:%d unreachable; admission by on_redis_down (%s) "
+		fprintf(stderr, "bifrost: cluster: Redis at %s:%d unreachable (%s); admission by on_redis_down (%s) "
 			"until it is back\n", cc->host, cc->port,
+			st->k.fd < 0 && st->k.why[0] ? st->k.why : "the connection broke, or an answer took longer than timeout_ms",
 			cc->down == CLU_DOWN_SHARE ? "local_share" : cc->down == CLU_DOWN_ALLOW ? "allow" : "deny");
 		st->down_logged = true;
 	}
@@ -15512,13 +15576,20 @@ static void conn_gov_charge(struct worker *w, struct conn *c)
 	w->kick_committer |= budgeted && n > 0; /* one wake-up per loop turn, see loop_run */
 }
 
+/* Whether the request's charges are in the journal as far as governance.durability asks. */
+static bool conn_charged(const struct worker *w, const struct request *rq)
+{
+	const struct gov *g = rq->hold->cfg->gov;
+	return jrnl_safe(w->jring, !g || g->durable_disk) >= (uint64_t)rq->jseq;
+}
+
 /* The final send of a response: everything but its last byte goes now; the
- * last byte waits until the charge is on disk (see the jrnl_ banner). */
+ * last byte waits until the charge is in the journal (see the jrnl_ banner). */
 static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, int n)
 {
 	struct request *rq = c->rq;
 	conn_phase(rq, RQ_FINAL);
-	if (rq->jseq && jrnl_durable(w->jring) < (uint64_t)rq->jseq) {
+	if (rq->jseq && !conn_charged(w, rq)) {
 		int k = n - 1;
 		while (k >= 0 && v[k].iov_len == 0)
 			k--;
@@ -15539,17 +15610,17 @@ static void conn_send_final(struct worker *w, struct conn *c, struct iovec *v, i
 static void conn_tail(struct worker *w, struct conn *c)
 {
 	struct request *rq = c->rq;
-	if (jrnl_durable(w->jring) < (uint64_t)rq->jseq && w->nheld < HELD_MAX &&
+	if (!conn_charged(w, rq) && w->nheld < HELD_MAX &&
 	    !atomic_load_explicit(&jrnl_error, memory_order_relaxed)) {
 		w->held[w->nheld].idx = slot_idx(w, c);
 		w->held[w->nheld++].gen = c->gen;
 		return;
 	}
-	conn_phase(rq, RQ_FINAL); /* durable (or too many parked: deliver rather than stall) */
+	conn_phase(rq, RQ_FINAL); /* charged (or too many parked: deliver rather than stall) */
 	loop_send(w, c, &rq->tail, 1);
 }
 
-/* The committer made records durable: send the parked last bytes. */
+/* The committer wrote records: send the parked last bytes whose charges are kept. */
 static void conn_release_held(struct worker *w)
 {
 	int keep = 0;
@@ -15558,7 +15629,7 @@ static void conn_release_held(struct worker *w)
 		if (c->gen != w->held[i].gen || c->kind != K_CLIENT || c->closing || !c->rq ||
 		    c->rq->phase != RQ_TAIL)
 			continue;
-		if (jrnl_durable(w->jring) >= (uint64_t)c->rq->jseq ||
+		if (conn_charged(w, c->rq) ||
 		    atomic_load_explicit(&jrnl_error, memory_order_relaxed)) { /* (a failing journal: deliver) */
 			conn_phase(c->rq, RQ_FINAL);
 			loop_send(w, c, &c->rq->tail, 1);
@@ -16742,6 +16813,17 @@ static void main_wake_workers(void)
 			break;
 }
 
+/* Records were written (not yet fdatasync'd): wake the workers if the config's durability
+ * is "process" (their last bytes may go now); "disk" waits for the wake-up after the sync. */
+static void main_wake_if_process(void)
+{
+	struct cfg *c = cfg_get();
+	bool process = c->gov && !c->gov->durable_disk;
+	cfg_put(c);
+	if (process)
+		main_wake_workers();
+}
+
 /* A failed commit: publish the error (once per change), log at most once a second. */
 static void main_commit_failed(int err, uint64_t *last_log_ns)
 {
@@ -16759,7 +16841,7 @@ static void *main_committer(void *arg)
 	uint64_t since_compact = 0, last_log_ns = 0;
 	for (;;) {
 		bool stop = atomic_load(&gov_committer_stop);
-		int n = jrnl_commit(&gov_jrnl);
+		int n = jrnl_commit(&gov_jrnl, main_wake_if_process);
 		if (n > 0) {
 			if (atomic_exchange(&jrnl_error, 0))
 				fprintf(stderr, "bifrost: journal %s is written again\n", gov_jrnl_path);
@@ -16895,6 +16977,8 @@ static void main_print_start(const struct cfg *c, const char *listen, int nw)
 	}
 	if (c->nprov == 0)
 		fprintf(stderr, "  no providers: set OPENAI_API_KEY (or another provider key) or write config.json\n");
+	if (!c->nprov && cfg_aws_keys() && !cfg_aws_region())
+		fprintf(stderr, "  AWS credentials are set but no region: set AWS_REGION for a Bedrock provider\n");
 	const char *base = *listen ? "http://" : "https://", *addr = *listen ? listen : c->tls_listen;
 	fprintf(stderr, "  health: %s%s/health   metrics: %s%s/metrics\n", base, addr, base, addr);
 	fprintf(stderr, "  web UI and admin API: %s%s/%s\n", base, addr,

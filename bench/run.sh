@@ -9,6 +9,8 @@
 #   bifrost     dist/bifrost, governance off, request log store on (the default)
 #   bifrost_nolog  the same with the request log store off (logs.enabled false)
 #   bifrost_gov dist/bifrost with a virtual key, budget and rate limit
+#   bifrost_gov_proc  the same with governance.durability "process": the last byte of
+#               a response waits for the journal write, not its fdatasync
 #   bifrost_gov_cluster  the same plus "cluster": every governed request is also
 #               admitted by a Lua script in a redis-server the bench starts
 #               (loopback, no persistence) -- governance in multi-node mode
@@ -129,9 +131,9 @@ MOCK_PID=$LAST_PID
 wait_port "$MOCK_PID" "$MOCK_PORT" 5 || die "mock did not start: $(cat "$OUT/mock.log")"
 
 # ---- targets
-TARGETS_ALL=(direct nginx bifrost bifrost_nolog bifrost_gov bifrost_gov_cluster portkey)
+TARGETS_ALL=(direct nginx bifrost bifrost_nolog bifrost_gov bifrost_gov_proc bifrost_gov_cluster portkey)
 declare -A T_PORT T_PIDS T_STATE T_MODEL T_AUTH T_NOTE T_LABEL
-T_LABEL=([direct]="direct (mock)" [nginx]="nginx" [bifrost]="bifrost" [bifrost_nolog]="bifrost, logs off" [bifrost_gov]="bifrost+gov" [bifrost_gov_cluster]="bifrost+gov+cluster" [portkey]="portkey")
+T_LABEL=([direct]="direct (mock)" [nginx]="nginx" [bifrost]="bifrost" [bifrost_nolog]="bifrost, logs off" [bifrost_gov]="bifrost+gov" [bifrost_gov_proc]="bifrost+gov, durability process" [bifrost_gov_cluster]="bifrost+gov+cluster" [portkey]="portkey")
 for t in "${TARGETS_ALL[@]}"; do
 	T_STATE[$t]="n/a"
 	T_MODEL[$t]="gpt-4o"
@@ -199,6 +201,7 @@ launch() {
 	bifrost) start_bifrost "$name" "$port" 0 ;;
 	bifrost_nolog) start_bifrost "$name" "$port" 0 false ;;
 	bifrost_gov) start_bifrost "$name" "$port" 1 ;;
+	bifrost_gov_proc) start_bifrost "$name" "$port" process ;;
 	bifrost_gov_cluster) start_bifrost "$name" "$port" 1 true "$REDIS_PORT" ;;
 	portkey)
 		start_bg "$name" "$GW_CPU" env NODE_ENV=production node "$PK_JS" "--port=$port" --headless
@@ -260,17 +263,18 @@ redis_cmdstat() {
 }
 redis_evalsha() { local v; v=$(redis_cmdstat evalsha calls); echo "${v:-0}"; }
 
-write_bifrost_cfg() { # FILE GOV(0/1) LOGS(true/false) [REDIS_PORT: the cluster block]
-	local cluster=""
+write_bifrost_cfg() { # FILE GOV(0, 1 or a governance.durability) LOGS(true/false) [REDIS_PORT: the cluster block]
+	local cluster="" durability=""
+	[[ $2 == 0 || $2 == 1 ]] || durability=",\"durability\":\"$2\""
 	if [[ -n ${4:-} ]]; then
 		cluster=",
  \"cluster\":{\"redis\":\"redis://127.0.0.1:$4\",\"key_prefix\":\"bifrost:\",\"node_id\":\"n1\"}"
 	fi
-	if [[ $2 == 1 ]]; then
+	if [[ $2 != 0 ]]; then
 		cat >"$1" <<EOF
 {"providers":[{"name":"mock","provider":"openai","base_url":"http://127.0.0.1:$MOCK_PORT/v1","apiKey":"sk-bench"}],
  "log_requests":false, "logs":{"enabled":$3},
- "governance":{"enforce":true,"virtual_keys":[{"id":"b","value":"sk-bf-bench","budget":{"max_limit":1000000,"reset_duration":"1d"},"rate_limit":{"request_max_limit":100000000,"request_reset_duration":"1m"}}]}$cluster}
+ "governance":{"enforce":true$durability,"virtual_keys":[{"id":"b","value":"sk-bf-bench","budget":{"max_limit":1000000,"reset_duration":"1d"},"rate_limit":{"request_max_limit":100000000,"request_reset_duration":"1m"}}]}$cluster}
 EOF
 	else
 		cat >"$1" <<EOF
@@ -337,6 +341,20 @@ if [[ -x $BIFROST ]]; then
 		T_NOTE[bifrost_gov]="no governance in this build (bifrost did not start with the governance config: $(tail -3 "$OUT/bifrost_gov.log" | tr '\n' ' '))"
 	fi
 
+	# bifrost+gov, durability process: the same governance, no fdatasync before the last byte
+	alloc_port
+	T_PORT[bifrost_gov_proc]=$PORT
+	T_MODEL[bifrost_gov_proc]="mock/gpt-4o"
+	T_AUTH[bifrost_gov_proc]="Bearer sk-bf-bench"
+	write_bodies bifrost_gov_proc
+	if [[ ${T_STATE[bifrost_gov]} != ok ]]; then
+		T_NOTE[bifrost_gov_proc]="skipped: bifrost+gov is n/a"
+	elif ! launch bifrost_gov_proc; then
+		T_NOTE[bifrost_gov_proc]="bifrost did not start with governance.durability \"process\": $(tail -3 "$OUT/bifrost_gov_proc.log" | tr '\n' ' ')"
+	elif probe bifrost_gov_proc; then
+		T_STATE[bifrost_gov_proc]=ok
+	fi
+
 	# bifrost+gov+cluster: the same governance, every admission also through Redis
 	if [[ $SKIP_CLUSTER == 1 ]]; then
 		T_NOTE[bifrost_gov_cluster]="skipped (SKIP_CLUSTER=1)"
@@ -376,6 +394,7 @@ else
 	T_NOTE[bifrost]="$BIFROST not built"
 	T_NOTE[bifrost_nolog]="$BIFROST not built"
 	T_NOTE[bifrost_gov]="$BIFROST not built"
+	T_NOTE[bifrost_gov_proc]="$BIFROST not built"
 	T_NOTE[bifrost_gov_cluster]="$BIFROST not built"
 fi
 

@@ -1053,6 +1053,7 @@ test('9. Redis with a password and a database number (redis://:pw@host:port/3) a
   assert.equal(await metric(bad, 'bifrost_cluster_redis_up'), 0);
   const lines = bad.stderr.filter((l) => /cluster: Redis at 127\.0\.0\.1:\d+ unreachable/.test(l));
   assert.equal(lines.length, 1, `stderr: ${JSON.stringify(bad.stderr.slice(-5))}`);
+  assert.match(lines[0], /unreachable \(Redis answered WRONGPASS /, `the line says why: ${lines[0]}`);
   assert.ok(!bad.stderr.join('\n').includes('wrong'), 'the password is printed on stderr');
   await finish([bad]);
 });

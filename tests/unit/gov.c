@@ -315,9 +315,10 @@ static void journal_of(struct jrnl *j, struct jrnl_ring **q, int n)
 		struct jrnl_rec r = rec(100 + (uint64_t)i, 1000, i, i);
 		cr_assert_eq(jrnl_append(q[i & 1], &r), (int64_t)(i / 2 + 1));
 	}
-	cr_assert_eq(jrnl_commit(j), n);
-	cr_assert_eq(jrnl_durable(q[0]), (uint64_t)(n + 1) / 2);
-	cr_assert_eq(jrnl_commit(j), 0); /* nothing pending: no write, no fdatasync */
+	cr_assert_eq(jrnl_commit(j, NULL), n);
+	cr_assert_eq(jrnl_safe(q[0], true), (uint64_t)(n + 1) / 2);
+	cr_assert_eq(jrnl_safe(q[0], false), (uint64_t)(n + 1) / 2);
+	cr_assert_eq(jrnl_commit(j, NULL), 0); /* nothing pending: no write, no fdatasync */
 }
 
 Test(jrnl, replay_torn_tail_and_corrupt_middle)
@@ -386,7 +387,7 @@ Test(jrnl, replay_torn_tail_and_corrupt_middle)
 	j.end = end;
 	struct jrnl_rec more = rec(5, 1000, 100, 99);
 	cr_assert(jrnl_append(q[0], &more) > 0);
-	cr_assert_eq(jrnl_commit(&j), 1);
+	cr_assert_eq(jrnl_commit(&j, NULL), 1);
 	c.n = 0;
 	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 10);
 	cr_assert_eq(c.r[9].spend, 100);
@@ -394,6 +395,52 @@ Test(jrnl, replay_torn_tail_and_corrupt_middle)
 	unlink(path);
 	free(q[0]);
 	free(q[1]);
+}
+
+/* jrnl_commit's on_written runs after the write and before the fdatasync: `written` is
+ * published (durability "process" may release last bytes), `durable` not yet. */
+static struct jrnl_ring *written_ring;
+static int written_calls;
+static uint64_t written_seen, durable_seen;
+
+static void note_written(void)
+{
+	written_calls++;
+	written_seen = jrnl_safe(written_ring, false);
+	durable_seen = jrnl_safe(written_ring, true);
+}
+
+Test(jrnl, written_is_published_before_the_fdatasync)
+{
+	char path[64];
+	struct jrnl_ring *q = calloc(1, sizeof(*q));
+	struct jrnl j = { .fd = tmpfile_fd(path), .w = &q, .nw = 1 };
+	struct jrnl_rec r = rec(9, 0, 1, 0);
+	written_ring = q;
+	written_calls = 0;
+	for (int i = 0; i < 3; i++)
+		cr_assert(jrnl_append(q, &r) > 0);
+	cr_assert_eq(jrnl_commit(&j, note_written), 3);
+	cr_assert_eq(written_calls, 1);
+	cr_assert_eq(written_seen, 3);
+	cr_assert_eq(durable_seen, 0, "durable before the fdatasync");
+	cr_assert_eq(jrnl_safe(q, true), 3);
+	cr_assert_eq(jrnl_commit(&j, note_written), 0);
+	cr_assert_eq(written_calls, 1, "nothing written, no call");
+
+	/* a write that fails publishes nothing and calls nothing */
+	cr_assert(jrnl_append(q, &r) > 0);
+	int ro = open(path, O_RDONLY);
+	cr_assert(ro >= 0);
+	close(j.fd);
+	j.fd = ro;
+	cr_assert(jrnl_commit(&j, note_written) < 0);
+	cr_assert_eq(written_calls, 1);
+	cr_assert_eq(jrnl_safe(q, false), 3);
+	cr_assert_eq(jrnl_safe(q, true), 3);
+	close(j.fd);
+	unlink(path);
+	free(q);
 }
 
 Test(jrnl, ring_full_and_wraparound)
@@ -404,11 +451,11 @@ Test(jrnl, ring_full_and_wraparound)
 	struct jrnl_rec r = rec(9, 0, 1, 0);
 	for (int i = 0; i < JRNL_RING - 10; i++)
 		cr_assert(jrnl_append(q, &r) > 0);
-	cr_assert_eq(jrnl_commit(&j), JRNL_RING - 10);
+	cr_assert_eq(jrnl_commit(&j, NULL), JRNL_RING - 10);
 	for (int i = 0; i < JRNL_RING; i++) /* wraps around the end of the ring */
 		cr_assert(jrnl_append(q, &r) > 0);
 	cr_assert_eq(jrnl_append(q, &r), -EAGAIN);
-	cr_assert_eq(jrnl_commit(&j), JRNL_RING);
+	cr_assert_eq(jrnl_commit(&j, NULL), JRNL_RING);
 	cr_assert(jrnl_append(q, &r) > 0);
 	struct collect c = { .n = 0 };
 	off_t end;
@@ -433,7 +480,7 @@ Test(jrnl, compaction_keeps_latest_window_per_entity)
 	};
 	for (size_t i = 0; i < ARRAY_LEN(rs); i++)
 		jrnl_append(q, &rs[i]);
-	cr_assert_eq(jrnl_commit(&j), (int)ARRAY_LEN(rs));
+	cr_assert_eq(jrnl_commit(&j, NULL), (int)ARRAY_LEN(rs));
 	cr_assert_eq(jrnl_compact(&j, path), 0);
 	cr_assert_eq(j.end, 2 * JRNL_REC);
 	struct collect c = { .n = 0 };
@@ -450,7 +497,7 @@ Test(jrnl, compaction_keeps_latest_window_per_entity)
 	}
 	/* appending continues on the compacted file; compacting again is stable */
 	jrnl_append(q, &rs[6]);
-	cr_assert_eq(jrnl_commit(&j), 1);
+	cr_assert_eq(jrnl_commit(&j, NULL), 1);
 	cr_assert_eq(jrnl_compact(&j, path), 0);
 	c.n = 0;
 	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 2);
@@ -646,7 +693,7 @@ Test(gov_cfg, lists_every_problem)
 		"{\"providers\":[{\"name\":\"openai\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:9/v1\","
 		"  \"budget\":{\"max_limit\":-3,\"reset_duration\":\"1M\"}}],"
 		"\"pricing\":{\"gpt-x\":{\"input\":-1,\"output\":0.0000001}},"
-		"\"governance\":{\"enforce\":\"yes\","
+		"\"governance\":{\"enforce\":\"yes\",\"durability\":\"fast\","
 		" \"customers\":[{\"id\":\"acme\"},{\"id\":\"acme\"}],"
 		" \"teams\":[{\"id\":\"t1\",\"customer_id\":\"nobody\"}],"
 		" \"virtual_keys\":[{\"id\":\"k1\",\"value\":\"same\",\"team_id\":\"ghost\","
@@ -662,6 +709,7 @@ Test(gov_cfg, lists_every_problem)
 		"pricing.gpt-x.input must not be negative",
 		"pricing.gpt-x.output is finer than a micro-dollar",
 		"governance.enforce must be true or false",
+		"governance.durability must be \"disk\" or \"process\"",
 		"governance.customers: id \"acme\" is used twice",
 		"team t1: customer_id \"nobody\" is not a configured customer",
 		"virtual key k1: team_id \"ghost\" is not a configured team",
@@ -817,7 +865,7 @@ Test(gov_admit, journal_replay_restores_spend_exactly)
 			cr_assert(jrnl_append(q, &out[k]) > 0);
 		total += 1000 + i;
 	}
-	cr_assert_eq(jrnl_commit(&j), 35);
+	cr_assert_eq(jrnl_commit(&j, NULL), 35);
 	/* "restart": a fresh region, bind, replay */
 	gov_region_unmap(f.r);
 	f.r = gov_region_map(64);
