@@ -75,11 +75,12 @@ export function cleanEnv(extra = {}) {
 
 /**
  * Spawn the binary with raw argv; collect output lines; no readiness wait.
- * opts: { args, env, cwd, ulimitNofile, ulimitFsizeKiB }
+ * opts: { args, env, cwd, ulimitNofile, ulimitFsizeKiB, bareEnv }
+ * bareEnv: the environment is PATH, HOME (= cwd) and `env`, nothing else of the test's.
  */
-export function spawnBifrost({ args = [], env = {}, cwd, ulimitNofile, ulimitFsizeKiB } = {}) {
+export function spawnBifrost({ args = [], env = {}, cwd, ulimitNofile, ulimitFsizeKiB, bareEnv = false } = {}) {
   requireBinary();
-  const fullEnv = cleanEnv(env);
+  const fullEnv = bareEnv ? { PATH: process.env.PATH || '/usr/bin:/bin', HOME: cwd, ...env } : cleanEnv(env);
   // ulimitFsizeKiB: the largest file the gateway may write (a "disk full" for its journal)
   const child = ulimitNofile || ulimitFsizeKiB
     ? spawn('sh', ['-c', [
@@ -130,6 +131,7 @@ export function spawnBifrost({ args = [], env = {}, cwd, ulimitNofile, ulimitFsi
     return r;
   };
   proc.output = () => `--- stdout ---\n${proc.stdout.join('\n')}\n--- stderr ---\n${proc.stderr.join('\n')}`;
+  proc.all = () => `${proc.stdout.join('\n')}\n${proc.stderr.join('\n')}`;
   return proc;
 }
 
