@@ -10550,6 +10550,9 @@ static void mgmt_publish(struct cfg *n)
 	pthread_mutex_unlock(&cfg_lock);
 	if ((n->listen && (!old->listen || strcmp(n->listen, old->listen))) || n->workers != old->workers)
 		fprintf(stderr, "bifrost: listen and workers take effect at the next start\n");
+	if (n->cluster && !old->cluster) /* (the cluster thread starts with a first config that has one) */
+		fprintf(stderr, "bifrost: cluster: a block added by a reload takes effect at the next start, unless "
+			"this node started with one\n");
 	atomic_fetch_add(&cfg_generation, 1);
 	pthread_mutex_unlock(&mgmt_publish_lock);
 	cfg_put(old);

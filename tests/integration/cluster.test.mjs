@@ -1114,3 +1114,18 @@ test('10. dist/cluster: the three node configs pass `bifrost check` and differ o
   assert.match(compose, /appendonly\s+yes/, 'docker-compose.yml: Redis without appendonly yes');
   assert.match(compose, /maxmemory-policy\s+noeviction/, 'docker-compose.yml: Redis without maxmemory-policy noeviction');
 });
+
+test('a "cluster" block added by a reload to a node started without one: the node says it takes effect at the next start, and keeps answering on its own limits', { skip: SKIP, timeout: 60000 }, async () => {
+  const gov = { enforce: true, virtual_keys: [{ id: 'k-reload', value: 'sk-bf-cluster-reload', budget: { max_limit: 1, reset_duration: '1d' } }] };
+  const node = await startNode('r1', sharedConfig(gov), null);
+  m.reset();
+  m.behave({ usage: USAGE });
+  writeFileSync(node.cfgPath, JSON.stringify({ ...node.cfg, cluster: { node_id: 'r1', redis: redis.url, key_prefix: newPrefix() } }, null, 2));
+  node.proc.child.kill('SIGHUP');
+  const t0 = Date.now();
+  while (!node.stderr.some((l) => /config reloaded/.test(l)) && Date.now() - t0 < 5000) await sleep(50);
+  assert.ok(node.stderr.some((l) => /^bifrost: cluster: a block added by a reload takes effect at the next start/.test(l)), `stderr: ${node.stderr.slice(-5).join('\n')}`);
+  const r = await send(node, 'sk-bf-cluster-reload', { timeout: 5000 });
+  assert.equal(r.status, 200, show(r));
+  await finish([node]);
+});
