@@ -7805,10 +7805,13 @@ struct jrnl_ring {
 };
 
 struct jrnl {
-	int fd;               /* owned: the journal, written at `end` with pwrite */
-	off_t end;            /* bytes known good (whole records) */
+	int fd;               /* owned: the journal, written at `wend` with pwrite */
+	off_t end;            /* bytes on disk (fdatasync'd): whole records */
+	off_t wend;           /* bytes written (>= end): whole records */
 	struct jrnl_ring **w; /* borrowed: one ring per writer (at most JRNL_MAX_WRITERS) */
 	int nw;
+	off_t sync_end;       /* the sync in flight (jrnl_sync_begin): wend when it began, */
+	uint64_t sync_head[JRNL_MAX_WRITERS]; /* ... and each ring's `written` */
 };
 
 /* CRC32C (Castagnoli), bitwise: 64-byte records make a table not worth its cache lines. */
@@ -7923,19 +7926,19 @@ static int jrnl_pwritev_all(int fd, struct iovec *iov, int n, off_t off)
 }
 
 /*
- * Committer thread only. Writes every ring's pending records, publishes them written (and
- * calls `on_written`, when given), fdatasyncs, then publishes them durable. Returns the
- * number of records committed, or -errno (nothing durable; the file is cut back to its
- * known-good end and the same records are written again next time).
+ * Committer thread only. Writes every ring's records not written yet at `wend`, publishes
+ * them written and calls `on_written` (when given). The records stay in their rings until
+ * a sync makes them durable. Returns the number written, or -errno (nothing published; the
+ * file is cut back to `wend`, whole records, and the same records are written next time).
  */
-static int jrnl_commit(struct jrnl *j, void (*on_written)(void))
+static int jrnl_write(struct jrnl *j, void (*on_written)(void))
 {
 	struct iovec iov[2 * JRNL_MAX_WRITERS];
 	uint64_t head[JRNL_MAX_WRITERS];
 	int niov = 0, nrec = 0, nw = MIN(j->nw, JRNL_MAX_WRITERS);
 	for (int i = 0; i < nw; i++) {
 		struct jrnl_ring *q = j->w[i];
-		uint64_t d = atomic_load_explicit(&q->durable, memory_order_relaxed);
+		uint64_t d = atomic_load_explicit(&q->written, memory_order_relaxed);
 		uint64_t h = head[i] = atomic_load_explicit(&q->head, memory_order_acquire);
 		uint64_t a = d & (JRNL_RING - 1), first = MIN(h - d, JRNL_RING - a);
 		if (first)
@@ -7946,24 +7949,53 @@ static int jrnl_commit(struct jrnl *j, void (*on_written)(void))
 	}
 	if (nrec == 0)
 		return 0;
-	int rc = jrnl_pwritev_all(j->fd, iov, niov, j->end);
-	for (int i = 0; rc == 0 && i < nw; i++)
-		if (head[i] > atomic_load_explicit(&j->w[i]->written, memory_order_relaxed))
-			atomic_store_explicit(&j->w[i]->written, head[i], memory_order_release);
-	if (rc == 0 && on_written)
-		on_written();
-	if (rc == 0 && fdatasync(j->fd) != 0)
-		rc = -errno;
+	int rc = jrnl_pwritev_all(j->fd, iov, niov, j->wend);
 	if (rc) {
-		if (ftruncate(j->fd, j->end) != 0) {
-			/* the next commit rewrites from j->end anyway */
+		if (ftruncate(j->fd, j->wend) != 0) {
+			/* the next write starts at wend anyway */
 		}
 		return rc;
 	}
-	j->end += (off_t)nrec * JRNL_REC;
+	j->wend += (off_t)nrec * JRNL_REC;
 	for (int i = 0; i < nw; i++)
-		atomic_store_explicit(&j->w[i]->durable, head[i], memory_order_release);
+		atomic_store_explicit(&j->w[i]->written, head[i], memory_order_release);
+	if (on_written)
+		on_written();
 	return nrec;
+}
+
+/* A sync is to begin (the caller fdatasyncs, now or asynchronously): false when everything
+ * written is durable already. It covers what is written at this moment. */
+static bool jrnl_sync_begin(struct jrnl *j)
+{
+	if (j->wend == j->end)
+		return false;
+	j->sync_end = j->wend;
+	for (int i = 0; i < MIN(j->nw, JRNL_MAX_WRITERS); i++)
+		j->sync_head[i] = atomic_load_explicit(&j->w[i]->written, memory_order_relaxed);
+	return true;
+}
+
+/* The sync ended with `rc` (0 or -errno). 0: what it covered is published durable (and its
+ * ring space free). Failed: the page cache may have dropped what it held, so the file is cut
+ * back to `end` and everything since is written again (`written` goes back to `durable`). */
+static int jrnl_sync_end(struct jrnl *j, int rc)
+{
+	int nw = MIN(j->nw, JRNL_MAX_WRITERS);
+	if (rc == 0) {
+		j->end = j->sync_end;
+		for (int i = 0; i < nw; i++)
+			atomic_store_explicit(&j->w[i]->durable, j->sync_head[i], memory_order_release);
+		return 0;
+	}
+	if (ftruncate(j->fd, j->end) != 0) {
+		/* the next write starts at end anyway */
+	}
+	j->wend = j->end;
+	for (int i = 0; i < nw; i++)
+		atomic_store_explicit(&j->w[i]->written, atomic_load_explicit(&j->w[i]->durable, memory_order_relaxed),
+				      memory_order_release);
+	return rc;
 }
 
 /*
@@ -8129,7 +8161,7 @@ static int jrnl_compact(struct jrnl *j, const char *path)
 		return -errno; /* the file is already the snapshot: the caller reopens it */
 	close(j->fd);
 	j->fd = fd;
-	j->end = (off_t)k * JRNL_REC;
+	j->end = j->wend = (off_t)k * JRNL_REC;
 	return 0;
 }
 
@@ -16839,33 +16871,97 @@ static void main_commit_failed(int err, uint64_t *last_log_ns)
 	}
 }
 
-static void *main_committer(void *arg)
+/* The committer: writes records as soon as a worker kicks it, and fdatasyncs through its own
+ * io_uring, so new records are written (and, with durability "process", released) while a
+ * sync is in flight; each sync covers what was written when it began. */
+struct main_commit {
+	struct io_uring ring;
+	bool syncing, kick_armed;
+	uint64_t since_compact, last_log_ns;
+};
+
+/* A sync completed with `res` (0 or -errno). */
+static void main_synced(struct main_commit *m, int res)
 {
-	uint64_t since_compact = 0, last_log_ns = 0;
-	for (;;) {
-		bool stop = atomic_load(&gov_committer_stop);
-		int n = jrnl_commit(&gov_jrnl, main_wake_if_process);
-		if (n > 0) {
-			if (atomic_exchange(&jrnl_error, 0))
-				fprintf(stderr, "bifrost: journal %s is written again\n", gov_jrnl_path);
-			main_wake_workers();
-			since_compact += (uint64_t)n;
-		} else if (n < 0) {
-			main_commit_failed(-n, &last_log_ns);
-			if (stop)
-				return NULL; /* draining with a failing disk: what is not written is lost */
-			usleep(100000); /* retry ten times a second, not every 2 ms */
+	m->syncing = false;
+	int rc = jrnl_sync_end(&gov_jrnl, res);
+	if (rc < 0) {
+		main_commit_failed(-rc, &m->last_log_ns);
+		return;
+	}
+	if (atomic_exchange(&jrnl_error, 0))
+		fprintf(stderr, "bifrost: journal %s is written again\n", gov_jrnl_path);
+	main_wake_workers();
+}
+
+/* Start a sync of what is written, unless one runs or nothing waits. */
+static void main_sync(struct main_commit *m)
+{
+	struct io_uring_sqe *sqe;
+	if (m->syncing || !jrnl_sync_begin(&gov_jrnl))
+		return;
+	if (!(sqe = io_uring_get_sqe(&m->ring))) { /* (the ring has room for both ops: never) */
+		main_synced(m, fdatasync(gov_jrnl.fd) == 0 ? 0 : -errno);
+		return;
+	}
+	io_uring_prep_fsync(sqe, gov_jrnl.fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, 1);
+	m->syncing = true;
+}
+
+/* Wait up to `ms` for a worker's kick or the sync's end, and take what completed. */
+static void main_commit_wait(struct main_commit *m, long ms)
+{
+	struct io_uring_sqe *sqe;
+	if (!m->kick_armed && (sqe = io_uring_get_sqe(&m->ring))) {
+		io_uring_prep_poll_add(sqe, gov_commit_evfd, POLLIN);
+		io_uring_sqe_set_data64(sqe, 2);
+		m->kick_armed = true;
+	}
+	struct __kernel_timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	struct io_uring_cqe *cqe;
+	unsigned head, seen = 0;
+	io_uring_submit_and_wait_timeout(&m->ring, &cqe, 1, &ts, NULL);
+	io_uring_for_each_cqe(&m->ring, head, cqe) {
+		seen++;
+		if (io_uring_cqe_get_data64(cqe) == 1) {
+			main_synced(m, cqe->res);
 			continue;
 		}
-		if (since_compact >= 100000 && jrnl_compact(&gov_jrnl, gov_jrnl_path) == 0)
-			since_compact = 0;
-		if (stop && n == 0)
-			return NULL;
-		struct pollfd pf = { .fd = gov_commit_evfd, .events = POLLIN };
 		uint64_t kicks;
-		if (poll(&pf, 1, 2) > 0 && read(gov_commit_evfd, &kicks, sizeof(kicks)) < 0)
-			continue; /* a worker's charge is waiting: commit now, else every 2 ms */
+		m->kick_armed = false;
+		if (read(gov_commit_evfd, &kicks, sizeof(kicks)) < 0) {
+			/* reset by an earlier read: nothing to do */
+		}
 	}
+	io_uring_cq_advance(&m->ring, seen);
+}
+
+static void *main_committer(void *arg)
+{
+	struct main_commit m = { 0 };
+	if (io_uring_queue_init(4, &m.ring, 0) != 0)
+		die("cannot set up the journal committer's io_uring");
+	for (;;) {
+		bool stop = atomic_load(&gov_committer_stop);
+		int n = jrnl_write(&gov_jrnl, main_wake_if_process);
+		if (n < 0) {
+			main_commit_failed(-n, &m.last_log_ns);
+			if (stop && !m.syncing)
+				break; /* draining with a failing disk: what is not written is lost */
+			main_commit_wait(&m, 100); /* retry ten times a second, not at every kick */
+			continue;
+		}
+		m.since_compact += (uint64_t)n;
+		main_sync(&m);
+		if (!m.syncing && m.since_compact >= 100000 && jrnl_compact(&gov_jrnl, gov_jrnl_path) == 0)
+			m.since_compact = 0; /* (the file is quiet: everything written is durable) */
+		if (stop && n == 0 && !m.syncing)
+			break;
+		main_commit_wait(&m, 2); /* a worker's charge is waiting: write now, else every 2 ms */
+	}
+	io_uring_queue_exit(&m.ring);
+	return arg;
 }
 
 /* Map the counters, replay the journal into them, and give each worker a ring. */
@@ -16927,7 +17023,7 @@ static void main_governance(struct cfg *c, const char *data_dir, int nw)
 	}
 	if (!rings)
 		die("out of memory");
-	gov_jrnl = (struct jrnl){ .fd = fd, .end = end, .w = rings, .nw = nw };
+	gov_jrnl = (struct jrnl){ .fd = fd, .end = end, .wend = end, .w = rings, .nw = nw };
 	if (skipped && jrnl_compact(&gov_jrnl, gov_jrnl_path) != 0) /* the copy keeps the damage */
 		fprintf(stderr, "bifrost: warning: %s: could not compact the damaged records away\n", gov_jrnl_path);
 	gov_commit_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

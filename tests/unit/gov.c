@@ -298,6 +298,16 @@ static void collect_apply(void *ctx, const struct jrnl_rec *r)
 	c->n++;
 }
 
+/* The committer's cycle done at once: write, fdatasync, publish. Records written, or -errno. */
+static int commit(struct jrnl *j, void (*on_written)(void))
+{
+	int n = jrnl_write(j, on_written);
+	if (n < 0 || !jrnl_sync_begin(j))
+		return n;
+	int rc = jrnl_sync_end(j, fdatasync(j->fd) == 0 ? 0 : -errno);
+	return rc < 0 ? rc : n;
+}
+
 static int tmpfile_fd(char *path)
 {
 	strcpy(path, "/tmp/gov_jrnl_XXXXXX");
@@ -315,10 +325,10 @@ static void journal_of(struct jrnl *j, struct jrnl_ring **q, int n)
 		struct jrnl_rec r = rec(100 + (uint64_t)i, 1000, i, i);
 		cr_assert_eq(jrnl_append(q[i & 1], &r), (int64_t)(i / 2 + 1));
 	}
-	cr_assert_eq(jrnl_commit(j, NULL), n);
+	cr_assert_eq(commit(j, NULL), n);
 	cr_assert_eq(jrnl_safe(q[0], true), (uint64_t)(n + 1) / 2);
 	cr_assert_eq(jrnl_safe(q[0], false), (uint64_t)(n + 1) / 2);
-	cr_assert_eq(jrnl_commit(j, NULL), 0); /* nothing pending: no write, no fdatasync */
+	cr_assert_eq(commit(j, NULL), 0); /* nothing pending: no write, no fdatasync */
 }
 
 Test(jrnl, replay_torn_tail_and_corrupt_middle)
@@ -384,10 +394,10 @@ Test(jrnl, replay_torn_tail_and_corrupt_middle)
 
 	/* the caller truncates at valid_end and appends on */
 	cr_assert_eq(ftruncate(j.fd, end), 0);
-	j.end = end;
+	j.end = j.wend = end;
 	struct jrnl_rec more = rec(5, 1000, 100, 99);
 	cr_assert(jrnl_append(q[0], &more) > 0);
-	cr_assert_eq(jrnl_commit(&j, NULL), 1);
+	cr_assert_eq(commit(&j, NULL), 1);
 	c.n = 0;
 	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 10);
 	cr_assert_eq(c.r[9].spend, 100);
@@ -420,12 +430,12 @@ Test(jrnl, written_is_published_before_the_fdatasync)
 	written_calls = 0;
 	for (int i = 0; i < 3; i++)
 		cr_assert(jrnl_append(q, &r) > 0);
-	cr_assert_eq(jrnl_commit(&j, note_written), 3);
+	cr_assert_eq(commit(&j, note_written), 3);
 	cr_assert_eq(written_calls, 1);
 	cr_assert_eq(written_seen, 3);
 	cr_assert_eq(durable_seen, 0, "durable before the fdatasync");
 	cr_assert_eq(jrnl_safe(q, true), 3);
-	cr_assert_eq(jrnl_commit(&j, note_written), 0);
+	cr_assert_eq(commit(&j, note_written), 0);
 	cr_assert_eq(written_calls, 1, "nothing written, no call");
 
 	/* a write that fails publishes nothing and calls nothing */
@@ -434,10 +444,56 @@ Test(jrnl, written_is_published_before_the_fdatasync)
 	cr_assert(ro >= 0);
 	close(j.fd);
 	j.fd = ro;
-	cr_assert(jrnl_commit(&j, note_written) < 0);
+	cr_assert(commit(&j, note_written) < 0);
 	cr_assert_eq(written_calls, 1);
 	cr_assert_eq(jrnl_safe(q, false), 3);
 	cr_assert_eq(jrnl_safe(q, true), 3);
+	close(j.fd);
+	unlink(path);
+	free(q);
+}
+
+/* Records written while a sync is in flight wait for the next one; a failed sync cuts the
+ * file back to what is durable and the same records are written again, once. */
+Test(jrnl, sync_pipeline_and_failed_sync)
+{
+	char path[64];
+	struct jrnl_ring *q = calloc(1, sizeof(*q));
+	struct jrnl j = { .fd = tmpfile_fd(path), .w = &q, .nw = 1 };
+	for (int i = 0; i < 2; i++) {
+		struct jrnl_rec r = rec(9, 0, 100 + i, 0);
+		cr_assert(jrnl_append(q, &r) > 0);
+	}
+	cr_assert_eq(jrnl_write(&j, NULL), 2);
+	cr_assert(jrnl_sync_begin(&j));                      /* covers records 1-2 */
+	struct jrnl_rec r3 = rec(9, 0, 102, 0);
+	cr_assert(jrnl_append(q, &r3) > 0);
+	cr_assert_eq(jrnl_write(&j, NULL), 1);               /* written during the sync */
+	cr_assert_eq(jrnl_safe(q, false), 3);
+	cr_assert_eq(jrnl_sync_end(&j, 0), 0);
+	cr_assert_eq(jrnl_safe(q, true), 2, "the sync covers what was written when it began");
+	cr_assert_eq(j.end, 2 * JRNL_REC);
+	cr_assert_eq(j.wend, 3 * JRNL_REC);
+
+	cr_assert(jrnl_sync_begin(&j));                      /* record 3 */
+	cr_assert_eq(jrnl_sync_end(&j, -EIO), -EIO);          /* the disk failed it */
+	cr_assert_eq(jrnl_safe(q, false), 2, "written goes back to durable");
+	cr_assert_eq(jrnl_safe(q, true), 2);
+	struct stat st;
+	cr_assert_eq(fstat(j.fd, &st), 0);
+	cr_assert_eq(st.st_size, 2 * JRNL_REC, "the file is cut back to what is durable");
+	cr_assert_eq(jrnl_write(&j, NULL), 1);               /* record 3 again */
+	cr_assert(jrnl_sync_begin(&j));
+	cr_assert_eq(jrnl_sync_end(&j, 0), 0);
+	cr_assert_eq(jrnl_safe(q, true), 3);
+	cr_assert_not(jrnl_sync_begin(&j), "nothing left to sync");
+
+	struct collect c = { .n = 0 };
+	off_t end;
+	long skipped;
+	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 3, "each record once");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(c.r[i].spend, 100 + i);
 	close(j.fd);
 	unlink(path);
 	free(q);
@@ -451,11 +507,11 @@ Test(jrnl, ring_full_and_wraparound)
 	struct jrnl_rec r = rec(9, 0, 1, 0);
 	for (int i = 0; i < JRNL_RING - 10; i++)
 		cr_assert(jrnl_append(q, &r) > 0);
-	cr_assert_eq(jrnl_commit(&j, NULL), JRNL_RING - 10);
+	cr_assert_eq(commit(&j, NULL), JRNL_RING - 10);
 	for (int i = 0; i < JRNL_RING; i++) /* wraps around the end of the ring */
 		cr_assert(jrnl_append(q, &r) > 0);
 	cr_assert_eq(jrnl_append(q, &r), -EAGAIN);
-	cr_assert_eq(jrnl_commit(&j, NULL), JRNL_RING);
+	cr_assert_eq(commit(&j, NULL), JRNL_RING);
 	cr_assert(jrnl_append(q, &r) > 0);
 	struct collect c = { .n = 0 };
 	off_t end;
@@ -480,7 +536,7 @@ Test(jrnl, compaction_keeps_latest_window_per_entity)
 	};
 	for (size_t i = 0; i < ARRAY_LEN(rs); i++)
 		jrnl_append(q, &rs[i]);
-	cr_assert_eq(jrnl_commit(&j, NULL), (int)ARRAY_LEN(rs));
+	cr_assert_eq(commit(&j, NULL), (int)ARRAY_LEN(rs));
 	cr_assert_eq(jrnl_compact(&j, path), 0);
 	cr_assert_eq(j.end, 2 * JRNL_REC);
 	struct collect c = { .n = 0 };
@@ -497,7 +553,7 @@ Test(jrnl, compaction_keeps_latest_window_per_entity)
 	}
 	/* appending continues on the compacted file; compacting again is stable */
 	jrnl_append(q, &rs[6]);
-	cr_assert_eq(jrnl_commit(&j, NULL), 1);
+	cr_assert_eq(commit(&j, NULL), 1);
 	cr_assert_eq(jrnl_compact(&j, path), 0);
 	c.n = 0;
 	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 2);
@@ -865,7 +921,7 @@ Test(gov_admit, journal_replay_restores_spend_exactly)
 			cr_assert(jrnl_append(q, &out[k]) > 0);
 		total += 1000 + i;
 	}
-	cr_assert_eq(jrnl_commit(&j, NULL), 35);
+	cr_assert_eq(commit(&j, NULL), 35);
 	/* "restart": a fresh region, bind, replay */
 	gov_region_unmap(f.r);
 	f.r = gov_region_map(64);
