@@ -7926,12 +7926,12 @@ static int jrnl_pwritev_all(int fd, struct iovec *iov, int n, off_t off)
 }
 
 /*
- * Committer thread only. Writes every ring's records not written yet at `wend`, publishes
- * them written and calls `on_written` (when given). The records stay in their rings until
- * a sync makes them durable. Returns the number written, or -errno (nothing published; the
- * file is cut back to `wend`, whole records, and the same records are written next time).
+ * Committer thread only. Writes every ring's records not written yet at `wend` and publishes
+ * them written. They stay in their rings until a sync makes them durable. Returns the number
+ * written, or -errno (nothing published; the file is cut back to `wend`, whole records, and
+ * the same records are written next time).
  */
-static int jrnl_write(struct jrnl *j, void (*on_written)(void))
+static int jrnl_write(struct jrnl *j)
 {
 	struct iovec iov[2 * JRNL_MAX_WRITERS];
 	uint64_t head[JRNL_MAX_WRITERS];
@@ -7959,8 +7959,6 @@ static int jrnl_write(struct jrnl *j, void (*on_written)(void))
 	j->wend += (off_t)nrec * JRNL_REC;
 	for (int i = 0; i < nw; i++)
 		atomic_store_explicit(&j->w[i]->written, head[i], memory_order_release);
-	if (on_written)
-		on_written();
 	return nrec;
 }
 
@@ -16848,15 +16846,13 @@ static void main_wake_workers(void)
 			break;
 }
 
-/* Records were written (not yet fdatasync'd): wake the workers if the config's durability
- * is "process" (their last bytes may go now); "disk" waits for the wake-up after the sync. */
-static void main_wake_if_process(void)
+/* The current config's governance.durability is "process". */
+static bool main_durability_process(void)
 {
 	struct cfg *c = cfg_get();
 	bool process = c->gov && !c->gov->durable_disk;
 	cfg_put(c);
-	if (process)
-		main_wake_workers();
+	return process;
 }
 
 /* A failed commit: publish the error (once per change), log at most once a second. */
@@ -16873,11 +16869,15 @@ static void main_commit_failed(int err, uint64_t *last_log_ns)
 
 /* The committer: writes records as soon as a worker kicks it, and fdatasyncs through its own
  * io_uring, so new records are written (and, with durability "process", released) while a
- * sync is in flight; each sync covers what was written when it began. */
+ * sync is in flight; each sync covers what was written when it began. With "process" a sync
+ * starts at most every MAIN_SYNC_PROCESS_MS: on a small machine an fdatasync costs tens of
+ * µs of the CPU the workers need, and no response waits for it. */
+#define MAIN_SYNC_PROCESS_MS 10
+
 struct main_commit {
 	struct io_uring ring;
 	bool syncing, kick_armed;
-	uint64_t since_compact, last_log_ns;
+	uint64_t since_compact, last_log_ns, last_sync_ns;
 };
 
 /* A sync completed with `res` (0 or -errno). */
@@ -16894,12 +16894,16 @@ static void main_synced(struct main_commit *m, int res)
 	main_wake_workers();
 }
 
-/* Start a sync of what is written, unless one runs or nothing waits. */
-static void main_sync(struct main_commit *m)
+/* Start a sync of what is written, unless one runs, nothing waits, or (durability "process")
+ * the last began less than MAIN_SYNC_PROCESS_MS ago. */
+static void main_sync(struct main_commit *m, bool process)
 {
 	struct io_uring_sqe *sqe;
-	if (m->syncing || !jrnl_sync_begin(&gov_jrnl))
+	uint64_t now = now_ns();
+	if (m->syncing || (process && now - m->last_sync_ns < MAIN_SYNC_PROCESS_MS * 1000000ull) ||
+	    !jrnl_sync_begin(&gov_jrnl))
 		return;
+	m->last_sync_ns = now;
 	if (!(sqe = io_uring_get_sqe(&m->ring))) { /* (the ring has room for both ops: never) */
 		main_synced(m, fdatasync(gov_jrnl.fd) == 0 ? 0 : -errno);
 		return;
@@ -16943,8 +16947,10 @@ static void *main_committer(void *arg)
 	if (io_uring_queue_init(4, &m.ring, 0) != 0)
 		die("cannot set up the journal committer's io_uring");
 	for (;;) {
-		bool stop = atomic_load(&gov_committer_stop);
-		int n = jrnl_write(&gov_jrnl, main_wake_if_process);
+		bool stop = atomic_load(&gov_committer_stop), process = main_durability_process();
+		int n = jrnl_write(&gov_jrnl);
+		if (n > 0 && process)
+			main_wake_workers(); /* their last bytes may go: the charges are in the file */
 		if (n < 0) {
 			main_commit_failed(-n, &m.last_log_ns);
 			if (stop && !m.syncing)
@@ -16953,8 +16959,9 @@ static void *main_committer(void *arg)
 			continue;
 		}
 		m.since_compact += (uint64_t)n;
-		main_sync(&m);
-		if (!m.syncing && m.since_compact >= 100000 && jrnl_compact(&gov_jrnl, gov_jrnl_path) == 0)
+		main_sync(&m, process && !stop);
+		if (!m.syncing && gov_jrnl.wend == gov_jrnl.end && m.since_compact >= 100000 &&
+		    jrnl_compact(&gov_jrnl, gov_jrnl_path) == 0)
 			m.since_compact = 0; /* (the file is quiet: everything written is durable) */
 		if (stop && n == 0 && !m.syncing)
 			break;

@@ -299,9 +299,9 @@ static void collect_apply(void *ctx, const struct jrnl_rec *r)
 }
 
 /* The committer's cycle done at once: write, fdatasync, publish. Records written, or -errno. */
-static int commit(struct jrnl *j, void (*on_written)(void))
+static int commit(struct jrnl *j)
 {
-	int n = jrnl_write(j, on_written);
+	int n = jrnl_write(j);
 	if (n < 0 || !jrnl_sync_begin(j))
 		return n;
 	int rc = jrnl_sync_end(j, fdatasync(j->fd) == 0 ? 0 : -errno);
@@ -325,10 +325,10 @@ static void journal_of(struct jrnl *j, struct jrnl_ring **q, int n)
 		struct jrnl_rec r = rec(100 + (uint64_t)i, 1000, i, i);
 		cr_assert_eq(jrnl_append(q[i & 1], &r), (int64_t)(i / 2 + 1));
 	}
-	cr_assert_eq(commit(j, NULL), n);
+	cr_assert_eq(commit(j), n);
 	cr_assert_eq(jrnl_safe(q[0], true), (uint64_t)(n + 1) / 2);
 	cr_assert_eq(jrnl_safe(q[0], false), (uint64_t)(n + 1) / 2);
-	cr_assert_eq(commit(j, NULL), 0); /* nothing pending: no write, no fdatasync */
+	cr_assert_eq(commit(j), 0); /* nothing pending: no write, no fdatasync */
 }
 
 Test(jrnl, replay_torn_tail_and_corrupt_middle)
@@ -397,7 +397,7 @@ Test(jrnl, replay_torn_tail_and_corrupt_middle)
 	j.end = j.wend = end;
 	struct jrnl_rec more = rec(5, 1000, 100, 99);
 	cr_assert(jrnl_append(q[0], &more) > 0);
-	cr_assert_eq(commit(&j, NULL), 1);
+	cr_assert_eq(commit(&j), 1);
 	c.n = 0;
 	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 10);
 	cr_assert_eq(c.r[9].spend, 100);
@@ -407,45 +407,31 @@ Test(jrnl, replay_torn_tail_and_corrupt_middle)
 	free(q[1]);
 }
 
-/* jrnl_commit's on_written runs after the write and before the fdatasync: `written` is
- * published (durability "process" may release last bytes), `durable` not yet. */
-static struct jrnl_ring *written_ring;
-static int written_calls;
-static uint64_t written_seen, durable_seen;
-
-static void note_written(void)
-{
-	written_calls++;
-	written_seen = jrnl_safe(written_ring, false);
-	durable_seen = jrnl_safe(written_ring, true);
-}
-
+/* jrnl_write publishes `written` (durability "process" may release last bytes) before any
+ * sync; `durable` only when the sync ends. A write that fails publishes nothing. */
 Test(jrnl, written_is_published_before_the_fdatasync)
 {
 	char path[64];
 	struct jrnl_ring *q = calloc(1, sizeof(*q));
 	struct jrnl j = { .fd = tmpfile_fd(path), .w = &q, .nw = 1 };
 	struct jrnl_rec r = rec(9, 0, 1, 0);
-	written_ring = q;
-	written_calls = 0;
 	for (int i = 0; i < 3; i++)
 		cr_assert(jrnl_append(q, &r) > 0);
-	cr_assert_eq(commit(&j, note_written), 3);
-	cr_assert_eq(written_calls, 1);
-	cr_assert_eq(written_seen, 3);
-	cr_assert_eq(durable_seen, 0, "durable before the fdatasync");
+	cr_assert_eq(jrnl_write(&j), 3);
+	cr_assert_eq(jrnl_safe(q, false), 3);
+	cr_assert_eq(jrnl_safe(q, true), 0, "durable before the fdatasync");
+	cr_assert(jrnl_sync_begin(&j));
+	cr_assert_eq(jrnl_sync_end(&j, 0), 0);
 	cr_assert_eq(jrnl_safe(q, true), 3);
-	cr_assert_eq(commit(&j, note_written), 0);
-	cr_assert_eq(written_calls, 1, "nothing written, no call");
+	cr_assert_eq(commit(&j), 0, "nothing to write");
 
-	/* a write that fails publishes nothing and calls nothing */
+	/* a write that fails publishes nothing */
 	cr_assert(jrnl_append(q, &r) > 0);
 	int ro = open(path, O_RDONLY);
 	cr_assert(ro >= 0);
 	close(j.fd);
 	j.fd = ro;
-	cr_assert(commit(&j, note_written) < 0);
-	cr_assert_eq(written_calls, 1);
+	cr_assert(jrnl_write(&j) < 0);
 	cr_assert_eq(jrnl_safe(q, false), 3);
 	cr_assert_eq(jrnl_safe(q, true), 3);
 	close(j.fd);
@@ -464,11 +450,11 @@ Test(jrnl, sync_pipeline_and_failed_sync)
 		struct jrnl_rec r = rec(9, 0, 100 + i, 0);
 		cr_assert(jrnl_append(q, &r) > 0);
 	}
-	cr_assert_eq(jrnl_write(&j, NULL), 2);
+	cr_assert_eq(jrnl_write(&j), 2);
 	cr_assert(jrnl_sync_begin(&j));                      /* covers records 1-2 */
 	struct jrnl_rec r3 = rec(9, 0, 102, 0);
 	cr_assert(jrnl_append(q, &r3) > 0);
-	cr_assert_eq(jrnl_write(&j, NULL), 1);               /* written during the sync */
+	cr_assert_eq(jrnl_write(&j), 1);               /* written during the sync */
 	cr_assert_eq(jrnl_safe(q, false), 3);
 	cr_assert_eq(jrnl_sync_end(&j, 0), 0);
 	cr_assert_eq(jrnl_safe(q, true), 2, "the sync covers what was written when it began");
@@ -482,7 +468,7 @@ Test(jrnl, sync_pipeline_and_failed_sync)
 	struct stat st;
 	cr_assert_eq(fstat(j.fd, &st), 0);
 	cr_assert_eq(st.st_size, 2 * JRNL_REC, "the file is cut back to what is durable");
-	cr_assert_eq(jrnl_write(&j, NULL), 1);               /* record 3 again */
+	cr_assert_eq(jrnl_write(&j), 1);               /* record 3 again */
 	cr_assert(jrnl_sync_begin(&j));
 	cr_assert_eq(jrnl_sync_end(&j, 0), 0);
 	cr_assert_eq(jrnl_safe(q, true), 3);
@@ -507,11 +493,11 @@ Test(jrnl, ring_full_and_wraparound)
 	struct jrnl_rec r = rec(9, 0, 1, 0);
 	for (int i = 0; i < JRNL_RING - 10; i++)
 		cr_assert(jrnl_append(q, &r) > 0);
-	cr_assert_eq(commit(&j, NULL), JRNL_RING - 10);
+	cr_assert_eq(commit(&j), JRNL_RING - 10);
 	for (int i = 0; i < JRNL_RING; i++) /* wraps around the end of the ring */
 		cr_assert(jrnl_append(q, &r) > 0);
 	cr_assert_eq(jrnl_append(q, &r), -EAGAIN);
-	cr_assert_eq(commit(&j, NULL), JRNL_RING);
+	cr_assert_eq(commit(&j), JRNL_RING);
 	cr_assert(jrnl_append(q, &r) > 0);
 	struct collect c = { .n = 0 };
 	off_t end;
@@ -536,7 +522,7 @@ Test(jrnl, compaction_keeps_latest_window_per_entity)
 	};
 	for (size_t i = 0; i < ARRAY_LEN(rs); i++)
 		jrnl_append(q, &rs[i]);
-	cr_assert_eq(commit(&j, NULL), (int)ARRAY_LEN(rs));
+	cr_assert_eq(commit(&j), (int)ARRAY_LEN(rs));
 	cr_assert_eq(jrnl_compact(&j, path), 0);
 	cr_assert_eq(j.end, 2 * JRNL_REC);
 	struct collect c = { .n = 0 };
@@ -553,7 +539,7 @@ Test(jrnl, compaction_keeps_latest_window_per_entity)
 	}
 	/* appending continues on the compacted file; compacting again is stable */
 	jrnl_append(q, &rs[6]);
-	cr_assert_eq(commit(&j, NULL), 1);
+	cr_assert_eq(commit(&j), 1);
 	cr_assert_eq(jrnl_compact(&j, path), 0);
 	c.n = 0;
 	cr_assert_eq(jrnl_replay(j.fd, collect_apply, &c, &end, &skipped), 2);
@@ -921,7 +907,7 @@ Test(gov_admit, journal_replay_restores_spend_exactly)
 			cr_assert(jrnl_append(q, &out[k]) > 0);
 		total += 1000 + i;
 	}
-	cr_assert_eq(commit(&j, NULL), 35);
+	cr_assert_eq(commit(&j), 35);
 	/* "restart": a fresh region, bind, replay */
 	gov_region_unmap(f.r);
 	f.r = gov_region_map(64);
