@@ -7727,11 +7727,13 @@ static void xlate_a2c_event(struct arena *a, struct str name, struct str data, s
  *                                                                          *
  * Writers (workers) never touch the file: jrnl_append encodes into the     *
  * writer's own single-producer ring and returns a sequence number. One     *
- * committer thread (every few ms) runs jrnl_commit: it pwrite()s every     *
- * ring's pending records at the known-good end of the file, fdatasync()s,  *
- * and only then publishes each ring's `durable` sequence. A failed write   *
- * truncates back to the known-good end and publishes nothing, so the file  *
- * is always a sequence of whole records followed by at most one torn tail. *
+ * committer thread (kicked, else every 2 ms) runs jrnl_write: it pwrite()s *
+ * every ring's new records at `wend` and publishes each ring's `written`.  *
+ * A sync (jrnl_sync_begin, an fdatasync the committer runs through its     *
+ * io_uring while it goes on writing, jrnl_sync_end) then publishes each    *
+ * ring's `durable` as it was when the sync began. A failed write truncates *
+ * back to `wend`, a failed sync to `end`, and publishes nothing, so the    *
+ * file is always a sequence of whole records and at most one torn tail.    *
  * While writes fail, `jrnl_error` says why: governed admission answers 503 *
  * and held last bytes are released (nothing waits for a commit that cannot *
  * come); the first write that succeeds clears it.                         *
@@ -7749,8 +7751,8 @@ static void xlate_a2c_event(struct arena *a, struct str name, struct str data, s
  * cost: one commit interval plus one fdatasync on the END of a response    *
  * (not the first byte, not throughput: one fdatasync covers every record   *
  * of the interval). "process" waits for `written` (pwrite done: the page   *
- * cache survives a kill -9, an OOM kill, a crash of the gateway) and so    *
- * skips the fdatasync; a power cut can lose the last interval's charges.   *
+ * cache survives a kill -9, an OOM kill, a crash of the gateway), and its  *
+ * syncs start at most every 10 ms: a power cut can lose their charges.     *
  * A crash between commit and release bills a response the client may not  *
  * have fully received: we err towards charging.                            *
  *                                                                          *
