@@ -12011,6 +12011,9 @@ static void clu_open_failed(struct clu_conn *k, const struct resp_val *r, int n)
 			snprintf(k->why, sizeof(k->why), "Redis answered %.*s", (int)MIN(r[i].s.n, 120), r[i].s.p);
 			break;
 		}
+	for (char *p = k->why; *p; p++) /* (a line on stderr: nothing from the network unprintable) */
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 	clu_close(k);
 }
 
