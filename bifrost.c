@@ -11953,6 +11953,21 @@ static int clu_sock_write(void *ctx, const unsigned char *p, size_t n)
 	}
 }
 
+/* Read what the connection has (waiting until k->deadline_ms) onto k->in, with room for at
+ * least `room` bytes. false: closed, failed or too late. */
+static bool clu_read_more(struct clu_conn *k, size_t room)
+{
+	if (buf_reserve(&k->in, room) != 0)
+		return false;
+	unsigned char *dst = (unsigned char *)k->in.p + k->in.len;
+	size_t n = MIN(k->in.cap - k->in.len, (size_t)INT_MAX);
+	int got = k->tls ? br_sslio_read(&k->io, dst, n) : clu_sock_read(k, dst, n);
+	if (got <= 0)
+		return false;
+	k->in.len += (size_t)got;
+	return true;
+}
+
 /* Send all of `out`, then read `n` replies into r[] (arena memory). false: the connection is
  * broken or too slow (the caller drops it). */
 static bool clu_exchange(struct clu_conn *k, struct str out, struct resp_val *r, int n, uint64_t deadline_ms)
@@ -11976,14 +11991,8 @@ static bool clu_exchange(struct clu_conn *k, struct str out, struct resp_val *r,
 			pos += (size_t)used, i++;
 			continue;
 		}
-		if (used < 0 || buf_reserve(&k->in, 65536) != 0)
+		if (used < 0 || !clu_read_more(k, 65536))
 			return false;
-		unsigned char *dst = (unsigned char *)k->in.p + k->in.len;
-		size_t room = MIN(k->in.cap - k->in.len, (size_t)INT_MAX);
-		int got = k->tls ? br_sslio_read(&k->io, dst, room) : clu_sock_read(k, dst, room);
-		if (got <= 0)
-			return false;
-		k->in.len += (size_t)got;
 	}
 	buf_consume(&k->in, pos);
 	return true;
@@ -12488,14 +12497,8 @@ static bool clu_sub_drain(struct clu_state *st)
 	long used;
 	size_t pos = 0;
 	k->deadline_ms = now_ns() / 1000000 + 50;
-	if (buf_reserve(&k->in, 4096) != 0)
+	if (!clu_read_more(k, 4096))
 		return false;
-	unsigned char *dst = (unsigned char *)k->in.p + k->in.len;
-	size_t room = MIN(k->in.cap - k->in.len, (size_t)INT_MAX);
-	int got = k->tls ? br_sslio_read(&k->io, dst, room) : clu_sock_read(k, dst, room);
-	if (got <= 0)
-		return false;
-	k->in.len += (size_t)got;
 	while ((used = resp_parse(&k->a, k->in.p + pos, k->in.len - pos, &v)) > 0) {
 		pos += (size_t)used;
 		st->cfg_ms = 0;

@@ -28,16 +28,14 @@
 // The last test sends Claude Code on through the gateway to a Bedrock provider (the Bedrock
 // mock, which verifies the gateway's SigV4 signature as AWS does).
 //
-// claude_cli.mjs's runClaude always sets ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY, which a
-// Bedrock-mode run must not have, so this file spawns the CLI itself (findClaude() finds it).
+// The CLI runs through claude_cli.mjs's runClaude without ANTHROPIC_BASE_URL or an Anthropic
+// credential (auth 'none'), which a Bedrock-mode run must not have.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startGateway, tempDir, sleep } from '../lib/gateway.mjs';
-import { findClaude, RUN_TIMEOUT_MS } from '../lib/claude_cli.mjs';
+import { findClaude, runClaude, RUN_TIMEOUT_MS } from '../lib/claude_cli.mjs';
 import { startAnthropicMock, scripted, toolResults, toolResultText, lastUserMessage } from '../lib/mock_anthropic.mjs';
 import { quiet, entity } from '../lib/usage.mjs';
 import { startBedrockMock } from '../lib/mock_bedrock.mjs';
@@ -105,45 +103,18 @@ after(async () => {
  * ANTHROPIC_API_KEY / AWS credentials of the developer's, no instance metadata lookups.
  */
 function runClaudeBedrock({ baseUrl, prompt, model, auth }) {
-  const home = tempDir('claude-bedrock-home-');
-  const cwd = tempDir('claude-bedrock-cwd-');
-  mkdirSync(join(home, '.claude'), { recursive: true });
-  const env = {
-    PATH: process.env.PATH,
-    HOME: home,
-    TMPDIR: process.env.TMPDIR || '/tmp',
-    LANG: 'C.UTF-8',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_AUTOUPDATER: '1',
-    DISABLE_TELEMETRY: '1',
-    DISABLE_ERROR_REPORTING: '1',
-    CLAUDE_CODE_MAX_RETRIES: '0',
-    CLAUDE_CODE_USE_BEDROCK: '1',
-    ANTHROPIC_BEDROCK_BASE_URL: baseUrl,
-    AWS_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_CONFIG_FILE: join(home, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'),
-    ...(auth.skip ? { CLAUDE_CODE_SKIP_BEDROCK_AUTH: '1' } : { AWS_BEARER_TOKEN_BEDROCK: auth.bearer }),
-  };
-  const argv = ['-p', prompt, '--model', model, '--allowedTools', 'Bash'];
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const child = spawn(found.bin, argv, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, RUN_TIMEOUT_MS);
-    const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
-    process.once('exit', kill);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      process.removeListener('exit', kill);
-      const ms = Date.now() - t0;
-      resolve({ code, signal, stdout, stderr, timedOut, ms, show() { return `exit ${code} ${signal || ''}${timedOut ? ' (timed out)' : ''} after ${ms} ms\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`; } });
-    });
+  const home = tempDir('claude-bedrock-aws-');
+  return runClaude(found.bin, {
+    prompt, model, auth: 'none',
+    env: {
+      CLAUDE_CODE_USE_BEDROCK: '1',
+      ANTHROPIC_BEDROCK_BASE_URL: baseUrl,
+      AWS_REGION: 'us-east-1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: join(home, 'no-aws-config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'),
+      ...(auth.skip ? { CLAUDE_CODE_SKIP_BEDROCK_AUTH: '1' } : { AWS_BEARER_TOKEN_BEDROCK: auth.bearer }),
+    },
   });
 }
 

@@ -279,19 +279,21 @@ async function topUp(nodes, key, maxEach = 60) {
   const refusals = [];
   let ok = 0, waits = 0;
   for (let round = 0; round < maxEach; round++) {
-    let refusedAll = true, inFlight = false;
+    let refusedAll = true, transient = false;
     for (const n of nodes) {
       const r = await send(n, key);
       if (r.status === 200) { ok++; per[n.id]++; refusedAll = false; continue; }
       assert.ok(r.status === 402 || r.status === 429, `top-up on ${n.id}: ${show(r)}`);
       const msg = errorBody(r).message;
       refusals.push({ node: n.id, status: r.status, msg });
-      inFlight ||= /in-flight/.test(msg);
+      transient ||= r.status === 429;
     }
-    // "in-flight budget" is transient: another node's field in Redis can still hold the
-    // reservation of a request refused elsewhere until that node's next push (<= 100 ms). A
-    // client retries after Retry-After; so does the top-up, a few times, before it concludes.
-    if (refusedAll && inFlight && waits++ < 5) { await sleep(300); round--; continue; }
+    // A 429 can be transient: a node writes its own count into Redis with the requests it is
+    // still waiting on the cluster for, so right after a burst another node's field can hold
+    // requests refused elsewhere until that node's next push (<= 100 ms; every field again each
+    // second). The top-up waits and asks again a few times before it concludes (known defect,
+    // see README "Several nodes": such a refusal can carry a window-long Retry-After).
+    if (refusedAll && transient && waits++ < 5) { await sleep(300); round--; continue; }
     if (refusedAll) return { ok, per, refusals };
   }
   assert.fail(`the budget never ran out after ${maxEach} rounds: ${JSON.stringify(per)}`);

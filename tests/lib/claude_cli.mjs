@@ -2,7 +2,7 @@
 // against a local base URL, bounded in time.
 //
 //   const found = findClaude();            // { bin, version } or { reason } (why it can't run here)
-//   const r = await runClaude(found.bin, { baseUrl, prompt, model, auth: 'api-key' | 'bearer' });
+//   const r = await runClaude(found.bin, { baseUrl, prompt, model, auth: 'api-key' | 'bearer' | 'none' });
 //   (env: extra variables for the CLI, e.g. { NODE_EXTRA_CA_CERTS: ca.crt } for an https base URL)
 //   r = { code, signal, stdout, stderr, timedOut, ms, show() }
 //
@@ -35,7 +35,9 @@ export function findClaude() {
   return { reason: `Claude Code CLI cannot run here (run (cd tests && npm ci)): ${tried.join('; ')}` };
 }
 
-/** Run `claude -p PROMPT` bounded by RUN_TIMEOUT_MS; SIGKILLed on timeout. */
+/** Run `claude -p PROMPT` bounded by RUN_TIMEOUT_MS; SIGKILLed on timeout. The environment is
+ * built from nothing but `env`, ANTHROPIC_BASE_URL = baseUrl (when given) and the credential
+ * `auth` names ('none': the caller's env carries it, as in Bedrock mode). */
 export function runClaude(bin, { baseUrl, prompt, model, auth = 'api-key', args = [], env: extraEnv = {} }) {
   const home = tempDir('claude-home-');
   const cwd = tempDir('claude-cwd-');
@@ -45,13 +47,13 @@ export function runClaude(bin, { baseUrl, prompt, model, auth = 'api-key', args 
     HOME: home,
     TMPDIR: process.env.TMPDIR || '/tmp',
     LANG: 'C.UTF-8',
-    ANTHROPIC_BASE_URL: baseUrl,
+    ...(baseUrl ? { ANTHROPIC_BASE_URL: baseUrl } : {}),
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
     DISABLE_AUTOUPDATER: '1',
     DISABLE_TELEMETRY: '1',
     DISABLE_ERROR_REPORTING: '1',
     CLAUDE_CODE_MAX_RETRIES: '0',
-    ...(auth === 'api-key' ? { ANTHROPIC_API_KEY: 'vk-test' } : { ANTHROPIC_AUTH_TOKEN: 'vk-test-token' }),
+    ...(auth === 'api-key' ? { ANTHROPIC_API_KEY: 'vk-test' } : auth === 'none' ? {} : { ANTHROPIC_AUTH_TOKEN: 'vk-test-token' }),
     ...extraEnv,
   };
   const argv = ['-p', prompt, '--model', model, '--allowedTools', 'Bash', ...args];
